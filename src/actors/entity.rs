@@ -1,0 +1,486 @@
+//! The virtual-actor machinery shared by every entity kind (cart, SKU, catalog, later order).
+//!
+//! ```text
+//!  caller ──► Directory<E> ──(activate on first message)──► Host<E> actor  ──► Entity::handle
+//!                 │  id → OnceCell<ActorRef>                    │ linked to
+//!                 │                                             ▼
+//!                 └── sweeper task (passivation)          Supervisor<E> (one per kind)
+//! ```
+//!
+//! - **Directory**: a concurrent map id → slot owned by the engine (never ractor's
+//!   process-global registry). A slot is a `OnceCell`, so two concurrent first messages to
+//!   one id start exactly one actor.
+//! - **Host**: one ractor actor per resident entity. It loads the state in `pre_start`,
+//!   runs each command through [`Entity::handle`] (validate → new state from a pure domain
+//!   function → write to the store → swap), then hands the reply to the durability barrier
+//!   and takes the next message. Every reply, reads included, waits until the actor's last
+//!   write is durable.
+//! - **Passivation**: a sweeper asks every resident actor to passivate now and then; an
+//!   actor idle for longer than the configured period removes itself from the directory,
+//!   answers whatever is still queued with "moved" (the caller retries on a fresh
+//!   activation) and drains; later sends are refused and also retried. An entity never has
+//!   two live actors that both write.
+//! - **Supervision**: a supervisor per kind overrides `handle_supervisor_evt`. A panicking
+//!   entity is removed from the directory and counted; the next message re-activates it
+//!   from its persisted state. Nobody else notices.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use tokio::sync::OnceCell;
+
+use crate::domain::{Millis, now_millis};
+use crate::storage::{Barrier, StorageError};
+
+/// One kind of entity (cart, SKU …): how to load it and how to handle its commands.
+///
+/// Business errors belong in `Reply`; `handle` never fails the actor.
+pub(crate) trait Entity: Send + Sync + Sized + 'static {
+    /// Kind name for logs and metrics.
+    const KIND: &'static str;
+    /// In-memory state of one entity.
+    type State: Send + 'static;
+    /// Commands the entity accepts.
+    type Cmd: Send + 'static;
+    /// The reply to every command.
+    type Reply: Send + 'static;
+
+    /// Loads the state of `id` from the store (activation).
+    fn load(&self, id: &str) -> Result<Self::State, StorageError>;
+
+    /// Handles one command. Writes go to the store before the state is changed; the
+    /// returned [`Effect`] says whether anything was written.
+    fn handle(
+        &self,
+        id: &str,
+        state: &mut Self::State,
+        cmd: Self::Cmd,
+    ) -> impl Future<Output = Effect<Self::Reply>> + Send;
+
+    /// Wall-clock time at which [`Entity::on_timer`] should run, if any.
+    fn timer_due(&self, _state: &Self::State) -> Option<Millis> {
+        None
+    }
+
+    /// Runs when the timer is due; returns whether it wrote.
+    fn on_timer(&self, _id: &str, _state: &mut Self::State) -> bool {
+        false
+    }
+
+    /// Whether an idle entity may be stopped (e.g. not while it has a timer to keep).
+    fn may_passivate(&self, _state: &Self::State) -> bool {
+        true
+    }
+
+    /// Called with the barrier ticket of each write this entity made.
+    fn wrote_at(&self, _ticket: u64) {}
+
+    /// Whether the entity should leave memory right away (it does not exist).
+    fn evict_now(&self, _state: &Self::State) -> bool {
+        false
+    }
+}
+
+/// What handling a command produced.
+pub(crate) struct Effect<R> {
+    /// The reply, released once durable.
+    pub reply: R,
+    /// Whether the store was written (a barrier ticket is taken after it).
+    pub wrote: bool,
+}
+
+impl<R> Effect<R> {
+    pub fn read(reply: R) -> Self {
+        Self {
+            reply,
+            wrote: false,
+        }
+    }
+    pub fn wrote(reply: R) -> Self {
+        Self { reply, wrote: true }
+    }
+}
+
+/// Why a call did not produce a reply.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallError {
+    /// The actor did not answer in time (it may still process the command).
+    #[error("the {0} actor did not answer in time")]
+    Timeout(&'static str),
+    /// The actor failed while handling the command.
+    #[error("the {0} actor failed")]
+    Failed(&'static str),
+    /// The reply could not be made durable.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+pub(crate) enum Undelivered {
+    /// The actor is passivating; try again on a fresh activation.
+    Moved,
+    Storage(StorageError),
+}
+
+type Reply<E> = Result<<E as Entity>::Reply, Undelivered>;
+
+pub(crate) enum HostMsg<E: Entity> {
+    Call(E::Cmd, RpcReplyPort<Reply<E>>),
+    Passivate(Duration),
+    Timer,
+    Panic,
+}
+
+/// Counters per kind.
+#[derive(Debug, Default)]
+pub struct KindStats {
+    /// Actors started from the store.
+    pub activated: AtomicU64,
+    /// Actors stopped because they were idle.
+    pub passivated: AtomicU64,
+    /// Actors that panicked.
+    pub panicked: AtomicU64,
+    /// Calls that timed out.
+    pub timeouts: AtomicU64,
+}
+
+type Slot<E> = Arc<OnceCell<ActorRef<HostMsg<E>>>>;
+
+/// Settings of one kind's directory.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DirectoryConfig {
+    pub passivate_after: Duration,
+    pub call_timeout: Duration,
+}
+
+/// id → actor for one kind, plus its supervisor and sweeper.
+pub(crate) struct Directory<E: Entity> {
+    /// A weak handle to this directory, given to each actor so it can remove itself.
+    me: Weak<Directory<E>>,
+    entity: Arc<E>,
+    barrier: Barrier,
+    slots: DashMap<Arc<str>, Slot<E>>,
+    supervisor: std::sync::OnceLock<ActorCell>,
+    config: DirectoryConfig,
+    pub stats: KindStats,
+    sweeper: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// How many times a call is re-routed to a fresh activation before it gives up.
+const MAX_REROUTES: usize = 8;
+
+impl<E: Entity> Directory<E> {
+    /// Starts the kind's supervisor and passivation sweeper.
+    pub async fn start(
+        entity: E,
+        barrier: Barrier,
+        config: DirectoryConfig,
+    ) -> Result<Arc<Self>, ActorProcessingErr> {
+        let dir = Arc::new_cyclic(|me| Directory {
+            me: me.clone(),
+            entity: Arc::new(entity),
+            barrier,
+            slots: DashMap::new(),
+            supervisor: std::sync::OnceLock::new(),
+            config,
+            stats: KindStats::default(),
+            sweeper: std::sync::Mutex::new(None),
+        });
+        let (sup, _) = Actor::spawn(
+            None,
+            Supervisor::<E> {
+                dir: Arc::downgrade(&dir),
+            },
+            (),
+        )
+        .await?;
+        let _ = dir.supervisor.set(sup.get_cell());
+        let weak = Arc::downgrade(&dir);
+        let period =
+            (config.passivate_after / 4).clamp(Duration::from_millis(20), Duration::from_secs(30));
+        let sweeper = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(dir) = weak.upgrade() else { return };
+                dir.sweep();
+            }
+        });
+        *dir.sweeper.lock().expect("sweeper lock") = Some(sweeper);
+        Ok(dir)
+    }
+
+    /// Number of resident actors.
+    pub fn resident(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Asks every resident actor to passivate if it has been idle long enough.
+    fn sweep(&self) {
+        let idle = self.config.passivate_after;
+        for entry in self.slots.iter() {
+            if let Some(actor) = entry.value().get() {
+                let _ = actor.cast(HostMsg::Passivate(idle));
+            }
+        }
+    }
+
+    /// Sends `cmd` to entity `id`, activating it if needed, and waits for the durable reply.
+    pub async fn call(&self, id: &str, cmd: impl Fn() -> E::Cmd) -> Result<E::Reply, CallError> {
+        for _ in 0..MAX_REROUTES {
+            let actor = self.activate(id).await?;
+            let (tx, rx) = ractor::concurrency::oneshot();
+            if actor.cast(HostMsg::Call(cmd(), tx.into())).is_err() {
+                // Stopped or draining: forget that actor and go again.
+                self.forget(id, &actor);
+                continue;
+            }
+            match tokio::time::timeout(self.config.call_timeout, rx).await {
+                Ok(Ok(Ok(reply))) => return Ok(reply),
+                Ok(Ok(Err(Undelivered::Moved))) => continue,
+                Ok(Ok(Err(Undelivered::Storage(e)))) => return Err(CallError::Storage(e)),
+                Ok(Err(_)) => return Err(CallError::Failed(E::KIND)),
+                Err(_) => {
+                    self.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+                    return Err(CallError::Timeout(E::KIND));
+                }
+            }
+        }
+        Err(CallError::Failed(E::KIND))
+    }
+
+    /// Makes one actor panic (test hook for supervision).
+    pub async fn panic_entity(&self, id: &str) -> Result<(), CallError> {
+        let actor = self.activate(id).await?;
+        let _ = actor.cast(HostMsg::Panic);
+        Ok(())
+    }
+
+    /// Stops every actor of this kind and the supervisor.
+    pub async fn shutdown(&self) {
+        if let Some(s) = self.sweeper.lock().expect("sweeper lock").take() {
+            s.abort();
+        }
+        if let Some(sup) = self.supervisor.get() {
+            sup.stop_children_and_wait(None, Some(Duration::from_secs(10)))
+                .await;
+            let _ = sup.stop_and_wait(None, Some(Duration::from_secs(5))).await;
+        }
+        self.slots.clear();
+    }
+
+    async fn activate(&self, id: &str) -> Result<ActorRef<HostMsg<E>>, CallError> {
+        let slot = match self.slots.get(id) {
+            Some(s) => s.value().clone(),
+            None => self.slots.entry(Arc::from(id)).or_default().value().clone(),
+        };
+        let result = slot
+            .get_or_try_init(|| async {
+                let supervisor = self
+                    .supervisor
+                    .get()
+                    .cloned()
+                    .ok_or(CallError::Failed(E::KIND))?;
+                let host = Host::<E> {
+                    entity: self.entity.clone(),
+                    barrier: self.barrier.clone(),
+                };
+                let weak = self.me.clone();
+                let (actor, _) =
+                    Actor::spawn_linked(None, host, (Arc::<str>::from(id), weak), supervisor)
+                        .await
+                        .map_err(|e| {
+                            tracing::warn!(kind = E::KIND, id, error = %e, "activation failed");
+                            CallError::Storage(StorageError::Io(format!(
+                                "activating {} {id}: {e}",
+                                E::KIND
+                            )))
+                        })?;
+                self.stats.activated.fetch_add(1, Ordering::Relaxed);
+                Ok::<_, CallError>(actor)
+            })
+            .await;
+        match result {
+            Ok(a) => Ok(a.clone()),
+            Err(e) => {
+                self.slots
+                    .remove_if(id, |_, s| Arc::ptr_eq(s, &slot) && s.get().is_none());
+                Err(e)
+            }
+        }
+    }
+
+    /// Removes `id` from the directory if it still maps to `actor`.
+    fn forget(&self, id: &str, actor: &ActorRef<HostMsg<E>>) {
+        let gone = actor.get_id();
+        self.slots
+            .remove_if(id, |_, s| s.get().is_some_and(|a| a.get_id() == gone));
+    }
+
+    /// Removes whatever entry maps to the actor with this id (after a panic).
+    fn forget_actor(&self, gone: ractor::ActorId) {
+        self.slots
+            .retain(|_, s| !s.get().is_some_and(|a| a.get_id() == gone));
+    }
+}
+
+/// The ractor actor hosting one entity. Holds only shared handles (config), as ractor
+/// actors do; the entity's data lives in [`HostState`].
+struct Host<E: Entity> {
+    entity: Arc<E>,
+    barrier: Barrier,
+}
+
+struct HostState<E: Entity> {
+    id: Arc<str>,
+    dir: Weak<Directory<E>>,
+    state: E::State,
+    /// The last barrier ticket of this entity's writes; every reply waits for it.
+    last_ticket: u64,
+    last_active: Instant,
+    /// When the scheduled timer fires (wall clock), if one is scheduled.
+    timer_at: Option<Millis>,
+    /// Set once the actor has left the directory; queued calls are answered `Moved`.
+    passivating: bool,
+}
+
+impl<E: Entity> Host<E> {
+    fn arm_timer(&self, myself: &ActorRef<HostMsg<E>>, st: &mut HostState<E>) {
+        let Some(due) = self.entity.timer_due(&st.state) else {
+            return;
+        };
+        if st.timer_at.is_some_and(|at| at <= due) {
+            return;
+        }
+        st.timer_at = Some(due);
+        let wait = Duration::from_millis((due - now_millis()).max(0) as u64);
+        myself.send_after(wait, || HostMsg::Timer);
+    }
+
+    /// Leaves the directory and drains: queued calls get `Moved`, later sends fail.
+    fn passivate(&self, myself: &ActorRef<HostMsg<E>>, st: &mut HostState<E>) {
+        st.passivating = true;
+        if let Some(dir) = st.dir.upgrade() {
+            dir.forget(&st.id, myself);
+            dir.stats.passivated.fetch_add(1, Ordering::Relaxed);
+        }
+        let _ = myself.drain();
+    }
+}
+
+impl<E: Entity> Actor for Host<E> {
+    type Msg = HostMsg<E>;
+    type State = HostState<E>;
+    type Arguments = (Arc<str>, Weak<Directory<E>>);
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        (id, dir): Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let state = self.entity.load(&id)?;
+        let mut st = HostState {
+            id,
+            dir,
+            state,
+            // The loaded state may include writes not yet durable (a predecessor's last
+            // write): replies wait for everything written so far.
+            last_ticket: self.barrier.current(),
+            last_active: Instant::now(),
+            timer_at: None,
+            passivating: false,
+        };
+        self.arm_timer(&myself, &mut st);
+        Ok(st)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        st: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            HostMsg::Call(_, reply) if st.passivating => {
+                let _ = reply.send(Err(Undelivered::Moved));
+            }
+            HostMsg::Call(cmd, reply) => {
+                st.last_active = Instant::now();
+                let effect = self.entity.handle(&st.id, &mut st.state, cmd).await;
+                if effect.wrote {
+                    st.last_ticket = self.barrier.ticket();
+                    self.entity.wrote_at(st.last_ticket);
+                }
+                let out = effect.reply;
+                self.barrier.on_durable(st.last_ticket, move |r| {
+                    let _ = reply.send(r.map(|()| out).map_err(Undelivered::Storage));
+                });
+                self.arm_timer(&myself, st);
+                if self.entity.evict_now(&st.state) {
+                    self.passivate(&myself, st);
+                }
+            }
+            HostMsg::Timer => {
+                st.timer_at = None;
+                if !st.passivating
+                    && self
+                        .entity
+                        .timer_due(&st.state)
+                        .is_some_and(|due| due <= now_millis())
+                {
+                    if self.entity.on_timer(&st.id, &mut st.state) {
+                        st.last_ticket = self.barrier.ticket();
+                    }
+                }
+                self.arm_timer(&myself, st);
+            }
+            HostMsg::Passivate(idle) => {
+                if !st.passivating
+                    && st.last_active.elapsed() >= idle
+                    && self.entity.may_passivate(&st.state)
+                {
+                    self.passivate(&myself, st);
+                }
+            }
+            HostMsg::Panic => panic!("test-requested panic in {} {}", E::KIND, st.id),
+        }
+        Ok(())
+    }
+}
+
+/// One per kind: isolates entity failures.
+struct Supervisor<E: Entity> {
+    dir: Weak<Directory<E>>,
+}
+
+impl<E: Entity> Actor for Supervisor<E> {
+    type Msg = ();
+    type State = ();
+    type Arguments = ();
+
+    async fn pre_start(&self, _: ActorRef<()>, _: ()) -> Result<(), ActorProcessingErr> {
+        Ok(())
+    }
+
+    /// Overrides ractor's default, which would stop the supervisor (and so every entity
+    /// of the kind) whenever one child stops, even a normal passivation.
+    async fn handle_supervisor_evt(
+        &self,
+        _: ActorRef<()>,
+        evt: SupervisionEvent,
+        _: &mut (),
+    ) -> Result<(), ActorProcessingErr> {
+        if let SupervisionEvent::ActorFailed(cell, err) = evt {
+            tracing::error!(kind = E::KIND, actor = %cell.get_id(), error = %err, "entity actor failed; it will be re-activated from the store on its next message");
+            if let Some(dir) = self.dir.upgrade() {
+                dir.stats.panicked.fetch_add(1, Ordering::Relaxed);
+                dir.forget_actor(cell.get_id());
+            }
+        }
+        Ok(())
+    }
+}

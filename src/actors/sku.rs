@@ -1,0 +1,117 @@
+//! The inventory SKU entity: one actor per SKU owns its [`Stock`]. Because it handles one
+//! message at a time, "check available, then reserve" is atomic without locks.
+
+use crate::domain::inventory::{InventoryError, Stock};
+use crate::domain::{Millis, now_millis};
+use crate::storage::{StorageError, Store};
+
+use super::entity::{Effect, Entity};
+
+/// Commands a SKU accepts.
+#[derive(Debug, Clone)]
+pub(crate) enum SkuCmd {
+    Get,
+    SetOnHand(i64),
+    Restock(i64),
+    Reserve { id: String, quantity: u32 },
+    Commit { id: String },
+    Release { id: String },
+}
+
+/// Why an inventory command failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SkuFailure {
+    /// A stock rule refused the change.
+    #[error(transparent)]
+    Rule(#[from] InventoryError),
+    /// The store failed; nothing changed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+pub(crate) struct SkuEntity {
+    pub store: Store,
+    pub reservation_ttl_ms: Millis,
+}
+
+impl SkuEntity {
+    fn save(&self, sku: &str, state: &mut Stock, next: Stock) -> Effect<Result<Stock, SkuFailure>> {
+        match self.store.tables().stock.put(sku, &next) {
+            Ok(()) => {
+                *state = next.clone();
+                Effect::wrote(Ok(next))
+            }
+            Err(e) => Effect::read(Err(e.into())),
+        }
+    }
+}
+
+impl Entity for SkuEntity {
+    const KIND: &'static str = "sku";
+    type State = Stock;
+    type Cmd = SkuCmd;
+    type Reply = Result<Stock, SkuFailure>;
+
+    fn load(&self, sku: &str) -> Result<Stock, StorageError> {
+        Ok(self.store.tables().stock.get(sku)?.unwrap_or_default())
+    }
+
+    async fn handle(&self, sku: &str, state: &mut Stock, cmd: SkuCmd) -> Effect<Self::Reply> {
+        let now = now_millis();
+        // Expired holds never count, even if the timer has not fired yet.
+        let mut wrote_expiry = false;
+        if let Some(next) = state.expire(now) {
+            if let Err(e) = self.store.tables().stock.put(sku, &next) {
+                return Effect::read(Err(e.into()));
+            }
+            *state = next;
+            wrote_expiry = true;
+        }
+        let next = match cmd {
+            SkuCmd::Get => Ok(None),
+            SkuCmd::SetOnHand(n) => state.set_on_hand(n).map(Some),
+            SkuCmd::Restock(n) => state.restock(n).map(Some),
+            SkuCmd::Reserve { id, quantity } => {
+                state.reserve(&id, quantity, now, self.reservation_ttl_ms)
+            }
+            SkuCmd::Commit { id } => state.commit(&id),
+            SkuCmd::Release { id } => Ok(state.release(&id)),
+        };
+        match next {
+            Ok(Some(next)) => self.save(sku, state, next),
+            Ok(None) => Effect {
+                reply: Ok(state.clone()),
+                wrote: wrote_expiry,
+            },
+            Err(e) => Effect {
+                reply: Err(e.into()),
+                wrote: wrote_expiry,
+            },
+        }
+    }
+
+    fn timer_due(&self, state: &Stock) -> Option<Millis> {
+        state.next_expiry()
+    }
+
+    fn on_timer(&self, sku: &str, state: &mut Stock) -> bool {
+        let Some(next) = state.expire(now_millis()) else {
+            return false;
+        };
+        match self.store.tables().stock.put(sku, &next) {
+            Ok(()) => {
+                *state = next;
+                true
+            }
+            Err(e) => {
+                tracing::warn!(sku, error = %e, "could not release expired reservations; will retry");
+                false
+            }
+        }
+    }
+
+    /// A SKU with open reservations stays resident so that its expiry timer runs.
+    fn may_passivate(&self, state: &Stock) -> bool {
+        state.reservations.is_empty()
+    }
+}

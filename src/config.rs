@@ -1,0 +1,46 @@
+//! Engine configuration (the library's; the binary maps its flags onto it).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use crate::storage::Durability;
+
+/// Everything [`crate::Engine::open`] needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the store and generated files live.
+    pub data_dir: PathBuf,
+    /// Whether replies wait for fsync (strict) or not (relaxed: demos and benches only).
+    pub durability: Durability,
+    /// ISO 4217 code of the store's currency.
+    pub currency: String,
+    /// An entity actor idle this long is stopped; its state stays in the store.
+    pub passivate_after: Duration,
+    /// A cart unchanged this long is gone.
+    pub cart_ttl: Duration,
+    /// A reservation not committed or released within this time lapses.
+    pub reservation_ttl: Duration,
+    /// How long a caller waits for an actor's reply.
+    pub call_timeout: Duration,
+    /// How often stored carts are swept for expiry.
+    pub cart_sweep_interval: Duration,
+    /// sled's page cache size.
+    pub cache_capacity_bytes: u64,
+}
+
+impl Config {
+    /// Defaults for a data directory.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Config {
+        Config {
+            data_dir: data_dir.into(),
+            durability: Durability::Strict,
+            currency: "USD".into(),
+            passivate_after: Duration::from_secs(5 * 60),
+            cart_ttl: Duration::from_secs(7 * 24 * 3600),
+            reservation_ttl: Duration::from_secs(10 * 60),
+            call_timeout: Duration::from_secs(5),
+            cart_sweep_interval: Duration::from_secs(3600),
+            cache_capacity_bytes: 256 * 1024 * 1024,
+        }
+    }
+}

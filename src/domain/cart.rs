@@ -1,0 +1,328 @@
+//! Carts: lines of (SKU, quantity), an optional email, a sliding expiry.
+//!
+//! A stored cart holds no prices: [`price`] prices it from the catalog each time it is
+//! shown, so a cart always reflects the catalog and never a client-sent price.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Invalid, Millis, Sku};
+
+/// Most units of one SKU in a cart.
+pub const MAX_LINE_QUANTITY: u32 = 999;
+/// Most distinct lines in a cart.
+pub const MAX_LINES: usize = 100;
+
+/// Whether a cart can still change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CartStatus {
+    /// Open for changes.
+    Open,
+    /// Turned into an order; refuses changes.
+    CheckedOut,
+}
+
+/// One line of a cart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Line {
+    /// What.
+    pub sku: Sku,
+    /// How many, 1..=[`MAX_LINE_QUANTITY`].
+    pub quantity: u32,
+}
+
+/// A cart as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cart {
+    /// Opaque random id (at least 96 random bits).
+    pub id: String,
+    /// Lines in the order they were first added.
+    pub lines: Vec<Line>,
+    /// The shopper's email, if given early.
+    pub email: Option<String>,
+    /// Open or checked out.
+    pub status: CartStatus,
+    /// Creation time.
+    pub created_at: Millis,
+    /// Last change.
+    pub updated_at: Millis,
+    /// When the cart is gone unless it changes before then.
+    pub expires_at: Millis,
+}
+
+/// Why a cart change was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CartError {
+    /// The cart was checked out and refuses changes.
+    #[error("the cart is checked out")]
+    CheckedOut,
+    /// A quantity or other field is out of range.
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// The cart already has [`MAX_LINES`] lines.
+    #[error("a cart holds at most {MAX_LINES} lines")]
+    TooManyLines,
+}
+
+impl Cart {
+    /// A new empty cart.
+    pub fn new(id: String, now: Millis, ttl_ms: Millis) -> Cart {
+        Cart {
+            id,
+            lines: Vec::new(),
+            email: None,
+            status: CartStatus::Open,
+            created_at: now,
+            updated_at: now,
+            expires_at: now + ttl_ms,
+        }
+    }
+
+    /// Whether the cart has expired at `now`.
+    pub fn is_expired(&self, now: Millis) -> bool {
+        now >= self.expires_at
+    }
+
+    /// Quantity of `sku` in the cart (0 if absent).
+    pub fn quantity_of(&self, sku: &Sku) -> u32 {
+        self.lines
+            .iter()
+            .find(|l| &l.sku == sku)
+            .map_or(0, |l| l.quantity)
+    }
+
+    fn open(&self) -> Result<(), CartError> {
+        match self.status {
+            CartStatus::Open => Ok(()),
+            CartStatus::CheckedOut => Err(CartError::CheckedOut),
+        }
+    }
+
+    fn touched(mut self, now: Millis, ttl_ms: Millis) -> Cart {
+        self.updated_at = now;
+        self.expires_at = now + ttl_ms;
+        self
+    }
+
+    /// Adds `quantity` of `sku` to whatever is already there.
+    pub fn add_item(
+        &self,
+        sku: Sku,
+        quantity: i64,
+        now: Millis,
+        ttl_ms: Millis,
+    ) -> Result<Cart, CartError> {
+        self.open()?;
+        if quantity < 1 {
+            return Err(Invalid::new("quantity", "must be at least 1").into());
+        }
+        let current = self.quantity_of(&sku) as i64;
+        self.set_quantity(sku, current.saturating_add(quantity), now, ttl_ms)
+    }
+
+    /// Sets the quantity of `sku`; 0 removes the line.
+    pub fn set_quantity(
+        &self,
+        sku: Sku,
+        quantity: i64,
+        now: Millis,
+        ttl_ms: Millis,
+    ) -> Result<Cart, CartError> {
+        self.open()?;
+        if quantity < 0 {
+            return Err(Invalid::new("quantity", "must not be negative").into());
+        }
+        if quantity > MAX_LINE_QUANTITY as i64 {
+            return Err(Invalid::new(
+                "quantity",
+                format!("a line holds at most {MAX_LINE_QUANTITY} units"),
+            )
+            .into());
+        }
+        let mut next = self.clone();
+        match next.lines.iter().position(|l| l.sku == sku) {
+            Some(i) if quantity == 0 => {
+                next.lines.remove(i);
+            }
+            Some(i) => next.lines[i].quantity = quantity as u32,
+            None if quantity == 0 => {}
+            None => {
+                if next.lines.len() >= MAX_LINES {
+                    return Err(CartError::TooManyLines);
+                }
+                next.lines.push(Line {
+                    sku,
+                    quantity: quantity as u32,
+                });
+            }
+        }
+        Ok(next.touched(now, ttl_ms))
+    }
+
+    /// Removes the line for `sku` (a no-op if it is not there).
+    pub fn remove_item(&self, sku: &Sku, now: Millis, ttl_ms: Millis) -> Result<Cart, CartError> {
+        self.set_quantity(sku.clone(), 0, now, ttl_ms)
+    }
+
+    /// Records the shopper's email.
+    pub fn set_email(&self, email: &str, now: Millis, ttl_ms: Millis) -> Result<Cart, CartError> {
+        self.open()?;
+        let email = super::parse_email(email)?;
+        let mut next = self.clone();
+        next.email = Some(email);
+        Ok(next.touched(now, ttl_ms))
+    }
+}
+
+/// What the catalog says about a SKU when a cart is priced.
+#[derive(Debug, Clone)]
+pub struct CatalogEntry {
+    /// Display name.
+    pub name: String,
+    /// Unit price in minor units.
+    pub unit_price: u64,
+}
+
+/// A priced line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PricedLine {
+    /// What.
+    pub sku: Sku,
+    /// Name from the catalog.
+    pub name: String,
+    /// How many.
+    pub quantity: u32,
+    /// Price per unit from the catalog.
+    pub unit_price: u64,
+    /// `unit_price × quantity`.
+    pub line_total: u64,
+}
+
+/// A cart priced from the catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PricedCart {
+    /// Lines whose product still exists.
+    pub lines: Vec<PricedLine>,
+    /// Sum of line totals.
+    pub subtotal: u64,
+    /// What the shopper pays (equal to the subtotal until shipping and tax exist).
+    pub total: u64,
+    /// Units in the cart.
+    pub item_count: u64,
+}
+
+/// Prices `cart` with `lookup`. Lines whose product no longer exists are left out (they
+/// cannot be bought); the stored cart keeps them until it next changes.
+pub fn price(cart: &Cart, lookup: impl Fn(&Sku) -> Option<CatalogEntry>) -> PricedCart {
+    let lines: Vec<PricedLine> = cart
+        .lines
+        .iter()
+        .filter_map(|l| {
+            let entry = lookup(&l.sku)?;
+            Some(PricedLine {
+                sku: l.sku.clone(),
+                name: entry.name,
+                quantity: l.quantity,
+                unit_price: entry.unit_price,
+                line_total: entry.unit_price * u64::from(l.quantity),
+            })
+        })
+        .collect();
+    let subtotal = lines.iter().map(|l| l.line_total).sum();
+    let item_count = lines.iter().map(|l| u64::from(l.quantity)).sum();
+    PricedCart {
+        lines,
+        subtotal,
+        total: subtotal,
+        item_count,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TTL: Millis = 1000;
+    fn sku(s: &str) -> Sku {
+        Sku::parse(s).unwrap()
+    }
+
+    #[test]
+    fn adding_twice_adds_to_the_line() {
+        let c = Cart::new("c".into(), 0, TTL)
+            .add_item(sku("A"), 2, 1, TTL)
+            .unwrap()
+            .add_item(sku("A"), 3, 2, TTL)
+            .unwrap();
+        assert_eq!(
+            c.lines,
+            vec![Line {
+                sku: sku("A"),
+                quantity: 5
+            }]
+        );
+        assert_eq!((c.updated_at, c.expires_at), (2, 2 + TTL));
+    }
+
+    #[test]
+    fn quantities_are_bounded() {
+        let c = Cart::new("c".into(), 0, TTL);
+        assert!(c.add_item(sku("A"), 0, 1, TTL).is_err());
+        assert!(c.add_item(sku("A"), -5, 1, TTL).is_err());
+        assert!(c.add_item(sku("A"), 1000, 1, TTL).is_err());
+        let full = c.add_item(sku("A"), 999, 1, TTL).unwrap();
+        assert!(full.add_item(sku("A"), 1, 1, TTL).is_err());
+        assert!(full.add_item(sku("A"), i64::MAX, 1, TTL).is_err());
+    }
+
+    #[test]
+    fn setting_zero_removes_and_a_cart_holds_at_most_100_lines() {
+        let mut c = Cart::new("c".into(), 0, TTL);
+        for i in 0..MAX_LINES {
+            c = c.add_item(sku(&format!("S{i}")), 1, 1, TTL).unwrap();
+        }
+        assert_eq!(
+            c.add_item(sku("ONE-MORE"), 1, 1, TTL),
+            Err(CartError::TooManyLines)
+        );
+        let c = c.set_quantity(sku("S0"), 0, 2, TTL).unwrap();
+        assert_eq!(c.lines.len(), MAX_LINES - 1);
+        assert_eq!(c.quantity_of(&sku("S0")), 0);
+        assert!(c.add_item(sku("ONE-MORE"), 1, 1, TTL).is_ok());
+    }
+
+    #[test]
+    fn a_checked_out_cart_refuses_changes() {
+        let mut c = Cart::new("c".into(), 0, TTL);
+        c.status = CartStatus::CheckedOut;
+        assert_eq!(c.add_item(sku("A"), 1, 1, TTL), Err(CartError::CheckedOut));
+        assert_eq!(c.set_email("a@b.co", 1, TTL), Err(CartError::CheckedOut));
+    }
+
+    #[test]
+    fn pricing_uses_the_catalog_and_skips_vanished_products() {
+        let c = Cart::new("c".into(), 0, TTL)
+            .add_item(sku("A"), 2, 1, TTL)
+            .unwrap()
+            .add_item(sku("GONE"), 1, 1, TTL)
+            .unwrap();
+        let priced = price(&c, |s| {
+            (s.as_str() == "A").then(|| CatalogEntry {
+                name: "Alpha".into(),
+                unit_price: 250,
+            })
+        });
+        assert_eq!(priced.lines.len(), 1);
+        assert_eq!(
+            (priced.subtotal, priced.total, priced.item_count),
+            (500, 500, 2)
+        );
+    }
+
+    #[test]
+    fn expiry_slides_with_each_change() {
+        let c = Cart::new("c".into(), 0, TTL);
+        assert!(!c.is_expired(TTL - 1) && c.is_expired(TTL));
+        let c = c.add_item(sku("A"), 1, 500, TTL).unwrap();
+        assert!(!c.is_expired(TTL + 1));
+    }
+}

@@ -1,0 +1,313 @@
+//! Products: the catalog's records and their validation.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Invalid, Millis, Sku};
+
+/// A free-form attribute value: one string or a list of strings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AttrValue {
+    /// A single value, e.g. `"brand": "Orbital"`.
+    One(String),
+    /// Several values, e.g. `"colors": ["white", "orange"]`.
+    Many(Vec<String>),
+}
+
+/// A product as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Product {
+    /// Stock keeping unit; the product's key.
+    pub sku: Sku,
+    /// Display name.
+    pub name: String,
+    /// Long description (plain text).
+    pub description: String,
+    /// Category path such as `"Space Suits/Helmets"`; empty when uncategorised.
+    pub category: String,
+    /// Price in minor units of `currency`.
+    pub price: u64,
+    /// ISO 4217 code; always the store's currency.
+    pub currency: String,
+    /// Free-form attributes (brand, colour, size …), used for facets later.
+    pub attributes: BTreeMap<String, AttrValue>,
+    /// Image URLs.
+    pub images: Vec<String>,
+    /// When the product was first created.
+    pub created_at: Millis,
+    /// When it last changed.
+    pub updated_at: Millis,
+}
+
+/// The fields a client supplies for a product; everything else is derived.
+#[derive(Debug, Clone, Default)]
+pub struct ProductDraft {
+    /// See [`Product::name`].
+    pub name: String,
+    /// See [`Product::description`].
+    pub description: String,
+    /// See [`Product::category`].
+    pub category: String,
+    /// See [`Product::price`]; signed so that a negative input is a validation error.
+    pub price: i64,
+    /// If given, must equal the store's currency.
+    pub currency: Option<String>,
+    /// See [`Product::attributes`].
+    pub attributes: BTreeMap<String, AttrValue>,
+    /// See [`Product::images`].
+    pub images: Vec<String>,
+}
+
+/// Upper bounds on product fields.
+pub mod limits {
+    /// Longest name, in characters.
+    pub const NAME_CHARS: usize = 200;
+    /// Longest description, in characters.
+    pub const DESCRIPTION_CHARS: usize = 10_000;
+    /// Deepest category path.
+    pub const CATEGORY_LEVELS: usize = 5;
+    /// Longest category segment, in characters.
+    pub const CATEGORY_SEGMENT_CHARS: usize = 100;
+    /// Highest price in minor units (ten billion units of currency).
+    pub const PRICE: i64 = 1_000_000_000_000;
+    /// Most attributes per product.
+    pub const ATTRIBUTES: usize = 100;
+    /// Longest attribute key or value, in characters.
+    pub const ATTRIBUTE_CHARS: usize = 1_000;
+    /// Most values in a list attribute.
+    pub const ATTRIBUTE_VALUES: usize = 50;
+    /// Most images per product.
+    pub const IMAGES: usize = 20;
+    /// Longest image URL.
+    pub const IMAGE_CHARS: usize = 2_048;
+}
+
+fn check_len(field: &'static str, s: &str, max: usize) -> Result<(), Invalid> {
+    if s.chars().count() > max {
+        return Err(Invalid::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Normalises a category path: trims each segment, drops empty ones (so `"/A//B/"` is
+/// `"A/B"`), and checks depth and length.
+pub fn normalize_category(path: &str) -> Result<String, Invalid> {
+    let segments: Vec<&str> = path
+        .split('/')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if segments.len() > limits::CATEGORY_LEVELS {
+        return Err(Invalid::new(
+            "category",
+            format!("at most {} levels", limits::CATEGORY_LEVELS),
+        ));
+    }
+    for s in &segments {
+        check_len("category", s, limits::CATEGORY_SEGMENT_CHARS)?;
+        if s.chars().any(char::is_control) {
+            return Err(Invalid::new(
+                "category",
+                "must not contain control characters",
+            ));
+        }
+    }
+    Ok(segments.join("/"))
+}
+
+impl ProductDraft {
+    /// Validates the draft into a product. `existing` is the stored product being
+    /// replaced, whose creation time is kept.
+    pub fn into_product(
+        self,
+        sku: Sku,
+        currency: &str,
+        now: Millis,
+        existing: Option<&Product>,
+    ) -> Result<Product, Invalid> {
+        let name = self.name.trim().to_owned();
+        if name.is_empty() {
+            return Err(Invalid::new("name", "must not be empty"));
+        }
+        check_len("name", &name, limits::NAME_CHARS)?;
+        check_len("description", &self.description, limits::DESCRIPTION_CHARS)?;
+        let category = normalize_category(&self.category)?;
+        if !(0..=limits::PRICE).contains(&self.price) {
+            return Err(Invalid::new(
+                "price",
+                format!("must be between 0 and {} minor units", limits::PRICE),
+            ));
+        }
+        if let Some(c) = &self.currency {
+            if c != currency {
+                return Err(Invalid::new(
+                    "currency",
+                    format!("this store sells in {currency}"),
+                ));
+            }
+        }
+        if self.attributes.len() > limits::ATTRIBUTES {
+            return Err(Invalid::new(
+                "attributes",
+                format!("at most {} attributes", limits::ATTRIBUTES),
+            ));
+        }
+        for (k, v) in &self.attributes {
+            if k.trim().is_empty() {
+                return Err(Invalid::new("attributes", "keys must not be empty"));
+            }
+            check_len("attributes", k, limits::ATTRIBUTE_CHARS)?;
+            match v {
+                AttrValue::One(s) => check_len("attributes", s, limits::ATTRIBUTE_CHARS)?,
+                AttrValue::Many(list) => {
+                    if list.len() > limits::ATTRIBUTE_VALUES {
+                        return Err(Invalid::new(
+                            "attributes",
+                            format!("at most {} values per attribute", limits::ATTRIBUTE_VALUES),
+                        ));
+                    }
+                    for s in list {
+                        check_len("attributes", s, limits::ATTRIBUTE_CHARS)?;
+                    }
+                }
+            }
+        }
+        if self.images.len() > limits::IMAGES {
+            return Err(Invalid::new(
+                "images",
+                format!("at most {} images", limits::IMAGES),
+            ));
+        }
+        for url in &self.images {
+            check_len("images", url, limits::IMAGE_CHARS)?;
+            if !(url.starts_with("https://") || url.starts_with("http://") || url.starts_with('/'))
+            {
+                return Err(Invalid::new(
+                    "images",
+                    "must be http(s) URLs or absolute paths",
+                ));
+            }
+        }
+        Ok(Product {
+            sku,
+            name,
+            description: self.description,
+            category,
+            price: self.price as u64,
+            currency: currency.to_owned(),
+            attributes: self.attributes,
+            images: self.images,
+            created_at: existing.map_or(now, |p| p.created_at),
+            updated_at: now,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft() -> ProductDraft {
+        ProductDraft {
+            name: "Helmet".into(),
+            price: 1999,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_valid_draft_becomes_a_product_in_the_store_currency() {
+        let p = draft()
+            .into_product(Sku::parse("H-1").unwrap(), "USD", 5, None)
+            .unwrap();
+        assert_eq!(
+            (p.currency.as_str(), p.price, p.created_at, p.updated_at),
+            ("USD", 1999, 5, 5)
+        );
+    }
+
+    #[test]
+    fn replacing_keeps_the_creation_time() {
+        let first = draft()
+            .into_product(Sku::parse("H-1").unwrap(), "USD", 5, None)
+            .unwrap();
+        let second = draft()
+            .into_product(Sku::parse("H-1").unwrap(), "USD", 9, Some(&first))
+            .unwrap();
+        assert_eq!((second.created_at, second.updated_at), (5, 9));
+    }
+
+    #[test]
+    fn bad_fields_are_refused_with_the_field_named() {
+        let cases: Vec<(ProductDraft, &str)> = vec![
+            (
+                ProductDraft {
+                    name: "  ".into(),
+                    ..draft()
+                },
+                "name",
+            ),
+            (
+                ProductDraft {
+                    price: -1,
+                    ..draft()
+                },
+                "price",
+            ),
+            (
+                ProductDraft {
+                    price: limits::PRICE + 1,
+                    ..draft()
+                },
+                "price",
+            ),
+            (
+                ProductDraft {
+                    currency: Some("EUR".into()),
+                    ..draft()
+                },
+                "currency",
+            ),
+            (
+                ProductDraft {
+                    category: "a/b/c/d/e/f".into(),
+                    ..draft()
+                },
+                "category",
+            ),
+            (
+                ProductDraft {
+                    images: vec!["javascript:alert(1)".into()],
+                    ..draft()
+                },
+                "images",
+            ),
+            (
+                ProductDraft {
+                    name: "x".repeat(201),
+                    ..draft()
+                },
+                "name",
+            ),
+        ];
+        for (d, field) in cases {
+            let err = d
+                .into_product(Sku::parse("X").unwrap(), "USD", 0, None)
+                .unwrap_err();
+            assert_eq!(err.field, field);
+        }
+    }
+
+    #[test]
+    fn category_paths_are_normalised() {
+        assert_eq!(
+            normalize_category(" Space Suits / Helmets/ ").unwrap(),
+            "Space Suits/Helmets"
+        );
+        assert_eq!(normalize_category("").unwrap(), "");
+    }
+}

@@ -1,0 +1,639 @@
+//! The engine facade: one typed async method per use case.
+//!
+//! The HTTP layer, embedding programs and the criterion benches all call this, so what
+//! is benchmarked is what is served. Methods validate their input, route to the owning
+//! actor, and return views (a cart priced from the catalog, a product with its stock).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::actors::CallError;
+use crate::actors::cart::{CartCmd, CartEntity, CartFailure};
+use crate::actors::catalog::{CatalogCmd, CatalogEntity, CatalogFailure, CatalogOutcome};
+use crate::actors::entity::{Directory, DirectoryConfig};
+use crate::actors::sku::{SkuCmd, SkuEntity, SkuFailure};
+use crate::config::Config;
+use crate::domain::cart::{Cart, CartError, CatalogEntry, PricedCart, price};
+use crate::domain::inventory::{InventoryError, Stock};
+use crate::domain::product::{Product, ProductDraft};
+use crate::domain::{Invalid, Sku, now_millis};
+use crate::storage::{BarrierStats, Durability, StorageError, Store, StoreOptions};
+
+/// Errors of the engine API. Each variant is an outcome a caller can act on; the HTTP
+/// layer maps every one of them through a single table.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EngineError {
+    /// The thing does not exist.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A cart line names a SKU that is not in the catalog.
+    #[error("unknown sku {0}")]
+    UnknownSku(String),
+    /// A field is invalid.
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// A cart already has the maximum number of lines.
+    #[error("a cart holds at most {} lines", crate::domain::cart::MAX_LINES)]
+    TooManyLines,
+    /// The cart was checked out and refuses changes.
+    #[error("the cart is checked out")]
+    CartCheckedOut,
+    /// A product with this SKU exists.
+    #[error("product {0} already exists")]
+    AlreadyExists(String),
+    /// Not enough stock.
+    #[error("out of stock: only {available} available")]
+    OutOfStock {
+        /// What could have been reserved.
+        available: u64,
+    },
+    /// A stock change conflicts with the current state (reservation id reuse, setting
+    /// stock below what is reserved).
+    #[error("{0}")]
+    StockConflict(String),
+    /// No such reservation.
+    #[error("no reservation {0}")]
+    UnknownReservation(String),
+    /// The store failed; nothing was acknowledged.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// An actor did not answer or failed.
+    #[error("temporarily unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<CallError> for EngineError {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Storage(s) => EngineError::Storage(s),
+            other => EngineError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+impl From<CartFailure> for EngineError {
+    fn from(e: CartFailure) -> Self {
+        match e {
+            CartFailure::NotFound => EngineError::NotFound("cart"),
+            CartFailure::AlreadyExists => EngineError::Unavailable("cart id collision".into()),
+            CartFailure::UnknownSku(s) => EngineError::UnknownSku(s.to_string()),
+            CartFailure::Rule(CartError::CheckedOut) => EngineError::CartCheckedOut,
+            CartFailure::Rule(CartError::TooManyLines) => EngineError::TooManyLines,
+            CartFailure::Rule(CartError::Invalid(i)) => EngineError::Invalid(i),
+            CartFailure::Storage(s) => EngineError::Storage(s),
+        }
+    }
+}
+
+impl From<SkuFailure> for EngineError {
+    fn from(e: SkuFailure) -> Self {
+        match e {
+            SkuFailure::Rule(InventoryError::OutOfStock { available }) => {
+                EngineError::OutOfStock { available }
+            }
+            SkuFailure::Rule(InventoryError::Invalid(i)) => EngineError::Invalid(i),
+            SkuFailure::Rule(InventoryError::UnknownReservation(id)) => {
+                EngineError::UnknownReservation(id)
+            }
+            SkuFailure::Rule(other) => EngineError::StockConflict(other.to_string()),
+            SkuFailure::Storage(s) => EngineError::Storage(s),
+        }
+    }
+}
+
+impl From<CatalogFailure> for EngineError {
+    fn from(e: CatalogFailure) -> Self {
+        match e {
+            CatalogFailure::AlreadyExists(s) => EngineError::AlreadyExists(s.to_string()),
+            CatalogFailure::NotFound(_) => EngineError::NotFound("product"),
+            CatalogFailure::Invalid(i) => EngineError::Invalid(i),
+            CatalogFailure::Storage(s) => EngineError::Storage(s),
+        }
+    }
+}
+
+/// A cart priced from the catalog.
+#[derive(Debug, Clone)]
+pub struct CartView {
+    /// The stored cart.
+    pub cart: Cart,
+    /// Lines and totals at current catalog prices.
+    pub priced: PricedCart,
+    /// The store's currency.
+    pub currency: String,
+}
+
+/// A product with the stock a shopper can still buy.
+#[derive(Debug, Clone)]
+pub struct ProductView {
+    /// The stored product.
+    pub product: Product,
+    /// On hand minus reservations.
+    pub available: u64,
+}
+
+/// Stock of one SKU.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InventoryView {
+    /// Which SKU.
+    pub sku: String,
+    /// Units in stock.
+    pub on_hand: u64,
+    /// Units held by open reservations.
+    pub reserved: u64,
+    /// Units a shopper can buy.
+    pub available: u64,
+}
+
+impl InventoryView {
+    fn new(sku: &Sku, s: &Stock) -> Self {
+        InventoryView {
+            sku: sku.to_string(),
+            on_hand: s.on_hand,
+            reserved: s.reserved(),
+            available: s.available(),
+        }
+    }
+}
+
+/// Resident actors and activity, per kind.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KindCounts {
+    /// Actors in memory now.
+    pub resident: usize,
+    /// Activations since start.
+    pub activated: u64,
+    /// Passivations since start.
+    pub passivated: u64,
+    /// Panics since start.
+    pub panicked: u64,
+    /// Calls that timed out.
+    pub timeouts: u64,
+}
+
+/// A snapshot of the engine's counters.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EngineStats {
+    /// Cart actors.
+    pub carts: KindCounts,
+    /// SKU actors.
+    pub skus: KindCounts,
+    /// Durability barrier.
+    pub barrier: BarrierStats,
+}
+
+fn counts<E: crate::actors::entity::Entity>(d: &Directory<E>) -> KindCounts {
+    KindCounts {
+        resident: d.resident(),
+        activated: d.stats.activated.load(Ordering::Relaxed),
+        passivated: d.stats.passivated.load(Ordering::Relaxed),
+        panicked: d.stats.panicked.load(Ordering::Relaxed),
+        timeouts: d.stats.timeouts.load(Ordering::Relaxed),
+    }
+}
+
+struct Inner {
+    config: Config,
+    store: Store,
+    carts: Arc<Directory<CartEntity>>,
+    skus: Arc<Directory<SkuEntity>>,
+    catalog: Arc<Directory<CatalogEntity>>,
+    catalog_ticket: Arc<AtomicU64>,
+    background: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// The commerce engine. Cheap to clone; all clones share one store and actor system.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+/// The id of the catalog writer entity.
+const CATALOG: &str = "catalog";
+
+/// Whether `id` has the shape of a cart id we issue (32 lowercase hex digits). Anything
+/// else cannot exist, so it is answered "not found" without touching an actor.
+fn is_cart_id(id: &str) -> bool {
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn millis(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl Engine {
+    /// Opens the store in `config.data_dir` and starts the actor system. Must be called
+    /// inside a tokio runtime.
+    pub async fn open(config: Config) -> Result<Engine, EngineError> {
+        let store = Store::open(
+            &config.data_dir,
+            &StoreOptions {
+                durability: config.durability,
+                cache_capacity_bytes: config.cache_capacity_bytes,
+            },
+        )?;
+        let dcfg = DirectoryConfig {
+            passivate_after: config.passivate_after,
+            call_timeout: config.call_timeout,
+        };
+        let started = |e: ractor::ActorProcessingErr| {
+            EngineError::Unavailable(format!("starting actors: {e}"))
+        };
+        let barrier = store.barrier().clone();
+        let carts = Directory::start(
+            CartEntity {
+                store: store.clone(),
+                ttl_ms: millis(config.cart_ttl),
+            },
+            barrier.clone(),
+            dcfg,
+        )
+        .await
+        .map_err(started)?;
+        let skus = Directory::start(
+            SkuEntity {
+                store: store.clone(),
+                reservation_ttl_ms: millis(config.reservation_ttl),
+            },
+            barrier.clone(),
+            dcfg,
+        )
+        .await
+        .map_err(started)?;
+        let catalog_ticket = Arc::new(AtomicU64::new(0));
+        let catalog = Directory::start(
+            CatalogEntity {
+                store: store.clone(),
+                currency: config.currency.clone(),
+                last_ticket: catalog_ticket.clone(),
+            },
+            barrier,
+            dcfg,
+        )
+        .await
+        .map_err(started)?;
+        let engine = Engine {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                carts,
+                skus,
+                catalog,
+                catalog_ticket,
+                background: Default::default(),
+            }),
+        };
+        engine.start_cart_sweeper();
+        Ok(engine)
+    }
+
+    /// The configuration the engine was opened with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Counters for metrics, tests and benchmarks.
+    pub fn stats(&self) -> EngineStats {
+        EngineStats {
+            carts: counts(&self.inner.carts),
+            skus: counts(&self.inner.skus),
+            barrier: self.inner.store.barrier().stats(),
+        }
+    }
+
+    /// Resolves if the durability barrier fails: from then on nothing is acknowledged, and
+    /// a server should exit non-zero.
+    pub async fn durability_failed(&self) {
+        self.inner.store.barrier().failed().await
+    }
+
+    /// Stops the actors, makes everything durable and closes the store.
+    pub async fn shutdown(&self) -> Result<(), EngineError> {
+        for t in self
+            .inner
+            .background
+            .lock()
+            .expect("background lock")
+            .drain(..)
+        {
+            t.abort();
+        }
+        self.inner.carts.shutdown().await;
+        self.inner.skus.shutdown().await;
+        self.inner.catalog.shutdown().await;
+        self.inner.store.close()?;
+        Ok(())
+    }
+
+    // ----- products -----
+
+    /// A product with its available stock.
+    pub async fn product(&self, sku: &str) -> Result<ProductView, EngineError> {
+        let sku = Sku::parse(sku).map_err(|_| EngineError::NotFound("product"))?;
+        let product = self
+            .read_product(&sku)
+            .await?
+            .ok_or(EngineError::NotFound("product"))?;
+        let stock = self.inner.skus.call(sku.as_str(), || SkuCmd::Get).await??;
+        Ok(ProductView {
+            product,
+            available: stock.available(),
+        })
+    }
+
+    /// Reads a product from the store once every product write is durable.
+    async fn read_product(&self, sku: &Sku) -> Result<Option<Product>, EngineError> {
+        self.catalog_durable().await?;
+        Ok(self.inner.store.tables().products.get(sku.as_str())?)
+    }
+
+    async fn catalog_durable(&self) -> Result<(), EngineError> {
+        let ticket = self.inner.catalog_ticket.load(Ordering::Acquire);
+        Ok(self.inner.store.barrier().wait(ticket).await?)
+    }
+
+    /// Creates a product; `AlreadyExists` if the SKU is taken.
+    pub async fn create_product(
+        &self,
+        sku: &str,
+        draft: ProductDraft,
+    ) -> Result<ProductView, EngineError> {
+        let sku = Sku::parse(sku)?;
+        let out = self
+            .inner
+            .catalog
+            .call(CATALOG, || CatalogCmd::Create(sku.clone(), draft.clone()))
+            .await??;
+        self.stored_view(out).await.map(|(v, _)| v)
+    }
+
+    /// Creates or replaces a product; the flag says whether it was created.
+    pub async fn put_product(
+        &self,
+        sku: &str,
+        draft: ProductDraft,
+    ) -> Result<(ProductView, bool), EngineError> {
+        let sku = Sku::parse(sku)?;
+        let out = self
+            .inner
+            .catalog
+            .call(CATALOG, || CatalogCmd::Put(sku.clone(), draft.clone()))
+            .await??;
+        self.stored_view(out).await
+    }
+
+    /// Deletes a product (its stock record stays, so re-adding it keeps the count).
+    pub async fn delete_product(&self, sku: &str) -> Result<(), EngineError> {
+        let sku = Sku::parse(sku).map_err(|_| EngineError::NotFound("product"))?;
+        self.inner
+            .catalog
+            .call(CATALOG, || CatalogCmd::Delete(sku.clone()))
+            .await??;
+        Ok(())
+    }
+
+    async fn stored_view(&self, out: CatalogOutcome) -> Result<(ProductView, bool), EngineError> {
+        match out {
+            CatalogOutcome::Stored(product, created) => {
+                let stock = self
+                    .inner
+                    .skus
+                    .call(product.sku.as_str(), || SkuCmd::Get)
+                    .await??;
+                Ok((
+                    ProductView {
+                        product,
+                        available: stock.available(),
+                    },
+                    created,
+                ))
+            }
+            CatalogOutcome::Deleted => Err(EngineError::NotFound("product")),
+        }
+    }
+
+    // ----- carts -----
+
+    /// Creates an empty cart with a fresh random id (122 random bits).
+    pub async fn create_cart(&self) -> Result<CartView, EngineError> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        self.cart_call(&id, || CartCmd::Create).await
+    }
+
+    /// A cart, priced from the catalog.
+    pub async fn cart(&self, id: &str) -> Result<CartView, EngineError> {
+        self.cart_call(id, || CartCmd::Get).await
+    }
+
+    /// Adds `quantity` of `sku` to the cart.
+    pub async fn cart_add_item(
+        &self,
+        id: &str,
+        sku: &str,
+        quantity: i64,
+    ) -> Result<CartView, EngineError> {
+        let sku = Sku::parse(sku)?;
+        self.cart_call(id, || CartCmd::Add(sku.clone(), quantity))
+            .await
+    }
+
+    /// Sets the quantity of `sku`; 0 removes the line.
+    pub async fn cart_set_quantity(
+        &self,
+        id: &str,
+        sku: &str,
+        quantity: i64,
+    ) -> Result<CartView, EngineError> {
+        let sku = Sku::parse(sku)?;
+        self.cart_call(id, || CartCmd::Set(sku.clone(), quantity))
+            .await
+    }
+
+    /// Removes the line of `sku` (no-op if absent).
+    pub async fn cart_remove_item(&self, id: &str, sku: &str) -> Result<CartView, EngineError> {
+        let sku = Sku::parse(sku)?;
+        self.cart_call(id, || CartCmd::Remove(sku.clone())).await
+    }
+
+    /// Records the shopper's email on the cart.
+    pub async fn cart_set_email(&self, id: &str, email: &str) -> Result<CartView, EngineError> {
+        let email = email.to_owned();
+        self.cart_call(id, || CartCmd::SetEmail(email.clone()))
+            .await
+    }
+
+    async fn cart_call(
+        &self,
+        id: &str,
+        cmd: impl Fn() -> CartCmd,
+    ) -> Result<CartView, EngineError> {
+        if !is_cart_id(id) {
+            return Err(EngineError::NotFound("cart"));
+        }
+        let cart = self.inner.carts.call(id, cmd).await??;
+        self.price_cart(cart).await
+    }
+
+    async fn price_cart(&self, cart: Cart) -> Result<CartView, EngineError> {
+        self.catalog_durable().await?;
+        let products = &self.inner.store.tables().products;
+        let priced = price(&cart, |sku| {
+            products
+                .get(sku.as_str())
+                .ok()
+                .flatten()
+                .map(|p| CatalogEntry {
+                    name: p.name,
+                    unit_price: p.price,
+                })
+        });
+        Ok(CartView {
+            cart,
+            priced,
+            currency: self.inner.config.currency.clone(),
+        })
+    }
+
+    /// Test hook: makes one cart's actor panic, to exercise supervision.
+    #[doc(hidden)]
+    pub async fn debug_panic_cart(&self, id: &str) -> Result<(), EngineError> {
+        Ok(self.inner.carts.panic_entity(id).await?)
+    }
+
+    fn start_cart_sweeper(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        let period = self.inner.config.cart_sweep_interval;
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                let engine = Engine { inner };
+                if let Err(e) = engine.sweep_expired_carts().await {
+                    tracing::warn!(error = %e, "cart expiry sweep failed");
+                }
+            }
+        });
+        self.inner
+            .background
+            .lock()
+            .expect("background lock")
+            .push(task);
+    }
+
+    /// Deletes every stored cart whose expiry has passed. Each goes through its actor, so
+    /// a resident cart and the store never disagree. Returns how many were removed.
+    pub async fn sweep_expired_carts(&self) -> Result<usize, EngineError> {
+        let now = now_millis();
+        let mut after: Option<Vec<u8>> = None;
+        let mut removed = 0;
+        loop {
+            let page = self
+                .inner
+                .store
+                .tables()
+                .carts
+                .scan_after(after.as_deref(), 1000)?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            for (_, cart) in page.iter().filter(|(_, c)| c.is_expired(now)) {
+                if let Err(EngineError::NotFound(_)) =
+                    self.cart_call(&cart.id, || CartCmd::ExpireIfDue).await
+                {
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    // ----- inventory -----
+
+    async fn sku_call(
+        &self,
+        sku: &str,
+        cmd: impl Fn() -> SkuCmd,
+    ) -> Result<InventoryView, EngineError> {
+        let sku = Sku::parse(sku).map_err(|_| EngineError::NotFound("product"))?;
+        if self.read_product(&sku).await?.is_none() {
+            return Err(EngineError::NotFound("product"));
+        }
+        let stock = self.inner.skus.call(sku.as_str(), cmd).await??;
+        Ok(InventoryView::new(&sku, &stock))
+    }
+
+    /// Stock of a SKU in the catalog.
+    pub async fn inventory(&self, sku: &str) -> Result<InventoryView, EngineError> {
+        self.sku_call(sku, || SkuCmd::Get).await
+    }
+
+    /// Sets the stock on hand (refused below what is reserved).
+    pub async fn set_on_hand(&self, sku: &str, on_hand: i64) -> Result<InventoryView, EngineError> {
+        self.sku_call(sku, || SkuCmd::SetOnHand(on_hand)).await
+    }
+
+    /// Adds received stock.
+    pub async fn restock(&self, sku: &str, quantity: i64) -> Result<InventoryView, EngineError> {
+        self.sku_call(sku, || SkuCmd::Restock(quantity)).await
+    }
+
+    /// Holds `quantity` units under `reservation` (idempotent on the id).
+    pub async fn reserve(
+        &self,
+        sku: &str,
+        reservation: &str,
+        quantity: u32,
+    ) -> Result<InventoryView, EngineError> {
+        check_reservation_id(reservation)?;
+        self.sku_call(sku, || SkuCmd::Reserve {
+            id: reservation.to_owned(),
+            quantity,
+        })
+        .await
+    }
+
+    /// Turns a reservation into a sale.
+    pub async fn commit_reservation(
+        &self,
+        sku: &str,
+        reservation: &str,
+    ) -> Result<InventoryView, EngineError> {
+        check_reservation_id(reservation)?;
+        self.sku_call(sku, || SkuCmd::Commit {
+            id: reservation.to_owned(),
+        })
+        .await
+    }
+
+    /// Releases a reservation (no-op if unknown).
+    pub async fn release_reservation(
+        &self,
+        sku: &str,
+        reservation: &str,
+    ) -> Result<InventoryView, EngineError> {
+        check_reservation_id(reservation)?;
+        self.sku_call(sku, || SkuCmd::Release {
+            id: reservation.to_owned(),
+        })
+        .await
+    }
+
+    /// The durability mode in force.
+    pub fn durability(&self) -> Durability {
+        self.inner.store.barrier().mode()
+    }
+}
+
+fn check_reservation_id(id: &str) -> Result<(), Invalid> {
+    if id.is_empty() || id.len() > 128 || id.chars().any(char::is_control) {
+        return Err(Invalid::new(
+            "reservation",
+            "must be 1 to 128 printable characters",
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,40 @@
+//! Admin authentication: `Authorization: Bearer <token>`; missing → 401, wrong → 403.
+//! The comparison takes the same time whatever the token, so it leaks nothing.
+
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::AppState;
+use super::error::{ApiError, Code};
+
+/// Middleware guarding every `/api/v1/admin/...` route.
+pub async fn require_admin(
+    State(s): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    match presented {
+        None => Err(ApiError::new(
+            Code::Unauthorized,
+            "send Authorization: Bearer <admin token>",
+        )),
+        Some(t) if constant_time_eq::constant_time_eq(t.as_bytes(), s.admin_token.as_bytes()) => {
+            Ok(next.run(req).await)
+        }
+        Some(_) => Err(ApiError::new(
+            Code::Forbidden,
+            "the admin token is not valid",
+        )),
+    }
+}

@@ -1,0 +1,99 @@
+//! The JSON HTTP API (axum), thin over the [`Engine`]: extract, call, map the result.
+//!
+//! One module per resource, each exposing `router()` (and `admin_router()` for its admin
+//! routes); [`app`] merges them and adds the layers: admin auth, body limit, request id,
+//! tracing, timeout, and [`error::problemize`], which turns every error response the
+//! framework makes on its own into problem+json. [`serve`] runs it until a shutdown
+//! future resolves, finishing in-flight requests.
+//!
+//! Architecture invariant: no business rule lives here; handlers call one engine method.
+
+pub mod auth;
+pub mod carts;
+pub mod dto;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod inventory;
+pub mod products;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, StatusCode};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::engine::Engine;
+use error::ApiError;
+
+/// Largest request body accepted on ordinary routes.
+pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The engine the handlers call.
+    pub engine: Engine,
+    /// The admin bearer token.
+    pub admin_token: Arc<str>,
+    /// Whether storage is open and recovery done (`/ready`).
+    pub ready: Arc<AtomicBool>,
+}
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Longest time a request may take before it is answered 503.
+    pub request_timeout: Duration,
+}
+
+/// Builds the application router.
+pub fn app(state: AppState, options: &HttpOptions) -> Router {
+    let admin = Router::new()
+        .merge(products::admin_router())
+        .merge(inventory::admin_router())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_admin,
+        ));
+    let request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .merge(health::router())
+        .merge(products::router())
+        .merge(carts::router())
+        .merge(inventory::router())
+        .merge(admin)
+        .fallback(|| async { ApiError::no_route() })
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            options.request_timeout,
+        ))
+        // Outside the timeout, so that its 503 is problem+json too.
+        .layer(axum::middleware::map_response(error::problemize))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http())
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then stops accepting and
+/// finishes the requests in flight.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

@@ -1,0 +1,238 @@
+//! The `emporium` binary: `serve` the HTTP API over a data directory.
+//!
+//! Flags map onto [`emporium::Config`]; each also reads an `EMPORIUM_*` environment
+//! variable. Shutdown, step by step: a SIGTERM or Ctrl-C stops the listener from
+//! accepting, in-flight requests finish, then the engine stops its actors, flushes and
+//! fsyncs, and the process exits 0. If the durability barrier ever fails (a flush or fsync
+//! error) the process stops serving and exits 1: nothing more could be acknowledged.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use emporium::http::{AppState, HttpOptions};
+use emporium::{Config, Durability, Engine};
+
+#[derive(Parser)]
+#[command(
+    name = "emporium",
+    version,
+    about = "An actor-based, single-process commerce engine"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log format.
+    #[arg(long, global = true, env = "EMPORIUM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DurabilityArg {
+    /// Every acknowledged write is flushed and fsynced (group-committed). The default.
+    Strict,
+    /// DEMOS AND BENCHMARKS ONLY: replies do not wait for the disk; sled flushes every
+    /// 500 ms, so a crash can lose acknowledged writes.
+    Relaxed,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "EMPORIUM_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Data directory (created if missing).
+    #[arg(long, env = "EMPORIUM_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// Admin bearer token. Without one, a token is generated on first start and stored
+    /// in DATA_DIR/admin-token (its path is logged, never the token).
+    #[arg(long, env = "EMPORIUM_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Do not load the built-in demo catalog into an empty data directory.
+    #[arg(long, env = "EMPORIUM_NO_DEMO")]
+    no_demo: bool,
+    /// strict: acknowledged writes survive a crash. relaxed: for demos and benchmarks
+    /// only — acknowledged writes may be lost in a crash.
+    #[arg(long, env = "EMPORIUM_DURABILITY", value_enum, default_value_t = DurabilityArg::Strict)]
+    durability: DurabilityArg,
+    /// Seconds an idle cart or SKU actor stays in memory.
+    #[arg(long, env = "EMPORIUM_PASSIVATE_AFTER_SECS", default_value_t = 300)]
+    passivate_after_secs: u64,
+    /// Seconds a reservation holds stock before it lapses.
+    #[arg(long, env = "EMPORIUM_RESERVATION_TTL_SECS", default_value_t = 600)]
+    reservation_ttl_secs: u64,
+    /// Seconds a cart lives without changes.
+    #[arg(long, env = "EMPORIUM_CART_TTL_SECS", default_value_t = 7 * 24 * 3600)]
+    cart_ttl_secs: u64,
+    /// Store currency (ISO 4217).
+    #[arg(long, env = "EMPORIUM_CURRENCY", default_value = "USD")]
+    currency: String,
+    /// Seconds a request may take before it is answered 503.
+    #[arg(long, env = "EMPORIUM_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    request_timeout_secs: u64,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Command::Serve(args) => runtime.block_on(serve(args)),
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sled=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Pretty => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    // Panics (e.g. in an entity actor, which its supervisor recovers from) go to the log.
+    std::panic::set_hook(Box::new(|info| {
+        tracing::error!(panic = %info, "panic");
+    }));
+}
+
+/// Reads the admin token from DATA_DIR/admin-token, creating it (mode 0600) if missing.
+fn stored_admin_token(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join("admin-token");
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        let t = t.trim().to_owned();
+        if !t.is_empty() {
+            tracing::info!(path = %path.display(), "admin token read from file");
+            return Ok(t);
+        }
+    }
+    let token = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    use std::io::Write;
+    let mut f = opts
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(token.as_bytes())?;
+    f.sync_all()?;
+    tracing::info!(path = %path.display(), "generated an admin token; read it from this file");
+    Ok(token)
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let admin_token = match args.admin_token.clone().filter(|t| !t.trim().is_empty()) {
+        Some(t) => t,
+        None => stored_admin_token(&args.data_dir)?,
+    };
+    let mut config = Config::new(&args.data_dir);
+    config.durability = match args.durability {
+        DurabilityArg::Strict => Durability::Strict,
+        DurabilityArg::Relaxed => {
+            tracing::warn!(
+                "durability=relaxed: acknowledged writes may be lost in a crash (demos and benchmarks only)"
+            );
+            Durability::Relaxed
+        }
+    };
+    config.passivate_after = Duration::from_secs(args.passivate_after_secs.max(1));
+    config.reservation_ttl = Duration::from_secs(args.reservation_ttl_secs.max(1));
+    config.cart_ttl = Duration::from_secs(args.cart_ttl_secs.max(1));
+    config.currency = args.currency.clone();
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let engine = Engine::open(config).await.context("opening the engine")?;
+    if !args.no_demo {
+        tracing::info!(
+            "the built-in demo catalog arrives with the catalog work; starting with the store as it is"
+        );
+    }
+    let ready = Arc::new(AtomicBool::new(false));
+    let state = AppState {
+        engine: engine.clone(),
+        admin_token: admin_token.into(),
+        ready: ready.clone(),
+    };
+    let app = emporium::http::app(
+        state,
+        &HttpOptions {
+            request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
+        },
+    );
+    ready.store(true, Ordering::Release);
+    tracing::info!(addr = %listener.local_addr()?, data_dir = %args.data_dir.display(), "emporium serving");
+
+    let failed = Arc::new(AtomicBool::new(false));
+    let shutdown = {
+        let engine = engine.clone();
+        let failed = failed.clone();
+        async move {
+            tokio::select! {
+                () = shutdown_signal() => tracing::info!("shutting down: finishing in-flight requests"),
+                () = engine.durability_failed() => {
+                    failed.store(true, Ordering::Release);
+                    tracing::error!("durability barrier failed: stopping");
+                }
+            }
+        }
+    };
+    emporium::http::serve(listener, app, shutdown).await?;
+    if failed.load(Ordering::Acquire) {
+        anyhow::bail!(
+            "a flush or fsync failed; acknowledged writes up to the failure are safe, nothing after it was acknowledged"
+        );
+    }
+    engine.shutdown().await.context("closing the store")?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

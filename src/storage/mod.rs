@@ -1,0 +1,409 @@
+//! Storage: the only module that touches sled.
+//!
+//! - [`Store`] opens the data directory's sled database and owns one [`Table`] per
+//!   aggregate (products, carts, stock, meta).
+//! - Keys are encoded by [`keys`] (big-endian, order-preserving), values by [`codec`]
+//!   (a version byte + bincode).
+//! - [`Store::write`] applies a multi-table [`WriteBatch`] atomically (a sled transaction
+//!   over the trees it touches); a single put is a plain insert.
+//! - [`barrier`] makes writes durable before replies are released.
+//!
+//! Architecture invariant: no sled type appears in this module's public API.
+
+pub mod barrier;
+pub mod codec;
+pub mod keys;
+
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sled::Transactional;
+
+pub use barrier::{Barrier, BarrierStats, Durability};
+pub use codec::Record;
+pub use keys::Key;
+
+/// Errors of the storage layer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StorageError {
+    /// sled reported an I/O or internal error.
+    #[error("storage I/O error: {0}")]
+    Io(String),
+    /// A stored value could not be decoded.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// A value could not be encoded.
+    #[error("cannot encode value: {0}")]
+    Encode(String),
+    /// A value is larger than the store accepts.
+    #[error("record too large: {0} bytes")]
+    TooLarge(usize),
+    /// A flush or fsync failed; nothing more is acknowledged.
+    #[error("durability failure: {0}")]
+    Durability(String),
+    /// The store is shutting down.
+    #[error("store is closed")]
+    Closed,
+}
+
+impl From<sled::Error> for StorageError {
+    fn from(e: sled::Error) -> Self {
+        StorageError::Io(e.to_string())
+    }
+}
+
+/// Largest encoded value we store. sled moves values of roughly 64 KiB and more to
+/// separate blob files, which the barrier does not fsync; every record stays far below.
+pub const MAX_RECORD_BYTES: usize = 48 * 1024;
+
+/// Options for [`Store::open`].
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Durability mode of acknowledged writes.
+    pub durability: Durability,
+    /// sled's page cache size.
+    pub cache_capacity_bytes: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            durability: Durability::Strict,
+            cache_capacity_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// A typed view of one sled tree: keys of type `K`, values of type `V`.
+pub struct Table<K: ?Sized, V> {
+    tree: sled::Tree,
+    _types: PhantomData<(fn(&K), V)>,
+}
+
+impl<K: ?Sized, V> Clone for Table<K, V> {
+    fn clone(&self) -> Self {
+        Self {
+            tree: self.tree.clone(),
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<K: Key + ?Sized, V: Record> Table<K, V> {
+    fn open(db: &sled::Db, name: &str) -> Result<Self, StorageError> {
+        Ok(Self {
+            tree: db.open_tree(name)?,
+            _types: PhantomData,
+        })
+    }
+
+    /// Reads one value.
+    pub fn get(&self, key: &K) -> Result<Option<V>, StorageError> {
+        self.tree
+            .get(key.encode())?
+            .map(|b| codec::decode(&b))
+            .transpose()
+    }
+
+    /// Whether a key is present.
+    pub fn contains(&self, key: &K) -> Result<bool, StorageError> {
+        Ok(self.tree.contains_key(key.encode())?)
+    }
+
+    /// Writes one value (not yet durable: take a barrier ticket after it).
+    pub fn put(&self, key: &K, value: &V) -> Result<(), StorageError> {
+        let bytes = checked_encode(value)?;
+        self.tree.insert(key.encode(), bytes)?;
+        Ok(())
+    }
+
+    /// Removes one key.
+    pub fn remove(&self, key: &K) -> Result<(), StorageError> {
+        self.tree.remove(key.encode())?;
+        Ok(())
+    }
+
+    /// Number of entries (a full scan: for tests and tools).
+    pub fn len(&self) -> usize {
+        self.tree.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.tree.is_empty()
+    }
+
+    /// Iterates values in key order starting after `after` (raw encoded key), at most
+    /// `limit` of them, returning each with its raw key.
+    pub fn scan_after(
+        &self,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, V)>, StorageError> {
+        let iter = match after {
+            Some(k) => self
+                .tree
+                .range::<&[u8], _>((std::ops::Bound::Excluded(k), std::ops::Bound::Unbounded)),
+            None => self.tree.iter(),
+        };
+        let mut out = Vec::new();
+        for item in iter.take(limit) {
+            let (k, v) = item?;
+            out.push((k.to_vec(), codec::decode(&v)?));
+        }
+        Ok(out)
+    }
+}
+
+fn checked_encode<V: Record>(value: &V) -> Result<Vec<u8>, StorageError> {
+    let bytes = codec::encode(value)?;
+    if bytes.len() > MAX_RECORD_BYTES {
+        return Err(StorageError::TooLarge(bytes.len()));
+    }
+    Ok(bytes)
+}
+
+/// A set of puts and removes over several tables, applied atomically by [`Store::write`].
+#[derive(Default)]
+pub struct WriteBatch {
+    ops: Vec<(sled::Tree, sled::Batch)>,
+}
+
+impl WriteBatch {
+    fn batch_for(&mut self, tree: &sled::Tree) -> &mut sled::Batch {
+        let pos = match self.ops.iter().position(|(t, _)| t.name() == tree.name()) {
+            Some(pos) => pos,
+            None => {
+                self.ops.push((tree.clone(), sled::Batch::default()));
+                self.ops.len() - 1
+            }
+        };
+        &mut self.ops[pos].1
+    }
+
+    /// Adds a put.
+    pub fn put<K: Key + ?Sized, V: Record>(
+        &mut self,
+        table: &Table<K, V>,
+        key: &K,
+        value: &V,
+    ) -> Result<(), StorageError> {
+        let bytes = checked_encode(value)?;
+        self.batch_for(&table.tree).insert(key.encode(), bytes);
+        Ok(())
+    }
+
+    /// Adds a remove.
+    pub fn remove<K: Key + ?Sized, V: Record>(&mut self, table: &Table<K, V>, key: &K) {
+        self.batch_for(&table.tree).remove(key.encode());
+    }
+
+    /// Whether nothing was added.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// The tables of the store.
+#[derive(Clone)]
+pub struct Tables {
+    /// Products by SKU.
+    pub products: Table<str, crate::domain::product::Product>,
+    /// Carts by id.
+    pub carts: Table<str, crate::domain::cart::Cart>,
+    /// Stock (on hand and reservations) by SKU.
+    pub stock: Table<str, crate::domain::inventory::Stock>,
+    /// Small settings and markers by name.
+    pub meta: Table<str, MetaValue>,
+}
+
+/// A value in the `meta` table.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum MetaValue {
+    /// A number.
+    Number(u64),
+    /// A string.
+    Text(String),
+}
+
+impl Record for MetaValue {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "meta";
+}
+
+struct StoreInner {
+    db: sled::Db,
+    path: PathBuf,
+    tables: Tables,
+    barrier: Barrier,
+    sync: Arc<barrier::SyncTarget>,
+    flusher: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// The embedded store. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<StoreInner>,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path, options: &StoreOptions) -> Result<Store, StorageError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StorageError::Io(format!("create {}: {e}", dir.display())))?;
+        let path = dir.join("store");
+        let db = sled::Config::new()
+            .path(&path)
+            .cache_capacity(options.cache_capacity_bytes)
+            .flush_every_ms(Some(500))
+            .open()?;
+        let log = std::fs::File::open(path.join("db"))
+            .map_err(|e| StorageError::Io(format!("open sled log: {e}")))?;
+        // Make the freshly created files' directory entries durable once.
+        if let Ok(d) = std::fs::File::open(&path) {
+            let _ = d.sync_all();
+        }
+        let tables = Tables {
+            products: Table::open(&db, "products")?,
+            carts: Table::open(&db, "carts")?,
+            stock: Table::open(&db, "stock")?,
+            meta: Table::open(&db, "meta")?,
+        };
+        let sync = Arc::new(barrier::SyncTarget {
+            db: db.clone(),
+            log,
+        });
+        let (barrier, flusher) = Barrier::start(options.durability, sync.clone());
+        Ok(Store {
+            inner: Arc::new(StoreInner {
+                db,
+                path,
+                tables,
+                barrier,
+                sync,
+                flusher: std::sync::Mutex::new(flusher),
+            }),
+        })
+    }
+
+    /// The typed tables.
+    pub fn tables(&self) -> &Tables {
+        &self.inner.tables
+    }
+
+    /// The durability barrier.
+    pub fn barrier(&self) -> &Barrier {
+        &self.inner.barrier
+    }
+
+    /// Where sled keeps its files.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Applies `batch` atomically: after a crash either all of it or none of it is there.
+    pub fn write(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        match batch.ops.len() {
+            0 => Ok(()),
+            1 => {
+                let (tree, b) = batch.ops.into_iter().next().expect("one op");
+                Ok(tree.apply_batch(b)?)
+            }
+            _ => {
+                let trees: Vec<&sled::Tree> = batch.ops.iter().map(|(t, _)| t).collect();
+                trees
+                    .as_slice()
+                    .transaction(|views| {
+                        for (view, (_, b)) in views.iter().zip(batch.ops.iter()) {
+                            view.apply_batch(b)?;
+                        }
+                        Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
+                    })
+                    .map_err(|e| StorageError::Io(format!("transaction: {e:?}")))
+            }
+        }
+    }
+
+    /// Flushes and fsyncs now, whatever the durability mode (shutdown, tests).
+    pub fn sync_now(&self) -> Result<(), StorageError> {
+        self.inner.sync.sync()
+    }
+
+    /// Makes everything durable and stops the flusher thread.
+    pub fn close(&self) -> Result<(), StorageError> {
+        self.inner.barrier.shutdown();
+        if let Some(t) = self.inner.flusher.lock().expect("flusher lock").take() {
+            let _ = t.join();
+        }
+        self.sync_now()
+    }
+
+    /// Bytes sled uses on disk.
+    pub fn size_on_disk(&self) -> u64 {
+        self.inner.db.size_on_disk().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_over_two_tables_lands_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+        let t = store.tables();
+        let mut b = WriteBatch::default();
+        b.put(&t.meta, "a", &MetaValue::Number(1)).unwrap();
+        b.put(&t.meta, "b", &MetaValue::Text("x".into())).unwrap();
+        let stock = crate::domain::inventory::Stock::default();
+        b.put(&t.stock, "SKU-1", &stock).unwrap();
+        store.write(b).unwrap();
+        assert_eq!(t.meta.get("a").unwrap(), Some(MetaValue::Number(1)));
+        assert_eq!(t.stock.get("SKU-1").unwrap(), Some(stock));
+        store.close().unwrap();
+    }
+
+    #[test]
+    fn oversized_records_are_refused_before_they_reach_sled() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+        let big = MetaValue::Text("x".repeat(MAX_RECORD_BYTES + 1));
+        assert!(matches!(
+            store.tables().meta.put("big", &big),
+            Err(StorageError::TooLarge(_))
+        ));
+        assert_eq!(store.tables().meta.get("big").unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn the_barrier_releases_a_ticket_after_a_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+        store.tables().meta.put("k", &MetaValue::Number(7)).unwrap();
+        let ticket = store.barrier().ticket();
+        store.barrier().wait(ticket).await.unwrap();
+        assert!(store.barrier().stats().flushes >= 1);
+        // A ticket that is already durable is released without another flush.
+        let before = store.barrier().stats().flushes;
+        store.barrier().wait(ticket).await.unwrap();
+        assert_eq!(store.barrier().stats().flushes, before);
+        store.close().unwrap();
+    }
+}
+
+impl Record for crate::domain::product::Product {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "product";
+}
+
+impl Record for crate::domain::cart::Cart {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "cart";
+}
+
+impl Record for crate::domain::inventory::Stock {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "stock";
+}
