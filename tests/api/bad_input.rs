@@ -1,0 +1,482 @@
+//! Bad input over HTTP gets the right 4xx problem+json and changes nothing.
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+fn assert_problem(r: &Resp, status: u16, code: &str) {
+    assert_eq!(r.status, status, "body: {}", r.body);
+    assert_eq!(
+        r.content_type, "application/problem+json",
+        "body: {}",
+        r.body
+    );
+    assert_eq!(r.code(), code, "body: {}", r.body);
+    assert_eq!(r.body["status"], status);
+    assert!(
+        r.body["title"].is_string() && r.body["type"].is_string() && r.body["detail"].is_string()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_cart_requests_are_refused_and_leave_the_cart_unchanged() {
+    let app = spawn_app().await;
+    app.create_product("OK-1", 500, 10).await;
+    let cart = app.create_cart().await;
+    let items = format!("/api/v1/carts/{cart}/items");
+    assert_eq!(
+        app.post_json(&items, json!({"sku": "OK-1", "quantity": 2}))
+            .await
+            .status,
+        200
+    );
+    let before = app.get(&format!("/api/v1/carts/{cart}")).await.body;
+
+    let raw = |body: &'static str| {
+        app.client
+            .post(app.url(&items))
+            .header("content-type", "application/json")
+            .body(body)
+    };
+    let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
+        (raw("{not json"), 400, "invalid_request"),
+        (
+            raw(r#"{"sku": "OK-1", "quantity": "two"}"#),
+            400,
+            "invalid_request",
+        ),
+        (
+            raw(r#"{"sku": "OK-1", "quantity": 1.5}"#),
+            400,
+            "invalid_request",
+        ),
+        (
+            raw(r#"{"sku": "OK-1", "quantity": 1, "unit_price": 1}"#),
+            400,
+            "invalid_request",
+        ),
+        (raw(r#"{"sku": "OK-1"}"#), 400, "invalid_request"),
+        (
+            raw(r#"{"sku": "OK-1", "quantity": 99999999999999999999999}"#),
+            400,
+            "invalid_request",
+        ),
+        (
+            raw(r#"{"sku": "OK-1", "quantity": -3}"#),
+            422,
+            "validation_failed",
+        ),
+        (
+            raw(r#"{"sku": "OK-1", "quantity": 0}"#),
+            422,
+            "validation_failed",
+        ),
+        (
+            raw(r#"{"sku": "OK-1", "quantity": 998}"#),
+            422,
+            "validation_failed",
+        ),
+        (
+            raw(r#"{"sku": "NOPE-9", "quantity": 1}"#),
+            404,
+            "unknown_sku",
+        ),
+        (
+            raw(r#"{"sku": "bad sku!", "quantity": 1}"#),
+            422,
+            "validation_failed",
+        ),
+        (
+            app.client
+                .post(app.url(&items))
+                .body(r#"{"sku": "OK-1", "quantity": 1}"#),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            app.client
+                .post(app.url(&items))
+                .header("content-type", "application/json")
+                .body(format!(r#"{{"sku": "{}"}}"#, "A".repeat(1_100_000))),
+            413,
+            "payload_too_large",
+        ),
+        (
+            app.client
+                .put(app.url(&format!("{items}/OK-1")))
+                .json(&json!({"quantity": 1000})),
+            422,
+            "validation_failed",
+        ),
+        (
+            app.client
+                .put(app.url(&format!("{items}/OK-1")))
+                .json(&json!({"quantity": -1})),
+            422,
+            "validation_failed",
+        ),
+        (
+            app.client
+                .patch(app.url(&format!("/api/v1/carts/{cart}")))
+                .json(&json!({"email": "not-an-email"})),
+            422,
+            "validation_failed",
+        ),
+        (
+            app.client
+                .patch(app.url(&format!("/api/v1/carts/{cart}")))
+                .json(&json!({"email": "a@b.co", "status": "checked_out"})),
+            400,
+            "invalid_request",
+        ),
+        (
+            app.client.delete(app.url(&format!("/api/v1/carts/{cart}"))),
+            405,
+            "method_not_allowed",
+        ),
+    ];
+    for (req, status, code) in cases {
+        let r = app.send(req).await;
+        assert_problem(&r, status, code);
+    }
+    assert_eq!(
+        app.get(&format!("/api/v1/carts/{cart}")).await.body,
+        before,
+        "the cart is unchanged"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_things_are_not_found() {
+    let app = spawn_app().await;
+    let cases = [
+        "/api/v1/carts/0123456789abcdef0123456789abcdef",
+        "/api/v1/carts/not-a-cart",
+        "/api/v1/products/NOPE",
+        "/api/v1/products/bad%20sku",
+        "/api/v1/inventory/NOPE",
+        "/api/v1/nothing-here",
+        "/",
+    ];
+    for path in cases {
+        assert_problem(&app.get(path).await, 404, "not_found");
+    }
+    let r = app
+        .post_json(
+            "/api/v1/carts/0123456789abcdef0123456789abcdef/items",
+            json!({"sku": "X", "quantity": 1}),
+        )
+        .await;
+    assert_problem(&r, 404, "not_found");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_routes_need_the_right_token() {
+    let app = spawn_app().await;
+    app.create_product("ADM-1", 100, 1).await;
+    let routes: Vec<(reqwest::Method, &str, Value)> = vec![
+        (
+            reqwest::Method::POST,
+            "/api/v1/admin/products",
+            json!({"sku": "NEW-1", "name": "x", "price": 1}),
+        ),
+        (
+            reqwest::Method::PUT,
+            "/api/v1/admin/products/ADM-1",
+            json!({"name": "x", "price": 1}),
+        ),
+        (
+            reqwest::Method::DELETE,
+            "/api/v1/admin/products/ADM-1",
+            Value::Null,
+        ),
+        (
+            reqwest::Method::PUT,
+            "/api/v1/admin/inventory/ADM-1",
+            json!({"on_hand": 99}),
+        ),
+        (
+            reqwest::Method::POST,
+            "/api/v1/admin/inventory/ADM-1/restock",
+            json!({"quantity": 5}),
+        ),
+    ];
+    for (method, path, body) in &routes {
+        let req = || {
+            let r = app.client.request(method.clone(), app.url(path));
+            if body.is_null() { r } else { r.json(body) }
+        };
+        assert_problem(&app.send(req()).await, 401, "unauthorized");
+        assert_problem(
+            &app.send(req().bearer_auth("wrong-token")).await,
+            403,
+            "forbidden",
+        );
+        assert_problem(
+            &app.send(req().header("authorization", "Basic dGVzdA=="))
+                .await,
+            401,
+            "unauthorized",
+        );
+    }
+    // Nothing changed.
+    let p = app.get("/api/v1/products/ADM-1").await;
+    assert_eq!(
+        (
+            p.body["name"].as_str(),
+            p.body["price"].as_i64(),
+            p.body["available"].as_i64()
+        ),
+        (Some("Product ADM-1"), Some(100), Some(1))
+    );
+    assert_eq!(app.get("/api/v1/products/NEW-1").await.status, 404);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_products_and_stock_changes_are_refused() {
+    let app = spawn_app().await;
+    app.create_product("INV-1", 100, 3).await;
+    let post = |body: Value| {
+        app.admin(app.client.post(app.url("/api/v1/admin/products")))
+            .json(&body)
+    };
+    let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
+        (
+            post(json!({"sku": "INV-1", "name": "dup", "price": 1})),
+            409,
+            "already_exists",
+        ),
+        (
+            post(json!({"sku": "bad/sku", "name": "x", "price": 1})),
+            422,
+            "validation_failed",
+        ),
+        (
+            post(json!({"name": "no sku", "price": 1})),
+            422,
+            "validation_failed",
+        ),
+        (
+            post(json!({"sku": "N-1", "name": "x", "price": -1})),
+            422,
+            "validation_failed",
+        ),
+        (
+            post(json!({"sku": "N-1", "name": "x", "price": 1, "currency": "EUR"})),
+            422,
+            "validation_failed",
+        ),
+        (
+            post(json!({"sku": "N-1", "name": "", "price": 1})),
+            422,
+            "validation_failed",
+        ),
+        (
+            post(json!({"sku": "N-1", "name": "x", "price": "1"})),
+            400,
+            "invalid_request",
+        ),
+        (
+            post(json!({"sku": "N-1", "name": "x", "price": 1, "stock": 5})),
+            400,
+            "invalid_request",
+        ),
+        (
+            app.admin(app.client.put(app.url("/api/v1/admin/products/INV-1")))
+                .json(&json!({"sku": "OTHER", "name": "x", "price": 1})),
+            422,
+            "validation_failed",
+        ),
+        (
+            app.admin(app.client.delete(app.url("/api/v1/admin/products/NOPE"))),
+            404,
+            "not_found",
+        ),
+        (
+            app.admin(app.client.put(app.url("/api/v1/admin/inventory/INV-1")))
+                .json(&json!({"on_hand": -1})),
+            422,
+            "validation_failed",
+        ),
+        (
+            app.admin(app.client.put(app.url("/api/v1/admin/inventory/NOPE")))
+                .json(&json!({"on_hand": 1})),
+            404,
+            "not_found",
+        ),
+        (
+            app.admin(
+                app.client
+                    .post(app.url("/api/v1/admin/inventory/INV-1/restock")),
+            )
+            .json(&json!({"quantity": 0})),
+            422,
+            "validation_failed",
+        ),
+        (
+            app.admin(
+                app.client
+                    .post(app.url("/api/v1/admin/inventory/INV-1/restock")),
+            )
+            .json(&json!({"quantity": 2_000_000_000i64})),
+            422,
+            "validation_failed",
+        ),
+    ];
+    for (req, status, code) in cases {
+        assert_problem(&app.send(req).await, status, code);
+    }
+    let inv = app.get("/api/v1/inventory/INV-1").await.body;
+    assert_eq!(
+        (inv["on_hand"].as_i64(), inv["available"].as_i64()),
+        (Some(3), Some(3))
+    );
+    assert_eq!(app.get("/api/v1/products/N-1").await.status, 404);
+
+    // Read-only fields sent back from a GET are ignored, not trusted.
+    let mut fetched = app.get("/api/v1/products/INV-1").await.body;
+    fetched["available"] = json!(1_000_000);
+    fetched["price"] = json!(150);
+    let r = app
+        .send(
+            app.admin(app.client.put(app.url("/api/v1/admin/products/INV-1")))
+                .json(&fetched),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        (r.body["price"].as_i64(), r.body["available"].as_i64()),
+        (Some(150), Some(3))
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_happy_path_speaks_the_contract() {
+    let app = spawn_app().await;
+    let r = app.get("/health").await;
+    assert_eq!((r.status, r.body["status"].as_str()), (200, Some("ok")));
+    assert_eq!(app.get("/ready").await.status, 200);
+    app.create_product("H-1", 1999, 7).await;
+    let p = app.get("/api/v1/products/H-1").await;
+    for field in [
+        "sku",
+        "name",
+        "description",
+        "category",
+        "price",
+        "currency",
+        "attributes",
+        "images",
+        "available",
+        "created_at",
+        "updated_at",
+    ] {
+        assert!(
+            p.body.get(field).is_some(),
+            "product lacks {field}: {}",
+            p.body
+        );
+    }
+    let res = app
+        .client
+        .post(app.url("/api/v1/carts"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    let cart: Value = res.json().await.unwrap();
+    let id = cart["id"].as_str().unwrap();
+    assert_eq!(location, format!("/api/v1/carts/{id}"));
+    assert!(id.len() >= 24, "ids carry at least 96 random bits");
+    let r = app
+        .post_json(
+            &format!("/api/v1/carts/{id}/items"),
+            json!({"sku": "H-1", "quantity": 2}),
+        )
+        .await;
+    assert_eq!(r.body["items"][0]["line_total"], 3998);
+    let r = app
+        .send(
+            app.client
+                .put(app.url(&format!("/api/v1/carts/{id}/items/H-1")))
+                .json(&json!({"quantity": 5})),
+        )
+        .await;
+    assert_eq!(r.body["items"][0]["quantity"], 5);
+    let r = app
+        .send(
+            app.client
+                .patch(app.url(&format!("/api/v1/carts/{id}")))
+                .json(&json!({"email": "ada@example.com"})),
+        )
+        .await;
+    assert_eq!(r.body["email"], "ada@example.com");
+    let r = app
+        .send(
+            app.client
+                .put(app.url(&format!("/api/v1/carts/{id}/items/H-1")))
+                .json(&json!({"quantity": 0})),
+        )
+        .await;
+    assert_eq!(
+        (
+            r.body["items"].as_array().unwrap().len(),
+            r.body["total"].as_i64()
+        ),
+        (0, Some(0))
+    );
+    let r = app
+        .send(
+            app.client
+                .delete(app.url(&format!("/api/v1/carts/{id}/items/H-1"))),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    for field in [
+        "id",
+        "items",
+        "subtotal",
+        "total",
+        "currency",
+        "item_count",
+        "created_at",
+        "updated_at",
+        "expires_at",
+        "status",
+    ] {
+        assert!(
+            r.body.get(field).is_some(),
+            "cart lacks {field}: {}",
+            r.body
+        );
+    }
+    let r = app
+        .send(
+            app.admin(
+                app.client
+                    .post(app.url("/api/v1/admin/inventory/H-1/restock")),
+            )
+            .json(&json!({"quantity": 3})),
+        )
+        .await;
+    assert_eq!(
+        r.body,
+        json!({"sku": "H-1", "on_hand": 10, "reserved": 0, "available": 10})
+    );
+    let r = app
+        .send(app.admin(app.client.delete(app.url("/api/v1/admin/products/H-1"))))
+        .await;
+    assert_eq!(r.status, 204);
+    assert_eq!(app.get("/api/v1/products/H-1").await.status, 404);
+    // Ids are random: many carts share no prefix pattern and never repeat.
+    let mut ids = std::collections::HashSet::new();
+    for _ in 0..20 {
+        assert!(ids.insert(app.create_cart().await));
+    }
+    app.stop().await;
+}

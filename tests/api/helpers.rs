@@ -1,0 +1,187 @@
+//! `spawn_app()` and friends.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use emporium::domain::product::ProductDraft;
+use emporium::http::{AppState, HttpOptions};
+use emporium::{Config, Durability, Engine};
+use serde_json::{Value, json};
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// A config for tests: strict durability, short timeouts.
+pub fn test_config(dir: &std::path::Path) -> Config {
+    let mut c = Config::new(dir);
+    c.durability = Durability::Strict;
+    c.cache_capacity_bytes = 16 * 1024 * 1024;
+    c
+}
+
+pub async fn open_engine(dir: &std::path::Path, tweak: impl FnOnce(&mut Config)) -> Engine {
+    let mut c = test_config(dir);
+    tweak(&mut c);
+    Engine::open(c).await.expect("engine opens")
+}
+
+pub fn draft(name: &str, price: i64) -> ProductDraft {
+    ProductDraft {
+        name: name.into(),
+        price,
+        category: "Test/Things".into(),
+        ..Default::default()
+    }
+}
+
+/// Polls `cond` until it holds or `deadline` passes (instead of sleeping a fixed time).
+pub async fn eventually<F, Fut>(deadline: Duration, mut cond: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let until = Instant::now() + deadline;
+    loop {
+        if cond().await {
+            return true;
+        }
+        if Instant::now() > until {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub engine: Engine,
+    pub _dir: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open_engine(dir.path(), |_| {}).await;
+    let state = AppState {
+        engine: engine.clone(),
+        admin_token: ADMIN_TOKEN.into(),
+        ready: Arc::new(AtomicBool::new(true)),
+    };
+    let app = emporium::http::app(
+        state,
+        &HttpOptions {
+            request_timeout: Duration::from_secs(10),
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        emporium::http::serve(listener, app, async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    TestApp {
+        addr,
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap(),
+        engine,
+        _dir: dir,
+        shutdown: Some(tx),
+        server: Some(server),
+    }
+}
+
+/// A response's status and JSON body (Null if the body is empty or not JSON), plus its
+/// content type.
+pub struct Resp {
+    pub status: u16,
+    pub body: Value,
+    pub content_type: String,
+}
+
+impl Resp {
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Resp {
+        let res = req.send().await.expect("request sent");
+        let status = res.status().as_u16();
+        let content_type = res
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let text = res.text().await.unwrap_or_default();
+        Resp {
+            status,
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+            content_type,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.send(self.client.get(self.url(path))).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: Value) -> Resp {
+        self.send(self.client.post(self.url(path)).json(&body))
+            .await
+    }
+
+    pub fn admin(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        req.bearer_auth(ADMIN_TOKEN)
+    }
+
+    pub async fn create_product(&self, sku: &str, price: i64, stock: i64) {
+        let r = self
+            .send(
+                self.admin(self.client.post(self.url("/api/v1/admin/products")))
+                    .json(&json!({"sku": sku, "name": format!("Product {sku}"), "price": price})),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let r = self
+            .send(
+                self.admin(
+                    self.client
+                        .put(self.url(&format!("/api/v1/admin/inventory/{sku}"))),
+                )
+                .json(&json!({"on_hand": stock})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+
+    pub async fn create_cart(&self) -> String {
+        let r = self.post_json("/api/v1/carts", json!({})).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.body["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(s) = self.server.take() {
+            let _ = s.await;
+        }
+        self.engine.shutdown().await.unwrap();
+    }
+}

@@ -1,0 +1,208 @@
+//! Actor lifecycle: supervision after a panic, passivation, timers, expiry, restarts.
+
+use std::time::Duration;
+
+use emporium::EngineError;
+
+use crate::helpers::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_cart_is_reactivated_from_its_persisted_state_and_others_keep_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open_engine(dir.path(), |_| {}).await;
+    engine.create_product("P", draft("P", 10)).await.unwrap();
+    let victim = engine.create_cart().await.unwrap().cart.id;
+    let bystander = engine.create_cart().await.unwrap().cart.id;
+    engine.cart_add_item(&victim, "P", 3).await.unwrap();
+    engine.cart_add_item(&bystander, "P", 1).await.unwrap();
+
+    engine.debug_panic_cart(&victim).await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            engine.stats().carts.panicked == 1
+        })
+        .await
+    );
+
+    // The bystander never noticed.
+    assert_eq!(
+        engine
+            .cart_add_item(&bystander, "P", 1)
+            .await
+            .unwrap()
+            .cart
+            .lines[0]
+            .quantity,
+        2
+    );
+    // The victim comes back with what was persisted, and keeps working.
+    let activated = engine.stats().carts.activated;
+    assert_eq!(
+        engine.cart(&victim).await.unwrap().cart.lines[0].quantity,
+        3
+    );
+    assert_eq!(engine.stats().carts.activated, activated + 1);
+    assert_eq!(
+        engine
+            .cart_add_item(&victim, "P", 1)
+            .await
+            .unwrap()
+            .cart
+            .lines[0]
+            .quantity,
+        4
+    );
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_actor_is_passivated_and_transparently_reactivated() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open_engine(dir.path(), |c| {
+        c.passivate_after = Duration::from_millis(100)
+    })
+    .await;
+    engine.create_product("P", draft("P", 10)).await.unwrap();
+    let id = engine.create_cart().await.unwrap().cart.id;
+    engine.cart_add_item(&id, "P", 2).await.unwrap();
+    assert!(engine.stats().carts.resident >= 1);
+
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            engine.stats().carts.resident == 0
+        })
+        .await,
+        "idle cart actors are stopped"
+    );
+    assert!(engine.stats().carts.passivated >= 1);
+    let activated = engine.stats().carts.activated;
+    let view = engine.cart_add_item(&id, "P", 1).await.unwrap();
+    assert_eq!(view.cart.lines[0].quantity, 3);
+    assert_eq!(engine.stats().carts.activated, activated + 1);
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_racing_a_passivation_are_rerouted_not_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open_engine(dir.path(), |c| {
+        c.passivate_after = Duration::from_millis(20)
+    })
+    .await;
+    engine.create_product("P", draft("P", 10)).await.unwrap();
+    let id = engine.create_cart().await.unwrap().cart.id;
+    // Bursts separated by pauses just over the idle period make calls meet passivations.
+    let mut expected = 0;
+    for _ in 0..15 {
+        for _ in 0..5 {
+            engine.cart_add_item(&id, "P", 1).await.unwrap();
+            expected += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        engine.cart(&id).await.unwrap().cart.lines[0].quantity,
+        expected
+    );
+    assert!(engine.stats().carts.passivated >= 1);
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_reservations_are_released_by_the_timer() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open_engine(dir.path(), |c| {
+        c.reservation_ttl = Duration::from_millis(200)
+    })
+    .await;
+    engine.create_product("S", draft("S", 10)).await.unwrap();
+    engine.set_on_hand("S", 5).await.unwrap();
+    assert_eq!(engine.reserve("S", "r1", 4).await.unwrap().available, 1);
+    // The timer releases it; observe through the public read.
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            engine.inventory("S").await.unwrap().available == 5
+        })
+        .await
+    );
+    // A committed reservation cannot be resurrected; an expired one cannot be committed.
+    assert!(matches!(
+        engine.commit_reservation("S", "r1").await,
+        Err(EngineError::UnknownReservation(_))
+    ));
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reserve_commit_release_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = open_engine(dir.path(), |_| {}).await;
+        engine.create_product("S", draft("S", 10)).await.unwrap();
+        engine.set_on_hand("S", 10).await.unwrap();
+        engine.reserve("S", "keep", 3).await.unwrap();
+        engine.reserve("S", "sell", 2).await.unwrap();
+        engine.reserve("S", "drop", 1).await.unwrap();
+        engine.commit_reservation("S", "sell").await.unwrap();
+        engine.release_reservation("S", "drop").await.unwrap();
+        engine.shutdown().await.unwrap();
+    }
+    let engine = open_engine(dir.path(), |_| {}).await;
+    let inv = engine.inventory("S").await.unwrap();
+    assert_eq!((inv.on_hand, inv.reserved, inv.available), (8, 3, 5));
+    // Idempotent retries after the restart.
+    assert_eq!(engine.reserve("S", "keep", 3).await.unwrap().reserved, 3);
+    assert_eq!(
+        engine
+            .commit_reservation("S", "sell")
+            .await
+            .unwrap()
+            .on_hand,
+        8
+    );
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cart_unchanged_past_its_ttl_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open_engine(dir.path(), |c| c.cart_ttl = Duration::from_millis(300)).await;
+    engine.create_product("P", draft("P", 10)).await.unwrap();
+    let kept = engine.create_cart().await.unwrap().cart.id;
+    let dropped = engine.create_cart().await.unwrap().cart.id;
+    engine.cart_add_item(&dropped, "P", 1).await.unwrap();
+    // Touch `kept` so its expiry slides while `dropped` lapses.
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        engine.cart_add_item(&kept, "P", 1).await.unwrap();
+    }
+    assert!(matches!(
+        engine.cart(&dropped).await,
+        Err(EngineError::NotFound("cart"))
+    ));
+    assert_eq!(engine.cart(&kept).await.unwrap().cart.lines[0].quantity, 4);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(engine.sweep_expired_carts().await.unwrap(), 1);
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_and_malformed_cart_ids_are_not_found_without_activating_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open_engine(dir.path(), |_| {}).await;
+    for id in ["nope", "../../etc", "00000000000000000000000000000000"] {
+        assert!(matches!(
+            engine.cart(id).await,
+            Err(EngineError::NotFound("cart"))
+        ));
+    }
+    // The well-formed unknown id was activated once, found absent and evicted at once.
+    assert!(
+        eventually(Duration::from_secs(2), || async {
+            engine.stats().carts.resident == 0
+        })
+        .await
+    );
+    assert_eq!(engine.stats().carts.activated, 1);
+    engine.shutdown().await.unwrap();
+}

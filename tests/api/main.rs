@@ -1,0 +1,10 @@
+//! Integration tests: the real engine on a temp directory and, for HTTP, a real server on
+//! `127.0.0.1:0`. Crash tests start the real binary and `kill -9` it.
+
+mod helpers;
+
+mod bad_input;
+mod concurrency;
+mod crash;
+mod lifecycle;
+mod model;
