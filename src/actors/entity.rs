@@ -324,7 +324,7 @@ impl<E: Entity> Directory<E> {
     /// Removes whatever entry maps to the actor with this id (after a panic).
     fn forget_actor(&self, gone: ractor::ActorId) {
         self.slots
-            .retain(|_, s| !s.get().is_some_and(|a| a.get_id() == gone));
+            .retain(|_, s| s.get().is_none_or(|a| a.get_id() != gone));
     }
 }
 
@@ -349,6 +349,12 @@ struct HostState<E: Entity> {
 }
 
 impl<E: Entity> Host<E> {
+    /// Takes the barrier ticket for a write this entity just applied to the store.
+    fn record_write(&self, st: &mut HostState<E>) {
+        st.last_ticket = self.barrier.ticket();
+        self.entity.wrote_at(st.last_ticket);
+    }
+
     fn arm_timer(&self, myself: &ActorRef<HostMsg<E>>, st: &mut HostState<E>) {
         let Some(due) = self.entity.timer_due(&st.state) else {
             return;
@@ -412,8 +418,7 @@ impl<E: Entity> Actor for Host<E> {
                 st.last_active = Instant::now();
                 let effect = self.entity.handle(&st.id, &mut st.state, cmd).await;
                 if effect.wrote {
-                    st.last_ticket = self.barrier.ticket();
-                    self.entity.wrote_at(st.last_ticket);
+                    self.record_write(st);
                 }
                 let out = effect.reply;
                 self.barrier.on_durable(st.last_ticket, move |r| {
@@ -426,15 +431,12 @@ impl<E: Entity> Actor for Host<E> {
             }
             HostMsg::Timer => {
                 st.timer_at = None;
-                if !st.passivating
-                    && self
-                        .entity
-                        .timer_due(&st.state)
-                        .is_some_and(|due| due <= now_millis())
-                {
-                    if self.entity.on_timer(&st.id, &mut st.state) {
-                        st.last_ticket = self.barrier.ticket();
-                    }
+                let due = self
+                    .entity
+                    .timer_due(&st.state)
+                    .is_some_and(|d| d <= now_millis());
+                if !st.passivating && due && self.entity.on_timer(&st.id, &mut st.state) {
+                    self.record_write(st);
                 }
                 self.arm_timer(&myself, st);
             }

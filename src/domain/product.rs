@@ -142,13 +142,11 @@ impl ProductDraft {
                 format!("must be between 0 and {} minor units", limits::PRICE),
             ));
         }
-        if let Some(c) = &self.currency {
-            if c != currency {
-                return Err(Invalid::new(
-                    "currency",
-                    format!("this store sells in {currency}"),
-                ));
-            }
+        if self.currency.as_deref().is_some_and(|c| c != currency) {
+            return Err(Invalid::new(
+                "currency",
+                format!("this store sells in {currency}"),
+            ));
         }
         if self.attributes.len() > limits::ATTRIBUTES {
             return Err(Invalid::new(

@@ -77,6 +77,12 @@ pub struct Barrier {
     inner: Arc<Inner>,
 }
 
+/// Something that makes every write applied so far durable: the store's flush + fdatasync,
+/// or a stand-in in tests.
+pub(crate) trait Sync: Send + std::marker::Sync + 'static {
+    fn sync(&self) -> Result<(), StorageError>;
+}
+
 /// What the flusher thread needs to make the store durable.
 pub(crate) struct SyncTarget {
     pub db: sled::Db,
@@ -84,8 +90,8 @@ pub(crate) struct SyncTarget {
     pub log: File,
 }
 
-impl SyncTarget {
-    pub(crate) fn sync(&self) -> Result<(), StorageError> {
+impl Sync for SyncTarget {
+    fn sync(&self) -> Result<(), StorageError> {
         self.db
             .flush()
             .map_err(|e| StorageError::Durability(format!("flush: {e}")))?;
@@ -99,7 +105,7 @@ impl Barrier {
     /// Starts the barrier (and, in strict mode, its flusher thread).
     pub(crate) fn start(
         mode: Durability,
-        target: Arc<SyncTarget>,
+        target: Arc<dyn Sync>,
     ) -> (Barrier, Option<JoinHandle<()>>) {
         let (failed_tx, _) = tokio::sync::watch::channel(false);
         let inner = Arc::new(Inner {
@@ -122,7 +128,7 @@ impl Barrier {
             let b = barrier.clone();
             std::thread::Builder::new()
                 .name("emporium-flusher".into())
-                .spawn(move || b.flusher_loop(&target))
+                .spawn(move || b.flusher_loop(&*target))
                 .expect("spawning the flusher thread")
         });
         (barrier, thread)
@@ -222,7 +228,7 @@ impl Barrier {
         self.inner.wake.notify_one();
     }
 
-    fn flusher_loop(&self, target: &SyncTarget) {
+    fn flusher_loop(&self, target: &dyn Sync) {
         let inner = &self.inner;
         loop {
             {
@@ -270,5 +276,89 @@ impl Barrier {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// Succeeds `ok_rounds` times, then fails.
+    struct Flaky {
+        ok_rounds: usize,
+        calls: AtomicUsize,
+    }
+
+    impl Sync for Flaky {
+        fn sync(&self) -> Result<(), StorageError> {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            if self.calls.fetch_add(1, Ordering::SeqCst) < self.ok_rounds {
+                Ok(())
+            } else {
+                Err(StorageError::Durability("injected EIO".into()))
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn many_waiters_share_one_flush() {
+        let target = Arc::new(Flaky {
+            ok_rounds: usize::MAX,
+            calls: AtomicUsize::new(0),
+        });
+        let (b, _t) = Barrier::start(Durability::Strict, target.clone());
+        let tickets: Vec<u64> = (0..100).map(|_| b.ticket()).collect();
+        let waits: Vec<_> = tickets
+            .into_iter()
+            .map(|t| {
+                let b = b.clone();
+                tokio::spawn(async move { b.wait(t).await })
+            })
+            .collect();
+        for w in waits {
+            w.await.unwrap().unwrap();
+        }
+        let stats = b.stats();
+        assert_eq!(stats.released, 100);
+        assert!(
+            stats.flushes < 100,
+            "{} flushes for 100 waiters: no group commit",
+            stats.flushes
+        );
+        b.shutdown();
+    }
+
+    #[tokio::test]
+    async fn a_failed_sync_fails_every_waiter_and_every_later_write() {
+        let target = Arc::new(Flaky {
+            ok_rounds: 1,
+            calls: AtomicUsize::new(0),
+        });
+        let (b, _t) = Barrier::start(Durability::Strict, target);
+        b.wait(b.ticket()).await.unwrap();
+        // The next round fails: its waiter gets an error, never a success.
+        assert!(matches!(
+            b.wait(b.ticket()).await,
+            Err(StorageError::Durability(_))
+        ));
+        tokio::time::timeout(std::time::Duration::from_secs(5), b.failed())
+            .await
+            .expect("failed() resolves");
+        // Nothing is acknowledged any more, even for tickets that were durable before.
+        assert!(matches!(b.wait(1).await, Err(StorageError::Durability(_))));
+        assert!(b.failure().is_some());
+    }
+
+    #[tokio::test]
+    async fn relaxed_mode_releases_at_once_without_syncing() {
+        let target = Arc::new(Flaky {
+            ok_rounds: 0,
+            calls: AtomicUsize::new(0),
+        });
+        let (b, t) = Barrier::start(Durability::Relaxed, target.clone());
+        assert!(t.is_none(), "no flusher thread in relaxed mode");
+        b.wait(b.ticket()).await.unwrap();
+        assert_eq!(target.calls.load(Ordering::SeqCst), 0);
     }
 }

@@ -75,10 +75,13 @@ impl Default for StoreOptions {
     }
 }
 
+/// Marker for a table's key and value types (`fn(&K)` so that unsized keys work).
+type TableTypes<K, V> = (fn(&K), V);
+
 /// A typed view of one sled tree: keys of type `K`, values of type `V`.
 pub struct Table<K: ?Sized, V> {
     tree: sled::Tree,
-    _types: PhantomData<(fn(&K), V)>,
+    _types: PhantomData<TableTypes<K, V>>,
 }
 
 impl<K: ?Sized, V> Clone for Table<K, V> {
@@ -327,7 +330,7 @@ impl Store {
 
     /// Flushes and fsyncs now, whatever the durability mode (shutdown, tests).
     pub fn sync_now(&self) -> Result<(), StorageError> {
-        self.inner.sync.sync()
+        barrier::Sync::sync(&*self.inner.sync)
     }
 
     /// Makes everything durable and stops the flusher thread.
@@ -343,6 +346,21 @@ impl Store {
     pub fn size_on_disk(&self) -> u64 {
         self.inner.db.size_on_disk().unwrap_or(0)
     }
+}
+
+impl Record for crate::domain::product::Product {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "product";
+}
+
+impl Record for crate::domain::cart::Cart {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "cart";
+}
+
+impl Record for crate::domain::inventory::Stock {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "stock";
 }
 
 #[cfg(test)]
@@ -391,19 +409,4 @@ mod tests {
         assert_eq!(store.barrier().stats().flushes, before);
         store.close().unwrap();
     }
-}
-
-impl Record for crate::domain::product::Product {
-    const VERSION: u8 = 1;
-    const NAME: &'static str = "product";
-}
-
-impl Record for crate::domain::cart::Cart {
-    const VERSION: u8 = 1;
-    const NAME: &'static str = "cart";
-}
-
-impl Record for crate::domain::inventory::Stock {
-    const VERSION: u8 = 1;
-    const NAME: &'static str = "stock";
 }

@@ -2,68 +2,16 @@
 //! restarted; every acknowledged write must be there. A negative control runs the same
 //! test with `--durability relaxed` and must see losses, which shows the test can catch one.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-const TOKEN: &str = "crash-test-token";
+use crate::helpers::{Server, start_binary};
+
+const TOKEN: &str = crate::helpers::BINARY_TOKEN;
 const CLIENTS: usize = 4;
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn start(dir: &std::path::Path, durability: &str) -> Server {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_emporium"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--admin-token",
-            TOKEN,
-            "--no-demo",
-            "--durability",
-            durability,
-        ])
-        .arg("--data-dir")
-        .arg(dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start emporium");
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    for _ in 0..500 {
-        if let Ok(r) = client.get(format!("{base}/ready")).send().await {
-            if r.status() == 200 {
-                return Server { child, base };
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("server did not become ready");
-}
-
-impl Server {
-    fn kill9(mut self) {
-        self.child.kill().unwrap(); // SIGKILL
-        self.child.wait().unwrap();
-    }
-}
 
 /// What one client had acknowledged when the server died.
 #[derive(Default, Clone)]
@@ -77,7 +25,7 @@ struct Acked {
 /// Returns how many acknowledged writes were missing after the restart.
 async fn round(durability: &str, run_for: Duration) -> u64 {
     let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), durability).await;
+    let server = start_binary(dir.path(), &["--durability", durability]).await;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
@@ -150,7 +98,7 @@ async fn round(durability: &str, run_for: Duration) -> u64 {
         acked.push(t.await.unwrap());
     }
 
-    let server = start(dir.path(), durability).await;
+    let server = start_binary(dir.path(), &["--durability", durability]).await;
     let mut missing = 0;
     for (i, a) in acked.iter().enumerate() {
         assert!(a.restocks > 0, "the load made progress before the kill");

@@ -185,3 +185,92 @@ impl TestApp {
         self.engine.shutdown().await.unwrap();
     }
 }
+
+// ----- the real binary -----
+
+/// The admin token `start_binary` passes unless the caller passes its own flags.
+pub const BINARY_TOKEN: &str = "binary-test-token";
+
+/// A running `emporium serve` child process on a free loopback port.
+pub struct Server {
+    pub child: std::process::Child,
+    pub base: String,
+    pub log: std::path::PathBuf,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts the binary on `dir` with `extra` flags (plus `--admin-token` unless `extra` sets
+/// `--no-token`, which is consumed here) and waits for `/ready`. Its log goes to
+/// `dir/../<port>.log`.
+pub async fn start_binary(dir: &std::path::Path, extra: &[&str]) -> Server {
+    let port = free_port();
+    let log = dir.with_extension(format!("{port}.log"));
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_emporium"));
+    cmd.args([
+        "serve",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--no-demo",
+    ])
+    .arg("--data-dir")
+    .arg(dir);
+    if extra.contains(&"--no-token") {
+        cmd.args(extra.iter().filter(|a| **a != "--no-token"));
+    } else {
+        cmd.args(["--admin-token", BINARY_TOKEN]).args(extra);
+    }
+    let mut child = cmd
+        .env("RUST_LOG", "info")
+        .env_remove("EMPORIUM_ADMIN_TOKEN")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("start emporium");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    for _ in 0..500 {
+        let ready = client
+            .get(format!("{base}/ready"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200);
+        if ready {
+            return Server { child, base, log };
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!(
+        "server did not become ready: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+}
+
+impl Server {
+    /// SIGKILL: the process gets no chance to flush anything.
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(
+            std::process::Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        self.child.wait().unwrap()
+    }
+}

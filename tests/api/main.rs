@@ -4,6 +4,7 @@
 mod helpers;
 
 mod bad_input;
+mod binary;
 mod concurrency;
 mod crash;
 mod lifecycle;

@@ -1,0 +1,199 @@
+//! Criterion benches of the engine facade (what is benchmarked is what is served).
+//!
+//! - `cart_add/strict` and `cart_add/relaxed`: one cart, sequential adds — the latency of
+//!   one durable write (strict waits for a flush + fdatasync).
+//! - `cart_add_concurrent/strict_64`: 64 carts written concurrently — group commit at work.
+//! - `sku/reserve_release_hot`: reserve + release on one SKU, 64 in flight.
+//! - `activation/cart_from_store`: activating a passivated cart actor.
+//!
+//! Run: `cargo bench --bench engine`. With `CI` set, sizes shrink.
+
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use emporium::domain::product::ProductDraft;
+use emporium::{Config, Durability, Engine};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn ci() -> bool {
+    std::env::var_os("CI").is_some()
+}
+
+async fn engine(dir: &std::path::Path, durability: Durability) -> Engine {
+    let mut c = Config::new(dir);
+    c.durability = durability;
+    let e = Engine::open(c).await.unwrap();
+    if e.product("BENCH").await.is_err() {
+        e.create_product(
+            "BENCH",
+            ProductDraft {
+                name: "Bench".into(),
+                price: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        e.set_on_hand("BENCH", 1_000_000_000).await.unwrap();
+    }
+    e
+}
+
+fn cart_add(c: &mut Criterion) {
+    let rt = runtime();
+    let mut g = c.benchmark_group("cart_add");
+    g.throughput(Throughput::Elements(1));
+    for (name, mode) in [
+        ("strict", Durability::Strict),
+        ("relaxed", Durability::Relaxed),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let e = rt.block_on(engine(dir.path(), mode));
+        let id = rt.block_on(e.create_cart()).unwrap().cart.id;
+        g.bench_function(name, |b| {
+            b.to_async(&rt).iter(|| async {
+                // Toggle between 1 and 2 units so the line never hits the 999 cap.
+                e.cart_set_quantity(&id, "BENCH", 1).await.unwrap();
+            })
+        });
+        rt.block_on(e.shutdown()).unwrap();
+    }
+    g.finish();
+}
+
+/// Runs `per_task` operations in each of `tasks` concurrent tasks; returns the elapsed time.
+async fn concurrent<F, Fut>(tasks: usize, per_task: u64, op: F) -> Duration
+where
+    F: Fn(usize, u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let start = Instant::now();
+    let mut handles = Vec::new();
+    for t in 0..tasks {
+        let op = op.clone();
+        handles.push(tokio::spawn(async move {
+            for i in 0..per_task {
+                op(t, i).await;
+            }
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    start.elapsed()
+}
+
+fn cart_add_concurrent(c: &mut Criterion) {
+    let rt = runtime();
+    let mut g = c.benchmark_group("cart_add_concurrent");
+    let tasks = 64;
+    g.throughput(Throughput::Elements(tasks as u64));
+    let dir = tempfile::tempdir().unwrap();
+    let e = rt.block_on(engine(dir.path(), Durability::Strict));
+    let carts: Vec<String> = (0..tasks)
+        .map(|_| rt.block_on(e.create_cart()).unwrap().cart.id)
+        .collect();
+    g.bench_function("strict_64", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let (e, carts) = (e.clone(), carts.clone());
+            async move {
+                concurrent(tasks, iters, move |t, i| {
+                    let (e, id) = (e.clone(), carts[t].clone());
+                    async move {
+                        e.cart_set_quantity(&id, "BENCH", 1 + (i % 2) as i64)
+                            .await
+                            .unwrap();
+                    }
+                })
+                .await
+            }
+        })
+    });
+    rt.block_on(e.shutdown()).unwrap();
+    g.finish();
+}
+
+fn sku_hot(c: &mut Criterion) {
+    let rt = runtime();
+    let mut g = c.benchmark_group("sku");
+    let tasks = 64;
+    g.throughput(Throughput::Elements(tasks as u64 * 2));
+    for (name, mode) in [
+        ("reserve_release_hot_strict", Durability::Strict),
+        ("reserve_release_hot_relaxed", Durability::Relaxed),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let e = rt.block_on(engine(dir.path(), mode));
+        g.bench_function(name, |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let e = e.clone();
+                async move {
+                    concurrent(tasks, iters, move |t, i| {
+                        let e = e.clone();
+                        async move {
+                            let rid = format!("r{t}-{i}");
+                            e.reserve("BENCH", &rid, 1).await.unwrap();
+                            e.release_reservation("BENCH", &rid).await.unwrap();
+                        }
+                    })
+                    .await
+                }
+            })
+        });
+        rt.block_on(e.shutdown()).unwrap();
+    }
+    g.finish();
+}
+
+fn activation(c: &mut Criterion) {
+    let rt = runtime();
+    let mut g = c.benchmark_group("activation");
+    g.throughput(Throughput::Elements(1));
+    let dir = tempfile::tempdir().unwrap();
+    let n = if ci() { 500 } else { 20_000 };
+    let ids: Vec<String> = {
+        let e = rt.block_on(engine(dir.path(), Durability::Relaxed));
+        let ids = (0..n)
+            .map(|_| rt.block_on(e.create_cart()).unwrap().cart.id)
+            .collect();
+        rt.block_on(e.shutdown()).unwrap();
+        ids
+    };
+    g.bench_function("cart_from_store", |b| {
+        b.iter_custom(|iters| {
+            // A fresh engine each sample, so every call activates a passivated cart.
+            let e = rt.block_on(engine(dir.path(), Durability::Strict));
+            let mut total = Duration::ZERO;
+            for i in 0..iters {
+                let id = &ids[(i as usize) % ids.len()];
+                let start = Instant::now();
+                rt.block_on(e.cart(id)).unwrap();
+                total += start.elapsed();
+            }
+            rt.block_on(e.shutdown()).unwrap();
+            total
+        })
+    });
+    g.finish();
+}
+
+fn config() -> Criterion {
+    let c = Criterion::default();
+    if ci() {
+        c.sample_size(10)
+            .measurement_time(Duration::from_secs(1))
+            .warm_up_time(Duration::from_millis(200))
+    } else {
+        c
+    }
+}
+
+criterion_group! { name = benches; config = config(); targets = cart_add, cart_add_concurrent, sku_hot, activation }
+criterion_main!(benches);

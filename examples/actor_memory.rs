@@ -1,0 +1,124 @@
+//! Resident memory per idle cart actor.
+//!
+//! Stores N carts, restarts the engine so none is resident, then activates all N (one
+//! read each) and reports the growth of resident set size and of live heap bytes per
+//! actor. The heap figure counts every allocation made while activating (the actor's
+//! task and mailbox, its state, the directory entry, and the cart's share of sled's page
+//! cache), so it is an upper bound on the actor's own cost.
+//! Then it shows passivation returning the resident count to zero.
+//!
+//! Run: `cargo run --release --example actor_memory -- 100000`
+
+#![allow(unsafe_code)] // a counting GlobalAlloc needs it; nothing else in the crate does
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::{Duration, Instant};
+
+use emporium::{Config, Durability, Engine};
+
+struct Counting;
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        LIVE.fetch_add(new as isize - l.size() as isize, Ordering::Relaxed);
+        unsafe { System.realloc(p, l, new) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+#[tokio::main]
+async fn main() {
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100_000);
+    let dir = tempfile::tempdir().unwrap();
+    let config = |passivate: Duration| {
+        let mut c = Config::new(dir.path());
+        c.durability = Durability::Relaxed; // setup speed only; durability does not change memory
+        c.passivate_after = passivate;
+        c
+    };
+
+    let engine = Engine::open(config(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    let t = Instant::now();
+    let mut ids = Vec::with_capacity(n);
+    for _ in 0..n {
+        ids.push(engine.create_cart().await.unwrap().cart.id);
+    }
+    println!("stored {n} carts in {:.1?}", t.elapsed());
+    engine.shutdown().await.unwrap();
+    drop(engine);
+
+    let engine = Engine::open(config(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (rss0, heap0) = (rss_bytes(), LIVE.load(Ordering::Relaxed));
+    let t = Instant::now();
+    for id in &ids {
+        engine.cart(id).await.unwrap();
+    }
+    let took = t.elapsed();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (rss1, heap1) = (rss_bytes(), LIVE.load(Ordering::Relaxed));
+    let resident = engine.stats().carts.resident;
+    println!(
+        "activated {resident} cart actors in {took:.1?} ({:.0} activations/s)",
+        n as f64 / took.as_secs_f64()
+    );
+    println!(
+        "RSS growth per resident idle cart actor:  {:.0} bytes",
+        (rss1 - rss0) as f64 / n as f64
+    );
+    println!(
+        "heap growth per resident idle cart actor: {:.0} bytes",
+        (heap1 - heap0) as f64 / n as f64
+    );
+    engine.shutdown().await.unwrap();
+    drop(engine);
+
+    // Passivation bounds the resident set however many carts are stored.
+    let engine = Engine::open(config(Duration::from_millis(500)))
+        .await
+        .unwrap();
+    for id in ids.iter().take(n.min(20_000)) {
+        engine.cart(id).await.unwrap();
+    }
+    let peak = engine.stats().carts.resident;
+    let t = Instant::now();
+    while engine.stats().carts.resident > 0 && t.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "passivation: {peak} resident after a burst, {} resident {:.1?} later ({} passivated)",
+        engine.stats().carts.resident,
+        t.elapsed(),
+        engine.stats().carts.passivated
+    );
+    engine.shutdown().await.unwrap();
+}

@@ -1,0 +1,81 @@
+//! The `emporium` binary: token handling and graceful shutdown.
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_token_one_is_generated_stored_privately_and_never_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = start_binary(&data, &["--no-token"]).await;
+    let token_file = data.join("admin-token");
+    let token = std::fs::read_to_string(&token_file).unwrap();
+    assert!(token.len() >= 32);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let client = reqwest::Client::new();
+    let admin = |t: &str| {
+        client
+            .put(format!("{}/api/v1/admin/products/T-1", server.base))
+            .bearer_auth(t)
+            .json(&json!({"name": "t", "price": 1}))
+    };
+    assert_eq!(admin(&token).send().await.unwrap().status(), 201);
+    assert_eq!(admin("guess").send().await.unwrap().status(), 403);
+    let log_path = server.log.clone();
+    assert!(server.terminate().success());
+
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        log.contains("admin-token"),
+        "the log says where the token is"
+    );
+    assert!(
+        !log.contains(token.trim()),
+        "the token itself is never logged"
+    );
+
+    // A restart reuses the stored token.
+    let server = start_binary(&data, &["--no-token"]).await;
+    let client = reqwest::Client::new();
+    let r = client
+        .get(format!("{}/api/v1/products/T-1", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(std::fs::read_to_string(&token_file).unwrap(), token);
+    assert!(server.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_cleanly_with_exit_zero_and_keeps_every_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_binary(dir.path(), &[]).await;
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("{}/api/v1/admin/products", server.base))
+        .bearer_auth(BINARY_TOKEN)
+        .json(&json!({"sku": "S-1", "name": "s", "price": 5}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let status = server.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    let server = start_binary(dir.path(), &[]).await;
+    let r = client
+        .get(format!("{}/api/v1/products/S-1", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(server.terminate().success());
+}
