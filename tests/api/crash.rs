@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Server, start_binary};
+use crate::helpers::start_binary;
 
 const TOKEN: &str = crate::helpers::BINARY_TOKEN;
 const CLIENTS: usize = 4;
