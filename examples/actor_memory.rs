@@ -48,23 +48,23 @@ fn rss_bytes() -> u64 {
     pages * 4096
 }
 
+fn config(dir: &std::path::Path, passivate: Duration) -> Config {
+    let mut c = Config::new(dir);
+    c.durability = Durability::Relaxed; // setup speed only; durability does not change memory
+    c.passivate_after = passivate;
+    c
+}
+
 #[tokio::main]
 async fn main() {
-    let n: usize = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(100_000);
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--measure") {
+        return measure(std::path::Path::new(&args[2])).await;
+    }
+    let n: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(100_000);
     let dir = tempfile::tempdir().unwrap();
-    let config = |passivate: Duration| {
-        let mut c = Config::new(dir.path());
-        c.durability = Durability::Relaxed; // setup speed only; durability does not change memory
-        c.passivate_after = passivate;
-        c
-    };
 
-    let engine = Engine::open(config(Duration::from_secs(3600)))
-        .await
-        .unwrap();
+    let engine = Engine::open(config(dir.path(), Duration::from_secs(3600))).await.unwrap();
     let t = Instant::now();
     let mut ids = Vec::with_capacity(n);
     for _ in 0..n {
@@ -73,39 +73,18 @@ async fn main() {
     println!("stored {n} carts in {:.1?}", t.elapsed());
     engine.shutdown().await.unwrap();
     drop(engine);
+    std::fs::write(dir.path().join("ids.txt"), ids.join("\n")).unwrap();
 
-    let engine = Engine::open(config(Duration::from_secs(3600)))
-        .await
+    // Measure in a fresh process, so memory this one freed cannot hide the growth.
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .arg("--measure")
+        .arg(dir.path())
+        .status()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let (rss0, heap0) = (rss_bytes(), LIVE.load(Ordering::Relaxed));
-    let t = Instant::now();
-    for id in &ids {
-        engine.cart(id).await.unwrap();
-    }
-    let took = t.elapsed();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let (rss1, heap1) = (rss_bytes(), LIVE.load(Ordering::Relaxed));
-    let resident = engine.stats().carts.resident;
-    println!(
-        "activated {resident} cart actors in {took:.1?} ({:.0} activations/s)",
-        n as f64 / took.as_secs_f64()
-    );
-    println!(
-        "RSS growth per resident idle cart actor:  {:.0} bytes",
-        (rss1 - rss0) as f64 / n as f64
-    );
-    println!(
-        "heap growth per resident idle cart actor: {:.0} bytes",
-        (heap1 - heap0) as f64 / n as f64
-    );
-    engine.shutdown().await.unwrap();
-    drop(engine);
+    assert!(status.success());
 
     // Passivation bounds the resident set however many carts are stored.
-    let engine = Engine::open(config(Duration::from_millis(500)))
-        .await
-        .unwrap();
+    let engine = Engine::open(config(dir.path(), Duration::from_millis(500))).await.unwrap();
     for id in ids.iter().take(n.min(20_000)) {
         engine.cart(id).await.unwrap();
     }
@@ -120,5 +99,26 @@ async fn main() {
         t.elapsed(),
         engine.stats().carts.passivated
     );
+    engine.shutdown().await.unwrap();
+}
+
+async fn measure(dir: &std::path::Path) {
+    let ids: Vec<String> = std::fs::read_to_string(dir.join("ids.txt")).unwrap().lines().map(str::to_owned).collect();
+    let n = ids.len();
+    let engine = Engine::open(config(dir, Duration::from_secs(3600))).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (rss0, heap0) = (rss_bytes(), LIVE.load(Ordering::Relaxed));
+    let t = Instant::now();
+    for id in &ids {
+        engine.cart(id).await.unwrap();
+    }
+    let took = t.elapsed();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (rss1, heap1) = (rss_bytes(), LIVE.load(Ordering::Relaxed));
+    let resident = engine.stats().carts.resident;
+    println!("activated {resident} cart actors in {took:.1?} ({:.0} activations/s)", n as f64 / took.as_secs_f64());
+    println!("RSS growth per resident idle cart actor:  {:.0} bytes", (rss1 - rss0) as f64 / n as f64);
+    println!("heap growth per resident idle cart actor: {:.0} bytes", (heap1 - heap0) as f64 / n as f64);
+    println!("total RSS with {resident} resident: {:.0} MiB", rss1 as f64 / 1048576.0);
     engine.shutdown().await.unwrap();
 }
