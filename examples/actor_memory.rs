@@ -64,7 +64,9 @@ async fn main() {
     let n: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(100_000);
     let dir = tempfile::tempdir().unwrap();
 
-    let engine = Engine::open(config(dir.path(), Duration::from_secs(3600))).await.unwrap();
+    let engine = Engine::open(config(dir.path(), Duration::from_secs(3600)))
+        .await
+        .unwrap();
     let t = Instant::now();
     let mut ids = Vec::with_capacity(n);
     for _ in 0..n {
@@ -84,7 +86,9 @@ async fn main() {
     assert!(status.success());
 
     // Passivation bounds the resident set however many carts are stored.
-    let engine = Engine::open(config(dir.path(), Duration::from_millis(500))).await.unwrap();
+    let engine = Engine::open(config(dir.path(), Duration::from_millis(500)))
+        .await
+        .unwrap();
     for id in ids.iter().take(n.min(20_000)) {
         engine.cart(id).await.unwrap();
     }
@@ -103,9 +107,15 @@ async fn main() {
 }
 
 async fn measure(dir: &std::path::Path) {
-    let ids: Vec<String> = std::fs::read_to_string(dir.join("ids.txt")).unwrap().lines().map(str::to_owned).collect();
+    let ids: Vec<String> = std::fs::read_to_string(dir.join("ids.txt"))
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
     let n = ids.len();
-    let engine = Engine::open(config(dir, Duration::from_secs(3600))).await.unwrap();
+    let engine = Engine::open(config(dir, Duration::from_secs(3600)))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (rss0, heap0) = (rss_bytes(), LIVE.load(Ordering::Relaxed));
     let t = Instant::now();
@@ -116,9 +126,21 @@ async fn measure(dir: &std::path::Path) {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (rss1, heap1) = (rss_bytes(), LIVE.load(Ordering::Relaxed));
     let resident = engine.stats().carts.resident;
-    println!("activated {resident} cart actors in {took:.1?} ({:.0} activations/s)", n as f64 / took.as_secs_f64());
-    println!("RSS growth per resident idle cart actor:  {:.0} bytes", (rss1 - rss0) as f64 / n as f64);
-    println!("heap growth per resident idle cart actor: {:.0} bytes", (heap1 - heap0) as f64 / n as f64);
-    println!("total RSS with {resident} resident: {:.0} MiB", rss1 as f64 / 1048576.0);
+    println!(
+        "activated {resident} cart actors in {took:.1?} ({:.0} activations/s)",
+        n as f64 / took.as_secs_f64()
+    );
+    println!(
+        "RSS growth per resident idle cart actor:  {:.0} bytes",
+        (rss1 - rss0) as f64 / n as f64
+    );
+    println!(
+        "heap growth per resident idle cart actor: {:.0} bytes",
+        (heap1 - heap0) as f64 / n as f64
+    );
+    println!(
+        "total RSS with {resident} resident: {:.0} MiB",
+        rss1 as f64 / 1048576.0
+    );
     engine.shutdown().await.unwrap();
 }

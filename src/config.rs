@@ -26,6 +26,8 @@ pub struct Config {
     pub cart_sweep_interval: Duration,
     /// sled's page cache size.
     pub cache_capacity_bytes: u64,
+    /// Rebuild the search index from the store on open, whatever its state.
+    pub rebuild_index: bool,
 }
 
 impl Config {
@@ -41,6 +43,7 @@ impl Config {
             call_timeout: Duration::from_secs(5),
             cart_sweep_interval: Duration::from_secs(3600),
             cache_capacity_bytes: 256 * 1024 * 1024,
+            rebuild_index: false,
         }
     }
 }

@@ -14,9 +14,14 @@ use crate::actors::entity::{Directory, DirectoryConfig};
 use crate::actors::sku::{SkuCmd, SkuEntity, SkuFailure};
 use crate::config::Config;
 use crate::domain::cart::{Cart, CartError, CatalogEntry, PricedCart, price};
+use crate::domain::import::ImportItem;
 use crate::domain::inventory::{InventoryError, Stock};
 use crate::domain::product::{Product, ProductDraft};
 use crate::domain::{Invalid, Sku, now_millis};
+use crate::search::indexer::{Indexer, index_dir};
+use crate::search::{
+    CategoryNode, PriceBucket, Ranking, SearchError, SearchIndex, SearchQuery, Sort, Suggestion,
+};
 use crate::storage::{BarrierStats, Durability, StorageError, Store, StoreOptions};
 
 /// Errors of the engine API. Each variant is an outcome a caller can act on; the HTTP
@@ -60,6 +65,12 @@ pub enum EngineError {
     /// An actor did not answer or failed.
     #[error("temporarily unavailable: {0}")]
     Unavailable(String),
+    /// A query parameter is malformed (`400`, not a rule violation).
+    #[error("{0}")]
+    BadQuery(String),
+    /// The search index failed.
+    #[error(transparent)]
+    Search(#[from] SearchError),
 }
 
 impl From<CallError> for EngineError {
@@ -199,6 +210,8 @@ struct Inner {
     skus: Arc<Directory<SkuEntity>>,
     catalog: Arc<Directory<CatalogEntity>>,
     catalog_ticket: Arc<AtomicU64>,
+    search: Arc<SearchIndex>,
+    indexer: Indexer,
     background: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -242,6 +255,17 @@ impl Engine {
         let started = |e: ractor::ActorProcessingErr| {
             EngineError::Unavailable(format!("starting actors: {e}"))
         };
+        // The index is brought in line with the store before anything can write.
+        let (search, indexer) = {
+            let (dir, store, force) = (
+                index_dir(&config.data_dir),
+                store.clone(),
+                config.rebuild_index,
+            );
+            tokio::task::spawn_blocking(move || Indexer::start(&dir, store, force))
+                .await
+                .map_err(|e| EngineError::Unavailable(e.to_string()))??
+        };
         let barrier = store.barrier().clone();
         let carts = Directory::start(
             CartEntity {
@@ -257,6 +281,7 @@ impl Engine {
             SkuEntity {
                 store: store.clone(),
                 reservation_ttl_ms: millis(config.reservation_ttl),
+                on_stock_flip: indexer.waker(),
             },
             barrier.clone(),
             dcfg,
@@ -269,6 +294,7 @@ impl Engine {
                 store: store.clone(),
                 currency: config.currency.clone(),
                 last_ticket: catalog_ticket.clone(),
+                on_change: indexer.waker(),
             },
             barrier,
             dcfg,
@@ -283,6 +309,8 @@ impl Engine {
                 skus,
                 catalog,
                 catalog_ticket,
+                search,
+                indexer,
                 background: Default::default(),
             }),
         };
@@ -324,6 +352,8 @@ impl Engine {
         self.inner.carts.shutdown().await;
         self.inner.skus.shutdown().await;
         self.inner.catalog.shutdown().await;
+        let inner = self.inner.clone();
+        let _ = tokio::task::spawn_blocking(move || inner.indexer.shutdown()).await;
         self.inner.store.close()?;
         Ok(())
     }
@@ -411,7 +441,9 @@ impl Engine {
                     created,
                 ))
             }
-            CatalogOutcome::Deleted => Err(EngineError::NotFound("product")),
+            CatalogOutcome::Deleted | CatalogOutcome::Imported(..) => {
+                Err(EngineError::NotFound("product"))
+            }
         }
     }
 
@@ -622,10 +654,281 @@ impl Engine {
         .await
     }
 
+    // ----- catalog search -----
+
+    /// Searches the catalog. Results reflect committed index state (within about a second
+    /// of a write); `available` is read from the stock records.
+    pub async fn search(&self, req: SearchRequest) -> Result<SearchPage, EngineError> {
+        let bad = |m: &str| EngineError::BadQuery(m.to_owned());
+        let text = req.q.unwrap_or_default();
+        if text.chars().count() > MAX_QUERY_CHARS {
+            return Err(bad("q: at most 512 characters"));
+        }
+        let limit = req.limit.unwrap_or(20);
+        if !(1..=100).contains(&limit) {
+            return Err(bad("limit: must be between 1 and 100"));
+        }
+        let offset = match req.cursor.as_deref() {
+            None | Some("") => 0,
+            Some(c) => parse_cursor(c)
+                .filter(|o| *o <= MAX_SEARCH_OFFSET)
+                .ok_or_else(|| bad("cursor: not a cursor from this API"))?,
+        };
+        let price = |v: Option<i64>, name: &str| match v {
+            Some(p) if p < 0 => Err(bad(&format!("{name}: must not be negative"))),
+            other => Ok(other.map(|p| p as u64)),
+        };
+        let sort = match req.sort.as_deref() {
+            None | Some("") => None,
+            Some("relevance") => Some(Sort::Relevance),
+            Some("price_asc") => Some(Sort::PriceAsc),
+            Some("price_desc") => Some(Sort::PriceDesc),
+            Some("newest") => Some(Sort::Newest),
+            Some(_) => return Err(bad("sort: one of relevance, price_asc, price_desc, newest")),
+        };
+        let category = match req
+            .category
+            .as_deref()
+            .map(crate::domain::product::normalize_category)
+        {
+            Some(Ok(c)) if !c.is_empty() => Some(c),
+            Some(Err(e)) => return Err(bad(&e.to_string())),
+            _ => None,
+        };
+        let query = SearchQuery {
+            text,
+            category,
+            min_price: price(req.min_price, "min_price")?,
+            max_price: price(req.max_price, "max_price")?,
+            in_stock: req.in_stock.unwrap_or(false),
+            sort,
+            limit: limit as usize,
+            offset,
+            ranking: req.ranking,
+        };
+        let search = self.inner.search.clone();
+        let hits = {
+            let query = query.clone();
+            tokio::task::spawn_blocking(move || search.search(&query))
+                .await
+                .map_err(|e| EngineError::Unavailable(e.to_string()))??
+        };
+        let t = self.inner.store.tables();
+        let mut items = Vec::with_capacity(hits.skus.len());
+        for sku in &hits.skus {
+            if let Some(product) = t.products.get(sku)? {
+                let available = t.stock.get(sku)?.map_or(0, |s| s.available());
+                items.push(ProductView { product, available });
+            }
+        }
+        let next = offset + query.limit;
+        let next_cursor =
+            (next < hits.total && next <= MAX_SEARCH_OFFSET).then(|| format!("o{next}"));
+        Ok(SearchPage {
+            items,
+            total: hits.total,
+            categories: hits.categories,
+            prices: hits.prices,
+            next_cursor,
+        })
+    }
+
+    /// The category tree with product counts.
+    pub async fn categories(&self) -> Result<Vec<CategoryNode>, EngineError> {
+        let search = self.inner.search.clone();
+        Ok(tokio::task::spawn_blocking(move || search.categories())
+            .await
+            .map_err(|e| EngineError::Unavailable(e.to_string()))??)
+    }
+
+    /// Completions for what a shopper has typed so far.
+    pub async fn suggest(
+        &self,
+        prefix: &str,
+        limit: Option<i64>,
+    ) -> Result<Vec<Suggestion>, EngineError> {
+        if prefix.chars().count() > MAX_QUERY_CHARS {
+            return Err(EngineError::BadQuery("q: at most 512 characters".into()));
+        }
+        let limit = limit.unwrap_or(10);
+        if !(1..=50).contains(&limit) {
+            return Err(EngineError::BadQuery(
+                "limit: must be between 1 and 50".into(),
+            ));
+        }
+        let (search, prefix) = (self.inner.search.clone(), prefix.to_owned());
+        Ok(
+            tokio::task::spawn_blocking(move || search.suggest(&prefix, limit as usize))
+                .await
+                .map_err(|e| EngineError::Unavailable(e.to_string()))??,
+        )
+    }
+
+    /// Waits until every catalog and stock change made so far is searchable.
+    pub async fn search_flush(&self) -> Result<(), EngineError> {
+        Ok(self.inner.indexer.flush().await?)
+    }
+
+    /// Number of products the search index holds.
+    pub fn search_len(&self) -> u64 {
+        self.inner.search.num_docs()
+    }
+
+    /// Number of products in the store.
+    pub fn product_count(&self) -> usize {
+        self.inner.store.tables().products.len()
+    }
+
+    /// Imports products (create or replace) in batches: each batch is one atomic store
+    /// write and one durability wait; stock given in the records is then set through the
+    /// SKU actors. `items` carry their line numbers; `on_progress` is told how many records
+    /// were handled so far.
+    pub async fn import_products(
+        &self,
+        items: Vec<(usize, Result<ImportItem, String>)>,
+        on_progress: impl Fn(usize),
+    ) -> Result<ImportReport, EngineError> {
+        let mut report = ImportReport::default();
+        let mut done = 0;
+        for chunk in items.chunks(IMPORT_CHUNK) {
+            let mut batch = Vec::with_capacity(chunk.len());
+            let mut lines = Vec::with_capacity(chunk.len());
+            let mut stock = Vec::new();
+            for (line, item) in chunk {
+                match item {
+                    Ok(it) => {
+                        batch.push((it.sku.clone(), it.draft.clone()));
+                        lines.push((*line, it.sku.clone(), it.stock));
+                    }
+                    Err(e) => report.failed.push((*line, e.clone())),
+                }
+            }
+            let batch = Arc::new(batch);
+            let out = self
+                .inner
+                .catalog
+                .call(CATALOG, || CatalogCmd::Import(batch.clone()))
+                .await??;
+            if let CatalogOutcome::Imported(n, refused) = out {
+                report.imported += n;
+                let mut refused_at = std::collections::HashSet::new();
+                for (i, e) in refused {
+                    refused_at.insert(i);
+                    report.failed.push((lines[i].0, e.to_string()));
+                }
+                for (i, (_, sku, s)) in lines.iter().enumerate() {
+                    if let (Some(s), false) = (s, refused_at.contains(&i)) {
+                        stock.push((sku.clone(), *s));
+                    }
+                }
+            }
+            // Stock goes through each SKU's actor, many at a time.
+            let mut pending = tokio::task::JoinSet::new();
+            for (sku, on_hand) in stock {
+                let engine = self.clone();
+                pending.spawn(async move {
+                    (
+                        sku.clone(),
+                        engine
+                            .inner
+                            .skus
+                            .call(sku.as_str(), || SkuCmd::SetOnHand(on_hand))
+                            .await,
+                    )
+                });
+                while pending.len() >= 64 {
+                    Self::stock_result(pending.join_next().await, &lines, &mut report)?;
+                }
+            }
+            while let Some(r) = pending.join_next().await {
+                Self::stock_result(Some(r), &lines, &mut report)?;
+            }
+            done += chunk.len();
+            on_progress(done);
+        }
+        report.failed.sort_by_key(|(line, _)| *line);
+        Ok(report)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn stock_result(
+        r: Option<
+            Result<(Sku, Result<Result<Stock, SkuFailure>, CallError>), tokio::task::JoinError>,
+        >,
+        lines: &[(usize, Sku, Option<i64>)],
+        report: &mut ImportReport,
+    ) -> Result<(), EngineError> {
+        let Some(r) = r else { return Ok(()) };
+        let (sku, result) = r.map_err(|e| EngineError::Unavailable(e.to_string()))?;
+        if let Err(e) = result?.map_err(EngineError::from) {
+            let line = lines.iter().find(|(_, s, _)| *s == sku).map_or(0, |l| l.0);
+            report.failed.push((line, format!("stock: {e}")));
+        }
+        Ok(())
+    }
+
     /// The durability mode in force.
     pub fn durability(&self) -> Durability {
         self.inner.store.barrier().mode()
     }
+}
+
+/// A product search as callers express it; the engine validates every field.
+#[derive(Debug, Clone, Default)]
+pub struct SearchRequest {
+    /// Full-text query.
+    pub q: Option<String>,
+    /// Category path (matches the path and everything under it).
+    pub category: Option<String>,
+    /// Lowest price in minor units, inclusive.
+    pub min_price: Option<i64>,
+    /// Highest price in minor units, inclusive.
+    pub max_price: Option<i64>,
+    /// Only products with available stock.
+    pub in_stock: Option<bool>,
+    /// `relevance`, `price_asc`, `price_desc` or `newest`.
+    pub sort: Option<String>,
+    /// Page size, 1–100 (default 20).
+    pub limit: Option<i64>,
+    /// Opaque cursor from a previous page.
+    pub cursor: Option<String>,
+    /// Ranking method (evaluation only; shoppers always get the tuned ranking).
+    pub ranking: Ranking,
+}
+
+/// One page of search results.
+#[derive(Debug, Clone)]
+pub struct SearchPage {
+    /// Products of this page.
+    pub items: Vec<ProductView>,
+    /// All matches.
+    pub total: usize,
+    /// Matches per category (children of the category filter, or top level).
+    pub categories: Vec<(String, u64)>,
+    /// Matches per price bucket.
+    pub prices: Vec<PriceBucket>,
+    /// Cursor of the next page, if there is one.
+    pub next_cursor: Option<String>,
+}
+
+/// The outcome of a bulk import.
+#[derive(Debug, Clone, Default)]
+pub struct ImportReport {
+    /// Products written.
+    pub imported: usize,
+    /// Refused records: line (1-based) and reason.
+    pub failed: Vec<(usize, String)>,
+}
+
+/// Longest accepted text query, in characters.
+pub const MAX_QUERY_CHARS: usize = 512;
+/// Deepest page reachable by cursor.
+pub const MAX_SEARCH_OFFSET: usize = 10_000;
+/// Products written per catalog batch during an import.
+const IMPORT_CHUNK: usize = 2_000;
+
+fn parse_cursor(c: &str) -> Option<usize> {
+    c.strip_prefix('o')?.parse().ok()
 }
 
 fn check_reservation_id(id: &str) -> Result<(), Invalid> {

@@ -9,6 +9,7 @@
 //!   on their first message, passivated when idle, supervised per kind.
 //! - [`storage`]: the only module that touches sled — typed tables, codecs, atomic
 //!   batches and the group-committed durability barrier.
+//! - [`search`]: the tantivy index derived from the store (full text, facets, suggest).
 //! - [`http`]: the axum JSON API, thin over the engine.
 //!
 //! Dependencies point one way: `http → engine → actors → storage`; all may use `domain`.
@@ -27,9 +28,11 @@
 
 pub(crate) mod actors;
 pub mod config;
+pub mod demo;
 pub mod domain;
 pub mod engine;
 pub mod http;
+pub mod search;
 pub mod storage;
 
 pub use config::{Config, Durability};

@@ -50,6 +50,27 @@ enum DurabilityArg {
 enum Command {
     /// Serve the HTTP API.
     Serve(ServeArgs),
+    /// Import products from a file (JSON array or NDJSON; native, Icecat or Algolia
+    /// records) into a data directory. The server must not be running on it.
+    Import(ImportArgs),
+    /// Rebuild the search index of a data directory from the store.
+    Reindex(DataDirArg),
+}
+
+#[derive(clap::Args)]
+struct DataDirArg {
+    /// Data directory.
+    #[arg(long, env = "EMPORIUM_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct ImportArgs {
+    /// Files to import, in order.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    #[command(flatten)]
+    data: DataDirArg,
 }
 
 #[derive(clap::Args)]
@@ -96,6 +117,8 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Import(args) => runtime.block_on(import(args)),
+        Command::Reindex(args) => runtime.block_on(reindex(args)),
     }
 }
 
@@ -171,9 +194,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let engine = Engine::open(config).await.context("opening the engine")?;
-    if !args.no_demo {
+    if !args.no_demo && engine.product_count() == 0 {
+        let report = engine
+            .import_products(emporium::demo::items(), |_| {})
+            .await
+            .context("loading the demo catalog")?;
         tracing::info!(
-            "the built-in demo catalog arrives with the catalog work; starting with the store as it is"
+            products = report.imported,
+            "loaded the built-in demo catalog (start with --no-demo to skip it)"
         );
     }
     let ready = Arc::new(AtomicBool::new(false));
@@ -235,4 +263,76 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = term => {},
     }
+}
+
+async fn import(args: ImportArgs) -> anyhow::Result<()> {
+    use emporium::domain::import::{map_record, split_records};
+    let engine = Engine::open(Config::new(&args.data.data_dir))
+        .await
+        .context("opening the data directory (is a server running on it?)")?;
+    let mut failed_total = 0;
+    for file in &args.files {
+        let body =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let records =
+            split_records(&body).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        let items: Vec<_> = records
+            .into_iter()
+            .enumerate()
+            .map(|(i, (line, r))| {
+                (
+                    line,
+                    r.and_then(|v| map_record(&v, i).map_err(|e| e.to_string())),
+                )
+            })
+            .collect();
+        let bar = indicatif::ProgressBar::new(items.len() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:40}] {pos}/{len} products ({per_sec}, eta {eta})",
+            )
+            .expect("template")
+            .progress_chars("=> "),
+        );
+        bar.set_message(file.display().to_string());
+        let started = std::time::Instant::now();
+        let report = engine
+            .import_products(items, |done| bar.set_position(done as u64))
+            .await?;
+        engine.search_flush().await?;
+        bar.finish();
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "{}: imported {} products in {secs:.1} s ({:.0}/s), {} refused",
+            file.display(),
+            report.imported,
+            report.imported as f64 / secs.max(1e-9),
+            report.failed.len()
+        );
+        for (line, e) in report.failed.iter().take(20) {
+            println!("  line {line}: {e}");
+        }
+        failed_total += report.failed.len();
+    }
+    engine.shutdown().await?;
+    if failed_total > 0 {
+        println!("{failed_total} records were refused; the rest were imported");
+    }
+    Ok(())
+}
+
+async fn reindex(args: DataDirArg) -> anyhow::Result<()> {
+    let mut config = Config::new(&args.data_dir);
+    config.rebuild_index = true;
+    let started = std::time::Instant::now();
+    let engine = Engine::open(config)
+        .await
+        .context("opening the data directory (is a server running on it?)")?;
+    println!(
+        "search index rebuilt: {} products in {:.1?}",
+        engine.search_len(),
+        started.elapsed()
+    );
+    engine.shutdown().await?;
+    Ok(())
 }

@@ -1,5 +1,6 @@
 //! The catalog writer: a single entity (id `"catalog"`) that serialises product writes,
 //! so that "create unless it exists" and "replace keeping `created_at`" are atomic.
+//! Every write also enqueues the SKU for the search indexer in the same atomic batch.
 //! Reads do not come here: they read the store directly (see `Engine::product`).
 
 use std::sync::Arc;
@@ -7,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::domain::product::{Product, ProductDraft};
 use crate::domain::{Invalid, Sku, now_millis};
-use crate::storage::{StorageError, Store};
+use crate::storage::{StorageError, Store, WriteBatch};
 
 use super::entity::{Effect, Entity};
 
@@ -17,6 +18,9 @@ pub(crate) enum CatalogCmd {
     Create(Sku, ProductDraft),
     Put(Sku, ProductDraft),
     Delete(Sku),
+    /// Creates or replaces many products in one atomic batch. Each item is validated on
+    /// its own; invalid ones are reported by index and the rest are written.
+    Import(Arc<Vec<(Sku, ProductDraft)>>),
 }
 
 /// What a catalog write did.
@@ -26,6 +30,8 @@ pub enum CatalogOutcome {
     Stored(Product, bool),
     /// The product was deleted.
     Deleted,
+    /// An import batch: how many were written, and the refused ones by index.
+    Imported(usize, Vec<(usize, Invalid)>),
 }
 
 /// Why a catalog write failed.
@@ -51,6 +57,74 @@ pub(crate) struct CatalogEntity {
     /// Barrier ticket of the newest product write; product reads wait for it so that no
     /// reader sees a product a crash could take back.
     pub last_ticket: Arc<AtomicU64>,
+    /// Wakes the search indexer after a write.
+    pub on_change: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl CatalogEntity {
+    fn run(&self, cmd: CatalogCmd) -> Result<CatalogOutcome, CatalogFailure> {
+        let products = &self.store.tables().products;
+        let now = now_millis();
+        let mut batch = WriteBatch::default();
+        let outcome = match cmd {
+            CatalogCmd::Create(sku, draft) => {
+                if products.contains(sku.as_str())? {
+                    return Err(CatalogFailure::AlreadyExists(sku));
+                }
+                let p = draft.into_product(sku, &self.currency, now, None)?;
+                self.stage_put(&mut batch, &p)?;
+                CatalogOutcome::Stored(p, true)
+            }
+            CatalogCmd::Put(sku, draft) => {
+                let existing = products.get(sku.as_str())?;
+                let p = draft.into_product(sku, &self.currency, now, existing.as_ref())?;
+                self.stage_put(&mut batch, &p)?;
+                CatalogOutcome::Stored(p, existing.is_none())
+            }
+            CatalogCmd::Delete(sku) => {
+                if !products.contains(sku.as_str())? {
+                    return Err(CatalogFailure::NotFound(sku));
+                }
+                batch.remove(products, sku.as_str());
+                self.store.enqueue_reindex(&mut batch, sku.as_str())?;
+                CatalogOutcome::Deleted
+            }
+            CatalogCmd::Import(items) => {
+                let mut failed = Vec::new();
+                let mut written = 0;
+                for (i, (sku, draft)) in items.iter().enumerate() {
+                    let existing = products.get(sku.as_str())?;
+                    match draft.clone().into_product(
+                        sku.clone(),
+                        &self.currency,
+                        now,
+                        existing.as_ref(),
+                    ) {
+                        Ok(p) => match self.stage_put(&mut batch, &p) {
+                            Ok(()) => written += 1,
+                            Err(StorageError::TooLarge(n)) => failed.push((
+                                i,
+                                Invalid::new(
+                                    "product",
+                                    format!("{n} bytes encoded, over the limit"),
+                                ),
+                            )),
+                            Err(e) => return Err(e.into()),
+                        },
+                        Err(e) => failed.push((i, e)),
+                    }
+                }
+                CatalogOutcome::Imported(written, failed)
+            }
+        };
+        self.store.write(batch)?;
+        Ok(outcome)
+    }
+
+    fn stage_put(&self, batch: &mut WriteBatch, p: &Product) -> Result<(), StorageError> {
+        batch.put(&self.store.tables().products, p.sku.as_str(), p)?;
+        self.store.enqueue_reindex(batch, p.sku.as_str())
+    }
 }
 
 impl Entity for CatalogEntity {
@@ -64,33 +138,7 @@ impl Entity for CatalogEntity {
     }
 
     async fn handle(&self, _: &str, _: &mut (), cmd: CatalogCmd) -> Effect<Self::Reply> {
-        let products = &self.store.tables().products;
-        let result = (|| {
-            let now = now_millis();
-            match cmd {
-                CatalogCmd::Create(sku, draft) => {
-                    if products.contains(sku.as_str())? {
-                        return Err(CatalogFailure::AlreadyExists(sku));
-                    }
-                    let p = draft.into_product(sku, &self.currency, now, None)?;
-                    products.put(p.sku.as_str(), &p)?;
-                    Ok(CatalogOutcome::Stored(p, true))
-                }
-                CatalogCmd::Put(sku, draft) => {
-                    let existing = products.get(sku.as_str())?;
-                    let p = draft.into_product(sku, &self.currency, now, existing.as_ref())?;
-                    products.put(p.sku.as_str(), &p)?;
-                    Ok(CatalogOutcome::Stored(p, existing.is_none()))
-                }
-                CatalogCmd::Delete(sku) => {
-                    if !products.contains(sku.as_str())? {
-                        return Err(CatalogFailure::NotFound(sku));
-                    }
-                    products.remove(sku.as_str())?;
-                    Ok(CatalogOutcome::Deleted)
-                }
-            }
-        })();
+        let result = self.run(cmd);
         let wrote = result.is_ok();
         Effect {
             reply: result,
@@ -100,6 +148,7 @@ impl Entity for CatalogEntity {
 
     fn wrote_at(&self, ticket: u64) {
         self.last_ticket.fetch_max(ticket, Ordering::AcqRel);
+        (self.on_change)();
     }
 
     fn may_passivate(&self, _: &()) -> bool {

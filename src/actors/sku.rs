@@ -3,7 +3,9 @@
 
 use crate::domain::inventory::{InventoryError, Stock};
 use crate::domain::{Millis, now_millis};
-use crate::storage::{StorageError, Store};
+use std::sync::Arc;
+
+use crate::storage::{StorageError, Store, WriteBatch};
 
 use super::entity::{Effect, Entity};
 
@@ -32,11 +34,29 @@ pub enum SkuFailure {
 pub(crate) struct SkuEntity {
     pub store: Store,
     pub reservation_ttl_ms: Millis,
+    /// Wakes the search indexer when a SKU goes in or out of stock.
+    pub on_stock_flip: Arc<dyn Fn() + Send + Sync>,
 }
 
 impl SkuEntity {
+    /// Writes `next`; when availability crosses zero the SKU is queued for re-indexing
+    /// (the `in_stock` filter) in the same atomic batch.
+    fn write(&self, sku: &str, before: &Stock, next: &Stock) -> Result<(), StorageError> {
+        let flips = (before.available() > 0) != (next.available() > 0);
+        let mut batch = WriteBatch::default();
+        batch.put(&self.store.tables().stock, sku, next)?;
+        if flips {
+            self.store.enqueue_reindex(&mut batch, sku)?;
+        }
+        self.store.write(batch)?;
+        if flips {
+            (self.on_stock_flip)();
+        }
+        Ok(())
+    }
+
     fn save(&self, sku: &str, state: &mut Stock, next: Stock) -> Effect<Result<Stock, SkuFailure>> {
-        match self.store.tables().stock.put(sku, &next) {
+        match self.write(sku, state, &next) {
             Ok(()) => {
                 *state = next.clone();
                 Effect::wrote(Ok(next))
@@ -61,7 +81,7 @@ impl Entity for SkuEntity {
         // Expired holds never count, even if the timer has not fired yet.
         let mut wrote_expiry = false;
         if let Some(next) = state.expire(now) {
-            if let Err(e) = self.store.tables().stock.put(sku, &next) {
+            if let Err(e) = self.write(sku, state, &next) {
                 return Effect::read(Err(e.into()));
             }
             *state = next;
@@ -98,7 +118,7 @@ impl Entity for SkuEntity {
         let Some(next) = state.expire(now_millis()) else {
             return false;
         };
-        match self.store.tables().stock.put(sku, &next) {
+        match self.write(sku, state, &next) {
             Ok(()) => {
                 *state = next;
                 true

@@ -161,7 +161,8 @@ impl From<EngineError> for ApiError {
                 tracing::warn!(error = %e, "request not served");
                 ApiError::new(Code::Unavailable, "try again shortly")
             }
-            EngineError::Storage(_) => {
+            EngineError::BadQuery(_) => ApiError::new(Code::InvalidRequest, detail),
+            EngineError::Storage(_) | EngineError::Search(_) => {
                 tracing::error!(error = %e, "storage error");
                 ApiError::new(
                     Code::Internal,

@@ -34,6 +34,10 @@ use error::ApiError;
 
 /// Largest request body accepted on ordinary routes.
 pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
+/// Largest body of a bulk product import.
+pub const IMPORT_BODY_LIMIT_BYTES: usize = 256 * 1024 * 1024;
+/// Most products in one import call.
+pub const IMPORT_MAX_PRODUCTS: usize = 100_000;
 
 /// What every handler can reach.
 #[derive(Clone)]

@@ -1,7 +1,13 @@
 //! Products: public get, admin create/replace/delete.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::domain::import::{map_record, split_records};
+use crate::engine::SearchRequest;
+use crate::search::CategoryNode;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
@@ -13,7 +19,11 @@ use super::extract::Json;
 
 /// Public routes.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/products/{sku}", get(get_product))
+    Router::new()
+        .route("/api/v1/products", get(search))
+        .route("/api/v1/products/{sku}", get(get_product))
+        .route("/api/v1/categories", get(categories))
+        .route("/api/v1/search/suggest", get(suggest))
 }
 
 /// Admin routes (behind the token).
@@ -24,6 +34,124 @@ pub fn admin_router() -> Router<AppState> {
             "/api/v1/admin/products/{sku}",
             put(put_product).delete(delete_product),
         )
+        .route(
+            "/api/v1/admin/products/import",
+            post(import).layer(axum::extract::DefaultBodyLimit::max(
+                super::IMPORT_BODY_LIMIT_BYTES,
+            )),
+        )
+}
+
+/// Query string of `GET /products`. Unknown parameters are refused (400).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchParams {
+    q: Option<String>,
+    category: Option<String>,
+    min_price: Option<i64>,
+    max_price: Option<i64>,
+    in_stock: Option<bool>,
+    sort: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+async fn search(
+    State(s): State<AppState>,
+    Query(p): Query<SearchParams>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let page = s
+        .engine
+        .search(SearchRequest {
+            q: p.q,
+            category: p.category,
+            min_price: p.min_price,
+            max_price: p.max_price,
+            in_stock: p.in_stock,
+            sort: p.sort,
+            limit: p.limit,
+            cursor: p.cursor,
+            ..Default::default()
+        })
+        .await?;
+    let items: Vec<ProductOut> = page.items.into_iter().map(ProductOut::from).collect();
+    Ok(axum::Json(json!({
+        "items": items,
+        "total": page.total,
+        "facets": {
+            "category": page.categories.iter().map(|(v, c)| json!({"value": v, "count": c})).collect::<Vec<_>>(),
+            "price": page.prices.iter().map(|b| json!({"min": b.min, "max": b.max, "count": b.count})).collect::<Vec<_>>(),
+        },
+        "next_cursor": page.next_cursor,
+    })))
+}
+
+fn category_json(n: &CategoryNode) -> Value {
+    json!({"path": n.path, "name": n.name, "count": n.count, "children": n.children.iter().map(category_json).collect::<Vec<_>>()})
+}
+
+async fn categories(State(s): State<AppState>) -> Result<axum::Json<Value>, ApiError> {
+    let tree = s.engine.categories().await?;
+    Ok(axum::Json(
+        json!({"items": tree.iter().map(category_json).collect::<Vec<_>>()}),
+    ))
+}
+
+/// Query string of `GET /search/suggest`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuggestParams {
+    q: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn suggest(
+    State(s): State<AppState>,
+    Query(p): Query<SuggestParams>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let got = s
+        .engine
+        .suggest(p.q.as_deref().unwrap_or(""), p.limit)
+        .await?;
+    let list: Vec<Value> = got
+        .into_iter()
+        .map(|sg| match sg.sku {
+            Some(sku) => json!({"text": sg.text, "sku": sku}),
+            None => json!({"text": sg.text}),
+        })
+        .collect();
+    Ok(axum::Json(json!({"suggestions": list})))
+}
+
+/// `POST /admin/products/import`: a JSON array or NDJSON; bad records are reported by line
+/// and the rest imported.
+async fn import(State(s): State<AppState>, body: String) -> Result<axum::Json<Value>, ApiError> {
+    let records = split_records(&body).map_err(|e| ApiError::new(Code::InvalidRequest, e))?;
+    if records.len() > super::IMPORT_MAX_PRODUCTS {
+        return Err(ApiError::new(
+            Code::PayloadTooLarge,
+            format!("at most {} products per call", super::IMPORT_MAX_PRODUCTS),
+        ));
+    }
+    let items = records
+        .into_iter()
+        .enumerate()
+        .map(|(i, (line, r))| {
+            (
+                line,
+                r.and_then(|v| map_record(&v, i).map_err(|e| e.to_string())),
+            )
+        })
+        .collect();
+    let report = s.engine.import_products(items, |_| {}).await?;
+    let failed: Vec<Value> = report
+        .failed
+        .iter()
+        .map(|(line, e)| json!({"line": line, "error": e}))
+        .collect();
+    Ok(axum::Json(
+        json!({"imported": report.imported, "failed": failed}),
+    ))
 }
 
 async fn get_product(

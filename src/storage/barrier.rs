@@ -192,6 +192,15 @@ impl Barrier {
         rx.await.unwrap_or(Err(StorageError::Closed))
     }
 
+    /// Blocks the calling (non-async) thread until every write up to `ticket` is durable.
+    pub fn wait_blocking(&self, ticket: u64) -> Result<(), StorageError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.on_durable(ticket, move |r| {
+            let _ = tx.send(r);
+        });
+        rx.recv().unwrap_or(Err(StorageError::Closed))
+    }
+
     /// The reason the barrier failed, if it did.
     pub fn failure(&self) -> Option<StorageError> {
         if !self.inner.failed.load(Ordering::Acquire) {

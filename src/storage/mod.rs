@@ -159,6 +159,35 @@ impl<K: Key + ?Sized, V: Record> Table<K, V> {
     }
 }
 
+impl<V: Record> Table<u64, V> {
+    /// Entries with keys in `from..`, in order, at most `limit`.
+    pub fn scan_from(&self, from: u64, limit: usize) -> Result<Vec<(u64, V)>, StorageError> {
+        let mut out = Vec::new();
+        for item in self.tree.range(from.encode()..).take(limit) {
+            let (k, v) = item?;
+            let key = keys::decode_u64(&k)
+                .ok_or_else(|| StorageError::Corrupt("short u64 key".into()))?;
+            out.push((key, codec::decode(&v)?));
+        }
+        Ok(out)
+    }
+
+    /// Removes every key `<= upto`.
+    pub fn remove_through(&self, upto: u64) -> Result<(), StorageError> {
+        let mut batch = sled::Batch::default();
+        for item in self.tree.range(..=upto.encode()) {
+            let (k, _) = item?;
+            batch.remove(k);
+        }
+        Ok(self.tree.apply_batch(batch)?)
+    }
+
+    /// The largest key, if any.
+    pub fn last_key(&self) -> Result<Option<u64>, StorageError> {
+        Ok(self.tree.last()?.and_then(|(k, _)| keys::decode_u64(&k)))
+    }
+}
+
 fn checked_encode<V: Record>(value: &V) -> Result<Vec<u8>, StorageError> {
     let bytes = codec::encode(value)?;
     if bytes.len() > MAX_RECORD_BYTES {
@@ -219,6 +248,22 @@ pub struct Tables {
     pub stock: Table<str, crate::domain::inventory::Stock>,
     /// Small settings and markers by name.
     pub meta: Table<str, MetaValue>,
+    /// SKUs whose search document must be refreshed, by sequence number. Written in the
+    /// same atomic batch as the change that makes a product's document stale, drained by
+    /// the search indexer after its commit: the index can lag the store, never lose a change.
+    pub index_queue: Table<u64, IndexEntry>,
+}
+
+/// An entry of the `index_queue` table.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct IndexEntry {
+    /// The product to re-index.
+    pub sku: String,
+}
+
+impl Record for IndexEntry {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "index_entry";
 }
 
 /// A value in the `meta` table.
@@ -272,6 +317,7 @@ impl Store {
             carts: Table::open(&db, "carts")?,
             stock: Table::open(&db, "stock")?,
             meta: Table::open(&db, "meta")?,
+            index_queue: Table::open(&db, "index_queue")?,
         };
         let sync = Arc::new(barrier::SyncTarget {
             db: db.clone(),
@@ -326,6 +372,24 @@ impl Store {
                     .map_err(|e| StorageError::Io(format!("transaction: {e:?}")))
             }
         }
+    }
+
+    /// A new sequence number, larger than every one handed out before (also across
+    /// restarts; numbers may be skipped after a crash).
+    pub fn next_seq(&self) -> Result<u64, StorageError> {
+        Ok(self.inner.db.generate_id()?)
+    }
+
+    /// Adds "re-index `sku`" to `batch`.
+    pub fn enqueue_reindex(&self, batch: &mut WriteBatch, sku: &str) -> Result<(), StorageError> {
+        let seq = self.next_seq()?;
+        batch.put(
+            &self.inner.tables.index_queue,
+            &seq,
+            &IndexEntry {
+                sku: sku.to_owned(),
+            },
+        )
     }
 
     /// Flushes and fsyncs now, whatever the durability mode (shutdown, tests).

@@ -1,0 +1,44 @@
+//! The built-in demo catalog: gear for space explorers (our own text), loaded by
+//! `emporium serve` into an empty data directory unless `--no-demo` is given.
+
+use crate::domain::import::{ImportItem, map_record, split_records};
+
+const CATALOG: &str = include_str!("catalog.ndjson");
+
+/// The demo products with their line numbers, ready for `Engine::import_products`.
+pub fn items() -> Vec<(usize, Result<ImportItem, String>)> {
+    split_records(CATALOG)
+        .expect("the demo catalog is NDJSON")
+        .into_iter()
+        .enumerate()
+        .map(|(i, (line, r))| {
+            (
+                line,
+                r.and_then(|v| map_record(&v, i).map_err(|e| e.to_string())),
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_demo_catalog_is_valid_and_large_enough() {
+        let items = super::items();
+        assert!(items.len() >= 150);
+        let mut categories = std::collections::BTreeSet::new();
+        for (line, item) in &items {
+            let item = item.as_ref().unwrap_or_else(|e| panic!("line {line}: {e}"));
+            let depth = item.draft.category.split('/').count();
+            assert!(
+                (2..=3).contains(&depth),
+                "line {line}: category depth {depth}"
+            );
+            assert!(
+                item.draft.description.len() > 40 && item.draft.price > 0 && item.stock.is_some()
+            );
+            categories.insert(item.draft.category.clone());
+        }
+        assert!(categories.len() >= 20);
+    }
+}

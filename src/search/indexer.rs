@@ -1,0 +1,270 @@
+//! The indexer: the one thread that owns the index's `IndexWriter`.
+//!
+//! Each round it takes the pending entries of the store's `index_queue`, waits until the
+//! store writes it read are durable (so the index never shows a product a crash could take
+//! back), re-reads each SKU's product and stock from the store, replaces its document (or
+//! deletes it), and commits with the last applied sequence number as the commit payload;
+//! then it reloads the reader and drops the applied queue entries. Re-applying an entry is
+//! harmless, so a crash anywhere in a round is repaired by the next start replaying the
+//! queue. Rounds run when woken (a product or stock write) and at least every 500 ms.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::time::Duration;
+
+use tantivy::{IndexWriter, TantivyDocument, Term};
+
+use super::schema::{self, SCHEMA_VERSION};
+use super::{SearchError, SearchIndex};
+use crate::storage::Store;
+
+/// Queue entries applied per commit at most.
+const BATCH: usize = 20_000;
+/// Heap given to tantivy's writer.
+const WRITER_HEAP_BYTES: usize = 64 * 1024 * 1024;
+
+enum Msg {
+    Wake,
+    /// Apply everything queued so far, then answer.
+    Flush(Sender<Result<(), SearchError>>),
+    Shutdown,
+}
+
+/// Handle to the indexer thread.
+pub struct Indexer {
+    tx: Sender<Msg>,
+    thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Payload {
+    seq: u64,
+    schema: u32,
+}
+
+fn payload_of(index: &tantivy::Index) -> Option<Payload> {
+    let meta = index.load_metas().ok()?;
+    serde_json::from_str(meta.payload.as_deref()?).ok()
+}
+
+struct Worker {
+    store: Store,
+    search: Arc<SearchIndex>,
+    writer: IndexWriter<TantivyDocument>,
+}
+
+impl Worker {
+    fn document(&self, sku: &str) -> Result<Option<TantivyDocument>, SearchError> {
+        let t = self.store.tables();
+        let err = |e: crate::storage::StorageError| SearchError::Index(e.to_string());
+        let Some(product) = t.products.get(sku).map_err(err)? else {
+            return Ok(None);
+        };
+        let in_stock = t
+            .stock
+            .get(sku)
+            .map_err(err)?
+            .is_some_and(|s| s.available() > 0);
+        Ok(Some(schema::document(
+            self.search.fields(),
+            &product,
+            in_stock,
+        )))
+    }
+
+    fn commit(&mut self, seq: u64) -> Result<(), SearchError> {
+        let mut prepared = self.writer.prepare_commit()?;
+        prepared.set_payload(
+            &serde_json::to_string(&Payload {
+                seq,
+                schema: SCHEMA_VERSION,
+            })
+            .expect("payload"),
+        );
+        prepared.commit()?;
+        self.search.reload()
+    }
+
+    /// Replaces the whole index with the store's products.
+    fn rebuild(&mut self) -> Result<(), SearchError> {
+        let queue = self.store.tables().index_queue.clone();
+        let upto = queue
+            .last_key()
+            .map_err(|e| SearchError::Index(e.to_string()))?
+            .unwrap_or(0);
+        self.writer.delete_all_documents()?;
+        let mut after: Option<Vec<u8>> = None;
+        let mut n = 0;
+        loop {
+            let page = self
+                .store
+                .tables()
+                .products
+                .scan_after(after.as_deref(), 5_000)
+                .map_err(|e| SearchError::Index(e.to_string()))?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            for (_, p) in &page {
+                if let Some(doc) = self.document(p.sku.as_str())? {
+                    self.writer.add_document(doc)?;
+                    n += 1;
+                }
+            }
+        }
+        self.commit(upto)?;
+        let _ = queue.remove_through(upto);
+        tracing::info!(products = n, "search index rebuilt from the store");
+        Ok(())
+    }
+
+    /// One round: applies up to [`BATCH`] queued entries. Returns how many.
+    fn round(&mut self) -> Result<usize, SearchError> {
+        let queue = self.store.tables().index_queue.clone();
+        let entries = queue
+            .scan_from(0, BATCH)
+            .map_err(|e| SearchError::Index(e.to_string()))?;
+        let Some(&(last_seq, _)) = entries.last() else {
+            return Ok(0);
+        };
+        // Everything read below was written before this ticket: wait until it is durable.
+        let ticket = self.store.barrier().current();
+        self.store
+            .barrier()
+            .wait_blocking(ticket)
+            .map_err(|e| SearchError::Index(e.to_string()))?;
+        let sku_field = self.search.fields().sku;
+        let mut seen = std::collections::HashSet::new();
+        for (_, entry) in entries.iter().rev() {
+            if !seen.insert(entry.sku.as_str()) {
+                continue;
+            }
+            self.writer
+                .delete_term(Term::from_field_text(sku_field, &entry.sku));
+            if let Some(doc) = self.document(&entry.sku)? {
+                self.writer.add_document(doc)?;
+            }
+        }
+        self.commit(last_seq)?;
+        queue
+            .remove_through(last_seq)
+            .map_err(|e| SearchError::Index(e.to_string()))?;
+        Ok(entries.len())
+    }
+
+    fn drain(&mut self) -> Result<(), SearchError> {
+        while self.round()? == BATCH {}
+        Ok(())
+    }
+}
+
+impl Indexer {
+    /// Opens the index in `dir` and starts the indexer. Before returning it brings the
+    /// index in line with the store: a rebuild if the index was missing, corrupt, of
+    /// another schema or never committed, otherwise a replay of the queue.
+    pub fn start(
+        dir: &Path,
+        store: Store,
+        force_rebuild: bool,
+    ) -> Result<(Arc<SearchIndex>, Indexer), SearchError> {
+        if force_rebuild && dir.exists() {
+            std::fs::remove_dir_all(dir)
+                .map_err(|e| SearchError::Index(format!("removing {}: {e}", dir.display())))?;
+        }
+        let (search, fresh) = SearchIndex::open(dir)?;
+        let search = Arc::new(search);
+        let writer = search
+            .index()
+            .writer_with_num_threads(1, WRITER_HEAP_BYTES)?;
+        let payload = payload_of(search.index());
+        let mut worker = Worker {
+            store,
+            search: search.clone(),
+            writer,
+        };
+        let stale = payload.as_ref().is_none_or(|p| p.schema != SCHEMA_VERSION);
+        if fresh || stale {
+            worker.rebuild()?;
+        } else {
+            let seq = payload.map_or(0, |p| p.seq);
+            // Entries up to the committed sequence are in the index already.
+            let _ = worker.store.tables().index_queue.remove_through(seq);
+            worker.drain()?;
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("emporium-indexer".into())
+            .spawn(move || run(worker, rx))
+            .map_err(|e| SearchError::Index(format!("starting the indexer: {e}")))?;
+        Ok((
+            search,
+            Indexer {
+                tx,
+                thread: std::sync::Mutex::new(Some(thread)),
+            },
+        ))
+    }
+
+    /// A function that wakes the indexer (given to the writers of products and stock).
+    pub fn waker(&self) -> Arc<dyn Fn() + Send + Sync> {
+        let tx = std::sync::Mutex::new(self.tx.clone());
+        Arc::new(move || {
+            let _ = tx.lock().map(|t| t.send(Msg::Wake));
+        })
+    }
+
+    /// Waits until everything queued before this call is searchable.
+    pub async fn flush(&self) -> Result<(), SearchError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.tx
+            .send(Msg::Flush(tx))
+            .map_err(|_| SearchError::Index("the indexer has stopped".into()))?;
+        tokio::task::spawn_blocking(move || rx.recv())
+            .await
+            .map_err(|e| SearchError::Index(e.to_string()))?
+            .map_err(|_| SearchError::Index("the indexer has stopped".into()))?
+    }
+
+    /// Applies what is queued and stops the thread.
+    pub fn shutdown(&self) {
+        let _ = self.tx.send(Msg::Shutdown);
+        if let Some(t) = self.thread.lock().expect("indexer lock").take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(mut worker: Worker, rx: Receiver<Msg>) {
+    loop {
+        let msg = rx.recv_timeout(Duration::from_millis(500));
+        // Let a burst of writes gather into one commit.
+        std::thread::sleep(Duration::from_millis(20));
+        let mut flushes = Vec::new();
+        let mut stop = false;
+        for m in std::iter::once(msg).chain(
+            std::iter::from_fn(|| Some(rx.try_recv().map_err(|_| RecvTimeoutError::Timeout)))
+                .take_while(Result::is_ok),
+        ) {
+            match m {
+                Ok(Msg::Flush(tx)) => flushes.push(tx),
+                Ok(Msg::Shutdown) | Err(RecvTimeoutError::Disconnected) => stop = true,
+                Ok(Msg::Wake) | Err(RecvTimeoutError::Timeout) => {}
+            }
+        }
+        let result = worker.drain();
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "indexing round failed; will retry");
+        }
+        for tx in flushes {
+            let _ = tx.send(result.clone());
+        }
+        if stop {
+            return;
+        }
+    }
+}
+
+/// Where the index lives in a data directory.
+pub fn index_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("index")
+}

@@ -1,0 +1,515 @@
+//! Full-text search over the catalog (tantivy), derived from the store.
+//!
+//! - [`schema`]: fields, analyzers, product → document.
+//! - [`query`]: shopper text → query (lenient by construction: words only).
+//! - [`indexer`]: the one thread that owns the `IndexWriter`; it drains the store's
+//!   `index_queue`, commits in batches with the last applied sequence number as the commit
+//!   payload, and reloads the reader. On start it replays what the queue still holds, and
+//!   rebuilds from the store if the index is missing, corrupt or from another schema.
+//! - [`SearchIndex`]: queries, facets, categories, suggestions; readers see commits only.
+//!
+//! Architecture invariant: the store is the truth; the index can always be rebuilt from
+//! it and never holds a product the store does not.
+
+pub mod indexer;
+pub mod query;
+pub mod schema;
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::path::Path;
+
+use tantivy::collector::{Collector, Count, FacetCollector, SegmentCollector, TopDocs};
+use tantivy::query::{
+    AllQuery, BooleanQuery, ConstScoreQuery, Occur, Query, RangeQuery, TermQuery,
+};
+use tantivy::schema::{Facet, IndexRecordOption, Value};
+use tantivy::{
+    DocAddress, Index, IndexReader, Order, ReloadPolicy, Searcher, TantivyDocument, Term,
+};
+
+pub use query::Ranking;
+use schema::Fields;
+
+/// Errors of the search layer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SearchError {
+    /// tantivy failed.
+    #[error("search index error: {0}")]
+    Index(String),
+}
+
+impl From<std::io::Error> for SearchError {
+    fn from(e: std::io::Error) -> Self {
+        SearchError::Index(e.to_string())
+    }
+}
+
+impl From<tantivy::TantivyError> for SearchError {
+    fn from(e: tantivy::TantivyError) -> Self {
+        SearchError::Index(e.to_string())
+    }
+}
+
+/// Result order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sort {
+    /// Best match first (the default with a text query).
+    #[default]
+    Relevance,
+    /// Cheapest first.
+    PriceAsc,
+    /// Dearest first.
+    PriceDesc,
+    /// Most recently created first (the default without a text query).
+    Newest,
+}
+
+/// A search request (already validated by the engine).
+#[derive(Debug, Clone, Default)]
+pub struct SearchQuery {
+    /// Shopper's text.
+    pub text: String,
+    /// Category path: matches it and everything under it.
+    pub category: Option<String>,
+    /// Lowest price, inclusive (minor units).
+    pub min_price: Option<u64>,
+    /// Highest price, inclusive (minor units).
+    pub max_price: Option<u64>,
+    /// Only products with available stock.
+    pub in_stock: bool,
+    /// Order.
+    pub sort: Option<Sort>,
+    /// Page size.
+    pub limit: usize,
+    /// Results to skip.
+    pub offset: usize,
+    /// Ranking method for text queries.
+    pub ranking: Ranking,
+}
+
+/// A price bucket: `[min, max)` in minor units (`max` None = no upper bound).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PriceBucket {
+    /// Inclusive lower bound.
+    pub min: u64,
+    /// Exclusive upper bound.
+    pub max: Option<u64>,
+    /// Matching products in it.
+    pub count: u64,
+}
+
+/// What a search found.
+#[derive(Debug, Clone, Default)]
+pub struct SearchHits {
+    /// SKUs of this page, in order.
+    pub skus: Vec<String>,
+    /// All matching products.
+    pub total: usize,
+    /// Matching products per child category of the filter (or per top-level category).
+    pub categories: Vec<(String, u64)>,
+    /// Matching products per price bucket (non-empty buckets only).
+    pub prices: Vec<PriceBucket>,
+}
+
+/// A node of the category tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CategoryNode {
+    /// Full path, e.g. `"Space Suits/Helmets"`.
+    pub path: String,
+    /// Last segment.
+    pub name: String,
+    /// Products in it or below it.
+    pub count: u64,
+    /// Sub-categories.
+    pub children: Vec<CategoryNode>,
+}
+
+/// A completion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suggestion {
+    /// Text to show.
+    pub text: String,
+    /// The product, when the suggestion is a product name.
+    pub sku: Option<String>,
+}
+
+/// Price bucket edges in minor units.
+const PRICE_EDGES: [u64; 10] = [
+    0, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+];
+
+/// The searchable index: reader side. The writer lives in the [`indexer`].
+pub struct SearchIndex {
+    index: Index,
+    reader: IndexReader,
+    fields: Fields,
+}
+
+/// `path` → facet path string (`"A/B"` → `"/A/B"`).
+fn facet_path(path: &str) -> Option<Facet> {
+    schema::category_facet(path)
+}
+
+fn facet_to_path(f: &Facet) -> String {
+    f.to_path().join("/")
+}
+
+impl SearchIndex {
+    /// Opens the index in `dir`, creating it if missing. Returns whether it had to be
+    /// created fresh (missing, corrupt or another schema version), i.e. needs a rebuild.
+    pub fn open(dir: &Path) -> Result<(SearchIndex, bool), SearchError> {
+        let (schema, fields) = schema::build();
+        let opened = Index::open_in_dir(dir)
+            .ok()
+            .filter(|i| i.schema() == schema);
+        let (index, fresh) = match opened {
+            Some(i) => (i, false),
+            None => {
+                if dir.exists() {
+                    tracing::warn!(dir = %dir.display(), "search index missing, corrupt or from another version: rebuilding");
+                    std::fs::remove_dir_all(dir).map_err(|e| {
+                        SearchError::Index(format!("removing {}: {e}", dir.display()))
+                    })?;
+                }
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| SearchError::Index(format!("creating {}: {e}", dir.display())))?;
+                (Index::create_in_dir(dir, schema)?, true)
+            }
+        };
+        schema::prepare(&index);
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok((
+            SearchIndex {
+                index,
+                reader,
+                fields,
+            },
+            fresh,
+        ))
+    }
+
+    pub(crate) fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// The fields.
+    pub fn fields(&self) -> &Fields {
+        &self.fields
+    }
+
+    /// Makes the latest commit visible to searches.
+    pub fn reload(&self) -> Result<(), SearchError> {
+        Ok(self.reader.reload()?)
+    }
+
+    fn analyzer(&self, name: &str) -> tantivy::tokenizer::TextAnalyzer {
+        self.index
+            .tokenizers()
+            .get(name)
+            .expect("analyzer registered")
+    }
+
+    fn filters(&self, q: &SearchQuery) -> Vec<(Occur, Box<dyn Query>)> {
+        let f = &self.fields;
+        let mut out: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let mut filter = |query: Box<dyn Query>| {
+            out.push((Occur::Must, Box::new(ConstScoreQuery::new(query, 0.0))))
+        };
+        if let Some(facet) = q.category.as_deref().and_then(facet_path) {
+            filter(Box::new(TermQuery::new(
+                Term::from_facet(f.category, &facet),
+                IndexRecordOption::Basic,
+            )));
+        }
+        if q.min_price.is_some() || q.max_price.is_some() {
+            let lo = q.min_price.map_or(Bound::Unbounded, |v| {
+                Bound::Included(Term::from_field_u64(f.price, v))
+            });
+            let hi = q.max_price.map_or(Bound::Unbounded, |v| {
+                Bound::Included(Term::from_field_u64(f.price, v))
+            });
+            filter(Box::new(RangeQuery::new(lo, hi)));
+        }
+        if q.in_stock {
+            filter(Box::new(TermQuery::new(
+                Term::from_field_u64(f.in_stock, 1),
+                IndexRecordOption::Basic,
+            )));
+        }
+        out
+    }
+
+    fn build_query(&self, q: &SearchQuery, strict: bool) -> Box<dyn Query> {
+        let stemmed = query::words(&mut self.analyzer(schema::STEMMED), &q.text);
+        let still_typing = !q.text.ends_with(char::is_whitespace);
+        let raw = query::words(&mut self.analyzer(schema::WORDS), &q.text);
+        let raw_last = still_typing
+            .then(|| raw.last().map(String::as_str))
+            .flatten();
+        let mut clauses = self.filters(q);
+        match query::text_query(&self.fields, &stemmed, raw_last, q.ranking, strict) {
+            Some(t) => clauses.push((Occur::Must, t)),
+            None if clauses.is_empty() => return Box::new(AllQuery),
+            None => {}
+        }
+        Box::new(BooleanQuery::new(clauses))
+    }
+
+    /// Runs a search: one page of SKUs, the total, and facets for the whole result set.
+    pub fn search(&self, q: &SearchQuery) -> Result<SearchHits, SearchError> {
+        let searcher = self.reader.searcher();
+        let has_text = !q.text.trim().is_empty();
+        let mut hits = self.run(&searcher, q, &*self.build_query(q, true))?;
+        if hits.total == 0 && has_text && q.ranking == Ranking::Tuned {
+            hits = self.run(&searcher, q, &*self.build_query(q, false))?;
+        }
+        Ok(hits)
+    }
+
+    fn run(
+        &self,
+        searcher: &Searcher,
+        q: &SearchQuery,
+        query: &dyn Query,
+    ) -> Result<SearchHits, SearchError> {
+        let parent = q
+            .category
+            .as_deref()
+            .and_then(facet_path)
+            .unwrap_or_else(Facet::root);
+        let mut facets = FacetCollector::for_field("category");
+        facets.add_facet(parent.clone());
+        let prices = PriceHistogram;
+        let top = TopDocs::with_limit(q.limit.max(1)).and_offset(q.offset);
+        let sort = q.sort.unwrap_or(if q.text.trim().is_empty() {
+            Sort::Newest
+        } else {
+            Sort::Relevance
+        });
+        let (total, facet_counts, price_counts, docs): (usize, _, _, Vec<DocAddress>) = match sort {
+            Sort::Relevance => {
+                let (c, fc, pc, d) =
+                    searcher.search(query, &(Count, facets, prices, top.order_by_score()))?;
+                (c, fc, pc, d.into_iter().map(|(_, a)| a).collect())
+            }
+            Sort::PriceAsc | Sort::PriceDesc => {
+                let order = if sort == Sort::PriceAsc {
+                    Order::Asc
+                } else {
+                    Order::Desc
+                };
+                let (c, fc, pc, d) = searcher.search(
+                    query,
+                    &(
+                        Count,
+                        facets,
+                        prices,
+                        top.order_by_fast_field::<u64>("price", order),
+                    ),
+                )?;
+                (c, fc, pc, d.into_iter().map(|(_, a)| a).collect())
+            }
+            Sort::Newest => {
+                let (c, fc, pc, d) = searcher.search(
+                    query,
+                    &(
+                        Count,
+                        facets,
+                        prices,
+                        top.order_by_fast_field::<i64>("created_at", Order::Desc),
+                    ),
+                )?;
+                (c, fc, pc, d.into_iter().map(|(_, a)| a).collect())
+            }
+        };
+        let mut skus = Vec::with_capacity(docs.len());
+        for addr in docs {
+            let doc: TantivyDocument = searcher.doc(addr)?;
+            if let Some(s) = doc.get_first(self.fields.sku).and_then(|v| v.as_str()) {
+                skus.push(s.to_owned());
+            }
+        }
+        let categories = facet_counts
+            .get(parent)
+            .map(|(f, c)| (facet_to_path(f), c))
+            .collect();
+        let prices = price_counts
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c > 0)
+            .map(|(i, c)| PriceBucket {
+                min: PRICE_EDGES[i],
+                max: PRICE_EDGES.get(i + 1).copied(),
+                count: *c,
+            })
+            .collect();
+        Ok(SearchHits {
+            skus,
+            total,
+            categories,
+            prices,
+        })
+    }
+
+    /// The category tree with product counts (each node counts its whole subtree).
+    pub fn categories(&self) -> Result<Vec<CategoryNode>, SearchError> {
+        let searcher = self.reader.searcher();
+        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+        let mut frontier = vec![Facet::root()];
+        // One pass per level; paths are at most `CATEGORY_LEVELS` deep.
+        for _ in 0..=crate::domain::product::limits::CATEGORY_LEVELS {
+            if frontier.is_empty() {
+                break;
+            }
+            let mut fc = FacetCollector::for_field("category");
+            for f in &frontier {
+                fc.add_facet(f.clone());
+            }
+            let got = searcher.search(&AllQuery, &fc)?;
+            let mut next = Vec::new();
+            for parent in &frontier {
+                for (child, count) in got.get(parent.clone()) {
+                    counts.insert(facet_to_path(child), count);
+                    next.push(child.clone());
+                }
+            }
+            frontier = next;
+        }
+        fn build(prefix: &str, counts: &BTreeMap<String, u64>) -> Vec<CategoryNode> {
+            counts
+                .iter()
+                .filter(|(path, _)| match path.rsplit_once('/') {
+                    Some((parent, _)) => parent == prefix,
+                    None => prefix.is_empty(),
+                })
+                .map(|(path, &count)| CategoryNode {
+                    path: path.clone(),
+                    name: path.rsplit('/').next().unwrap_or(path).to_owned(),
+                    count,
+                    children: build(path, counts),
+                })
+                .collect()
+        }
+        Ok(build("", &counts))
+    }
+
+    /// Completions for a prefix: frequent name words first, then product names.
+    pub fn suggest(&self, prefix: &str, limit: usize) -> Result<Vec<Suggestion>, SearchError> {
+        let raw = query::words(&mut self.analyzer(schema::WORDS), prefix);
+        let Some(last) = raw.last() else {
+            return Ok(Vec::new());
+        };
+        let searcher = self.reader.searcher();
+        let mut out: Vec<Suggestion> = Vec::new();
+        if raw.len() == 1 {
+            // Words starting with the prefix, by how many products use them.
+            let mut words: BTreeMap<String, u32> = BTreeMap::new();
+            for seg in searcher.segment_readers() {
+                let inv = seg.inverted_index(self.fields.name_words)?;
+                let mut stream = inv.terms().range().ge(last.as_bytes()).into_stream()?;
+                let mut seen = 0;
+                while stream.advance() && seen < 2_000 {
+                    seen += 1;
+                    let key = stream.key();
+                    if !key.starts_with(last.as_bytes()) {
+                        break;
+                    }
+                    if let Ok(w) = std::str::from_utf8(key) {
+                        *words.entry(w.to_owned()).or_default() += stream.value().doc_freq;
+                    }
+                }
+            }
+            let mut ranked: Vec<(String, u32)> = words.into_iter().collect();
+            ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            out.extend(
+                ranked
+                    .into_iter()
+                    .take(limit.div_ceil(2))
+                    .map(|(text, _)| Suggestion { text, sku: None }),
+            );
+        }
+        // Then product names matching every word, the last one as a prefix.
+        let q = SearchQuery {
+            text: prefix.to_owned(),
+            limit: limit.saturating_sub(out.len()).max(1),
+            ..Default::default()
+        };
+        let top = TopDocs::with_limit(q.limit).order_by_score();
+        for (_, addr) in searcher.search(&*self.build_query(&q, true), &top)? {
+            let doc: TantivyDocument = searcher.doc(addr)?;
+            let field = |f| doc.get_first(f).and_then(|v| v.as_str()).map(str::to_owned);
+            if let (Some(name), Some(sku)) = (field(self.fields.name), field(self.fields.sku)) {
+                out.push(Suggestion {
+                    text: name,
+                    sku: Some(sku),
+                });
+            }
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    /// Number of documents visible to searches.
+    pub fn num_docs(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+}
+
+/// Counts matching documents per price bucket.
+struct PriceHistogram;
+
+struct PriceSegment {
+    column: tantivy::columnar::Column<u64>,
+    counts: Vec<u64>,
+}
+
+impl Collector for PriceHistogram {
+    type Fruit = Vec<u64>;
+    type Child = PriceSegment;
+
+    fn for_segment(
+        &self,
+        _: u32,
+        reader: &tantivy::SegmentReader,
+    ) -> tantivy::Result<PriceSegment> {
+        Ok(PriceSegment {
+            column: reader.fast_fields().u64("price")?,
+            counts: vec![0; PRICE_EDGES.len()],
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Vec<u64>>) -> tantivy::Result<Vec<u64>> {
+        let mut total = vec![0; PRICE_EDGES.len()];
+        for f in fruits {
+            for (t, c) in total.iter_mut().zip(f) {
+                *t += c;
+            }
+        }
+        Ok(total)
+    }
+}
+
+impl SegmentCollector for PriceSegment {
+    type Fruit = Vec<u64>;
+
+    fn collect(&mut self, doc: u32, _: tantivy::Score) {
+        if let Some(price) = self.column.first(doc) {
+            let bucket = PRICE_EDGES
+                .partition_point(|&edge| edge <= price)
+                .saturating_sub(1);
+            self.counts[bucket] += 1;
+        }
+    }
+
+    fn harvest(self) -> Vec<u64> {
+        self.counts
+    }
+}
