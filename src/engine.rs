@@ -774,6 +774,25 @@ impl Engine {
         self.inner.search.num_docs()
     }
 
+    /// Every SKU in the store, in order (a full scan: for tools and consistency checks).
+    pub fn product_skus(&self) -> Result<Vec<String>, EngineError> {
+        let mut out = Vec::new();
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let page = self
+                .inner
+                .store
+                .tables()
+                .products
+                .scan_after(after.as_deref(), 5_000)?;
+            let Some((last, _)) = page.last() else {
+                return Ok(out);
+            };
+            after = Some(last.clone());
+            out.extend(page.into_iter().map(|(_, p)| p.sku.to_string()));
+        }
+    }
+
     /// Number of products in the store.
     pub fn product_count(&self) -> usize {
         self.inner.store.tables().products.len()

@@ -37,5 +37,6 @@ pub mod storage;
 
 pub use config::{Config, Durability};
 pub use engine::{
-    CartView, Engine, EngineError, EngineStats, InventoryView, KindCounts, ProductView,
+    CartView, Engine, EngineError, EngineStats, ImportReport, InventoryView, KindCounts,
+    ProductView, SearchPage, SearchRequest,
 };

@@ -17,6 +17,9 @@ use serde_json::{Map, Value};
 use super::product::{AttrValue, ProductDraft, limits};
 use super::{Invalid, Sku};
 
+/// A record with its 1-based line number, parsed or refused with a reason.
+pub type Numbered<T> = (usize, Result<T, String>);
+
 /// A product to import and, optionally, its stock on hand.
 #[derive(Debug, Clone)]
 pub struct ImportItem {
@@ -245,7 +248,7 @@ fn algolia(o: &Map<String, Value>, position: usize) -> Result<ImportItem, Invali
 
 /// Splits an import body into records with their line numbers: a JSON array (line =
 /// 1-based position in the array) or NDJSON (line = line in the body; blank lines skipped).
-pub fn split_records(body: &str) -> Result<Vec<(usize, Result<Value, String>)>, String> {
+pub fn split_records(body: &str) -> Result<Vec<Numbered<Value>>, String> {
     let trimmed = body.trim_start();
     if trimmed.starts_with('[') {
         let items: Vec<Value> =

@@ -28,7 +28,7 @@ use tantivy::{
     DocAddress, Index, IndexReader, Order, ReloadPolicy, Searcher, TantivyDocument, Term,
 };
 
-pub use query::Ranking;
+pub use query::{Ranking, Weights};
 use schema::Fields;
 
 /// Errors of the search layer.
@@ -144,6 +144,7 @@ pub struct SearchIndex {
     index: Index,
     reader: IndexReader,
     fields: Fields,
+    synonyms: query::Synonyms,
 }
 
 /// `path` → facet path string (`"A/B"` → `"/A/B"`).
@@ -184,6 +185,12 @@ impl SearchIndex {
             .try_into()?;
         Ok((
             SearchIndex {
+                synonyms: query::synonyms(
+                    &mut index
+                        .tokenizers()
+                        .get(schema::STEMMED)
+                        .expect("analyzer registered"),
+                ),
                 index,
                 reader,
                 fields,
@@ -251,7 +258,14 @@ impl SearchIndex {
             .then(|| raw.last().map(String::as_str))
             .flatten();
         let mut clauses = self.filters(q);
-        match query::text_query(&self.fields, &stemmed, raw_last, q.ranking, strict) {
+        match query::text_query(
+            &self.fields,
+            &stemmed,
+            raw_last,
+            q.ranking,
+            strict,
+            &self.synonyms,
+        ) {
             Some(t) => clauses.push((Occur::Must, t)),
             None if clauses.is_empty() => return Box::new(AllQuery),
             None => {}
@@ -264,7 +278,7 @@ impl SearchIndex {
         let searcher = self.reader.searcher();
         let has_text = !q.text.trim().is_empty();
         let mut hits = self.run(&searcher, q, &*self.build_query(q, true))?;
-        if hits.total == 0 && has_text && q.ranking == Ranking::Tuned {
+        if hits.total == 0 && has_text && q.ranking != Ranking::Bm25Baseline {
             hits = self.run(&searcher, q, &*self.build_query(q, false))?;
         }
         Ok(hits)

@@ -2,9 +2,12 @@
 //! field can be addressed and no syntax can fail: the text is only ever split into words.
 //!
 //! Ranking ([`Ranking::Tuned`]), for each word:
-//! - the best of its exact matches across fields (a disjunction-max with a small tie
-//!   breaker), with field weights: name and codes ×3, brand and category ×2, description
-//!   ×1, other attributes ×0.5;
+//! - the best of its exact matches across fields (a disjunction-max, tie breaker 0.3),
+//!   with field weights: brand ×4 (a shopper naming a brand wants that brand, not products
+//!   "compatible with" it), name and codes ×3, category ×2, description ×1, attributes ×0.5;
+//! - a bonus (×4) when the word is in the *head* of the name — the part before "for …" —
+//!   so a "drum for laser printer" ranks below a laser printer;
+//! - general shopping synonyms (laptop/notebook, tv/television, …) at 0.8 of the weight;
 //! - a typo-tolerant match (Levenshtein 1 for words of 4–7 letters, 2 from 8) on name,
 //!   brand, category and codes, at a low constant score so exact matches rank first;
 //! - the last word also matches as a prefix of a name word (search as you type).
@@ -25,13 +28,109 @@ use tantivy::tokenizer::TextAnalyzer;
 use super::schema::Fields;
 
 /// How results are ranked for a text query.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum Ranking {
     /// Field weights, typo tolerance, phrase bonus, AND with OR fallback.
     #[default]
     Tuned,
     /// Plain BM25 over name, description, category and brand (for evaluation).
     Bm25Baseline,
+    /// The tuned ranking with other weights (for evaluation).
+    #[doc(hidden)]
+    Custom(Weights),
+}
+
+/// The knobs of the tuned ranking.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Weights {
+    /// Name.
+    pub name: f32,
+    /// Model numbers, barcodes, SKU.
+    pub codes: f32,
+    /// Brand.
+    pub brand: f32,
+    /// Category words.
+    pub category: f32,
+    /// Description.
+    pub description: f32,
+    /// Other attributes.
+    pub attrs: f32,
+    /// Constant score of a typo-tolerant match.
+    pub fuzzy: f32,
+    /// Constant score of a prefix match of the last word.
+    pub prefix: f32,
+    /// Boost of the exact phrase in the name.
+    pub phrase: f32,
+    /// Share of the non-best fields in the per-word score.
+    pub tie_breaker: f32,
+    /// Added when the word is in the head of the name (before "for …").
+    pub head: f32,
+    /// Weight of a synonym's match relative to the word's own.
+    pub synonym: f32,
+}
+
+impl Default for Weights {
+    fn default() -> Self {
+        Weights {
+            name: 3.0,
+            codes: 3.0,
+            brand: 4.0,
+            category: 2.0,
+            description: 1.0,
+            attrs: 0.5,
+            fuzzy: 0.3,
+            prefix: 0.2,
+            phrase: 2.0,
+            tie_breaker: 0.3,
+            head: 4.0,
+            synonym: 0.8,
+        }
+    }
+}
+
+impl Ranking {
+    fn weights(self) -> Option<Weights> {
+        match self {
+            Ranking::Tuned => Some(Weights::default()),
+            Ranking::Custom(w) => Some(w),
+            Ranking::Bm25Baseline => None,
+        }
+    }
+}
+
+/// Stemmed word → stemmed words that mean the same to a shopper.
+pub type Synonyms = std::collections::HashMap<String, Vec<String>>;
+
+/// Groups of single words shoppers use interchangeably. General shopping vocabulary, not
+/// tuned to any catalog; each group is symmetric.
+pub const SYNONYM_GROUPS: &[&[&str]] = &[
+    &["laptop", "notebook"],
+    &["tv", "television"],
+    &["cellphone", "smartphone", "mobile"],
+    &["earbuds", "earphones"],
+    &["pc", "computer", "desktop"],
+    &["sofa", "couch"],
+    &["pants", "trousers"],
+    &["sneakers", "trainers"],
+    &["photo", "picture"],
+    &["monitor", "display"],
+];
+
+/// Builds the synonym map with `analyzer` (so keys and values are stems as indexed).
+pub fn synonyms(analyzer: &mut TextAnalyzer) -> Synonyms {
+    let mut map = Synonyms::new();
+    for group in SYNONYM_GROUPS {
+        let stems: Vec<String> = group
+            .iter()
+            .filter_map(|w| words(analyzer, w).into_iter().next())
+            .collect();
+        for s in &stems {
+            map.entry(s.clone())
+                .or_default()
+                .extend(stems.iter().filter(|o| *o != s).cloned());
+        }
+    }
+    map
 }
 
 /// Most words of a query that are used.
@@ -77,6 +176,7 @@ pub fn text_query(
     raw_last: Option<&str>,
     ranking: Ranking,
     strict: bool,
+    synonyms: &Synonyms,
 ) -> Option<Box<dyn Query>> {
     if stemmed.is_empty() {
         return None;
@@ -84,49 +184,77 @@ pub fn text_query(
     let occur = if strict { Occur::Must } else { Occur::Should };
     let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
     for (i, w) in stemmed.iter().enumerate() {
-        let per_word: Box<dyn Query> = match ranking {
-            Ranking::Bm25Baseline => Box::new(BooleanQuery::new(
+        let per_word: Box<dyn Query> = match ranking.weights() {
+            None => Box::new(BooleanQuery::new(
                 [f.name, f.description, f.category_text, f.brand]
                     .into_iter()
                     .map(|fl| (Occur::Should, term(fl, w, 1.0)))
                     .collect(),
             )),
-            Ranking::Tuned => {
+            Some(wt) => {
                 let exact = DisjunctionMaxQuery::with_tie_breaker(
                     vec![
-                        term(f.name, w, 3.0),
-                        term(f.codes, w, 3.0),
-                        term(f.brand, w, 2.0),
-                        term(f.category_text, w, 2.0),
-                        term(f.description, w, 1.0),
-                        term(f.attrs, w, 0.5),
+                        term(f.name, w, wt.name),
+                        term(f.codes, w, wt.codes),
+                        term(f.brand, w, wt.brand),
+                        term(f.category_text, w, wt.category),
+                        term(f.description, w, wt.description),
+                        term(f.attrs, w, wt.attrs),
                     ],
-                    0.1,
+                    wt.tie_breaker,
                 );
                 let mut alts: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Should, Box::new(exact))];
-                let d = fuzzy_distance(w);
-                if d > 0 {
-                    for fl in [f.name, f.brand, f.category_text, f.codes] {
-                        let fz = FuzzyTermQuery::new(Term::from_field_text(fl, w), d, true);
-                        alts.push((Occur::Should, Box::new(BoostQuery::new(Box::new(fz), 0.3))));
+                if wt.head > 0.0 {
+                    alts.push((Occur::Should, term(f.name_head, w, wt.head)));
+                }
+                if wt.synonym > 0.0 {
+                    for alt in synonyms.get(w).into_iter().flatten() {
+                        let s = wt.synonym;
+                        let fields = [
+                            (f.name, wt.name),
+                            (f.category_text, wt.category),
+                            (f.description, wt.description),
+                        ];
+                        let q = DisjunctionMaxQuery::with_tie_breaker(
+                            fields.iter().map(|&(fl, b)| term(fl, alt, b * s)).collect(),
+                            wt.tie_breaker,
+                        );
+                        alts.push((Occur::Should, Box::new(q)));
                     }
                 }
-                if i + 1 == stemmed.len() {
-                    if let Some(raw) = raw_last.filter(|r| r.chars().count() >= 2) {
-                        let px = FuzzyTermQuery::new_prefix(
-                            Term::from_field_text(f.name_words, raw),
-                            0,
-                            false,
-                        );
-                        alts.push((Occur::Should, Box::new(BoostQuery::new(Box::new(px), 0.2))));
+                let d = fuzzy_distance(w);
+                if d > 0 && wt.fuzzy > 0.0 {
+                    for fl in [f.name, f.brand, f.category_text, f.codes] {
+                        let fz = FuzzyTermQuery::new(Term::from_field_text(fl, w), d, true);
+                        alts.push((
+                            Occur::Should,
+                            Box::new(BoostQuery::new(Box::new(fz), wt.fuzzy)),
+                        ));
                     }
+                }
+                if i + 1 == stemmed.len()
+                    && wt.prefix > 0.0
+                    && let Some(raw) = raw_last.filter(|r| r.chars().count() >= 2)
+                {
+                    let px = FuzzyTermQuery::new_prefix(
+                        Term::from_field_text(f.name_words, raw),
+                        0,
+                        false,
+                    );
+                    alts.push((
+                        Occur::Should,
+                        Box::new(BoostQuery::new(Box::new(px), wt.prefix)),
+                    ));
                 }
                 Box::new(BooleanQuery::new(alts))
             }
         };
         clauses.push((occur, per_word));
     }
-    if ranking == Ranking::Tuned && stemmed.len() >= 2 {
+    if let Some(wt) = ranking
+        .weights()
+        .filter(|wt| stemmed.len() >= 2 && wt.phrase > 0.0)
+    {
         let terms: Vec<(usize, Term)> = stemmed
             .iter()
             .enumerate()
@@ -135,7 +263,7 @@ pub fn text_query(
         let phrase = PhraseQuery::new_with_offset_and_slop(terms, 2);
         clauses.push((
             Occur::Should,
-            Box::new(BoostQuery::new(Box::new(phrase), 2.0)),
+            Box::new(BoostQuery::new(Box::new(phrase), wt.phrase)),
         ));
     }
     Some(Box::new(BooleanQuery::new(clauses)))

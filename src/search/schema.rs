@@ -13,7 +13,7 @@ use tantivy::{Index, TantivyDocument};
 use crate::domain::product::{AttrValue, Product};
 
 /// Bumped when the schema or analyzers change: an index built by another version is rebuilt.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Analyzer for ranked text: words, lowercased, accents folded, English stems.
 pub const STEMMED: &str = "emporium_stem";
@@ -54,6 +54,8 @@ pub struct Fields {
     pub attrs: Field,
     /// Name words unstemmed, for completions.
     pub name_words: Field,
+    /// The head of the name: what the product is, before "for …" / "compatible with …".
+    pub name_head: Field,
     /// Category path as a facet (matches the path and everything under it).
     pub category: Field,
     /// Price in minor units.
@@ -84,6 +86,7 @@ pub fn build() -> (Schema, Fields) {
         description: b.add_text_field("description", text(STEMMED)),
         attrs: b.add_text_field("attrs", text(STEMMED)),
         name_words: b.add_text_field("name_words", text(WORDS)),
+        name_head: b.add_text_field("name_head", text(STEMMED)),
         category: b.add_facet_field("category", FacetOptions::default()),
         price: b.add_u64_field("price", INDEXED | FAST),
         in_stock: b.add_u64_field("in_stock", INDEXED | FAST),
@@ -104,6 +107,20 @@ fn values(v: &AttrValue) -> Vec<&str> {
     }
 }
 
+/// The part of a product name that says what the product is: the text before the first
+/// " for ", " compatible with " or " fits " (an accessory *for* a printer is not a printer).
+pub fn name_head(name: &str) -> &str {
+    let lower = name.to_ascii_lowercase();
+    let cut = [" for ", " compatible with ", " fits "]
+        .iter()
+        .filter_map(|m| lower.find(m))
+        .min();
+    match cut {
+        Some(i) if i > 0 && name.is_char_boundary(i) => &name[..i],
+        _ => name,
+    }
+}
+
 /// The category path as a facet (`"A/B"` → `/A/B`), if the product has one.
 pub fn category_facet(path: &str) -> Option<Facet> {
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
@@ -116,6 +133,7 @@ pub fn document(f: &Fields, p: &Product, in_stock: bool) -> TantivyDocument {
     doc.add_text(f.sku, p.sku.as_str());
     doc.add_text(f.name, &p.name);
     doc.add_text(f.name_words, &p.name);
+    doc.add_text(f.name_head, name_head(&p.name));
     doc.add_text(f.codes, p.sku.as_str());
     doc.add_text(f.description, &p.description);
     doc.add_text(f.category_text, p.category.replace('/', " "));

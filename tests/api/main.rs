@@ -9,3 +9,4 @@ mod concurrency;
 mod crash;
 mod lifecycle;
 mod model;
+mod search;
