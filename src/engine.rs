@@ -340,14 +340,16 @@ impl Engine {
 
     /// Stops the actors, makes everything durable and closes the store.
     pub async fn shutdown(&self) -> Result<(), EngineError> {
-        for t in self
+        let tasks: Vec<_> = self
             .inner
             .background
             .lock()
             .expect("background lock")
             .drain(..)
-        {
+            .collect();
+        for t in tasks {
             t.abort();
+            let _ = t.await;
         }
         self.inner.carts.shutdown().await;
         self.inner.skus.shutdown().await;

@@ -262,8 +262,11 @@ impl<E: Entity> Directory<E> {
 
     /// Stops every actor of this kind and the supervisor.
     pub async fn shutdown(&self) {
-        if let Some(s) = self.sweeper.lock().expect("sweeper lock").take() {
+        let sweeper = self.sweeper.lock().expect("sweeper lock").take();
+        if let Some(s) = sweeper {
+            // Wait for it to be gone: mid-sweep it holds the directory, and with it the store.
             s.abort();
+            let _ = s.await;
         }
         if let Some(sup) = self.supervisor.get() {
             sup.stop_children_and_wait(None, Some(Duration::from_secs(10)))

@@ -250,7 +250,9 @@ impl SearchIndex {
         out
     }
 
-    fn build_query(&self, q: &SearchQuery, strict: bool) -> Box<dyn Query> {
+    /// The query for one stage: `strict` = every word must match; `typos` = words may
+    /// match with typos.
+    fn build_query(&self, q: &SearchQuery, strict: bool, typos: bool) -> Box<dyn Query> {
         let stemmed = query::words(&mut self.analyzer(schema::STEMMED), &q.text);
         let still_typing = !q.text.ends_with(char::is_whitespace);
         let raw = query::words(&mut self.analyzer(schema::WORDS), &q.text);
@@ -263,7 +265,7 @@ impl SearchIndex {
             &stemmed,
             raw_last,
             q.ranking,
-            strict,
+            query::Stage { strict, typos },
             &self.synonyms,
         ) {
             Some(t) => clauses.push((Occur::Must, t)),
@@ -277,9 +279,19 @@ impl SearchIndex {
     pub fn search(&self, q: &SearchQuery) -> Result<SearchHits, SearchError> {
         let searcher = self.reader.searcher();
         let has_text = !q.text.trim().is_empty();
-        let mut hits = self.run(&searcher, q, &*self.build_query(q, true))?;
-        if hits.total == 0 && has_text && q.ranking != Ranking::Bm25Baseline {
-            hits = self.run(&searcher, q, &*self.build_query(q, false))?;
+        // Each stage runs only if the one before found nothing: most queries are spelled
+        // right and never pay for typo tolerance. The baseline is plain BM25: one OR stage.
+        let stages: &[(bool, bool)] = match (has_text, q.ranking) {
+            (false, _) => &[(true, false)],
+            (true, Ranking::Bm25Baseline) => &[(false, false)],
+            (true, _) => &[(true, false), (true, true), (false, true)],
+        };
+        let mut hits = SearchHits::default();
+        for &(strict, typos) in stages {
+            hits = self.run(&searcher, q, &*self.build_query(q, strict, typos))?;
+            if hits.total > 0 {
+                break;
+            }
         }
         Ok(hits)
     }
@@ -342,9 +354,17 @@ impl SearchIndex {
         };
         let mut skus = Vec::with_capacity(docs.len());
         for addr in docs {
-            let doc: TantivyDocument = searcher.doc(addr)?;
-            if let Some(s) = doc.get_first(self.fields.sku).and_then(|v| v.as_str()) {
-                skus.push(s.to_owned());
+            // The SKU comes from its fast field: no doc-store block to decompress.
+            let column = searcher
+                .segment_reader(addr.segment_ord)
+                .fast_fields()
+                .str("sku")?;
+            let Some(column) = column else { continue };
+            let mut sku = String::new();
+            if let Some(ord) = column.term_ords(addr.doc_id).next()
+                && column.ord_to_str(ord, &mut sku)?
+            {
+                skus.push(sku);
             }
         }
         let categories = facet_counts
@@ -453,7 +473,7 @@ impl SearchIndex {
             ..Default::default()
         };
         let top = TopDocs::with_limit(q.limit).order_by_score();
-        for (_, addr) in searcher.search(&*self.build_query(&q, true), &top)? {
+        for (_, addr) in searcher.search(&*self.build_query(&q, true, false), &top)? {
             let doc: TantivyDocument = searcher.doc(addr)?;
             let field = |f| doc.get_first(f).and_then(|v| v.as_str()).map(str::to_owned);
             if let (Some(name), Some(sku)) = (field(self.fields.name), field(self.fields.sku)) {

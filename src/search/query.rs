@@ -8,11 +8,12 @@
 //! - a bonus (×4) when the word is in the *head* of the name — the part before "for …" —
 //!   so a "drum for laser printer" ranks below a laser printer;
 //! - general shopping synonyms (laptop/notebook, tv/television, …) at 0.8 of the weight;
-//! - a typo-tolerant match (Levenshtein 1 for words of 4–7 letters, 2 from 8) on name,
-//!   brand, category and codes, at a low constant score so exact matches rank first;
+//! - in the typo stages, a typo-tolerant match (Levenshtein 1 for words of 4–7 letters, 2
+//!   from 8) on name, brand, category and codes, at a low constant score;
 //! - the last word also matches as a prefix of a name word (search as you type).
 //!
-//! Every word must match (AND); if that finds nothing, any word may (OR). With two or more
+//! Stages, each run only if the one before found nothing: every word must match exactly
+//! (AND); then AND with typo tolerance; then any word may match (OR), with typos. With two or more
 //! words, an exact phrase in the name (slop 2) adds a bonus.
 //! [`Ranking::Bm25Baseline`] is plain BM25: any word in name, description, category or brand,
 //! all fields weighted alike. It exists only to measure the tuned ranking against.
@@ -98,6 +99,15 @@ impl Ranking {
     }
 }
 
+/// Which variant of the text query a search stage runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Stage {
+    /// Every word must match (AND); otherwise any word may (OR).
+    pub strict: bool,
+    /// Words may match with typos.
+    pub typos: bool,
+}
+
 /// Stemmed word → stemmed words that mean the same to a shopper.
 pub type Synonyms = std::collections::HashMap<String, Vec<String>>;
 
@@ -175,13 +185,17 @@ pub fn text_query(
     stemmed: &[String],
     raw_last: Option<&str>,
     ranking: Ranking,
-    strict: bool,
+    stage: Stage,
     synonyms: &Synonyms,
 ) -> Option<Box<dyn Query>> {
     if stemmed.is_empty() {
         return None;
     }
-    let occur = if strict { Occur::Must } else { Occur::Should };
+    let occur = if stage.strict {
+        Occur::Must
+    } else {
+        Occur::Should
+    };
     let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
     for (i, w) in stemmed.iter().enumerate() {
         let per_word: Box<dyn Query> = match ranking.weights() {
@@ -223,7 +237,7 @@ pub fn text_query(
                     }
                 }
                 let d = fuzzy_distance(w);
-                if d > 0 && wt.fuzzy > 0.0 {
+                if stage.typos && d > 0 && wt.fuzzy > 0.0 {
                     for fl in [f.name, f.brand, f.category_text, f.codes] {
                         let fz = FuzzyTermQuery::new(Term::from_field_text(fl, w), d, true);
                         alts.push((

@@ -1,0 +1,115 @@
+//! Search latency under concurrency on the Icecat catalog: N clients (default 16) each
+//! run the judged development queries (1–3 words, with facets) in a loop for a fixed
+//! time; prints throughput and p50/p90/p99/p99.9/max from an HDR histogram.
+//!
+//! Run: `cargo run --release --example search_latency -- [clients] [seconds]`
+
+use std::time::{Duration, Instant};
+
+use emporium::domain::import::{map_record, split_records};
+use emporium::search::{Ranking, Weights};
+use emporium::{Config, Durability, Engine, SearchRequest};
+
+fn data(rel: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data/chorus-icecat")
+        .join(rel)
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let clients: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(16);
+    let seconds: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10);
+    // `nofuzzy` / `noprefix` as a third argument switch parts of the ranking off, to see
+    // what each costs.
+    let ranking = match args.get(3).map(String::as_str) {
+        Some("nofuzzy") => Ranking::Custom(Weights {
+            fuzzy: 0.0,
+            ..Weights::default()
+        }),
+        Some("noprefix") => Ranking::Custom(Weights {
+            prefix: 0.0,
+            ..Weights::default()
+        }),
+        _ => Ranking::Tuned,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::new(dir.path());
+    config.durability = Durability::Relaxed;
+    let engine = Engine::open(config).await.unwrap();
+    let mut items = Vec::new();
+    for n in 1..=4 {
+        let body = std::fs::read_to_string(data(&format!("products-{n}.json"))).unwrap();
+        let base = items.len();
+        for (i, (line, r)) in split_records(&body).unwrap().into_iter().enumerate() {
+            items.push((
+                line,
+                r.and_then(|v| map_record(&v, base + i).map_err(|e| e.to_string())),
+            ));
+        }
+    }
+    let t = Instant::now();
+    let report = engine.import_products(items, |_| {}).await.unwrap();
+    engine.search_flush().await.unwrap();
+    let took = t.elapsed();
+    println!(
+        "imported {} products in {took:.2?} ({:.0}/s, relaxed durability)",
+        report.imported,
+        report.imported as f64 / took.as_secs_f64()
+    );
+
+    let mut queries: Vec<String> = std::fs::read_to_string(data("Broad_Query_Set_rated.dev.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            l.rsplitn(3, ',')
+                .nth(2)
+                .map(|q| q.trim_matches('"').to_owned())
+        })
+        .collect();
+    queries.dedup();
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (engine, queries) = (engine.clone(), queries.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 10_000_000, 3).unwrap();
+            let mut i = c;
+            while Instant::now() < deadline {
+                let q = &queries[i % queries.len()];
+                i += 1;
+                let start = Instant::now();
+                engine
+                    .search(SearchRequest {
+                        q: Some(q.clone()),
+                        limit: Some(20),
+                        ranking,
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap();
+                h.record(start.elapsed().as_micros() as u64).unwrap();
+            }
+            h
+        }));
+    }
+    let mut all = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 10_000_000, 3).unwrap();
+    for t in tasks {
+        all.add(t.await.unwrap()).unwrap();
+    }
+    println!(
+        "{clients} clients, {seconds} s: {} searches ({:.0}/s)",
+        all.len(),
+        all.len() as f64 / seconds as f64
+    );
+    for (label, q) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99.9", 0.999)] {
+        println!(
+            "  {label:>5}: {:>7.2} ms",
+            all.value_at_quantile(q) as f64 / 1000.0
+        );
+    }
+    println!("    max: {:>7.2} ms", all.max() as f64 / 1000.0);
+    engine.shutdown().await.unwrap();
+}
