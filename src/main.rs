@@ -204,6 +204,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "loaded the built-in demo catalog (start with --no-demo to skip it)"
         );
     }
+    // Ready means searchable too: the first search must see the catalog.
+    engine
+        .search_flush()
+        .await
+        .context("bringing the search index up to date")?;
     let ready = Arc::new(AtomicBool::new(false));
     let state = AppState {
         engine: engine.clone(),

@@ -79,3 +79,53 @@ async fn sigterm_finishes_cleanly_with_exit_zero_and_keeps_every_write() {
     assert_eq!(r.status(), 200);
     assert!(server.terminate().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_data_directory_serves_the_demo_catalog_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_binary(dir.path(), &["--demo"]).await;
+    let client = reqwest::Client::new();
+    let get = |path: &str| client.get(format!("{}{path}", server.base)).send();
+    let all: serde_json::Value = get("/api/v1/products?limit=1")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let total = all["total"].as_u64().unwrap();
+    assert!(total >= 150, "demo catalog has {total} products");
+    let tree: serde_json::Value = get("/api/v1/categories")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let deep = tree["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n["children"].as_array().is_some_and(|c| !c.is_empty()));
+    assert!(deep, "the demo categories form a tree");
+    let helmets: serde_json::Value = get("/api/v1/products?q=helmet")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(helmets["total"].as_u64().unwrap() > 0);
+    // A deleted demo product stays deleted: the demo loads only into an empty store.
+    let r = client
+        .delete(format!("{}/api/v1/admin/products/H-001", server.base))
+        .bearer_auth(BINARY_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert!(server.terminate().success());
+    let server = start_binary(dir.path(), &["--demo"]).await;
+    let r = reqwest::get(format!("{}/api/v1/products/H-001", server.base))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(server.terminate().success());
+}

@@ -213,19 +213,22 @@ pub async fn start_binary(dir: &std::path::Path, extra: &[&str]) -> Server {
     let port = free_port();
     let log = dir.with_extension(format!("{port}.log"));
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_emporium"));
-    cmd.args([
-        "serve",
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--no-demo",
-    ])
-    .arg("--data-dir")
-    .arg(dir);
-    if extra.contains(&"--no-token") {
-        cmd.args(extra.iter().filter(|a| **a != "--no-token"));
-    } else {
-        cmd.args(["--admin-token", BINARY_TOKEN]).args(extra);
+    cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(dir);
+    // `--demo` and `--no-token` are ours, consumed here: tests start without the demo
+    // catalog and with a known token unless they ask otherwise.
+    if !extra.contains(&"--demo") {
+        cmd.arg("--no-demo");
     }
+    if !extra.contains(&"--no-token") {
+        cmd.args(["--admin-token", BINARY_TOKEN]);
+    }
+    cmd.args(
+        extra
+            .iter()
+            .filter(|a| **a != "--no-token" && **a != "--demo"),
+    );
     let mut child = cmd
         .env("RUST_LOG", "info")
         .env_remove("EMPORIUM_ADMIN_TOKEN")

@@ -745,6 +745,12 @@ async fn an_index_behind_missing_or_corrupt_is_brought_in_line_on_open() {
     engine.shutdown().await.unwrap();
     drop(engine);
 
+    // Forced: `emporium reindex` opens with `rebuild_index`.
+    let engine = open_engine(dir.path(), |c| c.rebuild_index = true).await;
+    assert_eq!(found(engine.clone(), "nova").await, vec!["NEW-1"]);
+    engine.shutdown().await.unwrap();
+    drop(engine);
+
     // Corrupt: its metadata is garbage.
     std::fs::write(dir.path().join("index/meta.json"), b"{ not json").unwrap();
     let engine = open_engine(dir.path(), |_| {}).await;
