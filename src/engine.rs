@@ -697,9 +697,13 @@ impl Engine {
             Some(Err(e)) => return Err(bad(&e.to_string())),
             _ => None,
         };
+        if req.brand.as_ref().is_some_and(|b| b.chars().count() > 200) {
+            return Err(bad("brand: at most 200 characters"));
+        }
         let query = SearchQuery {
             text,
             category,
+            brand: req.brand,
             min_price: price(req.min_price, "min_price")?,
             max_price: price(req.max_price, "max_price")?,
             in_stock: req.in_stock.unwrap_or(false),
@@ -731,6 +735,7 @@ impl Engine {
             total: hits.total,
             categories: hits.categories,
             prices: hits.prices,
+            brands: hits.brands,
             next_cursor,
         })
     }
@@ -901,6 +906,8 @@ pub struct SearchRequest {
     pub q: Option<String>,
     /// Category path (matches the path and everything under it).
     pub category: Option<String>,
+    /// Exact brand.
+    pub brand: Option<String>,
     /// Lowest price in minor units, inclusive.
     pub min_price: Option<i64>,
     /// Highest price in minor units, inclusive.
@@ -928,6 +935,8 @@ pub struct SearchPage {
     pub categories: Vec<(String, u64)>,
     /// Matches per price bucket.
     pub prices: Vec<PriceBucket>,
+    /// Matches per brand, most first.
+    pub brands: Vec<(String, u64)>,
     /// Cursor of the next page, if there is one.
     pub next_cursor: Option<String>,
 }

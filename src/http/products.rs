@@ -48,6 +48,7 @@ pub fn admin_router() -> Router<AppState> {
 pub struct SearchParams {
     q: Option<String>,
     category: Option<String>,
+    brand: Option<String>,
     min_price: Option<i64>,
     max_price: Option<i64>,
     in_stock: Option<bool>,
@@ -65,6 +66,7 @@ async fn search(
         .search(SearchRequest {
             q: p.q,
             category: p.category,
+            brand: p.brand,
             min_price: p.min_price,
             max_price: p.max_price,
             in_stock: p.in_stock,
@@ -81,6 +83,7 @@ async fn search(
         "facets": {
             "category": page.categories.iter().map(|(v, c)| json!({"value": v, "count": c})).collect::<Vec<_>>(),
             "price": page.prices.iter().map(|b| json!({"min": b.min, "max": b.max, "count": b.count})).collect::<Vec<_>>(),
+            "brand": page.brands.iter().map(|(v, c)| json!({"value": v, "count": c})).collect::<Vec<_>>(),
         },
         "next_cursor": page.next_cursor,
     })))

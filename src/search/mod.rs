@@ -72,6 +72,8 @@ pub struct SearchQuery {
     pub text: String,
     /// Category path: matches it and everything under it.
     pub category: Option<String>,
+    /// Exact brand.
+    pub brand: Option<String>,
     /// Lowest price, inclusive (minor units).
     pub min_price: Option<u64>,
     /// Highest price, inclusive (minor units).
@@ -110,7 +112,12 @@ pub struct SearchHits {
     pub categories: Vec<(String, u64)>,
     /// Matching products per price bucket (non-empty buckets only).
     pub prices: Vec<PriceBucket>,
+    /// Matching products per brand, most first (at most [`MAX_BRAND_FACETS`]).
+    pub brands: Vec<(String, u64)>,
 }
+
+/// Most brand values returned as facets.
+pub const MAX_BRAND_FACETS: usize = 20;
 
 /// A node of the category tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -232,6 +239,13 @@ impl SearchIndex {
                 IndexRecordOption::Basic,
             )));
         }
+        if let Some(b) = q.brand.as_deref().filter(|b| !b.trim().is_empty()) {
+            let facet = schema::brand_facet(b);
+            filter(Box::new(TermQuery::new(
+                Term::from_facet(f.brand_facet, &facet),
+                IndexRecordOption::Basic,
+            )));
+        }
         if q.min_price.is_some() || q.max_price.is_some() {
             let lo = q.min_price.map_or(Bound::Unbounded, |v| {
                 Bound::Included(Term::from_field_u64(f.price, v))
@@ -307,8 +321,11 @@ impl SearchIndex {
             .as_deref()
             .and_then(facet_path)
             .unwrap_or_else(Facet::root);
-        let mut facets = FacetCollector::for_field("category");
-        facets.add_facet(parent.clone());
+        let mut categories = FacetCollector::for_field("category");
+        categories.add_facet(parent.clone());
+        let mut brands = FacetCollector::for_field("brand_facet");
+        brands.add_facet(Facet::root());
+        let facets = (categories, brands);
         let prices = PriceHistogram;
         let top = TopDocs::with_limit(q.limit.max(1)).and_offset(q.offset);
         let sort = q.sort.unwrap_or(if q.text.trim().is_empty() {
@@ -367,6 +384,12 @@ impl SearchIndex {
                 skus.push(sku);
             }
         }
+        let (facet_counts, brand_counts) = facet_counts;
+        let brands = brand_counts
+            .top_k(Facet::root(), MAX_BRAND_FACETS)
+            .into_iter()
+            .map(|(f, c)| (f.to_path().join("/"), c))
+            .collect();
         let categories = facet_counts
             .get(parent)
             .map(|(f, c)| (facet_to_path(f), c))
@@ -386,6 +409,7 @@ impl SearchIndex {
             total,
             categories,
             prices,
+            brands,
         })
     }
 

@@ -13,7 +13,7 @@ use tantivy::{Index, TantivyDocument};
 use crate::domain::product::{AttrValue, Product};
 
 /// Bumped when the schema or analyzers change: an index built by another version is rebuilt.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Analyzer for ranked text: words, lowercased, accents folded, English stems.
 pub const STEMMED: &str = "emporium_stem";
@@ -58,6 +58,8 @@ pub struct Fields {
     pub name_head: Field,
     /// Category path as a facet (matches the path and everything under it).
     pub category: Field,
+    /// Brand as a facet (`/<brand>`), for brand counts and the brand filter.
+    pub brand_facet: Field,
     /// Price in minor units.
     pub price: Field,
     /// 1 if available stock > 0.
@@ -88,6 +90,7 @@ pub fn build() -> (Schema, Fields) {
         name_words: b.add_text_field("name_words", text(WORDS)),
         name_head: b.add_text_field("name_head", text(STEMMED)),
         category: b.add_facet_field("category", FacetOptions::default()),
+        brand_facet: b.add_facet_field("brand_facet", FacetOptions::default()),
         price: b.add_u64_field("price", INDEXED | FAST),
         in_stock: b.add_u64_field("in_stock", INDEXED | FAST),
         created_at: b.add_i64_field("created_at", INDEXED | FAST),
@@ -121,6 +124,11 @@ pub fn name_head(name: &str) -> &str {
     }
 }
 
+/// A brand as a facet: one segment, so a brand containing "/" stays one value.
+pub fn brand_facet(brand: &str) -> Facet {
+    Facet::from_path([brand.trim()])
+}
+
 /// The category path as a facet (`"A/B"` → `/A/B`), if the product has one.
 pub fn category_facet(path: &str) -> Option<Facet> {
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
@@ -143,6 +151,9 @@ pub fn document(f: &Fields, p: &Product, in_stock: bool) -> TantivyDocument {
     for (k, v) in &p.attributes {
         let key = k.to_ascii_lowercase();
         let field = if BRAND_KEYS.contains(&key.as_str()) {
+            if let AttrValue::One(b) = v {
+                doc.add_facet(f.brand_facet, brand_facet(b));
+            }
             f.brand
         } else if CODE_KEYS.contains(&key.as_str()) {
             f.codes

@@ -263,6 +263,29 @@ async fn pagination_walks_every_result_once_and_facets_count_matches() {
         assert_eq!(n as u64, b.count, "price bucket {b:?}");
     }
     assert_eq!(all.prices.iter().map(|b| b.count).sum::<u64>(), 50);
+    // Brand facets count what the brand filter returns.
+    assert_eq!(all.brands[0], ("Generic".to_owned(), 45));
+    for (value, count) in &all.brands {
+        let n = engine
+            .search(SearchRequest {
+                brand: Some(value.clone()),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .total;
+        assert_eq!(n as u64, *count, "brand {value}");
+    }
+    let mut helios = skus(
+        &engine,
+        SearchRequest {
+            brand: Some("Helios".into()),
+            ..Default::default()
+        },
+    )
+    .await;
+    helios.sort();
+    assert_eq!(helios, vec!["ALPHA-1", "BETA-2"]);
     // Drill-down: under a filter, facets are its children.
     let audio = engine
         .search(SearchRequest {
@@ -476,7 +499,11 @@ async fn the_http_api_serves_search_categories_suggest_and_import() {
     assert_eq!(r.body["total"], 2);
     assert_eq!(r.body["items"][0]["sku"], "IMP-1");
     assert_eq!(r.body["items"][0]["available"], 4);
-    assert!(r.body["facets"]["category"].is_array() && r.body["facets"]["price"].is_array());
+    assert!(
+        r.body["facets"]["category"].is_array()
+            && r.body["facets"]["price"].is_array()
+            && r.body["facets"]["brand"].is_array()
+    );
     let r = app.get("/api/v1/categories").await;
     assert_eq!(r.body["items"][0]["path"], "Audio");
     assert_eq!(r.body["items"][0]["count"], 2);
