@@ -13,7 +13,7 @@ use tantivy::{Index, TantivyDocument};
 use crate::domain::product::{AttrValue, Product};
 
 /// Bumped when the schema or analyzers change: an index built by another version is rebuilt.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// Analyzer for ranked text: words, lowercased, accents folded, English stems.
 pub const STEMMED: &str = "emporium_stem";
@@ -80,7 +80,7 @@ fn text(analyzer: &str) -> TextOptions {
 pub fn build() -> (Schema, Fields) {
     let mut b = Schema::builder();
     let fields = Fields {
-        sku: b.add_text_field("sku", STRING | STORED | FAST),
+        sku: b.add_text_field("sku", STRING | STORED),
         name: b.add_text_field("name", text(STEMMED).set_stored()),
         codes: b.add_text_field("codes", text(STEMMED)),
         brand: b.add_text_field("brand", text(STEMMED)),
