@@ -7,13 +7,14 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::actors::CallError;
 use crate::actors::cart::{CartCmd, CartEntity, CartFailure};
 use crate::actors::catalog::{CatalogCmd, CatalogEntity, CatalogFailure, CatalogOutcome};
 use crate::actors::entity::{Directory, DirectoryConfig};
 use crate::actors::sku::{SkuCmd, SkuEntity, SkuFailure};
+use crate::actors::{CallError, Subscriber};
 use crate::config::Config;
 use crate::domain::cart::{Cart, CartError, CatalogEntry, PricedCart, price};
+use crate::domain::event::LoggedEvent;
 use crate::domain::import::ImportItem;
 use crate::domain::inventory::{InventoryError, Stock};
 use crate::domain::product::{Product, ProductDraft};
@@ -587,6 +588,7 @@ impl Engine {
 
     // ----- inventory -----
 
+    /// Stock operations that shoppers and admins address by SKU: only SKUs in the catalog.
     async fn sku_call(
         &self,
         sku: &str,
@@ -596,8 +598,28 @@ impl Engine {
         if self.read_product(&sku).await?.is_none() {
             return Err(EngineError::NotFound("product"));
         }
+        self.stock_call(&sku, cmd).await
+    }
+
+    /// Reservation traffic (checkout's hot path): no catalog read. The checkout has
+    /// priced every line from the catalog already, and a SKU without stock refuses any
+    /// reservation on its own.
+    async fn reservation_call(
+        &self,
+        sku: &str,
+        cmd: impl Fn() -> SkuCmd,
+    ) -> Result<InventoryView, EngineError> {
+        let sku = Sku::parse(sku).map_err(|_| EngineError::NotFound("product"))?;
+        self.stock_call(&sku, cmd).await
+    }
+
+    async fn stock_call(
+        &self,
+        sku: &Sku,
+        cmd: impl Fn() -> SkuCmd,
+    ) -> Result<InventoryView, EngineError> {
         let stock = self.inner.skus.call(sku.as_str(), cmd).await??;
-        Ok(InventoryView::new(&sku, &stock))
+        Ok(InventoryView::new(sku, &stock))
     }
 
     /// Stock of a SKU in the catalog.
@@ -623,7 +645,7 @@ impl Engine {
         quantity: u32,
     ) -> Result<InventoryView, EngineError> {
         check_reservation_id(reservation)?;
-        self.sku_call(sku, || SkuCmd::Reserve {
+        self.reservation_call(sku, || SkuCmd::Reserve {
             id: reservation.to_owned(),
             quantity,
         })
@@ -637,7 +659,7 @@ impl Engine {
         reservation: &str,
     ) -> Result<InventoryView, EngineError> {
         check_reservation_id(reservation)?;
-        self.sku_call(sku, || SkuCmd::Commit {
+        self.reservation_call(sku, || SkuCmd::Commit {
             id: reservation.to_owned(),
         })
         .await
@@ -650,7 +672,7 @@ impl Engine {
         reservation: &str,
     ) -> Result<InventoryView, EngineError> {
         check_reservation_id(reservation)?;
-        self.sku_call(sku, || SkuCmd::Release {
+        self.reservation_call(sku, || SkuCmd::Release {
             id: reservation.to_owned(),
         })
         .await
@@ -891,6 +913,47 @@ impl Engine {
             report.failed.push((line, format!("stock: {e}")));
         }
         Ok(())
+    }
+
+    // ----- event log -----
+
+    /// Events after `after` (0 = from the start), at most `limit` (1–1000), and the cursor
+    /// of the next page. Only durable events are returned.
+    pub async fn events(
+        &self,
+        after: u64,
+        limit: i64,
+    ) -> Result<(Vec<LoggedEvent>, Option<u64>), EngineError> {
+        if !(1..=1000).contains(&limit) {
+            return Err(EngineError::BadQuery(
+                "limit: must be between 1 and 1000".into(),
+            ));
+        }
+        let barrier = self.inner.store.barrier();
+        barrier.wait(barrier.current()).await?;
+        let events = self.inner.store.events_after(after, limit as usize)?;
+        let next = (events.len() == limit as usize)
+            .then(|| events.last().map(|e| e.seq))
+            .flatten();
+        Ok((events, next))
+    }
+
+    /// Starts delivering the event log to `subscriber`, from its stored offset on.
+    pub fn subscribe(&self, subscriber: Arc<dyn Subscriber>) {
+        let task = tokio::spawn(crate::actors::dispatcher::run(
+            self.inner.store.clone(),
+            subscriber,
+        ));
+        self.inner
+            .background
+            .lock()
+            .expect("background lock")
+            .push(task);
+    }
+
+    /// How far subscriber `name` has got (the last delivered sequence number).
+    pub fn subscriber_offset(&self, name: &str) -> u64 {
+        crate::actors::dispatcher::offset(&self.inner.store, name)
     }
 
     /// The durability mode in force.

@@ -26,7 +26,7 @@
 
 #![warn(missing_docs)]
 
-pub(crate) mod actors;
+pub mod actors;
 pub mod config;
 pub mod demo;
 pub mod domain;
@@ -35,6 +35,7 @@ pub mod http;
 pub mod search;
 pub mod storage;
 
+pub use actors::{Delivery, Subscriber};
 pub use config::{Config, Durability};
 pub use engine::{
     CartView, Engine, EngineError, EngineStats, ImportReport, InventoryView, KindCounts,

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::domain::event::{DomainEvent, ProductChange};
 use crate::domain::product::{Product, ProductDraft};
 use crate::domain::{Invalid, Sku, now_millis};
 use crate::storage::{StorageError, Store, WriteBatch};
@@ -66,19 +67,20 @@ impl CatalogEntity {
         let products = &self.store.tables().products;
         let now = now_millis();
         let mut batch = WriteBatch::default();
+        let mut events = Vec::new();
         let outcome = match cmd {
             CatalogCmd::Create(sku, draft) => {
                 if products.contains(sku.as_str())? {
                     return Err(CatalogFailure::AlreadyExists(sku));
                 }
                 let p = draft.into_product(sku, &self.currency, now, None)?;
-                self.stage_put(&mut batch, &p)?;
+                self.stage_put(&mut batch, &mut events, &p, true)?;
                 CatalogOutcome::Stored(p, true)
             }
             CatalogCmd::Put(sku, draft) => {
                 let existing = products.get(sku.as_str())?;
                 let p = draft.into_product(sku, &self.currency, now, existing.as_ref())?;
-                self.stage_put(&mut batch, &p)?;
+                self.stage_put(&mut batch, &mut events, &p, existing.is_none())?;
                 CatalogOutcome::Stored(p, existing.is_none())
             }
             CatalogCmd::Delete(sku) => {
@@ -87,6 +89,10 @@ impl CatalogEntity {
                 }
                 batch.remove(products, sku.as_str());
                 self.store.enqueue_reindex(&mut batch, sku.as_str())?;
+                events.push(DomainEvent::ProductChanged {
+                    sku: sku.to_string(),
+                    change: ProductChange::Deleted,
+                });
                 CatalogOutcome::Deleted
             }
             CatalogCmd::Import(items) => {
@@ -100,30 +106,49 @@ impl CatalogEntity {
                         now,
                         existing.as_ref(),
                     ) {
-                        Ok(p) => match self.stage_put(&mut batch, &p) {
-                            Ok(()) => written += 1,
-                            Err(StorageError::TooLarge(n)) => failed.push((
-                                i,
-                                Invalid::new(
-                                    "product",
-                                    format!("{n} bytes encoded, over the limit"),
-                                ),
-                            )),
-                            Err(e) => return Err(e.into()),
-                        },
+                        Ok(p) => {
+                            match self.stage_put(&mut batch, &mut events, &p, existing.is_none()) {
+                                Ok(()) => written += 1,
+                                Err(StorageError::TooLarge(n)) => failed.push((
+                                    i,
+                                    Invalid::new(
+                                        "product",
+                                        format!("{n} bytes encoded, over the limit"),
+                                    ),
+                                )),
+                                Err(e) => return Err(e.into()),
+                            }
+                        }
                         Err(e) => failed.push((i, e)),
                     }
                 }
                 CatalogOutcome::Imported(written, failed)
             }
         };
-        self.store.write(batch)?;
+        self.store.write_with_events(batch, &events)?;
         Ok(outcome)
     }
 
-    fn stage_put(&self, batch: &mut WriteBatch, p: &Product) -> Result<(), StorageError> {
+    /// Stages a product write, its re-index entry and its event.
+    fn stage_put(
+        &self,
+        batch: &mut WriteBatch,
+        events: &mut Vec<DomainEvent>,
+        p: &Product,
+        created: bool,
+    ) -> Result<(), StorageError> {
         batch.put(&self.store.tables().products, p.sku.as_str(), p)?;
-        self.store.enqueue_reindex(batch, p.sku.as_str())
+        self.store.enqueue_reindex(batch, p.sku.as_str())?;
+        let change = if created {
+            ProductChange::Created
+        } else {
+            ProductChange::Updated
+        };
+        events.push(DomainEvent::ProductChanged {
+            sku: p.sku.to_string(),
+            change,
+        });
+        Ok(())
     }
 }
 

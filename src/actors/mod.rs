@@ -16,7 +16,9 @@
 
 pub(crate) mod cart;
 pub(crate) mod catalog;
+pub mod dispatcher;
 pub(crate) mod entity;
 pub(crate) mod sku;
 
+pub use dispatcher::{Delivery, Subscriber};
 pub use entity::CallError;

@@ -1,6 +1,7 @@
 //! The inventory SKU entity: one actor per SKU owns its [`Stock`]. Because it handles one
 //! message at a time, "check available, then reserve" is atomic without locks.
 
+use crate::domain::event::DomainEvent;
 use crate::domain::inventory::{InventoryError, Stock};
 use crate::domain::{Millis, now_millis};
 use std::sync::Arc;
@@ -48,7 +49,17 @@ impl SkuEntity {
         if flips {
             self.store.enqueue_reindex(&mut batch, sku)?;
         }
-        self.store.write(batch)?;
+        // Reservations come and go without an event; a change of stock on hand is one.
+        let events = if before.on_hand == next.on_hand {
+            Vec::new()
+        } else {
+            vec![DomainEvent::StockChanged {
+                sku: sku.to_owned(),
+                on_hand: next.on_hand,
+                available: next.available(),
+            }]
+        };
+        self.store.write_with_events(batch, &events)?;
         if flips {
             (self.on_stock_flip)();
         }

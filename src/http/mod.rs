@@ -12,6 +12,7 @@ pub mod auth;
 pub mod carts;
 pub mod dto;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod health;
 pub mod inventory;
@@ -62,6 +63,7 @@ pub fn app(state: AppState, options: &HttpOptions) -> Router {
     let admin = Router::new()
         .merge(products::admin_router())
         .merge(inventory::admin_router())
+        .merge(events::admin_router())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_admin,

@@ -252,6 +252,23 @@ pub struct Tables {
     /// same atomic batch as the change that makes a product's document stale, drained by
     /// the search indexer after its commit: the index can lag the store, never lose a change.
     pub index_queue: Table<u64, IndexEntry>,
+    /// The durable event log, by sequence number (see [`Store::write_with_events`]).
+    pub events: Table<u64, EventRecord>,
+}
+
+/// An event as stored: its JSON (type and data) and when it was appended. JSON keeps the
+/// log readable by any tool and independent of the codec of the aggregates.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EventRecord {
+    /// Append time (ms since the epoch).
+    pub at: i64,
+    /// `{"type": …, "data": …}`.
+    pub json: String,
+}
+
+impl Record for EventRecord {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "event";
 }
 
 /// An entry of the `index_queue` table.
@@ -287,6 +304,12 @@ struct StoreInner {
     barrier: Barrier,
     sync: Arc<barrier::SyncTarget>,
     flusher: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The next event sequence number. Held while a batch with events is written, so
+    /// numbers are assigned in commit order and the log never has a gap a reader could
+    /// step over.
+    next_event: std::sync::Mutex<u64>,
+    /// Woken after events are appended (the dispatcher waits on it).
+    appended: tokio::sync::Notify,
 }
 
 /// The embedded store. Cheap to clone.
@@ -318,7 +341,9 @@ impl Store {
             stock: Table::open(&db, "stock")?,
             meta: Table::open(&db, "meta")?,
             index_queue: Table::open(&db, "index_queue")?,
+            events: Table::open(&db, "events")?,
         };
+        let next_event = tables.events.last_key()?.map_or(1, |k| k + 1);
         let sync = Arc::new(barrier::SyncTarget {
             db: db.clone(),
             log,
@@ -332,8 +357,67 @@ impl Store {
                 barrier,
                 sync,
                 flusher: std::sync::Mutex::new(flusher),
+                next_event: std::sync::Mutex::new(next_event),
+                appended: tokio::sync::Notify::new(),
             }),
         })
+    }
+
+    /// Applies `batch` together with `events` appended to the event log, atomically: the
+    /// state change and its events land together or not at all. Returns the events'
+    /// sequence numbers.
+    pub fn write_with_events(
+        &self,
+        mut batch: WriteBatch,
+        events: &[crate::domain::event::DomainEvent],
+    ) -> Result<Vec<u64>, StorageError> {
+        if events.is_empty() {
+            self.write(batch)?;
+            return Ok(Vec::new());
+        }
+        let at = crate::domain::now_millis();
+        let mut next = self.inner.next_event.lock().expect("event lock");
+        let mut seqs = Vec::with_capacity(events.len());
+        for (i, e) in events.iter().enumerate() {
+            let seq = *next + i as u64;
+            let json = serde_json::to_string(e).map_err(|e| StorageError::Encode(e.to_string()))?;
+            batch.put(&self.inner.tables.events, &seq, &EventRecord { at, json })?;
+            seqs.push(seq);
+        }
+        self.write(batch)?;
+        *next += events.len() as u64;
+        drop(next);
+        self.inner.appended.notify_waiters();
+        Ok(seqs)
+    }
+
+    /// Waits until an event is appended (or returns at once if one was appended since the
+    /// returned future was created — callers re-check the log after it resolves).
+    pub fn events_appended(&self) -> tokio::sync::futures::Notified<'_> {
+        self.inner.appended.notified()
+    }
+
+    /// Events with sequence numbers after `after`, at most `limit`, decoded.
+    pub fn events_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<crate::domain::event::LoggedEvent>, StorageError> {
+        self.inner
+            .tables
+            .events
+            .scan_from(after.saturating_add(1), limit)?
+            .into_iter()
+            .map(|(seq, r)| {
+                let event = serde_json::from_str(&r.json)
+                    .map_err(|e| StorageError::Corrupt(format!("event {seq}: {e}")))?;
+                Ok(crate::domain::event::LoggedEvent {
+                    seq,
+                    at: r.at,
+                    event,
+                })
+            })
+            .collect()
     }
 
     /// The typed tables.

@@ -7,6 +7,7 @@ mod bad_input;
 mod binary;
 mod concurrency;
 mod crash;
+mod events;
 mod lifecycle;
 mod model;
 mod search;

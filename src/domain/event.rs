@@ -1,0 +1,85 @@
+//! Domain events: what happened, as the durable event log records it.
+//!
+//! Events are written in the same atomic batch as the state change that caused them (a
+//! transactional outbox), so the log has every change exactly once and nothing else.
+
+use serde::{Deserialize, Serialize};
+
+use super::Millis;
+
+/// How a product changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProductChange {
+    /// It did not exist before.
+    Created,
+    /// It was replaced.
+    Updated,
+    /// It was removed.
+    Deleted,
+}
+
+/// Something that happened. The variant name is the event's `type` in the API; the fields
+/// are its `data`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum DomainEvent {
+    /// A product was created, replaced or deleted.
+    ProductChanged {
+        /// Which product.
+        sku: String,
+        /// How.
+        change: ProductChange,
+    },
+    /// A SKU's stock on hand changed (set, restock, or a committed sale).
+    StockChanged {
+        /// Which SKU.
+        sku: String,
+        /// Units on hand after the change.
+        on_hand: u64,
+        /// Units a shopper can buy after the change.
+        available: u64,
+    },
+}
+
+impl DomainEvent {
+    /// The event's type name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DomainEvent::ProductChanged { .. } => "ProductChanged",
+            DomainEvent::StockChanged { .. } => "StockChanged",
+        }
+    }
+}
+
+/// An event as stored in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedEvent {
+    /// Position in the log: strictly increasing, without gaps.
+    pub seq: u64,
+    /// When it was appended.
+    pub at: Millis,
+    /// What happened.
+    pub event: DomainEvent,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_serialise_with_their_type_and_data() {
+        let e = DomainEvent::StockChanged {
+            sku: "A".into(),
+            on_hand: 3,
+            available: 2,
+        };
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"type": "StockChanged", "data": {"sku": "A", "on_hand": 3, "available": 2}})
+        );
+        assert_eq!(serde_json::from_value::<DomainEvent>(v).unwrap(), e);
+        assert_eq!(e.kind(), "StockChanged");
+    }
+}
