@@ -200,6 +200,10 @@ fn checked_encode<V: Record>(value: &V) -> Result<Vec<u8>, StorageError> {
 #[derive(Default)]
 pub struct WriteBatch {
     ops: Vec<(sled::Tree, sled::Batch)>,
+    /// The single operation, while there is only one: written as a plain insert or
+    /// remove, which is atomic on its own and avoids sled's batch lock and log seal.
+    single: Option<(sled::Tree, Vec<u8>, Option<Vec<u8>>)>,
+    count: usize,
 }
 
 impl WriteBatch {
@@ -214,6 +218,18 @@ impl WriteBatch {
         &mut self.ops[pos].1
     }
 
+    fn add(&mut self, tree: &sled::Tree, key: Vec<u8>, value: Option<Vec<u8>>) {
+        self.count += 1;
+        if self.count == 1 {
+            self.single = Some((tree.clone(), key.clone(), value.clone()));
+        }
+        let b = self.batch_for(tree);
+        match value {
+            Some(v) => b.insert(key, v),
+            None => b.remove(key),
+        }
+    }
+
     /// Adds a put.
     pub fn put<K: Key + ?Sized, V: Record>(
         &mut self,
@@ -222,13 +238,13 @@ impl WriteBatch {
         value: &V,
     ) -> Result<(), StorageError> {
         let bytes = checked_encode(value)?;
-        self.batch_for(&table.tree).insert(key.encode(), bytes);
+        self.add(&table.tree, key.encode(), Some(bytes));
         Ok(())
     }
 
     /// Adds a remove.
     pub fn remove<K: Key + ?Sized, V: Record>(&mut self, table: &Table<K, V>, key: &K) {
-        self.batch_for(&table.tree).remove(key.encode());
+        self.add(&table.tree, key.encode(), None);
     }
 
     /// Whether nothing was added.
@@ -437,6 +453,14 @@ impl Store {
 
     /// Applies `batch` atomically: after a crash either all of it or none of it is there.
     pub fn write(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        if batch.count == 1 {
+            let (tree, key, value) = batch.single.expect("one op");
+            match value {
+                Some(v) => tree.insert(key, v)?,
+                None => tree.remove(key)?,
+            };
+            return Ok(());
+        }
         match batch.ops.len() {
             0 => Ok(()),
             1 => {
