@@ -3,7 +3,7 @@
 //! With `CI` set, only the first Icecat file is loaded.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use emporium::domain::import::{map_record, split_records};
+use emporium::domain::import::parse_items;
 use emporium::{Config, Durability, Engine, SearchRequest};
 
 fn load(engine: &Engine, rt: &tokio::runtime::Runtime) {
@@ -18,12 +18,7 @@ fn load(engine: &Engine, rt: &tokio::runtime::Runtime) {
             .join(format!("../shared/data/chorus-icecat/products-{n}.json"));
         let body = std::fs::read_to_string(path).expect("the Icecat catalog in ../shared/data");
         let base = items.len();
-        for (i, (line, r)) in split_records(&body).unwrap().into_iter().enumerate() {
-            items.push((
-                line,
-                r.and_then(|v| map_record(&v, base + i).map_err(|e| e.to_string())),
-            ));
-        }
+        items.extend(parse_items(&body, base).unwrap());
     }
     rt.block_on(async {
         engine.import_products(items, |_| {}).await.unwrap();

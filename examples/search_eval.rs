@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use emporium::domain::import::{map_record, split_records};
+use emporium::domain::import::parse_items;
 use emporium::search::{Ranking, Weights};
 use emporium::{Config, Durability, Engine, SearchRequest};
 
@@ -69,12 +69,7 @@ async fn main() {
     for n in 1..=4 {
         let body = std::fs::read_to_string(data(&format!("products-{n}.json"))).unwrap();
         let base = items.len();
-        for (i, (line, r)) in split_records(&body).unwrap().into_iter().enumerate() {
-            items.push((
-                line,
-                r.and_then(|v| map_record(&v, base + i).map_err(|e| e.to_string())),
-            ));
-        }
+        items.extend(parse_items(&body, base).unwrap());
     }
     let started = std::time::Instant::now();
     let report = engine.import_products(items, |_| {}).await.unwrap();

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use emporium::domain::import::{map_record, split_records};
+use emporium::domain::import::parse_items;
 use emporium::search::{Ranking, Weights};
 use emporium::{Config, Durability, Engine, SearchRequest};
 
@@ -42,12 +42,7 @@ async fn main() {
     for n in 1..=4 {
         let body = std::fs::read_to_string(data(&format!("products-{n}.json"))).unwrap();
         let base = items.len();
-        for (i, (line, r)) in split_records(&body).unwrap().into_iter().enumerate() {
-            items.push((
-                line,
-                r.and_then(|v| map_record(&v, base + i).map_err(|e| e.to_string())),
-            ));
-        }
+        items.extend(parse_items(&body, base).unwrap());
     }
     let t = Instant::now();
     let report = engine.import_products(items, |_| {}).await.unwrap();

@@ -271,26 +271,19 @@ async fn shutdown_signal() {
 }
 
 async fn import(args: ImportArgs) -> anyhow::Result<()> {
-    use emporium::domain::import::{map_record, split_records};
+    use emporium::domain::import::parse_items;
     let engine = Engine::open(Config::new(&args.data.data_dir))
         .await
         .context("opening the data directory (is a server running on it?)")?;
     let mut failed_total = 0;
+    // Records without an id are numbered across all files, so they never collide.
+    let mut position = 0;
     for file in &args.files {
         let body =
             std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-        let records =
-            split_records(&body).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-        let items: Vec<_> = records
-            .into_iter()
-            .enumerate()
-            .map(|(i, (line, r))| {
-                (
-                    line,
-                    r.and_then(|v| map_record(&v, i).map_err(|e| e.to_string())),
-                )
-            })
-            .collect();
+        let items =
+            parse_items(&body, position).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        position += items.len();
         let bar = indicatif::ProgressBar::new(items.len() as u64);
         bar.set_style(
             indicatif::ProgressStyle::with_template(

@@ -1,23 +1,13 @@
 //! The built-in demo catalog: gear for space explorers (our own text), loaded by
 //! `emporium serve` into an empty data directory unless `--no-demo` is given.
 
-use crate::domain::import::{ImportItem, map_record, split_records};
+use crate::domain::import::{ImportItem, Numbered, parse_items};
 
 const CATALOG: &str = include_str!("catalog.ndjson");
 
 /// The demo products with their line numbers, ready for `Engine::import_products`.
-pub fn items() -> Vec<(usize, Result<ImportItem, String>)> {
-    split_records(CATALOG)
-        .expect("the demo catalog is NDJSON")
-        .into_iter()
-        .enumerate()
-        .map(|(i, (line, r))| {
-            (
-                line,
-                r.and_then(|v| map_record(&v, i).map_err(|e| e.to_string())),
-            )
-        })
-        .collect()
+pub fn items() -> Vec<Numbered<ImportItem>> {
+    parse_items(CATALOG, 0).expect("the demo catalog is NDJSON")
 }
 
 #[cfg(test)]

@@ -267,6 +267,22 @@ pub fn split_records(body: &str) -> Result<Vec<Numbered<Value>>, String> {
         .collect())
 }
 
+/// Splits a body into records and maps each onto a product: what every importer (the
+/// HTTP route, the CLI, the demo loader) does. `first_position` numbers records that carry
+/// no id, so that several files imported together do not collide.
+pub fn parse_items(body: &str, first_position: usize) -> Result<Vec<Numbered<ImportItem>>, String> {
+    Ok(split_records(body)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, (line, r))| {
+            (
+                line,
+                r.and_then(|v| map_record(&v, first_position + i).map_err(|e| e.to_string())),
+            )
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

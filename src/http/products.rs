@@ -5,7 +5,7 @@ use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::domain::import::{map_record, split_records};
+use crate::domain::import::parse_items;
 use crate::engine::SearchRequest;
 use crate::search::CategoryNode;
 use axum::http::{StatusCode, header};
@@ -129,23 +129,13 @@ async fn suggest(
 /// `POST /admin/products/import`: a JSON array or NDJSON; bad records are reported by line
 /// and the rest imported.
 async fn import(State(s): State<AppState>, body: String) -> Result<axum::Json<Value>, ApiError> {
-    let records = split_records(&body).map_err(|e| ApiError::new(Code::InvalidRequest, e))?;
-    if records.len() > super::IMPORT_MAX_PRODUCTS {
+    let items = parse_items(&body, 0).map_err(|e| ApiError::new(Code::InvalidRequest, e))?;
+    if items.len() > super::IMPORT_MAX_PRODUCTS {
         return Err(ApiError::new(
             Code::PayloadTooLarge,
             format!("at most {} products per call", super::IMPORT_MAX_PRODUCTS),
         ));
     }
-    let items = records
-        .into_iter()
-        .enumerate()
-        .map(|(i, (line, r))| {
-            (
-                line,
-                r.and_then(|v| map_record(&v, i).map_err(|e| e.to_string())),
-            )
-        })
-        .collect();
     let report = s.engine.import_products(items, |_| {}).await?;
     let failed: Vec<Value> = report
         .failed

@@ -188,6 +188,37 @@ impl<V: Record> Table<u64, V> {
     }
 }
 
+/// How long `Store::open` waits for sled's file lock to be released.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Opens sled, waiting a bounded time for its file lock: after the last handle of a store
+/// is dropped, sled's background I/O jobs keep the locked file open a moment longer, so
+/// reopening in the same process can briefly find the lock held. A store that is really in
+/// use by another process still fails, after [`LOCK_WAIT`], with an error that says so.
+fn open_sled(path: &Path, options: &StoreOptions) -> Result<sled::Db, StorageError> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        let opened = sled::Config::new()
+            .path(path)
+            .cache_capacity(options.cache_capacity_bytes)
+            .flush_every_ms(Some(500))
+            .open();
+        match opened {
+            // sled reports a held lock as ErrorKind::Other with this text (config.rs).
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(StorageError::Io(format!(
+                        "the store at {} is locked: is another emporium process using this data directory?",
+                        path.display()
+                    )));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
 fn checked_encode<V: Record>(value: &V) -> Result<Vec<u8>, StorageError> {
     let bytes = codec::encode(value)?;
     if bytes.len() > MAX_RECORD_BYTES {
@@ -340,11 +371,7 @@ impl Store {
         std::fs::create_dir_all(dir)
             .map_err(|e| StorageError::Io(format!("create {}: {e}", dir.display())))?;
         let path = dir.join("store");
-        let db = sled::Config::new()
-            .path(&path)
-            .cache_capacity(options.cache_capacity_bytes)
-            .flush_every_ms(Some(500))
-            .open()?;
+        let db = open_sled(&path, options)?;
         let log = std::fs::File::open(path.join("db"))
             .map_err(|e| StorageError::Io(format!("open sled log: {e}")))?;
         // Make the freshly created files' directory entries durable once.
@@ -580,5 +607,38 @@ mod tests {
         store.barrier().wait(ticket).await.unwrap();
         assert_eq!(store.barrier().stats().flushes, before);
         store.close().unwrap();
+    }
+}
+
+#[cfg(test)]
+mod lock_tests {
+    use super::*;
+
+    #[test]
+    fn a_store_in_use_is_refused_with_a_clear_error_and_reopens_once_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = StoreOptions {
+            durability: Durability::Relaxed,
+            ..StoreOptions::default()
+        };
+        let first = Store::open(dir.path(), &opts).unwrap();
+        let started = std::time::Instant::now();
+        let second = Store::open(dir.path(), &opts);
+        let Err(StorageError::Io(msg)) = second else {
+            panic!("a locked store must not open twice")
+        };
+        assert!(msg.contains("another emporium process"), "{msg}");
+        assert!(
+            started.elapsed() >= LOCK_WAIT,
+            "it waited for a transient lock first"
+        );
+        // Released on another thread while the next open is waiting: the open succeeds.
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            first.close().unwrap();
+            drop(first);
+        });
+        Store::open(dir.path(), &opts).unwrap();
+        release.join().unwrap();
     }
 }

@@ -166,14 +166,14 @@ async fn reserve_commit_release_survive_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cart_unchanged_past_its_ttl_is_gone() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = open_engine(dir.path(), |c| c.cart_ttl = Duration::from_millis(300)).await;
+    let engine = open_engine(dir.path(), |c| c.cart_ttl = Duration::from_millis(1_000)).await;
     engine.create_product("P", draft("P", 10)).await.unwrap();
     let kept = engine.create_cart().await.unwrap().cart.id;
     let dropped = engine.create_cart().await.unwrap().cart.id;
     engine.cart_add_item(&dropped, "P", 1).await.unwrap();
     // Touch `kept` so its expiry slides while `dropped` lapses.
     for _ in 0..4 {
-        tokio::time::sleep(Duration::from_millis(120)).await;
+        tokio::time::sleep(Duration::from_millis(350)).await;
         engine.cart_add_item(&kept, "P", 1).await.unwrap();
     }
     assert!(matches!(
@@ -181,7 +181,7 @@ async fn a_cart_unchanged_past_its_ttl_is_gone() {
         Err(EngineError::NotFound("cart"))
     ));
     assert_eq!(engine.cart(&kept).await.unwrap().cart.lines[0].quantity, 4);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
     assert_eq!(engine.sweep_expired_carts().await.unwrap(), 1);
     engine.shutdown().await.unwrap();
 }

@@ -554,17 +554,12 @@ fn data_file(rel: &str) -> std::path::PathBuf {
 }
 
 async fn import_file(engine: &Engine, files: &[&str]) -> emporium::ImportReport {
-    use emporium::domain::import::{map_record, split_records};
+    use emporium::domain::import::parse_items;
     let mut items = Vec::new();
     for f in files {
         let body = std::fs::read_to_string(data_file(f)).unwrap();
         let base = items.len();
-        for (i, (line, r)) in split_records(&body).unwrap().into_iter().enumerate() {
-            items.push((
-                line,
-                r.and_then(|v| map_record(&v, base + i).map_err(|e| e.to_string())),
-            ));
-        }
+        items.extend(parse_items(&body, base).unwrap());
     }
     engine.import_products(items, |_| {}).await.unwrap()
 }
