@@ -9,7 +9,7 @@
 //!   └─ Directory<CatalogEntity> ─ Supervisor ─── Host ("catalog": serialises product writes)
 //! ```
 //!
-//! [`entity`] is the shared machinery (activation, passivation, supervision, the write
+//! `entity.rs` is the shared machinery (activation, passivation, supervision, the write
 //! path through the durability barrier); each other file defines one kind. Nothing
 //! outside this module sees a message enum or an `ActorRef`: the engine calls the typed
 //! methods of each kind's handle.
