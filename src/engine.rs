@@ -268,9 +268,7 @@ impl Engine {
                 store.clone(),
                 config.rebuild_index,
             );
-            tokio::task::spawn_blocking(move || Indexer::start(&dir, store, force))
-                .await
-                .map_err(|e| EngineError::Unavailable(e.to_string()))??
+            blocking(move || Indexer::start(&dir, store, force)).await?
         };
         let barrier = store.barrier().clone();
         let carts = Directory::start(
@@ -749,12 +747,8 @@ impl Engine {
             .acquire()
             .await
             .map_err(|e| EngineError::Unavailable(e.to_string()))?;
-        let hits = {
-            let query = query.clone();
-            tokio::task::spawn_blocking(move || search.search(&query))
-                .await
-                .map_err(|e| EngineError::Unavailable(e.to_string()))??
-        };
+        let limit = query.limit;
+        let hits = blocking(move || search.search(&query)).await?;
         let t = self.inner.store.tables();
         let mut items = Vec::with_capacity(hits.skus.len());
         for sku in &hits.skus {
@@ -763,7 +757,7 @@ impl Engine {
                 items.push(ProductView { product, available });
             }
         }
-        let next = offset + query.limit;
+        let next = offset + limit;
         let next_cursor =
             (next < hits.total && next <= MAX_SEARCH_OFFSET).then(|| format!("o{next}"));
         Ok(SearchPage {
@@ -779,9 +773,7 @@ impl Engine {
     /// The category tree with product counts.
     pub async fn categories(&self) -> Result<Vec<CategoryNode>, EngineError> {
         let search = self.inner.search.clone();
-        Ok(tokio::task::spawn_blocking(move || search.categories())
-            .await
-            .map_err(|e| EngineError::Unavailable(e.to_string()))??)
+        blocking(move || search.categories()).await
     }
 
     /// Completions for what a shopper has typed so far.
@@ -800,11 +792,7 @@ impl Engine {
             ));
         }
         let (search, prefix) = (self.inner.search.clone(), prefix.to_owned());
-        Ok(
-            tokio::task::spawn_blocking(move || search.suggest(&prefix, limit as usize))
-                .await
-                .map_err(|e| EngineError::Unavailable(e.to_string()))??,
-        )
+        blocking(move || search.suggest(&prefix, limit as usize)).await
     }
 
     /// Waits until every catalog and stock change made so far is searchable.
@@ -819,21 +807,10 @@ impl Engine {
 
     /// Every SKU in the store, in order (a full scan: for tools and consistency checks).
     pub fn product_skus(&self) -> Result<Vec<String>, EngineError> {
-        let mut out = Vec::new();
-        let mut after: Option<Vec<u8>> = None;
-        loop {
-            let page = self
-                .inner
-                .store
-                .tables()
-                .products
-                .scan_after(after.as_deref(), 5_000)?;
-            let Some((last, _)) = page.last() else {
-                return Ok(out);
-            };
-            after = Some(last.clone());
-            out.extend(page.into_iter().map(|(_, p)| p.sku.to_string()));
-        }
+        let products = self.inner.store.tables().products.values();
+        Ok(products
+            .map(|p| p.map(|p| p.sku.to_string()))
+            .collect::<Result<_, _>>()?)
     }
 
     /// Number of products in the store.
@@ -855,7 +832,6 @@ impl Engine {
         for chunk in items.chunks(IMPORT_CHUNK) {
             let mut batch = Vec::with_capacity(chunk.len());
             let mut lines = Vec::with_capacity(chunk.len());
-            let mut stock = Vec::new();
             for (line, item) in chunk {
                 match item {
                     Ok(it) => {
@@ -873,60 +849,45 @@ impl Engine {
                 .await??;
             if let CatalogOutcome::Imported(n, refused) = out {
                 report.imported += n;
-                let mut refused_at = std::collections::HashSet::new();
                 for (i, e) in refused {
-                    refused_at.insert(i);
                     report.failed.push((lines[i].0, e.to_string()));
-                }
-                for (i, (_, sku, s)) in lines.iter().enumerate() {
-                    if let (Some(s), false) = (s, refused_at.contains(&i)) {
-                        stock.push((sku.clone(), *s));
-                    }
+                    lines[i].2 = None; // not stored: no stock to set
                 }
             }
-            // Stock goes through each SKU's actor, many at a time.
+            // Stock goes through each SKU's actor, up to 64 at a time. A refused stock
+            // level is reported on its line; a failing actor or store stops the import.
             let mut pending = tokio::task::JoinSet::new();
-            for (sku, on_hand) in stock {
-                let engine = self.clone();
-                pending.spawn(async move {
-                    (
-                        sku.clone(),
-                        engine
+            let mut stock = lines
+                .into_iter()
+                .filter_map(|(line, sku, s)| s.map(|s| (line, sku, s)));
+            loop {
+                while pending.len() < 64 {
+                    let Some((line, sku, on_hand)) = stock.next() else {
+                        break;
+                    };
+                    let engine = self.clone();
+                    pending.spawn(async move {
+                        let r = engine
                             .inner
                             .skus
                             .call(sku.as_str(), || SkuCmd::SetOnHand(on_hand))
-                            .await,
-                    )
-                });
-                while pending.len() >= 64 {
-                    Self::stock_result(pending.join_next().await, &lines, &mut report)?;
+                            .await;
+                        (line, r)
+                    });
                 }
-            }
-            while let Some(r) = pending.join_next().await {
-                Self::stock_result(Some(r), &lines, &mut report)?;
+                let Some(joined) = pending.join_next().await else {
+                    break;
+                };
+                let (line, r) = joined.map_err(|e| EngineError::Unavailable(e.to_string()))?;
+                if let Err(e) = r?.map_err(EngineError::from) {
+                    report.failed.push((line, format!("stock: {e}")));
+                }
             }
             done += chunk.len();
             on_progress(done);
         }
         report.failed.sort_by_key(|(line, _)| *line);
         Ok(report)
-    }
-
-    #[allow(clippy::type_complexity)]
-    fn stock_result(
-        r: Option<
-            Result<(Sku, Result<Result<Stock, SkuFailure>, CallError>), tokio::task::JoinError>,
-        >,
-        lines: &[(usize, Sku, Option<i64>)],
-        report: &mut ImportReport,
-    ) -> Result<(), EngineError> {
-        let Some(r) = r else { return Ok(()) };
-        let (sku, result) = r.map_err(|e| EngineError::Unavailable(e.to_string()))?;
-        if let Err(e) = result?.map_err(EngineError::from) {
-            let line = lines.iter().find(|(_, s, _)| *s == sku).map_or(0, |l| l.0);
-            report.failed.push((line, format!("stock: {e}")));
-        }
-        Ok(())
     }
 
     // ----- event log -----
@@ -1033,6 +994,16 @@ pub const MAX_QUERY_CHARS: usize = 512;
 pub const MAX_SEARCH_OFFSET: usize = 10_000;
 /// Products written per catalog batch during an import.
 const IMPORT_CHUNK: usize = 2_000;
+
+/// Runs blocking work (tantivy, the indexer's start) off the async workers.
+async fn blocking<T: Send + 'static, E: Into<EngineError> + Send + 'static>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, EngineError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| EngineError::Unavailable(e.to_string()))?
+        .map_err(Into::into)
+}
 
 fn parse_cursor(c: &str) -> Option<usize> {
     c.strip_prefix('o')?.parse().ok()

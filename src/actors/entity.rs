@@ -274,20 +274,6 @@ impl<E: Entity> Directory<E> {
             let _ = sup.stop_and_wait(None, Some(Duration::from_secs(5))).await;
         }
         self.slots.clear();
-        // ractor reports a child stopped a moment before its task drops the actor's
-        // handler, which holds the entity (and with it the store). Wait until every one is
-        // gone, so that the store is really released when shutdown returns (a reopen in
-        // the same process would otherwise find sled's lock still held).
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while Arc::strong_count(&self.entity) > 1 && std::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        if Arc::strong_count(&self.entity) > 1 {
-            tracing::warn!(
-                kind = E::KIND,
-                "some actors had not released the store 10 s after shutdown"
-            );
-        }
     }
 
     async fn activate(&self, id: &str) -> Result<ActorRef<HostMsg<E>>, CallError> {

@@ -1,11 +1,11 @@
 //! The inventory SKU entity: one actor per SKU owns its [`Stock`]. Because it handles one
 //! message at a time, "check available, then reserve" is atomic without locks.
 
+use std::sync::Arc;
+
 use crate::domain::event::DomainEvent;
 use crate::domain::inventory::{InventoryError, Stock};
 use crate::domain::{Millis, now_millis};
-use std::sync::Arc;
-
 use crate::storage::{StorageError, Store, WriteBatch};
 
 use super::entity::{Effect, Entity};

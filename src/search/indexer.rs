@@ -17,6 +17,7 @@ use tantivy::{IndexWriter, TantivyDocument, Term};
 
 use super::schema::{self, SCHEMA_VERSION};
 use super::{SearchError, SearchIndex};
+use crate::domain::product::Product;
 use crate::storage::Store;
 
 /// Queue entries applied per commit at most.
@@ -27,7 +28,7 @@ const WRITER_HEAP_BYTES: usize = 64 * 1024 * 1024;
 enum Msg {
     Wake,
     /// Apply everything queued so far, then answer.
-    Flush(Sender<Result<(), SearchError>>),
+    Flush(tokio::sync::oneshot::Sender<Result<(), SearchError>>),
     Shutdown,
 }
 
@@ -55,22 +56,17 @@ struct Worker {
 }
 
 impl Worker {
+    /// The document of `product`, with its in-stock flag from the store.
+    fn document_of(&self, product: &Product) -> Result<TantivyDocument, SearchError> {
+        let stock = self.store.tables().stock.get(product.sku.as_str())?;
+        let in_stock = stock.is_some_and(|s| s.available() > 0);
+        Ok(schema::document(self.search.fields(), product, in_stock))
+    }
+
+    /// The document of `sku` as the store has it now; `None` if the product is gone.
     fn document(&self, sku: &str) -> Result<Option<TantivyDocument>, SearchError> {
-        let t = self.store.tables();
-        let err = |e: crate::storage::StorageError| SearchError::Index(e.to_string());
-        let Some(product) = t.products.get(sku).map_err(err)? else {
-            return Ok(None);
-        };
-        let in_stock = t
-            .stock
-            .get(sku)
-            .map_err(err)?
-            .is_some_and(|s| s.available() > 0);
-        Ok(Some(schema::document(
-            self.search.fields(),
-            &product,
-            in_stock,
-        )))
+        let product = self.store.tables().products.get(sku)?;
+        product.map(|p| self.document_of(&p)).transpose()
     }
 
     fn commit(&mut self, seq: u64) -> Result<(), SearchError> {
@@ -89,28 +85,12 @@ impl Worker {
     /// Replaces the whole index with the store's products.
     fn rebuild(&mut self) -> Result<(), SearchError> {
         let queue = self.store.tables().index_queue.clone();
-        let upto = queue
-            .last_key()
-            .map_err(|e| SearchError::Index(e.to_string()))?
-            .unwrap_or(0);
+        let upto = queue.last_key()?.unwrap_or(0);
         self.writer.delete_all_documents()?;
-        let mut after: Option<Vec<u8>> = None;
         let mut n = 0;
-        loop {
-            let page = self
-                .store
-                .tables()
-                .products
-                .scan_after(after.as_deref(), 5_000)
-                .map_err(|e| SearchError::Index(e.to_string()))?;
-            let Some((last, _)) = page.last() else { break };
-            after = Some(last.clone());
-            for (_, p) in &page {
-                if let Some(doc) = self.document(p.sku.as_str())? {
-                    self.writer.add_document(doc)?;
-                    n += 1;
-                }
-            }
+        for product in self.store.tables().products.values() {
+            self.writer.add_document(self.document_of(&product?)?)?;
+            n += 1;
         }
         self.commit(upto)?;
         let _ = queue.remove_through(upto);
@@ -121,18 +101,13 @@ impl Worker {
     /// One round: applies up to [`BATCH`] queued entries. Returns how many.
     fn round(&mut self) -> Result<usize, SearchError> {
         let queue = self.store.tables().index_queue.clone();
-        let entries = queue
-            .scan_from(0, BATCH)
-            .map_err(|e| SearchError::Index(e.to_string()))?;
+        let entries = queue.scan_from(0, BATCH)?;
         let Some(&(last_seq, _)) = entries.last() else {
             return Ok(0);
         };
         // Everything read below was written before this ticket: wait until it is durable.
         let ticket = self.store.barrier().current();
-        self.store
-            .barrier()
-            .wait_blocking(ticket)
-            .map_err(|e| SearchError::Index(e.to_string()))?;
+        self.store.barrier().wait_blocking(ticket)?;
         let sku_field = self.search.fields().sku;
         let mut seen = std::collections::HashSet::new();
         for (_, entry) in entries.iter().rev() {
@@ -146,9 +121,7 @@ impl Worker {
             }
         }
         self.commit(last_seq)?;
-        queue
-            .remove_through(last_seq)
-            .map_err(|e| SearchError::Index(e.to_string()))?;
+        queue.remove_through(last_seq)?;
         Ok(entries.len())
     }
 
@@ -207,22 +180,18 @@ impl Indexer {
 
     /// A function that wakes the indexer (given to the writers of products and stock).
     pub fn waker(&self) -> Arc<dyn Fn() + Send + Sync> {
-        let tx = std::sync::Mutex::new(self.tx.clone());
+        let tx = self.tx.clone();
         Arc::new(move || {
-            let _ = tx.lock().map(|t| t.send(Msg::Wake));
+            let _ = tx.send(Msg::Wake);
         })
     }
 
     /// Waits until everything queued before this call is searchable.
     pub async fn flush(&self) -> Result<(), SearchError> {
-        let (tx, rx) = std::sync::mpsc::channel();
-        self.tx
-            .send(Msg::Flush(tx))
-            .map_err(|_| SearchError::Index("the indexer has stopped".into()))?;
-        tokio::task::spawn_blocking(move || rx.recv())
-            .await
-            .map_err(|e| SearchError::Index(e.to_string()))?
-            .map_err(|_| SearchError::Index("the indexer has stopped".into()))?
+        let stopped = || SearchError::Index("the indexer has stopped".into());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.tx.send(Msg::Flush(tx)).map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
     }
 
     /// Applies what is queued and stops the thread.
@@ -236,19 +205,17 @@ impl Indexer {
 
 fn run(mut worker: Worker, rx: Receiver<Msg>) {
     loop {
-        let msg = rx.recv_timeout(Duration::from_millis(500));
-        // Let a burst of writes gather into one commit.
+        let first = rx.recv_timeout(Duration::from_millis(500));
+        // Every sender gone (the engine was dropped without shutdown): a last round, then stop.
+        let mut stop = matches!(first, Err(RecvTimeoutError::Disconnected));
+        // Let a burst of writes gather into one commit, then take every message waiting.
         std::thread::sleep(Duration::from_millis(20));
         let mut flushes = Vec::new();
-        let mut stop = false;
-        for m in std::iter::once(msg).chain(
-            std::iter::from_fn(|| Some(rx.try_recv().map_err(|_| RecvTimeoutError::Timeout)))
-                .take_while(Result::is_ok),
-        ) {
-            match m {
-                Ok(Msg::Flush(tx)) => flushes.push(tx),
-                Ok(Msg::Shutdown) | Err(RecvTimeoutError::Disconnected) => stop = true,
-                Ok(Msg::Wake) | Err(RecvTimeoutError::Timeout) => {}
+        for msg in first.into_iter().chain(rx.try_iter()) {
+            match msg {
+                Msg::Flush(tx) => flushes.push(tx),
+                Msg::Shutdown => stop = true,
+                Msg::Wake => {}
             }
         }
         let result = worker.drain();

@@ -39,6 +39,12 @@ pub enum SearchError {
     Index(String),
 }
 
+impl From<crate::storage::StorageError> for SearchError {
+    fn from(e: crate::storage::StorageError) -> Self {
+        SearchError::Index(e.to_string())
+    }
+}
+
 impl From<std::io::Error> for SearchError {
     fn from(e: std::io::Error) -> Self {
         SearchError::Index(e.to_string())
@@ -154,11 +160,6 @@ pub struct SearchIndex {
     synonyms: query::Synonyms,
 }
 
-/// `path` → facet path string (`"A/B"` → `"/A/B"`).
-fn facet_path(path: &str) -> Option<Facet> {
-    schema::category_facet(path)
-}
-
 fn facet_to_path(f: &Facet) -> String {
     f.to_path().join("/")
 }
@@ -229,37 +230,34 @@ impl SearchIndex {
 
     fn filters(&self, q: &SearchQuery) -> Vec<(Occur, Box<dyn Query>)> {
         let f = &self.fields;
-        let mut out: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        let mut filter = |query: Box<dyn Query>| {
-            out.push((Occur::Must, Box::new(ConstScoreQuery::new(query, 0.0))))
+        // Filters select; they never change a score.
+        let filter = |query: Box<dyn Query>| -> (Occur, Box<dyn Query>) {
+            (Occur::Must, Box::new(ConstScoreQuery::new(query, 0.0)))
         };
-        if let Some(facet) = q.category.as_deref().and_then(facet_path) {
-            filter(Box::new(TermQuery::new(
-                Term::from_facet(f.category, &facet),
-                IndexRecordOption::Basic,
-            )));
+        let term = |t: Term| filter(Box::new(TermQuery::new(t, IndexRecordOption::Basic)));
+        let mut out = Vec::new();
+        if let Some(facet) = q.category.as_deref().and_then(schema::category_facet) {
+            out.push(term(Term::from_facet(f.category, &facet)));
         }
         if let Some(b) = q.brand.as_deref().filter(|b| !b.trim().is_empty()) {
-            let facet = schema::brand_facet(b);
-            filter(Box::new(TermQuery::new(
-                Term::from_facet(f.brand_facet, &facet),
-                IndexRecordOption::Basic,
+            out.push(term(Term::from_facet(
+                f.brand_facet,
+                &schema::brand_facet(b),
             )));
         }
         if q.min_price.is_some() || q.max_price.is_some() {
-            let lo = q.min_price.map_or(Bound::Unbounded, |v| {
-                Bound::Included(Term::from_field_u64(f.price, v))
-            });
-            let hi = q.max_price.map_or(Bound::Unbounded, |v| {
-                Bound::Included(Term::from_field_u64(f.price, v))
-            });
-            filter(Box::new(RangeQuery::new(lo, hi)));
+            let bound = |v: Option<u64>| {
+                v.map_or(Bound::Unbounded, |v| {
+                    Bound::Included(Term::from_field_u64(f.price, v))
+                })
+            };
+            out.push(filter(Box::new(RangeQuery::new(
+                bound(q.min_price),
+                bound(q.max_price),
+            ))));
         }
         if q.in_stock {
-            filter(Box::new(TermQuery::new(
-                Term::from_field_u64(f.in_stock, 1),
-                IndexRecordOption::Basic,
-            )));
+            out.push(term(Term::from_field_u64(f.in_stock, 1)));
         }
         out
     }
@@ -319,7 +317,7 @@ impl SearchIndex {
         let parent = q
             .category
             .as_deref()
-            .and_then(facet_path)
+            .and_then(schema::category_facet)
             .unwrap_or_else(Facet::root);
         let mut categories = FacetCollector::for_field("category");
         categories.add_facet(parent.clone());
@@ -333,41 +331,27 @@ impl SearchIndex {
         } else {
             Sort::Relevance
         });
-        let (total, facet_counts, price_counts, docs): (usize, _, _, Vec<DocAddress>) = match sort {
-            Sort::Relevance => {
-                let (c, fc, pc, d) =
-                    searcher.search(query, &(Count, facets, prices, top.order_by_score()))?;
-                (c, fc, pc, d.into_iter().map(|(_, a)| a).collect())
-            }
-            Sort::PriceAsc | Sort::PriceDesc => {
-                let order = if sort == Sort::PriceAsc {
-                    Order::Asc
-                } else {
-                    Order::Desc
-                };
-                let (c, fc, pc, d) = searcher.search(
-                    query,
-                    &(
-                        Count,
-                        facets,
-                        prices,
-                        top.order_by_fast_field::<u64>("price", order),
-                    ),
-                )?;
-                (c, fc, pc, d.into_iter().map(|(_, a)| a).collect())
-            }
-            Sort::Newest => {
-                let (c, fc, pc, d) = searcher.search(
-                    query,
-                    &(
-                        Count,
-                        facets,
-                        prices,
-                        top.order_by_fast_field::<i64>("created_at", Order::Desc),
-                    ),
-                )?;
-                (c, fc, pc, d.into_iter().map(|(_, a)| a).collect())
-            }
+        let collectors = (Count, facets, prices);
+        let ((total, facet_counts, price_counts), docs) = match sort {
+            Sort::Relevance => collect(searcher, query, collectors, top.order_by_score())?,
+            Sort::PriceAsc => collect(
+                searcher,
+                query,
+                collectors,
+                top.order_by_fast_field::<u64>("price", Order::Asc),
+            )?,
+            Sort::PriceDesc => collect(
+                searcher,
+                query,
+                collectors,
+                top.order_by_fast_field::<u64>("price", Order::Desc),
+            )?,
+            Sort::Newest => collect(
+                searcher,
+                query,
+                collectors,
+                top.order_by_fast_field::<i64>("created_at", Order::Desc),
+            )?,
         };
         // SKUs come from the doc store (LZ4 blocks behind the reader's block cache). The
         // string fast field was measured slower: each lookup decompressed a zstd dictionary
@@ -383,7 +367,7 @@ impl SearchIndex {
         let brands = brand_counts
             .top_k(Facet::root(), MAX_BRAND_FACETS)
             .into_iter()
-            .map(|(f, c)| (f.to_path().join("/"), c))
+            .map(|(f, c)| (facet_to_path(f), c))
             .collect();
         let categories = facet_counts
             .get(parent)
@@ -510,6 +494,21 @@ impl SearchIndex {
     pub fn num_docs(&self) -> u64 {
         self.reader.searcher().num_docs()
     }
+}
+
+/// Runs `query` with the facet and count collectors and a top-docs collector in one
+/// pass, whatever the top-docs collector sorts by.
+fn collect<C, K>(
+    searcher: &Searcher,
+    query: &dyn Query,
+    counts: C,
+    top: impl Collector<Fruit = Vec<(K, DocAddress)>>,
+) -> Result<(C::Fruit, Vec<DocAddress>), SearchError>
+where
+    C: Collector,
+{
+    let (counted, docs) = searcher.search(query, &(counts, top))?;
+    Ok((counted, docs.into_iter().map(|(_, a)| a).collect()))
 }
 
 /// Counts matching documents per price bucket.

@@ -137,6 +137,14 @@ impl<K: Key + ?Sized, V: Record> Table<K, V> {
         self.tree.is_empty()
     }
 
+    /// Every value in key order, decoded lazily (a full scan: for rebuilds and tools).
+    pub fn values(&self) -> impl Iterator<Item = Result<V, StorageError>> + '_ {
+        self.tree.iter().map(|item| {
+            let (_, v) = item?;
+            codec::decode(&v)
+        })
+    }
+
     /// Iterates values in key order starting after `after` (raw encoded key), at most
     /// `limit` of them, returning each with its raw key.
     pub fn scan_after(
@@ -230,37 +238,11 @@ fn checked_encode<V: Record>(value: &V) -> Result<Vec<u8>, StorageError> {
 /// A set of puts and removes over several tables, applied atomically by [`Store::write`].
 #[derive(Default)]
 pub struct WriteBatch {
-    ops: Vec<(sled::Tree, sled::Batch)>,
-    /// The single operation, while there is only one: written as a plain insert or
-    /// remove, which is atomic on its own and avoids sled's batch lock and log seal.
-    single: Option<(sled::Tree, Vec<u8>, Option<Vec<u8>>)>,
-    count: usize,
+    /// In the order added: tree, key, value (`None` = remove).
+    ops: Vec<(sled::Tree, Vec<u8>, Option<Vec<u8>>)>,
 }
 
 impl WriteBatch {
-    fn batch_for(&mut self, tree: &sled::Tree) -> &mut sled::Batch {
-        let pos = match self.ops.iter().position(|(t, _)| t.name() == tree.name()) {
-            Some(pos) => pos,
-            None => {
-                self.ops.push((tree.clone(), sled::Batch::default()));
-                self.ops.len() - 1
-            }
-        };
-        &mut self.ops[pos].1
-    }
-
-    fn add(&mut self, tree: &sled::Tree, key: Vec<u8>, value: Option<Vec<u8>>) {
-        self.count += 1;
-        if self.count == 1 {
-            self.single = Some((tree.clone(), key.clone(), value.clone()));
-        }
-        let b = self.batch_for(tree);
-        match value {
-            Some(v) => b.insert(key, v),
-            None => b.remove(key),
-        }
-    }
-
     /// Adds a put.
     pub fn put<K: Key + ?Sized, V: Record>(
         &mut self,
@@ -269,18 +251,38 @@ impl WriteBatch {
         value: &V,
     ) -> Result<(), StorageError> {
         let bytes = checked_encode(value)?;
-        self.add(&table.tree, key.encode(), Some(bytes));
+        self.ops
+            .push((table.tree.clone(), key.encode(), Some(bytes)));
         Ok(())
     }
 
     /// Adds a remove.
     pub fn remove<K: Key + ?Sized, V: Record>(&mut self, table: &Table<K, V>, key: &K) {
-        self.add(&table.tree, key.encode(), None);
+        self.ops.push((table.tree.clone(), key.encode(), None));
     }
 
     /// Whether nothing was added.
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
+    }
+
+    /// The operations as one sled batch per tree, trees in order of first use.
+    fn per_tree(self) -> Vec<(sled::Tree, sled::Batch)> {
+        let mut out: Vec<(sled::Tree, sled::Batch)> = Vec::new();
+        for (tree, key, value) in self.ops {
+            let i = match out.iter().position(|(t, _)| t.name() == tree.name()) {
+                Some(i) => i,
+                None => {
+                    out.push((tree, sled::Batch::default()));
+                    out.len() - 1
+                }
+            };
+            match value {
+                Some(v) => out[i].1.insert(key, v),
+                None => out[i].1.remove(key),
+            }
+        }
+        out
     }
 }
 
@@ -479,27 +481,32 @@ impl Store {
     }
 
     /// Applies `batch` atomically: after a crash either all of it or none of it is there.
-    pub fn write(&self, batch: WriteBatch) -> Result<(), StorageError> {
-        if batch.count == 1 {
-            let (tree, key, value) = batch.single.expect("one op");
+    ///
+    /// One operation is a plain insert or remove (atomic on its own); several in one tree
+    /// are a sled batch; several trees are a transaction. sled's batch path takes a global
+    /// lock and seals a batch in its log, so the single-operation case, the hot one, avoids it.
+    pub fn write(&self, mut batch: WriteBatch) -> Result<(), StorageError> {
+        if batch.ops.len() == 1 {
+            let (tree, key, value) = batch.ops.pop().expect("one op");
             match value {
                 Some(v) => tree.insert(key, v)?,
                 None => tree.remove(key)?,
             };
             return Ok(());
         }
-        match batch.ops.len() {
+        let per_tree = batch.per_tree();
+        match per_tree.len() {
             0 => Ok(()),
             1 => {
-                let (tree, b) = batch.ops.into_iter().next().expect("one op");
+                let (tree, b) = per_tree.into_iter().next().expect("one tree");
                 Ok(tree.apply_batch(b)?)
             }
             _ => {
-                let trees: Vec<&sled::Tree> = batch.ops.iter().map(|(t, _)| t).collect();
+                let trees: Vec<&sled::Tree> = per_tree.iter().map(|(t, _)| t).collect();
                 trees
                     .as_slice()
                     .transaction(|views| {
-                        for (view, (_, b)) in views.iter().zip(batch.ops.iter()) {
+                        for (view, (_, b)) in views.iter().zip(per_tree.iter()) {
                             view.apply_batch(b)?;
                         }
                         Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())

@@ -480,3 +480,78 @@ async fn the_happy_path_speaks_the_contract() {
     }
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_the_store_refuses_changes_nothing() {
+    let app = spawn_app().await;
+    app.create_product("BIG-1", 100, 2).await;
+    let before = app.get("/api/v1/products/BIG-1").await.body;
+    // Every field is within its own limit, but the encoded record (~60 KB) is over the store's.
+    let attributes: serde_json::Map<String, Value> = (0..60)
+        .map(|i| (format!("a{i}"), json!("x".repeat(1_000))))
+        .collect();
+    let huge = json!({"name": "Huge", "price": 5, "attributes": attributes});
+    let r = app
+        .send(
+            app.admin(app.client.put(app.url("/api/v1/admin/products/BIG-1")))
+                .json(&huge),
+        )
+        .await;
+    assert_problem(&r, 422, "validation_failed");
+    assert_eq!(
+        app.get("/api/v1/products/BIG-1").await.body,
+        before,
+        "the stored product is unchanged"
+    );
+    let mut create = huge.clone();
+    create["sku"] = json!("BIG-2");
+    let r = app
+        .send(
+            app.admin(app.client.post(app.url("/api/v1/admin/products")))
+                .json(&create),
+        )
+        .await;
+    assert_problem(&r, 422, "validation_failed");
+    assert_eq!(
+        app.get("/api/v1/products/BIG-2").await.status,
+        404,
+        "nothing was created"
+    );
+    // In an import the oversized record is reported on its line and the others are written.
+    let body = [json!({"sku": "OK-9", "name": "fine", "price": 1}), create]
+        .iter()
+        .map(Value::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let r = app
+        .send(
+            app.admin(app.client.post(app.url("/api/v1/admin/products/import")))
+                .body(body),
+        )
+        .await;
+    assert_eq!(
+        (
+            r.body["imported"].as_u64(),
+            r.body["failed"][0]["line"].as_u64()
+        ),
+        (Some(1), Some(2)),
+        "{}",
+        r.body
+    );
+    assert_eq!(app.get("/api/v1/products/BIG-2").await.status, 404);
+    let events = app
+        .send(app.admin(app.client.get(app.url("/api/v1/admin/events?limit=1000"))))
+        .await
+        .body;
+    let skus: Vec<&str> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["data"]["sku"].as_str())
+        .collect();
+    assert!(
+        !skus.contains(&"BIG-2"),
+        "no event for a write that did not happen"
+    );
+    app.stop().await;
+}
