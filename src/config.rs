@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use crate::payments::GatewayPolicy;
 pub use crate::storage::Durability;
 
 /// Everything [`crate::Engine::open`] needs.
@@ -28,6 +29,18 @@ pub struct Config {
     pub cache_capacity_bytes: u64,
     /// Rebuild the search index from the store on open, whatever its state.
     pub rebuild_index: bool,
+    /// How long a checkout request waits for its saga before answering 503 (the saga
+    /// goes on; a retry with the same key gets its outcome).
+    pub checkout_timeout: Duration,
+    /// Timeouts and retries of payment gateway calls.
+    pub gateway_policy: GatewayPolicy,
+    /// How long the simulated gateway takes for `tok_slow`.
+    pub simulated_gateway_delay: Duration,
+    /// How often orders with outstanding work (a saga interrupted, a refund owed) are
+    /// driven again in the background.
+    pub recovery_interval: Duration,
+    /// How long a checkout's idempotency key is remembered (at least 24 hours).
+    pub idempotency_ttl: Duration,
 }
 
 impl Config {
@@ -44,6 +57,11 @@ impl Config {
             cart_sweep_interval: Duration::from_secs(3600),
             cache_capacity_bytes: 256 * 1024 * 1024,
             rebuild_index: false,
+            checkout_timeout: Duration::from_secs(20),
+            gateway_policy: GatewayPolicy::default(),
+            simulated_gateway_delay: Duration::from_millis(1500),
+            recovery_interval: Duration::from_secs(10),
+            idempotency_ttl: Duration::from_secs(48 * 3600),
         }
     }
 }

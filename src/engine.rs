@@ -7,9 +7,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::actors::cart::{CartCmd, CartEntity, CartFailure};
+use crate::actors::cart::{CartCmd, CartEntity, CartFailure, CartReply};
 use crate::actors::catalog::{CatalogCmd, CatalogEntity, CatalogFailure, CatalogOutcome};
 use crate::actors::entity::{Directory, DirectoryConfig};
+use crate::actors::order::OrderEntity;
 use crate::actors::sku::{SkuCmd, SkuEntity, SkuFailure};
 use crate::actors::{CallError, Subscriber};
 use crate::config::Config;
@@ -19,11 +20,16 @@ use crate::domain::import::ImportItem;
 use crate::domain::inventory::{InventoryError, Stock};
 use crate::domain::product::{Product, ProductDraft};
 use crate::domain::{Invalid, Sku, now_millis};
+use crate::payments::PaymentGateway;
+use crate::payments::simulated::SimulatedGateway;
 use crate::search::indexer::{Indexer, index_dir};
 use crate::search::{
     CategoryNode, PriceBucket, Ranking, SearchError, SearchIndex, SearchQuery, Sort, Suggestion,
 };
 use crate::storage::{BarrierStats, Durability, StorageError, Store, StoreOptions};
+
+mod orders;
+pub use orders::OrderPage;
 
 /// Errors of the engine API. Each variant is an outcome a caller can act on; the HTTP
 /// layer maps every one of them through a single table.
@@ -72,6 +78,30 @@ pub enum EngineError {
     /// The search index failed.
     #[error(transparent)]
     Search(#[from] SearchError),
+    /// Nothing in the cart can be bought.
+    #[error("the cart is empty")]
+    EmptyCart,
+    /// A checkout of the cart is in progress (under another idempotency key).
+    #[error("a checkout of this cart is in progress")]
+    CheckoutInProgress,
+    /// The idempotency key is missing or malformed.
+    #[error("Idempotency-Key: {0}")]
+    IdempotencyKey(&'static str),
+    /// The idempotency key was used with a different request.
+    #[error("the Idempotency-Key was used with a different request")]
+    IdempotencyKeyReused,
+    /// Lines of a checkout lacked stock.
+    #[error("not enough stock for {}", .0.join(", "))]
+    ItemsOutOfStock(Vec<String>),
+    /// The payment was declined.
+    #[error("the payment was declined: {0}")]
+    PaymentDeclined(String),
+    /// The payment gateway failed.
+    #[error("the payment gateway failed: {0}")]
+    PaymentGateway(String),
+    /// The order cannot make this transition.
+    #[error(transparent)]
+    InvalidTransition(#[from] crate::domain::order::InvalidTransition),
 }
 
 impl From<CallError> for EngineError {
@@ -90,6 +120,9 @@ impl From<CartFailure> for EngineError {
             CartFailure::AlreadyExists => EngineError::Unavailable("cart id collision".into()),
             CartFailure::UnknownSku(s) => EngineError::UnknownSku(s.to_string()),
             CartFailure::Rule(CartError::CheckedOut) => EngineError::CartCheckedOut,
+            CartFailure::Rule(CartError::CheckoutInProgress) => EngineError::CheckoutInProgress,
+            CartFailure::Empty => EngineError::EmptyCart,
+            CartFailure::KeyReused => EngineError::IdempotencyKeyReused,
             CartFailure::Rule(CartError::TooManyLines) => EngineError::TooManyLines,
             CartFailure::Rule(CartError::Invalid(i)) => EngineError::Invalid(i),
             CartFailure::Storage(s) => EngineError::Storage(s),
@@ -190,6 +223,8 @@ pub struct EngineStats {
     pub carts: KindCounts,
     /// SKU actors.
     pub skus: KindCounts,
+    /// Order actors.
+    pub orders: KindCounts,
     /// Durability barrier.
     pub barrier: BarrierStats,
 }
@@ -210,6 +245,9 @@ struct Inner {
     carts: Arc<Directory<CartEntity>>,
     skus: Arc<Directory<SkuEntity>>,
     catalog: Arc<Directory<CatalogEntity>>,
+    orders: Arc<Directory<OrderEntity>>,
+    /// Whether SKU reservations may lapse (off during startup recovery).
+    sku_expiry: Arc<std::sync::atomic::AtomicBool>,
     catalog_ticket: Arc<AtomicU64>,
     search: Arc<SearchIndex>,
     /// Searches run at most this many at a time (cores + 1: one more keeps the cores busy
@@ -244,9 +282,18 @@ fn millis(d: std::time::Duration) -> i64 {
 }
 
 impl Engine {
-    /// Opens the store in `config.data_dir` and starts the actor system. Must be called
-    /// inside a tokio runtime.
+    /// Opens the store in `config.data_dir`, starts the actor system and recovers every
+    /// checkout a crash interrupted, with the built-in simulated payment gateway. Must be
+    /// called inside a tokio runtime.
     pub async fn open(config: Config) -> Result<Engine, EngineError> {
+        Self::open_with_gateway(config, None).await
+    }
+
+    /// [`Engine::open`] with a payment gateway of the caller's (`None`: the simulated one).
+    pub async fn open_with_gateway(
+        config: Config,
+        gateway: Option<Arc<dyn PaymentGateway>>,
+    ) -> Result<Engine, EngineError> {
         let store = Store::open(
             &config.data_dir,
             &StoreOptions {
@@ -271,10 +318,12 @@ impl Engine {
             blocking(move || Indexer::start(&dir, store, force)).await?
         };
         let barrier = store.barrier().clone();
+        let sku_expiry = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let carts = Directory::start(
             CartEntity {
                 store: store.clone(),
                 ttl_ms: millis(config.cart_ttl),
+                currency: config.currency.clone(),
             },
             barrier.clone(),
             dcfg,
@@ -286,6 +335,7 @@ impl Engine {
                 store: store.clone(),
                 reservation_ttl_ms: millis(config.reservation_ttl),
                 on_stock_flip: indexer.waker(),
+                expiry: sku_expiry.clone(),
             },
             barrier.clone(),
             dcfg,
@@ -300,6 +350,25 @@ impl Engine {
                 last_ticket: catalog_ticket.clone(),
                 on_change: indexer.waker(),
             },
+            barrier.clone(),
+            dcfg,
+        )
+        .await
+        .map_err(started)?;
+        let gateway = gateway.unwrap_or_else(|| {
+            Arc::new(SimulatedGateway::new(
+                store.clone(),
+                config.simulated_gateway_delay,
+            ))
+        });
+        let orders = Directory::start(
+            OrderEntity {
+                store: store.clone(),
+                skus: skus.clone(),
+                carts: carts.clone(),
+                gateway,
+                policy: config.gateway_policy,
+            },
             barrier,
             dcfg,
         )
@@ -312,6 +381,8 @@ impl Engine {
                 carts,
                 skus,
                 catalog,
+                orders,
+                sku_expiry,
                 catalog_ticket,
                 search,
                 search_slots: tokio::sync::Semaphore::new(
@@ -321,7 +392,9 @@ impl Engine {
                 background: Default::default(),
             }),
         };
+        engine.recover_at_start().await?;
         engine.start_cart_sweeper();
+        engine.start_recovery_sweeper();
         Ok(engine)
     }
 
@@ -335,6 +408,7 @@ impl Engine {
         EngineStats {
             carts: counts(&self.inner.carts),
             skus: counts(&self.inner.skus),
+            orders: counts(&self.inner.orders),
             barrier: self.inner.store.barrier().stats(),
         }
     }
@@ -358,6 +432,7 @@ impl Engine {
             t.abort();
             let _ = t.await;
         }
+        self.inner.orders.shutdown().await;
         self.inner.carts.shutdown().await;
         self.inner.skus.shutdown().await;
         self.inner.catalog.shutdown().await;
@@ -514,8 +589,10 @@ impl Engine {
         if !is_cart_id(id) {
             return Err(EngineError::NotFound("cart"));
         }
-        let cart = self.inner.carts.call(id, cmd).await??;
-        self.price_cart(cart).await
+        match self.inner.carts.call(id, cmd).await?? {
+            CartReply::Cart(cart) => self.price_cart(cart).await,
+            CartReply::Checkout(_) => Err(EngineError::Unavailable("unexpected cart reply".into())),
+        }
     }
 
     async fn price_cart(&self, cart: Cart) -> Result<CartView, EngineError> {
@@ -556,6 +633,9 @@ impl Engine {
                 let engine = Engine { inner };
                 if let Err(e) = engine.sweep_expired_carts().await {
                     tracing::warn!(error = %e, "cart expiry sweep failed");
+                }
+                if let Err(e) = engine.prune_idempotency_keys() {
+                    tracing::warn!(error = %e, "idempotency key sweep failed");
                 }
             }
         });

@@ -107,6 +107,12 @@ struct ServeArgs {
     /// Seconds a request may take before it is answered 503.
     #[arg(long, env = "EMPORIUM_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     request_timeout_secs: u64,
+    /// Milliseconds the simulated payment gateway takes for `tok_slow`.
+    #[arg(long, env = "EMPORIUM_GATEWAY_SLOW_MS", default_value_t = 1500)]
+    gateway_slow_ms: u64,
+    /// Seconds between background passes over orders with outstanding work.
+    #[arg(long, env = "EMPORIUM_RECOVERY_INTERVAL_SECS", default_value_t = 10)]
+    recovery_interval_secs: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -189,6 +195,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.reservation_ttl = Duration::from_secs(args.reservation_ttl_secs.max(1));
     config.cart_ttl = Duration::from_secs(args.cart_ttl_secs.max(1));
     config.currency = args.currency.clone();
+    config.simulated_gateway_delay = Duration::from_millis(args.gateway_slow_ms);
+    config.recovery_interval = Duration::from_secs(args.recovery_interval_secs.max(1));
+    // A checkout answers before the request times out (its saga goes on regardless).
+    config.checkout_timeout = Duration::from_secs(args.request_timeout_secs.max(2) - 1);
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -1,8 +1,11 @@
 //! The cart entity: one actor per cart, state = the stored [`Cart`] (or nothing).
 
-use crate::domain::cart::{Cart, CartError};
+use crate::domain::cart::{Cart, CartError, CartStatus};
+use crate::domain::order::{CheckoutRequest, IdempotencyRecord, Order, OrderLine};
 use crate::domain::{Millis, Sku, now_millis};
-use crate::storage::{StorageError, Store};
+use crate::storage::{StorageError, Store, WriteBatch};
+
+use super::order::stage_order;
 
 use super::entity::{Effect, Entity};
 
@@ -17,6 +20,33 @@ pub(crate) enum CartCmd {
     SetEmail(String),
     /// Deletes the cart if it has expired (the store sweep).
     ExpireIfDue,
+    /// Starts a checkout (or finds the one this idempotency key started).
+    BeginCheckout {
+        key: String,
+        request: Box<CheckoutRequest>,
+        fingerprint: Vec<u8>,
+    },
+    /// Ends the checkout of `order_id`: closes the cart if placed, reopens it otherwise.
+    FinishCheckout {
+        order_id: String,
+        placed: bool,
+    },
+}
+
+/// How a checkout request was admitted.
+#[derive(Debug, Clone)]
+pub(crate) enum CheckoutStart {
+    /// A new order was created (pending) and the cart locked.
+    Started(String),
+    /// This key already started this order.
+    Existing(String),
+}
+
+/// What a cart command answers.
+#[derive(Debug, Clone)]
+pub(crate) enum CartReply {
+    Cart(Cart),
+    Checkout(CheckoutStart),
 }
 
 /// Why a cart command failed.
@@ -34,6 +64,12 @@ pub enum CartFailure {
     /// A cart rule refused the change.
     #[error(transparent)]
     Rule(#[from] CartError),
+    /// Nothing in the cart can be bought.
+    #[error("the cart is empty")]
+    Empty,
+    /// The idempotency key was used with a different request.
+    #[error("the Idempotency-Key was used with a different request")]
+    KeyReused,
     /// The store failed; nothing changed.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -42,17 +78,110 @@ pub enum CartFailure {
 pub(crate) struct CartEntity {
     pub store: Store,
     pub ttl_ms: Millis,
+    pub currency: String,
+}
+
+/// The key of an idempotency record.
+pub(crate) fn idempotency_key(cart_id: &str, key: &str) -> String {
+    format!("{cart_id}:{key}")
 }
 
 impl CartEntity {
-    fn save(&self, state: &mut Option<Cart>, next: Cart) -> Effect<Result<Cart, CartFailure>> {
+    fn save(&self, state: &mut Option<Cart>, next: Cart) -> Effect<Result<CartReply, CartFailure>> {
         match self.store.tables().carts.put(&next.id, &next) {
             Ok(()) => {
                 *state = Some(next.clone());
-                Effect::wrote(Ok(next))
+                Effect::wrote(Ok(CartReply::Cart(next)))
             }
             Err(e) => Effect::read(Err(e.into())),
         }
+    }
+
+    /// Admits a checkout: the same key again finds its order; otherwise the cart is priced
+    /// from the catalog and, in one atomic write, locked, the order created `pending` and
+    /// the key recorded.
+    fn begin_checkout(
+        &self,
+        id: &str,
+        state: &mut Option<Cart>,
+        key: &str,
+        request: CheckoutRequest,
+        fingerprint: Vec<u8>,
+        now: Millis,
+    ) -> Result<(CheckoutStart, bool), CartFailure> {
+        let tables = self.store.tables();
+        let record_key = idempotency_key(id, key);
+        if let Some(r) = tables.idempotency.get(&record_key)? {
+            return if r.fingerprint == fingerprint {
+                Ok((CheckoutStart::Existing(r.order_id), false))
+            } else {
+                Err(CartFailure::KeyReused)
+            };
+        }
+        let cart = state.as_ref().ok_or(CartFailure::NotFound)?;
+        cart.open()?;
+        let mut lines = Vec::with_capacity(cart.lines.len());
+        for l in &cart.lines {
+            // A product deleted since it was added cannot be bought; the rest can.
+            if let Some(p) = tables.products.get(l.sku.as_str())? {
+                lines.push(OrderLine {
+                    sku: l.sku.clone(),
+                    name: p.name,
+                    quantity: l.quantity,
+                    unit_price: p.price,
+                    line_total: p.price * u64::from(l.quantity),
+                });
+            }
+        }
+        if lines.is_empty() {
+            return Err(CartFailure::Empty);
+        }
+        let order_id = uuid::Uuid::new_v4().simple().to_string();
+        let order = Order::new(
+            order_id.clone(),
+            id.to_owned(),
+            request,
+            lines,
+            self.currency.clone(),
+            now,
+        );
+        let mut locked = cart.clone();
+        locked.checkout = Some(order_id.clone());
+        let record = IdempotencyRecord {
+            fingerprint,
+            order_id: order_id.clone(),
+            created_at: now,
+        };
+        let mut batch = WriteBatch::default();
+        batch.put(&tables.carts, id, &locked)?;
+        batch.put(&tables.idempotency, record_key.as_str(), &record)?;
+        stage_order(tables, &mut batch, None, &order)?;
+        self.store.write(batch)?;
+        *state = Some(locked);
+        Ok((CheckoutStart::Started(order_id), true))
+    }
+
+    fn finish_checkout(
+        &self,
+        state: &mut Option<Cart>,
+        order_id: &str,
+        placed: bool,
+        now: Millis,
+    ) -> Effect<Result<CartReply, CartFailure>> {
+        let Some(cart) = state.as_ref() else {
+            return Effect::read(Err(CartFailure::NotFound));
+        };
+        if cart.checkout.as_deref() != Some(order_id) {
+            // Already finished (a retried step) or not this order's: nothing to do.
+            return Effect::read(Ok(CartReply::Cart(cart.clone())));
+        }
+        let mut next = cart.clone();
+        next.checkout = None;
+        next.updated_at = now;
+        if placed {
+            next.status = CartStatus::CheckedOut;
+        }
+        self.save(state, next)
     }
 
     fn known_sku(&self, sku: &Sku) -> Result<(), CartFailure> {
@@ -68,12 +197,12 @@ impl Entity for CartEntity {
     const KIND: &'static str = "cart";
     type State = Option<Cart>;
     type Cmd = CartCmd;
-    type Reply = Result<Cart, CartFailure>;
+    type Reply = Result<CartReply, CartFailure>;
 
     fn load(&self, id: &str) -> Result<Option<Cart>, StorageError> {
         let cart = self.store.tables().carts.get(id)?;
         match cart {
-            Some(c) if c.is_expired(now_millis()) => {
+            Some(c) if c.is_expired(now_millis()) && c.checkout.is_none() => {
                 self.store.tables().carts.remove(id)?;
                 Ok(None)
             }
@@ -88,7 +217,11 @@ impl Entity for CartEntity {
         cmd: CartCmd,
     ) -> Effect<Self::Reply> {
         let now = now_millis();
-        if state.as_ref().is_some_and(|c| c.is_expired(now)) {
+        // A cart in checkout does not lapse under its saga.
+        if state
+            .as_ref()
+            .is_some_and(|c| c.is_expired(now) && c.checkout.is_none())
+        {
             if let Err(e) = self.store.tables().carts.remove(id) {
                 return Effect::read(Err(e.into()));
             }
@@ -99,10 +232,41 @@ impl Entity for CartEntity {
             (CartCmd::Create, None) => Ok(Cart::new(id.to_owned(), now, ttl)),
             (CartCmd::Create, Some(_)) => return Effect::read(Err(CartFailure::AlreadyExists)),
             (CartCmd::ExpireIfDue, _) => {
-                return Effect::read(state.clone().ok_or(CartFailure::NotFound));
+                return Effect::read(
+                    state
+                        .clone()
+                        .map(CartReply::Cart)
+                        .ok_or(CartFailure::NotFound),
+                );
+            }
+            (
+                CartCmd::BeginCheckout {
+                    key,
+                    request,
+                    fingerprint,
+                },
+                _,
+            ) => {
+                return match self.begin_checkout(
+                    id,
+                    state,
+                    key,
+                    (**request).clone(),
+                    fingerprint.clone(),
+                    now,
+                ) {
+                    Ok((start, wrote)) => Effect {
+                        reply: Ok(CartReply::Checkout(start)),
+                        wrote,
+                    },
+                    Err(e) => Effect::read(Err(e)),
+                };
+            }
+            (CartCmd::FinishCheckout { order_id, placed }, _) => {
+                return self.finish_checkout(state, order_id, *placed, now);
             }
             (_, None) => return Effect::read(Err(CartFailure::NotFound)),
-            (CartCmd::Get, Some(c)) => return Effect::read(Ok(c.clone())),
+            (CartCmd::Get, Some(c)) => return Effect::read(Ok(CartReply::Cart(c.clone()))),
             (CartCmd::Add(sku, q), Some(c)) => self.known_sku(sku).and_then(|()| {
                 c.add_item(sku.clone(), *q, now, ttl)
                     .map_err(CartFailure::from)

@@ -1,4 +1,4 @@
-//! The virtual-actor machinery shared by every entity kind (cart, SKU, catalog, later order).
+//! The virtual-actor machinery shared by every entity kind (cart, SKU, catalog, order).
 //!
 //! ```text
 //!  caller ──► Directory<E> ──(activate on first message)──► Host<E> actor  ──► Entity::handle
@@ -231,6 +231,16 @@ impl<E: Entity> Directory<E> {
 
     /// Sends `cmd` to entity `id`, activating it if needed, and waits for the durable reply.
     pub async fn call(&self, id: &str, cmd: impl Fn() -> E::Cmd) -> Result<E::Reply, CallError> {
+        self.call_within(id, cmd, self.config.call_timeout).await
+    }
+
+    /// [`Directory::call`] with its own timeout (long-running commands such as a checkout).
+    pub async fn call_within(
+        &self,
+        id: &str,
+        cmd: impl Fn() -> E::Cmd,
+        timeout: Duration,
+    ) -> Result<E::Reply, CallError> {
         for _ in 0..MAX_REROUTES {
             let actor = self.activate(id).await?;
             let (tx, rx) = ractor::concurrency::oneshot();
@@ -239,7 +249,7 @@ impl<E: Entity> Directory<E> {
                 self.forget(id, &actor);
                 continue;
             }
-            match tokio::time::timeout(self.config.call_timeout, rx).await {
+            match tokio::time::timeout(timeout, rx).await {
                 Ok(Ok(Ok(reply))) => return Ok(reply),
                 Ok(Ok(Err(Undelivered::Moved))) => continue,
                 Ok(Ok(Err(Undelivered::Storage(e)))) => return Err(CallError::Storage(e)),

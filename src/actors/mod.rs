@@ -1,4 +1,4 @@
-//! Actors: every cart, inventory SKU (and later order) is a virtual ractor actor.
+//! Actors: every cart, inventory SKU and order is a virtual ractor actor.
 //!
 //! ```text
 //!  Engine
@@ -6,7 +6,9 @@
 //!   │                                         └─ Host (cart 93c…)
 //!   ├─ Directory<SkuEntity>     ─ Supervisor ─┬─ Host (SKU HELM-01)
 //!   │                                         └─ …
-//!   └─ Directory<CatalogEntity> ─ Supervisor ─── Host ("catalog": serialises product writes)
+//!   ├─ Directory<CatalogEntity> ─ Supervisor ─── Host ("catalog": serialises product writes)
+//!   └─ Directory<OrderEntity>   ─ Supervisor ─┬─ Host (order 5d2…: runs its checkout saga)
+//!                                             └─ …
 //! ```
 //!
 //! `entity.rs` is the shared machinery (activation, passivation, supervision, the write
@@ -18,6 +20,7 @@ pub(crate) mod cart;
 pub(crate) mod catalog;
 pub mod dispatcher;
 pub(crate) mod entity;
+pub(crate) mod order;
 pub(crate) mod sku;
 
 pub use dispatcher::{Delivery, Subscriber};

@@ -2,6 +2,7 @@
 //! message at a time, "check available, then reserve" is atomic without locks.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::domain::event::DomainEvent;
 use crate::domain::inventory::{InventoryError, Stock};
@@ -19,6 +20,7 @@ pub(crate) enum SkuCmd {
     Reserve { id: String, quantity: u32 },
     Commit { id: String },
     Release { id: String },
+    Return { id: String, quantity: u32 },
 }
 
 /// Why an inventory command failed.
@@ -37,6 +39,9 @@ pub(crate) struct SkuEntity {
     pub reservation_ttl_ms: Millis,
     /// Wakes the search indexer when a SKU goes in or out of stock.
     pub on_stock_flip: Arc<dyn Fn() + Send + Sync>,
+    /// Whether reservations may lapse. Off while startup recovery runs, so that a paid
+    /// order's reservations are committed, not expired, after a long downtime.
+    pub expiry: Arc<AtomicBool>,
 }
 
 impl SkuEntity {
@@ -91,7 +96,8 @@ impl Entity for SkuEntity {
         let now = now_millis();
         // Expired holds never count, even if the timer has not fired yet.
         let mut wrote_expiry = false;
-        if let Some(next) = state.expire(now) {
+        let expiring = self.expiry.load(Ordering::Acquire);
+        if let Some(next) = state.expire(now).filter(|_| expiring) {
             if let Err(e) = self.write(sku, state, &next) {
                 return Effect::read(Err(e.into()));
             }
@@ -107,6 +113,7 @@ impl Entity for SkuEntity {
             }
             SkuCmd::Commit { id } => state.commit(&id),
             SkuCmd::Release { id } => Ok(state.release(&id)),
+            SkuCmd::Return { id, quantity } => state.return_units(&id, quantity),
         };
         match next {
             Ok(Some(next)) => self.save(sku, state, next),
@@ -122,6 +129,9 @@ impl Entity for SkuEntity {
     }
 
     fn timer_due(&self, state: &Stock) -> Option<Millis> {
+        if !self.expiry.load(Ordering::Acquire) {
+            return None;
+        }
         state.next_expiry()
     }
 

@@ -41,6 +41,8 @@ pub struct Cart {
     pub email: Option<String>,
     /// Open or checked out.
     pub status: CartStatus,
+    /// The order of a checkout in progress: the cart refuses changes until it ends.
+    pub checkout: Option<String>,
     /// Creation time.
     pub created_at: Millis,
     /// Last change.
@@ -55,6 +57,9 @@ pub enum CartError {
     /// The cart was checked out and refuses changes.
     #[error("the cart is checked out")]
     CheckedOut,
+    /// A checkout of the cart is in progress.
+    #[error("a checkout of this cart is in progress")]
+    CheckoutInProgress,
     /// A quantity or other field is out of range.
     #[error(transparent)]
     Invalid(#[from] Invalid),
@@ -71,6 +76,7 @@ impl Cart {
             lines: Vec::new(),
             email: None,
             status: CartStatus::Open,
+            checkout: None,
             created_at: now,
             updated_at: now,
             expires_at: now + ttl_ms,
@@ -90,7 +96,11 @@ impl Cart {
             .map_or(0, |l| l.quantity)
     }
 
-    fn open(&self) -> Result<(), CartError> {
+    /// Refuses changes to a cart that is checked out or being checked out.
+    pub fn open(&self) -> Result<(), CartError> {
+        if self.checkout.is_some() {
+            return Err(CartError::CheckoutInProgress);
+        }
         match self.status {
             CartStatus::Open => Ok(()),
             CartStatus::CheckedOut => Err(CartError::CheckedOut),

@@ -40,6 +40,70 @@ pub enum DomainEvent {
         /// Units a shopper can buy after the change.
         available: u64,
     },
+    /// A checkout went through: paid, stock committed, cart closed.
+    OrderPlaced {
+        /// Which order.
+        order_id: String,
+        /// What was bought.
+        items: Vec<EventItem>,
+        /// What was paid (minor units).
+        total: u64,
+        /// ISO 4217.
+        currency: String,
+    },
+    /// The payment of an order was captured.
+    OrderPaid {
+        /// Which order.
+        order_id: String,
+        /// The gateway's payment id.
+        payment_id: String,
+        /// Amount captured.
+        amount: u64,
+    },
+    /// A checkout's payment failed (declined or gateway error); the checkout was undone.
+    PaymentFailed {
+        /// Which order.
+        order_id: String,
+        /// Why.
+        reason: String,
+    },
+    /// A paid order was cancelled (refunded, stock returned).
+    OrderCancelled {
+        /// Which order.
+        order_id: String,
+    },
+    /// An order was refunded by an admin.
+    OrderRefunded {
+        /// Which order.
+        order_id: String,
+        /// Amount refunded.
+        amount: u64,
+    },
+    /// An order was handed to a carrier.
+    OrderShipped {
+        /// Which order.
+        order_id: String,
+        /// Carrier name.
+        carrier: Option<String>,
+        /// Tracking number.
+        tracking: Option<String>,
+    },
+    /// An order arrived.
+    OrderDelivered {
+        /// Which order.
+        order_id: String,
+    },
+}
+
+/// A line of an order in an event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventItem {
+    /// What.
+    pub sku: String,
+    /// How many.
+    pub quantity: u32,
+    /// Price per unit (minor units).
+    pub unit_price: u64,
 }
 
 impl DomainEvent {
@@ -48,6 +112,13 @@ impl DomainEvent {
         match self {
             DomainEvent::ProductChanged { .. } => "ProductChanged",
             DomainEvent::StockChanged { .. } => "StockChanged",
+            DomainEvent::OrderPlaced { .. } => "OrderPlaced",
+            DomainEvent::OrderPaid { .. } => "OrderPaid",
+            DomainEvent::PaymentFailed { .. } => "PaymentFailed",
+            DomainEvent::OrderCancelled { .. } => "OrderCancelled",
+            DomainEvent::OrderRefunded { .. } => "OrderRefunded",
+            DomainEvent::OrderShipped { .. } => "OrderShipped",
+            DomainEvent::OrderDelivered { .. } => "OrderDelivered",
         }
     }
 }

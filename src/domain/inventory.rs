@@ -36,6 +36,8 @@ pub struct Stock {
     pub reservations: Vec<Reservation>,
     /// Ids of the most recently committed reservations (newest last).
     pub committed: Vec<String>,
+    /// Ids of the most recent returns (newest last), so a retried return adds nothing.
+    pub returned: Vec<String>,
 }
 
 /// Why an inventory operation was refused.
@@ -191,6 +193,20 @@ impl Stock {
         Ok(Some(next.checked()))
     }
 
+    /// Puts `quantity` sold units back on hand (a cancelled order), once per `id`: a
+    /// return with an id seen recently is a no-op (`Ok(None)`).
+    pub fn return_units(&self, id: &str, quantity: u32) -> Result<Option<Stock>, InventoryError> {
+        if self.returned.iter().any(|r| r == id) {
+            return Ok(None);
+        }
+        let mut next = self.restock(i64::from(quantity))?;
+        next.returned.push(id.to_owned());
+        if next.returned.len() > COMMITTED_MEMORY {
+            next.returned.remove(0);
+        }
+        Ok(Some(next))
+    }
+
     /// Releases a reservation; releasing an unknown id is a no-op (`Ok(None)`).
     pub fn release(&self, id: &str) -> Option<Stock> {
         let i = self.reservations.iter().position(|r| r.id == id)?;
@@ -214,6 +230,15 @@ impl Stock {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_return_adds_stock_once_per_id() {
+        let s = Stock::default().set_on_hand(2).unwrap();
+        let s = s.return_units("o1", 3).unwrap().unwrap();
+        assert_eq!(s.on_hand, 5);
+        assert_eq!(s.return_units("o1", 3), Ok(None));
+        assert_eq!(s.return_units("o2", 1).unwrap().unwrap().on_hand, 6);
+    }
 
     #[test]
     fn reservations_are_all_or_nothing_and_idempotent() {

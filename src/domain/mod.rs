@@ -10,6 +10,7 @@ pub mod cart;
 pub mod event;
 pub mod import;
 pub mod inventory;
+pub mod order;
 pub mod product;
 
 /// Milliseconds since the Unix epoch, UTC. All stored times use it.

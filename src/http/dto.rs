@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::domain::Millis;
 use crate::domain::cart::CartStatus;
+use crate::domain::order::{Address, CheckoutRequest, Order};
 use crate::domain::product::{AttrValue, ProductDraft};
 use crate::engine::{CartView, InventoryView, ProductView};
 
@@ -254,4 +255,168 @@ pub struct SetOnHandIn {
 pub struct RestockIn {
     /// Units received (at least 1).
     pub quantity: i64,
+}
+
+/// A shipping address on the wire.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddressIn {
+    name: String,
+    line1: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    line2: Option<String>,
+    city: String,
+    postal_code: String,
+    country: String,
+}
+
+impl From<AddressIn> for Address {
+    fn from(a: AddressIn) -> Self {
+        Address {
+            name: a.name,
+            line1: a.line1,
+            line2: a.line2,
+            city: a.city,
+            postal_code: a.postal_code,
+            country: a.country,
+        }
+    }
+}
+
+impl From<&Address> for AddressIn {
+    fn from(a: &Address) -> Self {
+        AddressIn {
+            name: a.name.clone(),
+            line1: a.line1.clone(),
+            line2: a.line2.clone(),
+            city: a.city.clone(),
+            postal_code: a.postal_code.clone(),
+            country: a.country.clone(),
+        }
+    }
+}
+
+/// `POST /carts/{id}/checkout`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckoutIn {
+    /// Where the receipt goes.
+    pub email: String,
+    /// The payment method's token.
+    pub payment_token: String,
+    /// Where the goods go.
+    pub shipping_address: AddressIn,
+}
+
+impl From<CheckoutIn> for CheckoutRequest {
+    fn from(c: CheckoutIn) -> Self {
+        CheckoutRequest {
+            email: c.email,
+            payment_token: c.payment_token,
+            shipping_address: c.shipping_address.into(),
+        }
+    }
+}
+
+/// An order line on the wire.
+#[derive(Debug, Serialize)]
+pub struct OrderItemOut {
+    sku: String,
+    name: String,
+    quantity: u32,
+    unit_price: u64,
+    line_total: u64,
+}
+
+/// A payment on the wire.
+#[derive(Debug, Serialize)]
+pub struct PaymentOut {
+    id: String,
+    status: &'static str,
+}
+
+/// A history entry on the wire.
+#[derive(Debug, Serialize)]
+pub struct TransitionOut {
+    status: &'static str,
+    at: String,
+}
+
+/// Carrier details on the wire.
+#[derive(Debug, Serialize)]
+pub struct ShipmentOut {
+    carrier: Option<String>,
+    tracking: Option<String>,
+}
+
+/// An order on the wire.
+#[derive(Debug, Serialize)]
+pub struct OrderOut {
+    id: String,
+    status: &'static str,
+    email: String,
+    items: Vec<OrderItemOut>,
+    subtotal: u64,
+    total: u64,
+    currency: String,
+    shipping_address: AddressIn,
+    payment: Option<PaymentOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shipment: Option<ShipmentOut>,
+    history: Vec<TransitionOut>,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<&Order> for OrderOut {
+    fn from(o: &Order) -> Self {
+        OrderOut {
+            id: o.id.clone(),
+            status: o.status.as_str(),
+            email: o.email.clone(),
+            items: o
+                .lines
+                .iter()
+                .map(|l| OrderItemOut {
+                    sku: l.sku.to_string(),
+                    name: l.name.clone(),
+                    quantity: l.quantity,
+                    unit_price: l.unit_price,
+                    line_total: l.line_total,
+                })
+                .collect(),
+            subtotal: o.subtotal,
+            total: o.total,
+            currency: o.currency.clone(),
+            shipping_address: (&o.shipping_address).into(),
+            payment: o.payment.as_ref().map(|p| PaymentOut {
+                id: p.id.clone(),
+                status: p.status.as_str(),
+            }),
+            shipment: o.shipment.as_ref().map(|s| ShipmentOut {
+                carrier: s.carrier.clone(),
+                tracking: s.tracking.clone(),
+            }),
+            history: o
+                .history
+                .iter()
+                .map(|t| TransitionOut {
+                    status: t.status.as_str(),
+                    at: rfc3339(t.at),
+                })
+                .collect(),
+            created_at: rfc3339(o.created_at),
+            updated_at: rfc3339(o.updated_at),
+        }
+    }
+}
+
+/// `POST /admin/orders/{id}/ship`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShipIn {
+    /// Carrier name.
+    pub carrier: Option<String>,
+    /// Tracking number.
+    pub tracking: Option<String>,
 }

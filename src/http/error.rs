@@ -54,6 +54,7 @@ codes! {
     RequestTimeout => "request_timeout", REQUEST_TIMEOUT, "The request took too long to arrive";
     AlreadyExists => "already_exists", CONFLICT, "The resource already exists";
     CartCheckedOut => "cart_checked_out", CONFLICT, "The cart is checked out";
+    CheckoutInProgress => "checkout_in_progress", CONFLICT, "A checkout of the cart is in progress";
     OutOfStock => "out_of_stock", CONFLICT, "Not enough stock";
     StockConflict => "stock_conflict", CONFLICT, "The stock change conflicts with current reservations";
     InvalidTransition => "invalid_transition", CONFLICT, "The order cannot make this transition";
@@ -162,6 +163,25 @@ impl From<EngineError> for ApiError {
                 ApiError::new(Code::Unavailable, "try again shortly")
             }
             EngineError::BadQuery(_) => ApiError::new(Code::InvalidRequest, detail),
+            EngineError::EmptyCart => ApiError::new(Code::EmptyCart, detail),
+            EngineError::CheckoutInProgress => ApiError::new(Code::CheckoutInProgress, detail),
+            EngineError::IdempotencyKey("is required") => {
+                ApiError::new(Code::IdempotencyKeyRequired, detail)
+            }
+            EngineError::IdempotencyKey(_) => ApiError::new(Code::InvalidRequest, detail),
+            EngineError::IdempotencyKeyReused => ApiError::new(Code::IdempotencyKeyReused, detail),
+            EngineError::ItemsOutOfStock(skus) => {
+                ApiError::new(Code::OutOfStock, detail).with("skus", skus)
+            }
+            EngineError::PaymentDeclined(_) => ApiError::new(Code::PaymentDeclined, detail),
+            EngineError::PaymentGateway(_) => {
+                tracing::warn!(error = %e, "payment gateway failed");
+                ApiError::new(
+                    Code::PaymentGatewayError,
+                    "the payment gateway failed; nothing was charged",
+                )
+            }
+            EngineError::InvalidTransition(_) => ApiError::new(Code::InvalidTransition, detail),
             EngineError::Storage(_) | EngineError::Search(_) => {
                 tracing::error!(error = %e, "storage error");
                 ApiError::new(

@@ -16,6 +16,7 @@ pub mod events;
 pub mod extract;
 pub mod health;
 pub mod inventory;
+pub mod orders;
 pub mod products;
 
 use std::future::Future;
@@ -64,6 +65,7 @@ pub fn app(state: AppState, options: &HttpOptions) -> Router {
         .merge(products::admin_router())
         .merge(inventory::admin_router())
         .merge(events::admin_router())
+        .merge(orders::admin_router())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_admin,
@@ -73,6 +75,7 @@ pub fn app(state: AppState, options: &HttpOptions) -> Router {
         .merge(health::router())
         .merge(products::router())
         .merge(carts::router())
+        .merge(orders::router())
         .merge(inventory::router())
         .merge(admin)
         .fallback(|| async { ApiError::no_route() })

@@ -28,6 +28,12 @@ impl Key for str {
     }
 }
 
+impl Key for [u8] {
+    fn encode_into(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self);
+    }
+}
+
 impl Key for String {
     fn encode_into(&self, out: &mut Vec<u8>) {
         self.as_str().encode_into(out);

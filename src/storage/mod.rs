@@ -167,6 +167,34 @@ impl<K: Key + ?Sized, V: Record> Table<K, V> {
     }
 }
 
+impl<V: Record> Table<[u8], V> {
+    /// Entries whose key starts with `prefix`, after `after` (a full key) if given, in key
+    /// order, at most `limit`.
+    pub fn scan_prefix(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, V)>, StorageError> {
+        let start = match after {
+            Some(k) if k > prefix => std::ops::Bound::Excluded(k.to_vec()),
+            _ => std::ops::Bound::Included(prefix.to_vec()),
+        };
+        let mut out = Vec::new();
+        for item in self
+            .tree
+            .range::<Vec<u8>, _>((start, std::ops::Bound::Unbounded))
+        {
+            let (k, v) = item?;
+            if !k.starts_with(prefix) || out.len() >= limit {
+                break;
+            }
+            out.push((k.to_vec(), codec::decode(&v)?));
+        }
+        Ok(out)
+    }
+}
+
 impl<V: Record> Table<u64, V> {
     /// Entries with keys in `from..`, in order, at most `limit`.
     pub fn scan_from(&self, from: u64, limit: usize) -> Result<Vec<(u64, V)>, StorageError> {
@@ -303,6 +331,43 @@ pub struct Tables {
     pub index_queue: Table<u64, IndexEntry>,
     /// The durable event log, by sequence number (see [`Store::write_with_events`]).
     pub events: Table<u64, EventRecord>,
+    /// Orders by id.
+    pub orders: Table<str, crate::domain::order::Order>,
+    /// Secondary index of orders: `[tag][created_at BE][id]` → mark, where the tag is a
+    /// status (listing by status), [`ORDERS_ALL`] (every order) or [`ORDERS_ACTIVE`]
+    /// (saga or owed work outstanding: what recovery drives). Written in the same batch as
+    /// the order.
+    pub order_index: Table<[u8], Mark>,
+    /// Checkout idempotency records by `{cart id}:{key}`.
+    pub idempotency: Table<str, crate::domain::order::IdempotencyRecord>,
+    /// Payments by order id, as this engine recorded them.
+    pub payments: Table<str, crate::payments::Payment>,
+    /// The simulated gateway's own ledger of charges, by idempotency key (it stands in
+    /// for an external system, so it keeps its own books).
+    pub gateway_ledger: Table<str, crate::payments::Charge>,
+}
+
+/// Index tag of the "every order" listing.
+pub const ORDERS_ALL: u8 = 0;
+/// Index tag of orders recovery must drive.
+pub const ORDERS_ACTIVE: u8 = 0xFF;
+
+/// The key of an order in [`Tables::order_index`].
+pub fn order_index_key(tag: u8, created_at: i64, id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9 + id.len());
+    k.push(tag);
+    k.extend_from_slice(&(created_at.max(0) as u64).to_be_bytes());
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// An empty value (index entries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Mark;
+
+impl Record for Mark {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "mark";
 }
 
 /// An event as stored: its JSON (type and data) and when it was appended. JSON keeps the
@@ -387,6 +452,11 @@ impl Store {
             meta: Table::open(&db, "meta")?,
             index_queue: Table::open(&db, "index_queue")?,
             events: Table::open(&db, "events")?,
+            orders: Table::open(&db, "orders")?,
+            order_index: Table::open(&db, "order_index")?,
+            idempotency: Table::open(&db, "idempotency")?,
+            payments: Table::open(&db, "payments")?,
+            gateway_ledger: Table::open(&db, "gateway_ledger")?,
         };
         let next_event = tables.events.last_key()?.map_or(1, |k| k + 1);
         let sync = Arc::new(barrier::SyncTarget {
@@ -560,13 +630,33 @@ impl Record for crate::domain::product::Product {
 }
 
 impl Record for crate::domain::cart::Cart {
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
     const NAME: &'static str = "cart";
 }
 
 impl Record for crate::domain::inventory::Stock {
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
     const NAME: &'static str = "stock";
+}
+
+impl Record for crate::domain::order::Order {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "order";
+}
+
+impl Record for crate::domain::order::IdempotencyRecord {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "idempotency";
+}
+
+impl Record for crate::payments::Payment {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "payment";
+}
+
+impl Record for crate::payments::Charge {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "charge";
 }
 
 #[cfg(test)]

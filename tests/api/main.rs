@@ -5,6 +5,7 @@ mod helpers;
 
 mod bad_input;
 mod binary;
+mod checkout;
 mod concurrency;
 mod crash;
 mod events;

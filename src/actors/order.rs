@@ -1,0 +1,512 @@
+//! The order entity: one actor per order runs its checkout saga and its lifecycle.
+//!
+//! ```text
+//!  Reserve ──all reserved──► charge ──captured──► Complete ──committed, cart closed──► Done
+//!     │                        │ declined / failed
+//!     └──── short / error ─────┴──► Compensate ──released, refunded, cart reopened──► Failed
+//! ```
+//!
+//! Every step is idempotent (reservation id = order id, charge key = order id, commit and
+//! release are no-ops the second time), so driving an order again, after a crash or a
+//! transient failure, is always safe. The state after each stored step is written together
+//! with its events and the order's index entries in one atomic batch. Work a lifecycle
+//! transition owes (a refund, returning stock) is recorded in the same write as the
+//! transition and paid off the same way.
+
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+
+use crate::domain::event::{DomainEvent, EventItem};
+use crate::domain::inventory::InventoryError;
+use crate::domain::now_millis;
+use crate::domain::order::{
+    CheckoutFailure, InvalidTransition, Lifecycle, Order, OrderStatus, Owed, PaymentState, Step,
+};
+use crate::payments::{
+    ChargeOutcome, ChargeRequest, GatewayPolicy, Payment, PaymentGateway, RefundRecord,
+};
+use crate::storage::{
+    Mark, ORDERS_ACTIVE, ORDERS_ALL, StorageError, Store, Tables, WriteBatch, order_index_key,
+};
+
+use super::cart::{CartCmd, CartEntity, CartFailure};
+use super::entity::{CallError, Directory, Effect, Entity};
+use super::sku::{SkuCmd, SkuEntity, SkuFailure};
+
+/// Commands an order accepts.
+#[derive(Debug, Clone)]
+pub(crate) enum OrderCmd {
+    /// Run the checkout saga to its end (or return how it ended).
+    Checkout,
+    /// Read.
+    Get,
+    /// A lifecycle change.
+    Change(Lifecycle),
+    /// Drive whatever is outstanding (recovery).
+    Drive,
+}
+
+/// Why an order command failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum OrderFailure {
+    /// No such order.
+    #[error("order not found")]
+    NotFound,
+    /// The lifecycle does not allow the change.
+    #[error(transparent)]
+    Transition(#[from] InvalidTransition),
+    /// The store failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+pub(crate) struct OrderEntity {
+    pub store: Store,
+    pub skus: Arc<Directory<SkuEntity>>,
+    pub carts: Arc<Directory<CartEntity>>,
+    pub gateway: Arc<dyn PaymentGateway>,
+    pub policy: GatewayPolicy,
+}
+
+/// Adds `after` and its index entries to `batch`; `before` is the stored version, if any.
+pub(crate) fn stage_order(
+    tables: &Tables,
+    batch: &mut WriteBatch,
+    before: Option<&Order>,
+    after: &Order,
+) -> Result<(), StorageError> {
+    batch.put(&tables.orders, after.id.as_str(), after)?;
+    let key = |tag: u8| order_index_key(tag, after.created_at, &after.id);
+    if before.is_none() {
+        batch.put(&tables.order_index, &key(ORDERS_ALL), &Mark)?;
+    }
+    // A failed checkout never became an order: it leaves the listing of all orders.
+    if after.status == OrderStatus::Failed
+        && before.is_some_and(|b| b.status != OrderStatus::Failed)
+    {
+        batch.remove(&tables.order_index, &key(ORDERS_ALL));
+    }
+    if before.map(|b| b.status) != Some(after.status) {
+        if let Some(b) = before {
+            batch.remove(&tables.order_index, &key(b.status.tag()));
+        }
+        batch.put(&tables.order_index, &key(after.status.tag()), &Mark)?;
+    }
+    let was_active = before.is_some_and(Order::is_active);
+    match (was_active, after.is_active()) {
+        (false, true) => batch.put(&tables.order_index, &key(ORDERS_ACTIVE), &Mark)?,
+        (true, false) => batch.remove(&tables.order_index, &key(ORDERS_ACTIVE)),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Whether a call to another entity went through; a `false` leaves the step to be driven
+/// again later (by the retrying client or the recovery sweep).
+type Done = bool;
+
+impl OrderEntity {
+    /// Writes `next` (with extra puts and its events) and makes it the state.
+    fn save(
+        &self,
+        state: &mut Option<Order>,
+        next: Order,
+        extra: impl FnOnce(&mut WriteBatch) -> Result<(), StorageError>,
+        events: &[DomainEvent],
+    ) -> Result<(), StorageError> {
+        let tables = self.store.tables();
+        let mut batch = WriteBatch::default();
+        stage_order(tables, &mut batch, state.as_ref(), &next)?;
+        extra(&mut batch)?;
+        self.store.write_with_events(batch, events)?;
+        *state = Some(next);
+        Ok(())
+    }
+
+    /// Calls every line's SKU at once with the command `cmd` builds.
+    async fn each_line(
+        &self,
+        order: &Order,
+        cmd: impl Fn(&str, u32) -> SkuCmd,
+    ) -> Vec<(
+        String,
+        Result<Result<crate::domain::inventory::Stock, SkuFailure>, CallError>,
+    )> {
+        let calls = order.lines.iter().map(|l| {
+            let c = cmd(&order.id, l.quantity);
+            async move {
+                let sku = l.sku.to_string();
+                let r = self.skus.call(&sku, || c.clone()).await;
+                (sku, r)
+            }
+        });
+        join_all(calls).await
+    }
+
+    /// Reserves every line: `Ok` if all are held, else the failure to compensate.
+    async fn reserve_all(&self, order: &Order) -> Result<(), CheckoutFailure> {
+        let results = self
+            .each_line(order, |id, quantity| SkuCmd::Reserve {
+                id: id.to_owned(),
+                quantity,
+            })
+            .await;
+        let mut short = Vec::new();
+        let mut broken = None;
+        for (sku, r) in results {
+            match r {
+                Ok(Ok(_)) => {}
+                Ok(Err(SkuFailure::Rule(InventoryError::OutOfStock { .. }))) => short.push(sku),
+                Ok(Err(e)) => broken = Some(format!("reserving {sku}: {e}")),
+                Err(e) => broken = Some(format!("reserving {sku}: {e}")),
+            }
+        }
+        if !short.is_empty() {
+            return Err(CheckoutFailure::OutOfStock(short));
+        }
+        match broken {
+            Some(e) => Err(CheckoutFailure::Unavailable(e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs every line's SKU command; whether all went through (`ok` decides per reply).
+    async fn all_lines(
+        &self,
+        order: &Order,
+        what: &str,
+        cmd: impl Fn(&str, u32) -> SkuCmd,
+        ok: impl Fn(&Result<crate::domain::inventory::Stock, SkuFailure>) -> bool,
+    ) -> Done {
+        let mut done = true;
+        for (sku, r) in self.each_line(order, cmd).await {
+            match r {
+                Ok(reply) if ok(&reply) => {}
+                Ok(reply) => {
+                    tracing::warn!(order = %order.id, sku, what, error = ?reply.err(), "step refused; will retry");
+                    done = false;
+                }
+                Err(e) => {
+                    tracing::warn!(order = %order.id, sku, what, error = %e, "step failed; will retry");
+                    done = false;
+                }
+            }
+        }
+        done
+    }
+
+    async fn commit_all(&self, order: &Order) -> Done {
+        self.all_lines(
+            order,
+            "commit",
+            |id, _| SkuCmd::Commit { id: id.to_owned() },
+            |r| match r {
+                Ok(_) => true,
+                // Committed before and forgotten since (the SKU remembers the last few
+                // commits): reservations of a paid order do not lapse while recovery
+                // runs, and in service the commit follows the payment within seconds.
+                Err(SkuFailure::Rule(InventoryError::UnknownReservation(_))) => true,
+                Err(_) => false,
+            },
+        )
+        .await
+    }
+
+    async fn release_all(&self, order: &Order) -> Done {
+        self.all_lines(
+            order,
+            "release",
+            |id, _| SkuCmd::Release { id: id.to_owned() },
+            Result::is_ok,
+        )
+        .await
+    }
+
+    async fn return_all(&self, order: &Order) -> Done {
+        self.all_lines(
+            order,
+            "return",
+            |id, quantity| SkuCmd::Return {
+                id: id.to_owned(),
+                quantity,
+            },
+            Result::is_ok,
+        )
+        .await
+    }
+
+    /// Closes (placed) or reopens (failed) the cart the order came from.
+    async fn finish_cart(&self, order: &Order, placed: bool) -> Done {
+        let cmd = || CartCmd::FinishCheckout {
+            order_id: order.id.clone(),
+            placed,
+        };
+        match self.carts.call(&order.cart_id, cmd).await {
+            Ok(Ok(_)) | Ok(Err(CartFailure::NotFound)) => true,
+            Ok(Err(e)) => {
+                tracing::warn!(order = %order.id, error = %e, "closing the cart failed; will retry");
+                false
+            }
+            Err(e) => {
+                tracing::warn!(order = %order.id, error = %e, "closing the cart failed; will retry");
+                false
+            }
+        }
+    }
+
+    /// Drives the saga and any owed work as far as it goes now. Returns whether it wrote.
+    async fn drive(&self, state: &mut Option<Order>) -> Result<bool, StorageError> {
+        let mut wrote = false;
+        loop {
+            let Some(order) = state.clone() else {
+                return Ok(wrote);
+            };
+            let now = now_millis();
+            match order.step.clone() {
+                Step::Reserve => {
+                    let failure = match self.reserve_all(&order).await {
+                        Err(f) => Some(f),
+                        Ok(()) => match self.charge(&order).await {
+                            ChargeOutcome::Captured(charge) => {
+                                let next = order.paid(charge.id.clone(), now);
+                                let payment = Payment {
+                                    id: charge.id.clone(),
+                                    order_id: order.id.clone(),
+                                    amount: charge.amount,
+                                    currency: charge.currency.clone(),
+                                    status: PaymentState::Captured,
+                                    refunds: Vec::new(),
+                                    created_at: now,
+                                };
+                                let event = DomainEvent::OrderPaid {
+                                    order_id: order.id.clone(),
+                                    payment_id: charge.id,
+                                    amount: charge.amount,
+                                };
+                                let payments = &self.store.tables().payments;
+                                self.save(
+                                    state,
+                                    next,
+                                    |b| b.put(payments, order.id.as_str(), &payment),
+                                    &[event],
+                                )?;
+                                None
+                            }
+                            ChargeOutcome::Declined(reason) => {
+                                Some(CheckoutFailure::Declined(reason))
+                            }
+                            ChargeOutcome::Failed(e) => Some(CheckoutFailure::Gateway(e)),
+                        },
+                    };
+                    if let Some(f) = failure {
+                        self.save(state, order.compensating(f, now), |_| Ok(()), &[])?;
+                    }
+                    wrote = true;
+                }
+                Step::Complete => {
+                    if !self.commit_all(&order).await || !self.finish_cart(&order, true).await {
+                        return Ok(wrote);
+                    }
+                    let event = DomainEvent::OrderPlaced {
+                        order_id: order.id.clone(),
+                        items: order
+                            .lines
+                            .iter()
+                            .map(|l| EventItem {
+                                sku: l.sku.to_string(),
+                                quantity: l.quantity,
+                                unit_price: l.unit_price,
+                            })
+                            .collect(),
+                        total: order.total,
+                        currency: order.currency.clone(),
+                    };
+                    self.save(state, order.completed(now), |_| Ok(()), &[event])?;
+                    wrote = true;
+                }
+                Step::Compensate(failure) => {
+                    if !self.release_all(&order).await {
+                        return Ok(wrote);
+                    }
+                    // A charge whose outcome stayed unknown may have landed: refund by key
+                    // (a no-op if there is no charge).
+                    if matches!(failure, CheckoutFailure::Gateway(_))
+                        && let Err(e) = self.policy.refund(&*self.gateway, &order.id).await
+                    {
+                        tracing::warn!(order = %order.id, error = %e, "refund failed; will retry");
+                        return Ok(wrote);
+                    }
+                    if !self.finish_cart(&order, false).await {
+                        return Ok(wrote);
+                    }
+                    let events = match &failure {
+                        CheckoutFailure::Declined(r) | CheckoutFailure::Gateway(r) => {
+                            vec![DomainEvent::PaymentFailed {
+                                order_id: order.id.clone(),
+                                reason: r.clone(),
+                            }]
+                        }
+                        _ => Vec::new(),
+                    };
+                    self.save(state, order.failed(failure, now), |_| Ok(()), &events)?;
+                    wrote = true;
+                }
+                Step::Done | Step::Failed => {
+                    let Some(owed) = order.owed.first().copied() else {
+                        return Ok(wrote);
+                    };
+                    if !self.settle(state, &order, owed).await? {
+                        return Ok(wrote);
+                    }
+                    wrote = true;
+                }
+            }
+        }
+    }
+
+    async fn charge(&self, order: &Order) -> ChargeOutcome {
+        let request = ChargeRequest {
+            key: order.id.clone(),
+            amount: order.total,
+            currency: order.currency.clone(),
+            token: order.payment_token.clone().unwrap_or_default(),
+        };
+        self.policy.charge(&*self.gateway, &request).await
+    }
+
+    /// Pays off one owed item; whether it went through.
+    async fn settle(
+        &self,
+        state: &mut Option<Order>,
+        order: &Order,
+        owed: Owed,
+    ) -> Result<Done, StorageError> {
+        let now = now_millis();
+        match owed {
+            Owed::Refund => {
+                let refunded = match self.policy.refund(&*self.gateway, &order.id).await {
+                    Ok(c) => c.map_or(0, |c| c.refunded),
+                    Err(e) => {
+                        tracing::warn!(order = %order.id, error = %e, "refund failed; will retry");
+                        return Ok(false);
+                    }
+                };
+                let payments = &self.store.tables().payments;
+                let payment = payments.get(order.id.as_str())?.map(|mut p| {
+                    if p.status != PaymentState::Refunded {
+                        p.status = PaymentState::Refunded;
+                        p.refunds.push(RefundRecord {
+                            amount: refunded,
+                            at: now,
+                        });
+                    }
+                    p
+                });
+                self.save(
+                    state,
+                    order.settled(owed, now),
+                    |b| match &payment {
+                        Some(p) => b.put(payments, order.id.as_str(), p),
+                        None => Ok(()),
+                    },
+                    &[],
+                )?;
+            }
+            Owed::ReturnStock => {
+                if !self.return_all(order).await {
+                    return Ok(false);
+                }
+                self.save(state, order.settled(owed, now), |_| Ok(()), &[])?;
+            }
+        }
+        Ok(true)
+    }
+
+    fn transition_event(order: &Order, change: &Lifecycle) -> DomainEvent {
+        let order_id = order.id.clone();
+        match change {
+            Lifecycle::Cancel => DomainEvent::OrderCancelled { order_id },
+            Lifecycle::Ship(s) => DomainEvent::OrderShipped {
+                order_id,
+                carrier: s.carrier.clone(),
+                tracking: s.tracking.clone(),
+            },
+            Lifecycle::Deliver => DomainEvent::OrderDelivered { order_id },
+            Lifecycle::Refund => DomainEvent::OrderRefunded {
+                order_id,
+                amount: order.total,
+            },
+        }
+    }
+
+    async fn change(
+        &self,
+        state: &mut Option<Order>,
+        change: Lifecycle,
+    ) -> (Result<Order, OrderFailure>, bool) {
+        // Finish anything outstanding first (a checkout that is completing).
+        let mut wrote = match self.drive(state).await {
+            Ok(w) => w,
+            Err(e) => return (Err(e.into()), true),
+        };
+        let Some(order) = state.clone() else {
+            return (Err(OrderFailure::NotFound), wrote);
+        };
+        let next = match order.transition(&change, now_millis()) {
+            Ok(n) => n,
+            Err(e) => return (Err(e.into()), wrote),
+        };
+        let event = Self::transition_event(&order, &change);
+        if let Err(e) = self.save(state, next, |_| Ok(()), &[event]) {
+            return (Err(e.into()), wrote);
+        }
+        wrote = true;
+        // The transition is durable with what it owes; paying it off may finish now or be
+        // left to the recovery sweep.
+        if let Err(e) = self.drive(state).await {
+            return (Err(e.into()), wrote);
+        }
+        (state.clone().ok_or(OrderFailure::NotFound), wrote)
+    }
+}
+
+impl Entity for OrderEntity {
+    const KIND: &'static str = "order";
+    type State = Option<Order>;
+    type Cmd = OrderCmd;
+    type Reply = Result<Order, OrderFailure>;
+
+    fn load(&self, id: &str) -> Result<Option<Order>, StorageError> {
+        self.store.tables().orders.get(id)
+    }
+
+    async fn handle(
+        &self,
+        _: &str,
+        state: &mut Option<Order>,
+        cmd: OrderCmd,
+    ) -> Effect<Self::Reply> {
+        if state.is_none() {
+            return Effect::read(Err(OrderFailure::NotFound));
+        }
+        match cmd {
+            OrderCmd::Get => Effect::read(state.clone().ok_or(OrderFailure::NotFound)),
+            OrderCmd::Checkout | OrderCmd::Drive => match self.drive(state).await {
+                Ok(wrote) => Effect {
+                    reply: state.clone().ok_or(OrderFailure::NotFound),
+                    wrote,
+                },
+                Err(e) => Effect::wrote(Err(e.into())),
+            },
+            OrderCmd::Change(change) => {
+                let (reply, wrote) = self.change(state, change).await;
+                Effect { reply, wrote }
+            }
+        }
+    }
+
+    fn evict_now(&self, state: &Option<Order>) -> bool {
+        state.is_none()
+    }
+}

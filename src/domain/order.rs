@@ -1,0 +1,615 @@
+//! Orders: the checkout saga's record and the order lifecycle, as pure functions.
+//!
+//! An order is created `pending` by the cart it comes from (priced from the catalog, in
+//! the same atomic write that locks the cart), then driven by its actor through the saga
+//! [`Step`]s. After payment the lifecycle is a small state machine ([`Order::transition`]);
+//! a transition that owes work elsewhere (a refund, stock to return) records it in
+//! [`Order::owed`] in the same write, and the actor pays it off idempotently.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Invalid, Millis, Sku};
+
+/// Where an order is in its life. `Failed` is internal: a checkout that did not go through
+/// (the shopper got an error, never an order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum OrderStatus {
+    /// Checkout in progress.
+    Pending,
+    /// Paid; stock sold.
+    Paid,
+    /// Handed to a carrier.
+    Shipped,
+    /// Arrived.
+    Delivered,
+    /// Cancelled before shipping: refunded, stock returned.
+    Cancelled,
+    /// Money returned by an admin.
+    Refunded,
+    /// The checkout failed and was compensated.
+    Failed,
+}
+
+impl OrderStatus {
+    /// Every status, in index order.
+    pub const ALL: [OrderStatus; 7] = [
+        OrderStatus::Pending,
+        OrderStatus::Paid,
+        OrderStatus::Shipped,
+        OrderStatus::Delivered,
+        OrderStatus::Cancelled,
+        OrderStatus::Refunded,
+        OrderStatus::Failed,
+    ];
+
+    /// The name used in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Pending => "pending",
+            OrderStatus::Paid => "paid",
+            OrderStatus::Shipped => "shipped",
+            OrderStatus::Delivered => "delivered",
+            OrderStatus::Cancelled => "cancelled",
+            OrderStatus::Refunded => "refunded",
+            OrderStatus::Failed => "failed",
+        }
+    }
+
+    /// Parses an API name.
+    pub fn parse(s: &str) -> Option<OrderStatus> {
+        OrderStatus::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// A small number for index keys (stable: part of the stored format).
+    pub fn tag(self) -> u8 {
+        OrderStatus::ALL
+            .iter()
+            .position(|s| *s == self)
+            .expect("listed") as u8
+            + 1
+    }
+}
+
+/// A shipping address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Address {
+    /// Recipient.
+    pub name: String,
+    /// Street.
+    pub line1: String,
+    /// More street.
+    pub line2: Option<String>,
+    /// City.
+    pub city: String,
+    /// Postal code.
+    pub postal_code: String,
+    /// Country (ISO 3166 code or name).
+    pub country: String,
+}
+
+const MAX_FIELD: usize = 200;
+
+fn text(field: &'static str, v: &str, min: usize) -> Result<String, Invalid> {
+    let v = v.trim();
+    let n = v.chars().count();
+    if n < min {
+        return Err(Invalid::new(field, "is required"));
+    }
+    if n > MAX_FIELD {
+        return Err(Invalid::new(
+            field,
+            format!("at most {MAX_FIELD} characters"),
+        ));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(Invalid::new(field, "must not contain control characters"));
+    }
+    Ok(v.to_owned())
+}
+
+impl Address {
+    /// Checks and trims every field.
+    pub fn validated(&self) -> Result<Address, Invalid> {
+        let line2 = match self.line2.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(l) => Some(text("shipping_address.line2", l, 1)?),
+        };
+        Ok(Address {
+            name: text("shipping_address.name", &self.name, 1)?,
+            line1: text("shipping_address.line1", &self.line1, 1)?,
+            line2,
+            city: text("shipping_address.city", &self.city, 1)?,
+            postal_code: text("shipping_address.postal_code", &self.postal_code, 1)?,
+            country: text("shipping_address.country", &self.country, 2)?,
+        })
+    }
+}
+
+/// What a shopper sends to check out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckoutRequest {
+    /// Where the receipt goes.
+    pub email: String,
+    /// The payment method, as the gateway's token.
+    pub payment_token: String,
+    /// Where the goods go.
+    pub shipping_address: Address,
+}
+
+/// Longest payment token accepted.
+pub const MAX_TOKEN: usize = 200;
+
+impl CheckoutRequest {
+    /// Checks every field; the result is normalised (trimmed).
+    pub fn validated(&self) -> Result<CheckoutRequest, Invalid> {
+        let token = self.payment_token.trim();
+        if token.is_empty()
+            || token.len() > MAX_TOKEN
+            || !token.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(Invalid::new(
+                "payment_token",
+                format!("1 to {MAX_TOKEN} visible ASCII characters"),
+            ));
+        }
+        Ok(CheckoutRequest {
+            email: super::parse_email(&self.email)?,
+            payment_token: token.to_owned(),
+            shipping_address: self.shipping_address.validated()?,
+        })
+    }
+
+    /// A digest of the request, to recognise a retry with a different body. The token is
+    /// part of it, so the digest (never the token) is what the idempotency record keeps.
+    pub fn fingerprint(&self) -> Vec<u8> {
+        use sha2::Digest;
+        let json = serde_json::to_vec(self).expect("a request serialises");
+        sha2::Sha256::digest(&json).to_vec()
+    }
+}
+
+/// A line of an order, priced when the order was created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderLine {
+    /// What.
+    pub sku: Sku,
+    /// Name at the time of purchase.
+    pub name: String,
+    /// How many.
+    pub quantity: u32,
+    /// Price per unit at the time of purchase (minor units).
+    pub unit_price: u64,
+    /// `unit_price × quantity`.
+    pub line_total: u64,
+}
+
+/// Why a checkout failed. Stored with the order, so a retried request gets the same answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CheckoutFailure {
+    /// These SKUs lacked stock.
+    OutOfStock(Vec<String>),
+    /// The payment was declined.
+    Declined(String),
+    /// The gateway failed (retries spent) or its outcome stayed unknown.
+    Gateway(String),
+    /// Part of the engine did not answer.
+    Unavailable(String),
+}
+
+/// The saga's position. Only `Reserve`, `Complete`, `Compensate`, `Done` and `Failed` are
+/// ever stored: charging is idempotent on the order id, so a crash between reserving and
+/// recording the charge simply reserves (a no-op) and charges (the gateway answers with
+/// the charge it already made) again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Step {
+    /// Reserve every line (then charge).
+    Reserve,
+    /// Paid: commit the reservations, close the cart, emit `OrderPlaced`.
+    Complete,
+    /// Undo: release reservations, refund any charge, reopen the cart.
+    Compensate(CheckoutFailure),
+    /// The checkout went through.
+    Done,
+    /// The checkout failed and everything was undone.
+    Failed,
+}
+
+/// Work a transition owes to other parts of the system, paid off idempotently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Owed {
+    /// Refund the payment in full.
+    Refund,
+    /// Put the sold units back in stock.
+    ReturnStock,
+}
+
+/// The payment of an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentRef {
+    /// The gateway's id.
+    pub id: String,
+    /// `captured` or `refunded`.
+    pub status: PaymentState,
+}
+
+/// State of a payment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PaymentState {
+    /// Money taken.
+    Captured,
+    /// Money returned.
+    Refunded,
+}
+
+impl PaymentState {
+    /// The name used in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentState::Captured => "captured",
+            PaymentState::Refunded => "refunded",
+        }
+    }
+}
+
+/// One entry of an order's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transition {
+    /// The status entered.
+    pub status: OrderStatus,
+    /// When.
+    pub at: Millis,
+}
+
+/// Carrier details given when an order ships.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shipment {
+    /// Carrier name.
+    pub carrier: Option<String>,
+    /// Tracking number.
+    pub tracking: Option<String>,
+}
+
+/// How a checkout ended, as answered to every retry of its request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// The order as it was when it was paid.
+    Placed(Box<Order>),
+    /// Why it failed.
+    Failed(CheckoutFailure),
+}
+
+/// An order as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    /// Opaque random id (122 random bits).
+    pub id: String,
+    /// The cart it came from.
+    pub cart_id: String,
+    /// The shopper's email.
+    pub email: String,
+    /// Priced lines.
+    pub lines: Vec<OrderLine>,
+    /// Sum of line totals.
+    pub subtotal: u64,
+    /// What the shopper pays.
+    pub total: u64,
+    /// ISO 4217.
+    pub currency: String,
+    /// Where it goes.
+    pub shipping_address: Address,
+    /// Where it is in its life.
+    pub status: OrderStatus,
+    /// Where its saga is.
+    pub step: Step,
+    /// The payment token, kept only until the charge is settled.
+    pub payment_token: Option<String>,
+    /// The payment, once captured.
+    pub payment: Option<PaymentRef>,
+    /// Work owed by the last transition.
+    pub owed: Vec<Owed>,
+    /// Carrier details.
+    pub shipment: Option<Shipment>,
+    /// Every status entered, with its time.
+    pub history: Vec<Transition>,
+    /// The answer to the checkout request, once known.
+    pub outcome: Option<Outcome>,
+    /// Creation time.
+    pub created_at: Millis,
+    /// Last change.
+    pub updated_at: Millis,
+}
+
+/// A lifecycle change asked of a paid order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// `paid → cancelled`: refund and return stock.
+    Cancel,
+    /// `paid → shipped`.
+    Ship(Shipment),
+    /// `shipped → delivered`.
+    Deliver,
+    /// `paid|shipped|delivered → refunded`: refund (and return stock if not shipped).
+    Refund,
+}
+
+/// A transition the state machine does not allow.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("an order that is {from} cannot be {to}")]
+pub struct InvalidTransition {
+    /// Current status.
+    pub from: &'static str,
+    /// Requested status.
+    pub to: &'static str,
+}
+
+impl Order {
+    /// A new pending order.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: String,
+        cart_id: String,
+        request: CheckoutRequest,
+        lines: Vec<OrderLine>,
+        currency: String,
+        now: Millis,
+    ) -> Order {
+        let subtotal = lines.iter().map(|l| l.line_total).sum();
+        Order {
+            id,
+            cart_id,
+            email: request.email,
+            lines,
+            subtotal,
+            total: subtotal,
+            currency,
+            shipping_address: request.shipping_address,
+            status: OrderStatus::Pending,
+            step: Step::Reserve,
+            payment_token: Some(request.payment_token),
+            payment: None,
+            owed: Vec::new(),
+            shipment: None,
+            history: vec![Transition {
+                status: OrderStatus::Pending,
+                at: now,
+            }],
+            outcome: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// Whether the saga or owed work is still to be driven.
+    pub fn is_active(&self) -> bool {
+        !matches!(self.step, Step::Done | Step::Failed) || !self.owed.is_empty()
+    }
+
+    fn enter(&mut self, status: OrderStatus, now: Millis) {
+        self.status = status;
+        self.updated_at = now;
+        self.history.push(Transition { status, at: now });
+    }
+
+    /// The charge succeeded: the order is paid and must now complete.
+    pub fn paid(&self, payment_id: String, now: Millis) -> Order {
+        let mut next = self.clone();
+        next.enter(OrderStatus::Paid, now);
+        next.step = Step::Complete;
+        next.payment_token = None;
+        next.payment = Some(PaymentRef {
+            id: payment_id,
+            status: PaymentState::Captured,
+        });
+        let mut snapshot = next.clone();
+        snapshot.outcome = None;
+        next.outcome = Some(Outcome::Placed(Box::new(snapshot)));
+        next
+    }
+
+    /// Stock committed and cart closed.
+    pub fn completed(&self, now: Millis) -> Order {
+        let mut next = self.clone();
+        next.step = Step::Done;
+        next.updated_at = now;
+        next
+    }
+
+    /// The checkout cannot go through: compensation starts.
+    pub fn compensating(&self, failure: CheckoutFailure, now: Millis) -> Order {
+        let mut next = self.clone();
+        next.step = Step::Compensate(failure);
+        next.updated_at = now;
+        next
+    }
+
+    /// Compensation done: the order failed.
+    pub fn failed(&self, failure: CheckoutFailure, now: Millis) -> Order {
+        let mut next = self.clone();
+        next.enter(OrderStatus::Failed, now);
+        next.step = Step::Failed;
+        next.payment_token = None;
+        next.outcome = Some(Outcome::Failed(failure));
+        next
+    }
+
+    /// Applies a lifecycle change, recording what it owes.
+    pub fn transition(&self, change: &Lifecycle, now: Millis) -> Result<Order, InvalidTransition> {
+        use OrderStatus::*;
+        let (to, owed): (OrderStatus, &[Owed]) = match (change, self.status) {
+            (Lifecycle::Cancel, Paid) => (Cancelled, &[Owed::Refund, Owed::ReturnStock]),
+            (Lifecycle::Ship(_), Paid) => (Shipped, &[]),
+            (Lifecycle::Deliver, Shipped) => (Delivered, &[]),
+            (Lifecycle::Refund, Paid) => (Refunded, &[Owed::Refund, Owed::ReturnStock]),
+            (Lifecycle::Refund, Shipped | Delivered) => (Refunded, &[Owed::Refund]),
+            (change, from) => {
+                return Err(InvalidTransition {
+                    from: from.as_str(),
+                    to: match change {
+                        Lifecycle::Cancel => Cancelled.as_str(),
+                        Lifecycle::Ship(_) => Shipped.as_str(),
+                        Lifecycle::Deliver => Delivered.as_str(),
+                        Lifecycle::Refund => Refunded.as_str(),
+                    },
+                });
+            }
+        };
+        // A paid order still completing its saga is not ready for its lifecycle yet.
+        if self.step != Step::Done {
+            return Err(InvalidTransition {
+                from: "completing its checkout",
+                to: to.as_str(),
+            });
+        }
+        let mut next = self.clone();
+        next.enter(to, now);
+        next.owed.extend_from_slice(owed);
+        if let Lifecycle::Ship(s) = change {
+            next.shipment = Some(s.clone());
+        }
+        Ok(next)
+    }
+
+    /// Marks one owed item as paid off.
+    pub fn settled(&self, owed: Owed, now: Millis) -> Order {
+        let mut next = self.clone();
+        next.owed.retain(|o| *o != owed);
+        if owed == Owed::Refund
+            && let Some(p) = next.payment.as_mut()
+        {
+            p.status = PaymentState::Refunded;
+        }
+        next.updated_at = now;
+        next
+    }
+}
+
+/// What a checkout's `Idempotency-Key` maps to, kept at least 24 hours.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    /// [`CheckoutRequest::fingerprint`] of the first request.
+    pub fingerprint: Vec<u8>,
+    /// The order that request created.
+    pub order_id: String,
+    /// When the key was first used.
+    pub created_at: Millis,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> CheckoutRequest {
+        CheckoutRequest {
+            email: " Ada@Example.com ".into(),
+            payment_token: "tok_visa".into(),
+            shipping_address: Address {
+                name: "Ada".into(),
+                line1: "1 Orbit Way".into(),
+                line2: Some("  ".into()),
+                city: "Tranquility Base".into(),
+                postal_code: "00001".into(),
+                country: "US".into(),
+            },
+        }
+    }
+
+    fn order() -> Order {
+        let line = OrderLine {
+            sku: Sku::parse("A").unwrap(),
+            name: "Alpha".into(),
+            quantity: 2,
+            unit_price: 250,
+            line_total: 500,
+        };
+        Order::new(
+            "o".into(),
+            "c".into(),
+            request().validated().unwrap(),
+            vec![line],
+            "USD".into(),
+            1,
+        )
+    }
+
+    #[test]
+    fn requests_are_validated_and_normalised() {
+        let r = request().validated().unwrap();
+        assert_eq!(r.email, "Ada@Example.com");
+        assert_eq!(r.shipping_address.line2, None);
+        let mut bad = request();
+        bad.shipping_address.city = " ".into();
+        assert_eq!(bad.validated().unwrap_err().field, "shipping_address.city");
+        let mut bad = request();
+        bad.payment_token = "tok visa".into();
+        assert_eq!(bad.validated().unwrap_err().field, "payment_token");
+        assert_eq!(
+            r.fingerprint(),
+            request().validated().unwrap().fingerprint()
+        );
+        let mut other = r.clone();
+        other.payment_token = "tok_other".into();
+        assert_ne!(r.fingerprint(), other.fingerprint());
+    }
+
+    #[test]
+    fn paying_snapshots_the_answer_and_forgets_the_token() {
+        let o = order().paid("pay_1".into(), 2);
+        assert_eq!((o.status, &o.step), (OrderStatus::Paid, &Step::Complete));
+        assert_eq!(o.payment_token, None);
+        let Some(Outcome::Placed(snap)) = &o.outcome else {
+            panic!("no snapshot")
+        };
+        assert_eq!(snap.status, OrderStatus::Paid);
+        assert_eq!(snap.outcome, None);
+        assert_eq!(o.total, 500);
+    }
+
+    #[test]
+    fn the_lifecycle_allows_only_its_transitions() {
+        let paid = order().paid("p".into(), 2).completed(3);
+        assert!(order().transition(&Lifecycle::Cancel, 4).is_err());
+        // Paid but not completed yet: no lifecycle.
+        assert!(
+            order()
+                .paid("p".into(), 2)
+                .transition(&Lifecycle::Cancel, 4)
+                .is_err()
+        );
+        let shipped = paid
+            .transition(&Lifecycle::Ship(Shipment::default()), 4)
+            .unwrap();
+        assert!(shipped.transition(&Lifecycle::Cancel, 5).is_err());
+        assert!(
+            shipped
+                .transition(&Lifecycle::Ship(Shipment::default()), 5)
+                .is_err()
+        );
+        let delivered = shipped.transition(&Lifecycle::Deliver, 5).unwrap();
+        let refunded = delivered.transition(&Lifecycle::Refund, 6).unwrap();
+        assert_eq!(refunded.owed, vec![Owed::Refund]);
+        assert!(refunded.transition(&Lifecycle::Refund, 7).is_err());
+        let cancelled = paid.transition(&Lifecycle::Cancel, 4).unwrap();
+        assert_eq!(cancelled.owed, vec![Owed::Refund, Owed::ReturnStock]);
+        let statuses: Vec<_> = refunded.history.iter().map(|t| t.status).collect();
+        assert_eq!(
+            statuses,
+            [
+                OrderStatus::Pending,
+                OrderStatus::Paid,
+                OrderStatus::Shipped,
+                OrderStatus::Delivered,
+                OrderStatus::Refunded
+            ]
+        );
+        let settled = cancelled.settled(Owed::Refund, 5);
+        assert_eq!(settled.owed, vec![Owed::ReturnStock]);
+        assert_eq!(settled.payment.unwrap().status, PaymentState::Refunded);
+    }
+
+    #[test]
+    fn status_tags_are_stable() {
+        assert_eq!(OrderStatus::Pending.tag(), 1);
+        assert_eq!(OrderStatus::Failed.tag(), 7);
+        assert_eq!(OrderStatus::parse("shipped"), Some(OrderStatus::Shipped));
+    }
+}

@@ -1,0 +1,386 @@
+//! Checkout and orders: the engine's face of the order saga (see `actors/order.rs`).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use futures_util::StreamExt;
+
+use super::{Engine, EngineError, is_cart_id};
+use crate::actors::cart::{CartCmd, CartReply, CheckoutStart};
+use crate::actors::order::{OrderCmd, OrderFailure};
+use crate::actors::sku::SkuCmd;
+use crate::domain::now_millis;
+use crate::domain::order::{
+    CheckoutFailure, CheckoutRequest, Lifecycle, Order, OrderStatus, Outcome, Shipment,
+};
+use crate::payments::{Charge, Payment};
+use crate::storage::{ORDERS_ACTIVE, ORDERS_ALL};
+
+/// Longest idempotency key accepted.
+pub const MAX_IDEMPOTENCY_KEY: usize = 255;
+/// Orders driven at once by recovery.
+const RECOVERY_CONCURRENCY: usize = 32;
+
+/// One page of the admin order list.
+#[derive(Debug, Clone)]
+pub struct OrderPage {
+    /// Orders, oldest first.
+    pub items: Vec<Order>,
+    /// Where the next page starts, if there is one.
+    pub next_cursor: Option<String>,
+}
+
+impl From<OrderFailure> for EngineError {
+    fn from(e: OrderFailure) -> Self {
+        match e {
+            OrderFailure::NotFound => EngineError::NotFound("order"),
+            OrderFailure::Transition(t) => EngineError::InvalidTransition(t),
+            OrderFailure::Storage(s) => EngineError::Storage(s),
+        }
+    }
+}
+
+impl From<CheckoutFailure> for EngineError {
+    fn from(f: CheckoutFailure) -> Self {
+        match f {
+            CheckoutFailure::OutOfStock(skus) => EngineError::ItemsOutOfStock(skus),
+            CheckoutFailure::Declined(r) => EngineError::PaymentDeclined(r),
+            CheckoutFailure::Gateway(e) => EngineError::PaymentGateway(e),
+            CheckoutFailure::Unavailable(e) => EngineError::Unavailable(e),
+        }
+    }
+}
+
+fn check_key(key: &str) -> Result<(), EngineError> {
+    if key.is_empty() {
+        return Err(EngineError::IdempotencyKey("is required"));
+    }
+    if key.len() > MAX_IDEMPOTENCY_KEY || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(EngineError::IdempotencyKey(
+            "1 to 255 visible ASCII characters",
+        ));
+    }
+    Ok(())
+}
+
+fn shipment_field(v: Option<String>, field: &'static str) -> Result<Option<String>, EngineError> {
+    match v.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(s) if s.chars().count() > 200 || s.chars().any(char::is_control) => Err(
+            crate::domain::Invalid::new(field, "at most 200 characters, no control characters")
+                .into(),
+        ),
+        Some(s) => Ok(Some(s.to_owned())),
+    }
+}
+
+/// The cursor of the page after `order`: its index key without the tag.
+fn cursor_of(order: &Order) -> String {
+    format!("{:016x}{}", order.created_at.max(0) as u64, order.id)
+}
+
+fn parse_cursor(c: &str) -> Option<(i64, &str)> {
+    if c.len() != 48 || !c.is_ascii() {
+        return None;
+    }
+    let (at, id) = c.split_at(16);
+    let at = u64::from_str_radix(at, 16).ok()?;
+    (is_cart_id(id) && at <= i64::MAX as u64).then_some((at as i64, id))
+}
+
+impl Engine {
+    /// Checks out a cart: the saga runs to its end and the paid order is returned, or the
+    /// failure is, with everything undone and the cart open. The same `key` with the same
+    /// request returns the first outcome again (without running anything twice); with a
+    /// different request it is [`EngineError::IdempotencyKeyReused`].
+    pub async fn checkout(
+        &self,
+        cart_id: &str,
+        key: &str,
+        request: &CheckoutRequest,
+    ) -> Result<Order, EngineError> {
+        check_key(key)?;
+        if !is_cart_id(cart_id) {
+            return Err(EngineError::NotFound("cart"));
+        }
+        let request = request.validated()?;
+        let fingerprint = request.fingerprint();
+        // Prices are read from the catalog: only what is durable.
+        self.catalog_durable().await?;
+        let start = self
+            .inner
+            .carts
+            .call(cart_id, || CartCmd::BeginCheckout {
+                key: key.to_owned(),
+                request: Box::new(request.clone()),
+                fingerprint: fingerprint.clone(),
+            })
+            .await??;
+        let (CartReply::Checkout(CheckoutStart::Started(order_id))
+        | CartReply::Checkout(CheckoutStart::Existing(order_id))) = start
+        else {
+            return Err(EngineError::Unavailable("unexpected cart reply".into()));
+        };
+        let order = self
+            .inner
+            .orders
+            .call_within(
+                &order_id,
+                || OrderCmd::Checkout,
+                self.inner.config.checkout_timeout,
+            )
+            .await??;
+        match order.outcome {
+            Some(Outcome::Placed(placed)) => Ok(*placed),
+            Some(Outcome::Failed(f)) => Err(f.into()),
+            None => Err(EngineError::Unavailable(
+                "the checkout is still in progress; retry with the same Idempotency-Key".into(),
+            )),
+        }
+    }
+
+    /// An order (a checkout that failed never became one: not found).
+    pub async fn order(&self, id: &str) -> Result<Order, EngineError> {
+        if !is_cart_id(id) {
+            return Err(EngineError::NotFound("order"));
+        }
+        let order = self.inner.orders.call(id, || OrderCmd::Get).await??;
+        if order.status == OrderStatus::Failed {
+            return Err(EngineError::NotFound("order"));
+        }
+        Ok(order)
+    }
+
+    async fn change_order(&self, id: &str, change: Lifecycle) -> Result<Order, EngineError> {
+        // Not found for ids we never issue and for failed checkouts.
+        self.order(id).await?;
+        Ok(self
+            .inner
+            .orders
+            .call_within(
+                id,
+                || OrderCmd::Change(change.clone()),
+                self.inner.config.checkout_timeout,
+            )
+            .await??)
+    }
+
+    /// `paid → cancelled`: the payment is refunded and the stock returned.
+    pub async fn cancel_order(&self, id: &str) -> Result<Order, EngineError> {
+        self.change_order(id, Lifecycle::Cancel).await
+    }
+
+    /// `paid → shipped`, with optional carrier details.
+    pub async fn ship_order(
+        &self,
+        id: &str,
+        carrier: Option<String>,
+        tracking: Option<String>,
+    ) -> Result<Order, EngineError> {
+        let shipment = Shipment {
+            carrier: shipment_field(carrier, "carrier")?,
+            tracking: shipment_field(tracking, "tracking")?,
+        };
+        self.change_order(id, Lifecycle::Ship(shipment)).await
+    }
+
+    /// `shipped → delivered`.
+    pub async fn deliver_order(&self, id: &str) -> Result<Order, EngineError> {
+        self.change_order(id, Lifecycle::Deliver).await
+    }
+
+    /// `paid|shipped|delivered → refunded` (a paid order not yet shipped also gets its
+    /// stock back).
+    pub async fn refund_order(&self, id: &str) -> Result<Order, EngineError> {
+        self.change_order(id, Lifecycle::Refund).await
+    }
+
+    /// Orders, oldest first, optionally only those with `status`.
+    pub async fn orders(
+        &self,
+        status: Option<&str>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<OrderPage, EngineError> {
+        let bad = |m: &str| EngineError::BadQuery(m.to_owned());
+        let tag = match status {
+            None | Some("") => ORDERS_ALL,
+            Some(s) => OrderStatus::parse(s)
+                .filter(|s| *s != OrderStatus::Failed)
+                .ok_or_else(|| {
+                    bad("status: one of pending, paid, shipped, delivered, cancelled, refunded")
+                })?
+                .tag(),
+        };
+        if !(1..=100).contains(&limit) {
+            return Err(bad("limit: must be between 1 and 100"));
+        }
+        let after = match cursor {
+            None | Some("") => None,
+            Some(c) => {
+                let (at, id) = parse_cursor(c).ok_or_else(|| bad("cursor: malformed"))?;
+                Some(crate::storage::order_index_key(tag, at, id))
+            }
+        };
+        let tables = self.inner.store.tables();
+        let keys = tables
+            .order_index
+            .scan_prefix(&[tag], after.as_deref(), limit + 1)?;
+        let more = keys.len() > limit;
+        let mut items = Vec::with_capacity(limit);
+        for (key, _) in keys.into_iter().take(limit) {
+            let id = std::str::from_utf8(&key[9..]).unwrap_or_default();
+            if let Some(o) = tables.orders.get(id)? {
+                items.push(o);
+            }
+        }
+        // Show only what is durable.
+        let barrier = self.inner.store.barrier();
+        barrier.wait(barrier.current()).await?;
+        let next_cursor = more.then(|| items.last().map(cursor_of)).flatten();
+        Ok(OrderPage { items, next_cursor })
+    }
+
+    /// Drives every order with outstanding work (an interrupted saga, an owed refund or
+    /// stock return) as far as it goes. Returns how many were driven.
+    pub async fn recover_orders(&self) -> Result<usize, EngineError> {
+        let mut ids = Vec::new();
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let page = self.inner.store.tables().order_index.scan_prefix(
+                &[ORDERS_ACTIVE],
+                after.as_deref(),
+                1000,
+            )?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            ids.extend(
+                page.into_iter()
+                    .filter_map(|(k, _)| String::from_utf8(k[9..].to_vec()).ok()),
+            );
+        }
+        let n = ids.len();
+        let timeout = self.inner.config.checkout_timeout;
+        futures_util::stream::iter(ids)
+            .for_each_concurrent(RECOVERY_CONCURRENCY, |id| async move {
+                if let Err(e) = self
+                    .inner
+                    .orders
+                    .call_within(&id, || OrderCmd::Drive, timeout)
+                    .await
+                {
+                    tracing::warn!(order = %id, error = %e, "recovery could not drive the order; will retry");
+                }
+            })
+            .await;
+        Ok(n)
+    }
+
+    /// Startup: interrupted checkouts are driven forward or back while reservations
+    /// cannot lapse (a paid order's are committed, not expired, however long the
+    /// downtime), then lapsing resumes and every SKU holding reservations is activated so
+    /// that its expiry timer runs again.
+    pub(super) async fn recover_at_start(&self) -> Result<(), EngineError> {
+        let driven = self.recover_orders().await?;
+        self.inner.sku_expiry.store(true, Ordering::Release);
+        let mut after: Option<Vec<u8>> = None;
+        let mut held = 0;
+        loop {
+            let page = self
+                .inner
+                .store
+                .tables()
+                .stock
+                .scan_after(after.as_deref(), 1000)?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            for (key, stock) in page {
+                if stock.reservations.is_empty() {
+                    continue;
+                }
+                held += 1;
+                let sku = String::from_utf8_lossy(&key).into_owned();
+                self.inner.skus.call(&sku, || SkuCmd::Get).await??;
+            }
+        }
+        if driven > 0 || held > 0 {
+            tracing::info!(orders = driven, skus_with_holds = held, "recovery done");
+        }
+        Ok(())
+    }
+
+    pub(super) fn start_recovery_sweeper(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        let period = self.inner.config.recovery_interval;
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                let engine = Engine { inner };
+                if let Err(e) = engine.recover_orders().await {
+                    tracing::warn!(error = %e, "order recovery sweep failed");
+                }
+            }
+        });
+        self.inner
+            .background
+            .lock()
+            .expect("background lock")
+            .push(task);
+    }
+
+    /// Forgets idempotency keys older than the configured retention. Returns how many.
+    pub fn prune_idempotency_keys(&self) -> Result<usize, EngineError> {
+        let horizon = now_millis() - super::millis(self.inner.config.idempotency_ttl);
+        let table = &self.inner.store.tables().idempotency;
+        let mut after: Option<Vec<u8>> = None;
+        let mut removed = 0;
+        loop {
+            let page = table.scan_after(after.as_deref(), 1000)?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            for (key, record) in page {
+                if record.created_at < horizon {
+                    table.remove(&String::from_utf8_lossy(&key))?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Every payment the engine recorded (audits, tests).
+    pub fn payments(&self) -> Result<Vec<Payment>, EngineError> {
+        Ok(self
+            .inner
+            .store
+            .tables()
+            .payments
+            .values()
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Every charge in the simulated gateway's own ledger (audits, tests).
+    pub fn gateway_charges(&self) -> Result<Vec<Charge>, EngineError> {
+        Ok(self
+            .inner
+            .store
+            .tables()
+            .gateway_ledger
+            .values()
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Every stored order, failed checkouts included (audits, tests).
+    pub fn all_orders(&self) -> Result<Vec<Order>, EngineError> {
+        Ok(self
+            .inner
+            .store
+            .tables()
+            .orders
+            .values()
+            .collect::<Result<_, _>>()?)
+    }
+}

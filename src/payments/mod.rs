@@ -1,0 +1,306 @@
+//! Payments: the [`PaymentGateway`] trait, the policy every gateway call goes through
+//! (timeouts, bounded retries with backoff, unknown outcomes resolved by lookup), our own
+//! payment records, and the built-in [`simulated::SimulatedGateway`].
+//!
+//! A gateway charge is idempotent on its key (the order id): asking again returns the
+//! charge already made. A timed-out charge is an *unknown* outcome: it is resolved by
+//! looking the charge up by key, never by charging again.
+
+pub mod simulated;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::Millis;
+use crate::domain::order::PaymentState;
+
+/// What to charge.
+#[derive(Debug, Clone)]
+pub struct ChargeRequest {
+    /// Idempotency key (the order id): one charge per key, ever.
+    pub key: String,
+    /// Amount in minor units.
+    pub amount: u64,
+    /// ISO 4217.
+    pub currency: String,
+    /// The payment method's token.
+    pub token: String,
+}
+
+/// A charge as the gateway knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Charge {
+    /// The gateway's id.
+    pub id: String,
+    /// The idempotency key it was made with.
+    pub key: String,
+    /// Amount captured.
+    pub amount: u64,
+    /// ISO 4217.
+    pub currency: String,
+    /// Amount refunded so far.
+    pub refunded: u64,
+    /// When it was made.
+    pub created_at: Millis,
+}
+
+/// Why a gateway call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GatewayError {
+    /// The payment method was declined (final).
+    #[error("declined: {0}")]
+    Declined(String),
+    /// The gateway failed; trying again may work.
+    #[error("gateway error: {0}")]
+    Unavailable(String),
+}
+
+/// A boxed future of a gateway call.
+pub type GatewayFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, GatewayError>> + Send + 'a>>;
+
+/// A payment gateway. Implementations must make `charge` idempotent on the key and
+/// `refund` idempotent (refunding a refunded charge is a no-op).
+pub trait PaymentGateway: Send + Sync + 'static {
+    /// Charges, or returns the charge already made with this key.
+    fn charge<'a>(&'a self, request: &'a ChargeRequest) -> GatewayFuture<'a, Charge>;
+    /// Refunds the charge made with `key` in full; `None` if there is none.
+    fn refund<'a>(&'a self, key: &'a str) -> GatewayFuture<'a, Option<Charge>>;
+    /// The charge made with `key`, if any.
+    fn lookup<'a>(&'a self, key: &'a str) -> GatewayFuture<'a, Option<Charge>>;
+}
+
+/// Our record of an order's payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payment {
+    /// The gateway's charge id.
+    pub id: String,
+    /// The order paid.
+    pub order_id: String,
+    /// Amount captured.
+    pub amount: u64,
+    /// ISO 4217.
+    pub currency: String,
+    /// Captured or refunded.
+    pub status: PaymentState,
+    /// Refunds made, with their times.
+    pub refunds: Vec<RefundRecord>,
+    /// When it was captured.
+    pub created_at: Millis,
+}
+
+/// One refund of a payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundRecord {
+    /// Amount returned.
+    pub amount: u64,
+    /// When.
+    pub at: Millis,
+}
+
+/// Timeouts and retries for gateway calls.
+#[derive(Debug, Clone, Copy)]
+pub struct GatewayPolicy {
+    /// Attempts per operation (at least 1).
+    pub attempts: u32,
+    /// Longest wait for one attempt.
+    pub timeout: Duration,
+    /// Wait before the first retry; doubled for each further one.
+    pub backoff: Duration,
+}
+
+impl Default for GatewayPolicy {
+    fn default() -> Self {
+        GatewayPolicy {
+            attempts: 3,
+            timeout: Duration::from_secs(5),
+            backoff: Duration::from_millis(50),
+        }
+    }
+}
+
+/// How a charge ended after the policy ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChargeOutcome {
+    /// Money taken.
+    Captured(Charge),
+    /// The payment method was declined.
+    Declined(String),
+    /// Retries spent, or the outcome stayed unknown.
+    Failed(String),
+}
+
+impl GatewayPolicy {
+    fn backoff(&self, attempt: u32) -> Duration {
+        self.backoff.saturating_mul(1 << attempt.min(10))
+    }
+
+    /// Charges with retries on retryable errors. A timeout is an unknown outcome: the
+    /// charge is looked up by key instead of being tried again.
+    pub async fn charge(
+        &self,
+        gateway: &dyn PaymentGateway,
+        request: &ChargeRequest,
+    ) -> ChargeOutcome {
+        let mut last = String::from("no attempt made");
+        for attempt in 0..self.attempts.max(1) {
+            if attempt > 0 {
+                tokio::time::sleep(self.backoff(attempt - 1)).await;
+            }
+            match tokio::time::timeout(self.timeout, gateway.charge(request)).await {
+                Ok(Ok(charge)) => return ChargeOutcome::Captured(charge),
+                Ok(Err(GatewayError::Declined(reason))) => return ChargeOutcome::Declined(reason),
+                Ok(Err(GatewayError::Unavailable(e))) => last = e,
+                Err(_) => {
+                    tracing::warn!(order = %request.key, "charge timed out; resolving by lookup");
+                    return match self.lookup(gateway, &request.key).await {
+                        Ok(Some(charge)) => ChargeOutcome::Captured(charge),
+                        Ok(None) => {
+                            ChargeOutcome::Failed("the gateway did not answer in time".into())
+                        }
+                        Err(e) => ChargeOutcome::Failed(format!(
+                            "the gateway did not answer in time, and the lookup failed: {e}"
+                        )),
+                    };
+                }
+            }
+        }
+        ChargeOutcome::Failed(last)
+    }
+
+    /// Looks a charge up, with retries (a lookup changes nothing, so retrying is safe).
+    pub async fn lookup(
+        &self,
+        gateway: &dyn PaymentGateway,
+        key: &str,
+    ) -> Result<Option<Charge>, String> {
+        self.retrying(|| gateway.lookup(key)).await
+    }
+
+    /// Refunds in full, with retries (refunds are idempotent, so retrying is safe).
+    pub async fn refund(
+        &self,
+        gateway: &dyn PaymentGateway,
+        key: &str,
+    ) -> Result<Option<Charge>, String> {
+        self.retrying(|| gateway.refund(key)).await
+    }
+
+    async fn retrying<'a, T>(&self, call: impl Fn() -> GatewayFuture<'a, T>) -> Result<T, String> {
+        let mut last = String::new();
+        for attempt in 0..self.attempts.max(1) {
+            if attempt > 0 {
+                tokio::time::sleep(self.backoff(attempt - 1)).await;
+            }
+            match tokio::time::timeout(self.timeout, call()).await {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(e)) => last = e.to_string(),
+                Err(_) => last = "timed out".into(),
+            }
+        }
+        Err(last)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A gateway scripted per call: fails `failures` times, then succeeds; can hang.
+    struct Scripted {
+        failures: u32,
+        hang: bool,
+        calls: AtomicU32,
+        charged: Mutex<Option<Charge>>,
+    }
+
+    impl Scripted {
+        fn new(failures: u32, hang: bool) -> Scripted {
+            Scripted {
+                failures,
+                hang,
+                calls: AtomicU32::new(0),
+                charged: Mutex::new(None),
+            }
+        }
+    }
+
+    fn charge(key: &str) -> Charge {
+        Charge {
+            id: "ch_1".into(),
+            key: key.into(),
+            amount: 100,
+            currency: "USD".into(),
+            refunded: 0,
+            created_at: 0,
+        }
+    }
+
+    impl PaymentGateway for Scripted {
+        fn charge<'a>(&'a self, r: &'a ChargeRequest) -> GatewayFuture<'a, Charge> {
+            Box::pin(async move {
+                let n = self.calls.fetch_add(1, Ordering::SeqCst);
+                if self.hang {
+                    // The charge lands, but the answer never arrives in time.
+                    *self.charged.lock().unwrap() = Some(charge(&r.key));
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                }
+                if n < self.failures {
+                    return Err(GatewayError::Unavailable("boom".into()));
+                }
+                Ok(charge(&r.key))
+            })
+        }
+        fn refund<'a>(&'a self, _: &'a str) -> GatewayFuture<'a, Option<Charge>> {
+            Box::pin(async { Ok(None) })
+        }
+        fn lookup<'a>(&'a self, _: &'a str) -> GatewayFuture<'a, Option<Charge>> {
+            Box::pin(async move { Ok(self.charged.lock().unwrap().clone()) })
+        }
+    }
+
+    fn request() -> ChargeRequest {
+        ChargeRequest {
+            key: "o1".into(),
+            amount: 100,
+            currency: "USD".into(),
+            token: "tok".into(),
+        }
+    }
+
+    fn policy() -> GatewayPolicy {
+        GatewayPolicy {
+            attempts: 3,
+            timeout: Duration::from_millis(100),
+            backoff: Duration::from_millis(1),
+        }
+    }
+
+    #[tokio::test]
+    async fn retryable_errors_are_retried_a_bounded_number_of_times() {
+        let g = Scripted::new(2, false);
+        assert!(matches!(
+            policy().charge(&g, &request()).await,
+            ChargeOutcome::Captured(_)
+        ));
+        assert_eq!(g.calls.load(Ordering::SeqCst), 3);
+        let g = Scripted::new(5, false);
+        assert!(matches!(
+            policy().charge(&g, &request()).await,
+            ChargeOutcome::Failed(_)
+        ));
+        assert_eq!(g.calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_timeout_is_resolved_by_lookup_never_by_charging_again() {
+        let g = Scripted::new(0, true);
+        let out = policy().charge(&g, &request()).await;
+        assert_eq!(out, ChargeOutcome::Captured(charge("o1")));
+        assert_eq!(g.calls.load(Ordering::SeqCst), 1, "charged once");
+    }
+}
