@@ -446,3 +446,276 @@ async fn bad_checkout_bodies_are_refused_and_change_nothing() {
     assert_eq!(ok.status, 201, "{}", ok.text);
     app.stop().await;
 }
+
+async fn admin_post(app: &TestApp, path: &str, body: Option<Value>) -> Resp {
+    let mut req = app.admin(app.client.post(app.url(path)));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    app.send(req).await
+}
+
+async fn place(app: &TestApp, items: &[(&str, i64)], key: &str) -> Value {
+    let cart = cart_with(app, items).await;
+    let r = checkout(app, &cart, Some(key), &checkout_body("tok_visa")).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    r.json()
+}
+
+fn statuses(order: &Value) -> Vec<String> {
+    order["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["status"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_move_through_their_lifecycle_and_refuse_invalid_transitions() {
+    let app = spawn_app().await;
+    app.create_product("LC-1", 1000, 20).await;
+
+    // paid → shipped → delivered → refunded
+    let o = place(&app, &[("LC-1", 2)], "a").await;
+    let id = o["id"].as_str().unwrap();
+    let deliver_early = admin_post(&app, &format!("/api/v1/admin/orders/{id}/deliver"), None).await;
+    assert_eq!(
+        (deliver_early.status, deliver_early.code()),
+        (409, "invalid_transition")
+    );
+    let shipped = admin_post(
+        &app,
+        &format!("/api/v1/admin/orders/{id}/ship"),
+        Some(json!({"carrier": "Lunar Post", "tracking": "LP-1"})),
+    )
+    .await;
+    assert_eq!(shipped.status, 200, "{}", shipped.body);
+    assert_eq!(shipped.body["status"], "shipped");
+    assert_eq!(shipped.body["shipment"]["tracking"], "LP-1");
+    let cancel_late = app
+        .post_json(&format!("/api/v1/orders/{id}/cancel"), json!({}))
+        .await;
+    assert_eq!(
+        (cancel_late.status, cancel_late.code()),
+        (409, "invalid_transition")
+    );
+    let ship_twice = admin_post(&app, &format!("/api/v1/admin/orders/{id}/ship"), None).await;
+    assert_eq!(ship_twice.status, 409);
+    let delivered = admin_post(&app, &format!("/api/v1/admin/orders/{id}/deliver"), None).await;
+    assert_eq!(delivered.body["status"], "delivered");
+    let refunded = admin_post(&app, &format!("/api/v1/admin/orders/{id}/refund"), None).await;
+    assert_eq!(refunded.status, 200, "{}", refunded.body);
+    assert_eq!(refunded.body["status"], "refunded");
+    assert_eq!(refunded.body["payment"]["status"], "refunded");
+    assert_eq!(
+        statuses(&refunded.body),
+        ["pending", "paid", "shipped", "delivered", "refunded"]
+    );
+    // Delivered goods are with the shopper: a refund does not put them back in stock.
+    assert_eq!(stock(&app, "LC-1").await, (18, 0, 18));
+    let refund_twice = admin_post(&app, &format!("/api/v1/admin/orders/{id}/refund"), None).await;
+    assert_eq!(refund_twice.status, 409);
+
+    // paid → cancelled (by the shopper): refunded and stock returned.
+    let o = place(&app, &[("LC-1", 3)], "b").await;
+    let id2 = o["id"].as_str().unwrap();
+    assert_eq!(stock(&app, "LC-1").await, (15, 0, 15));
+    let cancelled = app
+        .post_json(&format!("/api/v1/orders/{id2}/cancel"), json!({}))
+        .await;
+    assert_eq!(cancelled.status, 200, "{}", cancelled.body);
+    assert_eq!(cancelled.body["status"], "cancelled");
+    assert_eq!(cancelled.body["payment"]["status"], "refunded");
+    assert_eq!(stock(&app, "LC-1").await, (18, 0, 18));
+    let again = app
+        .post_json(&format!("/api/v1/orders/{id2}/cancel"), json!({}))
+        .await;
+    assert_eq!(again.status, 409);
+    assert_eq!(stock(&app, "LC-1").await, (18, 0, 18), "returned once");
+
+    // paid → refunded (not shipped): stock comes back too.
+    let o = place(&app, &[("LC-1", 1)], "c").await;
+    let id3 = o["id"].as_str().unwrap();
+    let refunded = admin_post(&app, &format!("/api/v1/admin/orders/{id3}/refund"), None).await;
+    assert_eq!(refunded.body["status"], "refunded");
+    assert_eq!(stock(&app, "LC-1").await, (18, 0, 18));
+
+    // The gateway's books: three charges, all refunded.
+    let charges = app.engine.gateway_charges().unwrap();
+    assert_eq!(charges.len(), 3);
+    assert!(charges.iter().all(|c| c.refunded == c.amount));
+    let payments = app.engine.payments().unwrap();
+    assert!(payments.iter().all(|p| p.refunds.len() == 1));
+
+    // Unknown orders, admin auth.
+    let missing = app.get(&format!("/api/v1/orders/{}", "f".repeat(32))).await;
+    assert_eq!(missing.status, 404);
+    let missing = admin_post(
+        &app,
+        &format!("/api/v1/admin/orders/{}/ship", "f".repeat(32)),
+        None,
+    )
+    .await;
+    assert_eq!(missing.status, 404);
+    for path in [
+        "/api/v1/admin/orders".to_owned(),
+        format!("/api/v1/admin/orders/{id}/ship"),
+        format!("/api/v1/admin/orders/{id}/deliver"),
+        format!("/api/v1/admin/orders/{id}/refund"),
+    ] {
+        let method = if path.ends_with("orders") {
+            reqwest::Method::GET
+        } else {
+            reqwest::Method::POST
+        };
+        let r = app
+            .send(app.client.request(method.clone(), app.url(&path)))
+            .await;
+        assert_eq!(r.status, 401, "{path}");
+        let r = app
+            .send(
+                app.client
+                    .request(method, app.url(&path))
+                    .bearer_auth("wrong"),
+            )
+            .await;
+        assert_eq!(r.status, 403, "{path}");
+    }
+
+    // Every transition is in the event log once.
+    let events = event_types(&app).await;
+    for kind in ["OrderShipped", "OrderDelivered", "OrderCancelled"] {
+        assert_eq!(
+            events.iter().filter(|(k, _)| k == kind).count(),
+            1,
+            "{kind}"
+        );
+    }
+    assert_eq!(
+        events.iter().filter(|(k, _)| k == "OrderRefunded").count(),
+        2
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_order_list_pages_by_status_and_walks_every_order_once() {
+    let app = spawn_app().await;
+    app.create_product("LS-1", 100, 100).await;
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let o = place(&app, &[("LS-1", 1)], &format!("k{i}")).await;
+        ids.push(o["id"].as_str().unwrap().to_owned());
+    }
+    for id in &ids[..3] {
+        let r = admin_post(&app, &format!("/api/v1/admin/orders/{id}/ship"), None).await;
+        assert_eq!(r.status, 200);
+    }
+    let walk = |status: Option<&'static str>| {
+        let app = &app;
+        async move {
+            let mut seen = Vec::new();
+            let mut cursor: Option<String> = None;
+            loop {
+                let mut url = "/api/v1/admin/orders?limit=2".to_owned();
+                if let Some(s) = status {
+                    url.push_str(&format!("&status={s}"));
+                }
+                if let Some(c) = &cursor {
+                    url.push_str(&format!("&cursor={c}"));
+                }
+                let r = app.send(app.admin(app.client.get(app.url(&url)))).await;
+                assert_eq!(r.status, 200, "{}", r.body);
+                for o in r.body["items"].as_array().unwrap() {
+                    if let Some(s) = status {
+                        assert_eq!(o["status"], s);
+                    }
+                    seen.push(o["id"].as_str().unwrap().to_owned());
+                }
+                match r.body["next_cursor"].as_str() {
+                    Some(c) => cursor = Some(c.to_owned()),
+                    None => break,
+                }
+            }
+            seen
+        }
+    };
+    let all = walk(None).await;
+    assert_eq!(all.len(), 7);
+    assert_eq!(all.iter().collect::<BTreeSet<_>>().len(), 7, "each once");
+    let shipped = walk(Some("shipped")).await;
+    assert_eq!(
+        shipped.iter().collect::<BTreeSet<_>>(),
+        ids[..3].iter().collect()
+    );
+    let paid = walk(Some("paid")).await;
+    assert_eq!(
+        paid.iter().collect::<BTreeSet<_>>(),
+        ids[3..].iter().collect()
+    );
+    for bad in [
+        "status=failed",
+        "status=nope",
+        "limit=0",
+        "limit=101",
+        "cursor=zzz",
+    ] {
+        let r = app
+            .send(
+                app.admin(
+                    app.client
+                        .get(app.url(&format!("/api/v1/admin/orders?{bad}"))),
+                ),
+            )
+            .await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_that_does_not_answer_in_time_fails_the_checkout_without_a_charge() {
+    use emporium::domain::order::{Address, CheckoutRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open_engine(dir.path(), |c| {
+        c.simulated_gateway_delay = std::time::Duration::from_secs(2);
+        c.gateway_policy.timeout = std::time::Duration::from_millis(200);
+    })
+    .await;
+    engine
+        .create_product("TO-1", draft("Slow", 100))
+        .await
+        .unwrap();
+    engine.set_on_hand("TO-1", 5).await.unwrap();
+    let cart = engine.create_cart().await.unwrap().cart.id;
+    engine.cart_add_item(&cart, "TO-1", 2).await.unwrap();
+    let request = CheckoutRequest {
+        email: "ada@example.com".into(),
+        payment_token: "tok_slow".into(),
+        shipping_address: Address {
+            name: "Ada".into(),
+            line1: "1 Orbit Way".into(),
+            line2: None,
+            city: "Base".into(),
+            postal_code: "1".into(),
+            country: "US".into(),
+        },
+    };
+    let err = engine.checkout(&cart, "k", &request).await.unwrap_err();
+    assert!(
+        matches!(err, emporium::EngineError::PaymentGateway(_)),
+        "{err:?}"
+    );
+    assert!(engine.gateway_charges().unwrap().is_empty());
+    let inv = engine.inventory("TO-1").await.unwrap();
+    assert_eq!((inv.on_hand, inv.reserved), (5, 0));
+    // The same key answers the same; the cart is open for another try.
+    let again = engine.checkout(&cart, "k", &request).await.unwrap_err();
+    assert_eq!(again.to_string(), err.to_string());
+    let mut visa = request.clone();
+    visa.payment_token = "tok_visa".into();
+    let order = engine.checkout(&cart, "k2", &visa).await.unwrap();
+    assert_eq!(order.total, 200);
+    engine.shutdown().await.unwrap();
+}

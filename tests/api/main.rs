@@ -8,6 +8,7 @@ mod binary;
 mod checkout;
 mod concurrency;
 mod crash;
+mod crash_checkout;
 mod events;
 mod lifecycle;
 mod model;

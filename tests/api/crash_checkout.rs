@@ -1,0 +1,371 @@
+//! The checkout saga under `kill -9`: the real binary serves a checkout load with hot SKUs,
+//! declines, gateway errors and slow payments, and is killed at random moments many times.
+//! Clients retry interrupted checkouts with the same Idempotency-Key after each restart.
+//! At the end the books must balance: every `201` order is paid; for every SKU
+//! `initial = on_hand + reserved + sold`; nothing stays reserved or pending; the gateway
+//! took at most one charge per order and `captured − refunded = Σ paid totals`; the event
+//! log has each order's events exactly once.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use emporium::domain::event::DomainEvent;
+use emporium::domain::order::{CheckoutFailure, OrderStatus, Outcome};
+use serde_json::{Value, json};
+
+use crate::checkout::checkout_body;
+use crate::helpers::{BINARY_TOKEN, open_engine, start_binary};
+
+const CLIENTS: usize = 10;
+const KILLS: usize = 6;
+
+/// SKUs and their initial stock: two hot ones that sell out, four that do not.
+const STOCK: [(&str, i64); 6] = [
+    ("HOT-1", 25),
+    ("HOT-2", 25),
+    ("COLD-1", 100_000),
+    ("COLD-2", 100_000),
+    ("COLD-3", 100_000),
+    ("COLD-4", 100_000),
+];
+
+/// A tiny deterministic generator (xorshift), seeded per client.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// A checkout a client sent: where, with which key and body.
+#[derive(Clone)]
+struct Attempt {
+    cart: String,
+    key: String,
+    body: Value,
+}
+
+#[derive(Default)]
+struct Ledger {
+    /// Keys whose answer never arrived (connection cut): retried after the restart.
+    unanswered: Vec<Attempt>,
+    /// Final answers by key: status and order id (for 201).
+    answers: HashMap<String, (u16, Option<String>)>,
+}
+
+impl Ledger {
+    fn answer(&mut self, key: &str, status: u16, body: &Value) {
+        let id = (status == 201).then(|| body["id"].as_str().unwrap().to_owned());
+        if let Some(prev) = self.answers.insert(key.to_owned(), (status, id.clone())) {
+            assert_eq!(prev, (status, id), "a retried key got a different answer");
+        }
+    }
+}
+
+async fn send(client: &reqwest::Client, base: &str, a: &Attempt) -> Option<(u16, Value)> {
+    let r = client
+        .post(format!("{base}/api/v1/carts/{}/checkout", a.cart))
+        .header("Idempotency-Key", &a.key)
+        .json(&a.body)
+        .send()
+        .await
+        .ok()?;
+    let status = r.status().as_u16();
+    let body = r.json().await.ok()?;
+    Some((status, body))
+}
+
+/// One shopper: new cart, 1–2 lines, checkout; until `stop`.
+async fn shopper(
+    client: reqwest::Client,
+    base: String,
+    seed: u64,
+    stop: Arc<AtomicBool>,
+    ledger: Arc<Mutex<Ledger>>,
+) {
+    let mut rng = Rng(seed | 1);
+    while !stop.load(Ordering::Acquire) {
+        let Ok(r) = client.post(format!("{base}/api/v1/carts")).send().await else {
+            return;
+        };
+        let Ok(cart) = r.json::<Value>().await else {
+            return;
+        };
+        let cart = cart["id"].as_str().unwrap_or_default().to_owned();
+        let lines = 1 + rng.below(2);
+        for _ in 0..lines {
+            let (sku, _) = STOCK[rng.below(STOCK.len() as u64) as usize];
+            let added = client
+                .post(format!("{base}/api/v1/carts/{cart}/items"))
+                .json(&json!({"sku": sku, "quantity": 1 + rng.below(2)}))
+                .send()
+                .await;
+            if added.is_err() {
+                return;
+            }
+        }
+        let token = match rng.below(20) {
+            0 | 1 => "tok_decline",
+            2 => "tok_error",
+            3 => "tok_slow",
+            _ => "tok_visa",
+        };
+        let attempt = Attempt {
+            cart,
+            key: format!("{seed}-{}", rng.next()),
+            body: checkout_body(token),
+        };
+        match send(&client, &base, &attempt).await {
+            Some((status, body)) => ledger.lock().unwrap().answer(&attempt.key, status, &body),
+            None => {
+                ledger.lock().unwrap().unanswered.push(attempt);
+                return;
+            }
+        }
+    }
+}
+
+/// Retries every other unanswered checkout with its key until it gets an answer; the rest
+/// are abandoned, as shoppers who close the tab, and left to the server's recovery.
+async fn retry_unanswered(client: &reqwest::Client, base: &str, ledger: &Mutex<Ledger>) {
+    let pending = std::mem::take(&mut ledger.lock().unwrap().unanswered);
+    for a in pending.into_iter().step_by(2) {
+        let (status, body) = send(client, base, &a).await.expect("server is up");
+        assert!(
+            [201, 402, 409, 502].contains(&status),
+            "retry got {status}: {body}"
+        );
+        ledger.lock().unwrap().answer(&a.key, status, &body);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkouts_keep_the_books_balanced_across_kill_9() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let flags = ["--gateway-slow-ms", "150", "--recovery-interval-secs", "1"];
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let mut server = start_binary(&data, &flags).await;
+    for (sku, on_hand) in STOCK {
+        let base = &server.base;
+        let r = client
+            .post(format!("{base}/api/v1/admin/products"))
+            .bearer_auth(BINARY_TOKEN)
+            .json(&json!({"sku": sku, "name": sku, "price": 1000 + on_hand % 7}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let r = client
+            .put(format!("{base}/api/v1/admin/inventory/{sku}"))
+            .bearer_auth(BINARY_TOKEN)
+            .json(&json!({"on_hand": on_hand}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let mut retried = 0;
+    let mut dice = Rng(0x9e37_79b9_7f4a_7c15);
+    for round in 0..KILLS {
+        let stop = Arc::new(AtomicBool::new(false));
+        let tasks: Vec<_> = (0..CLIENTS)
+            .map(|i| {
+                tokio::spawn(shopper(
+                    client.clone(),
+                    server.base.clone(),
+                    (round * CLIENTS + i) as u64 * 7919 + 17,
+                    stop.clone(),
+                    ledger.clone(),
+                ))
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(300 + dice.below(1200))).await;
+        server.kill9();
+        stop.store(true, Ordering::Release);
+        for t in tasks {
+            t.await.unwrap();
+        }
+        server = start_binary(&data, &flags).await;
+        retried += ledger.lock().unwrap().unanswered.len().div_ceil(2);
+        retry_unanswered(&client, &server.base, &ledger).await;
+    }
+
+    // Every order a client was told about is there and paid.
+    let answers = std::mem::take(&mut ledger.lock().unwrap().answers);
+    let placed: Vec<&String> = answers.values().filter_map(|(_, id)| id.as_ref()).collect();
+    assert!(
+        placed.len() > 10,
+        "the load placed orders ({})",
+        placed.len()
+    );
+    let recovered = std::fs::read_dir(root.path())
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+        .filter(|log| log.contains("recovery done"))
+        .count();
+    eprintln!(
+        "{} checkouts answered ({} placed), {retried} retried after a kill, {recovered} restarts recovered orders or holds",
+        answers.len(),
+        placed.len()
+    );
+    for id in &placed {
+        let r: Value = client
+            .get(format!("{}/api/v1/orders/{id}", server.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(r["status"], "paid", "{r}");
+    }
+    // Recovery, not client retries, finishes the abandoned checkouts: within 30 s of the
+    // last restart nothing is pending and nothing is held.
+    let settled = crate::helpers::eventually(Duration::from_secs(30), || async {
+        let pending: Value = client
+            .get(format!(
+                "{}/api/v1/admin/orders?status=pending&limit=1",
+                server.base
+            ))
+            .bearer_auth(BINARY_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut held = 0;
+        for (sku, _) in STOCK {
+            let inv: Value = client
+                .get(format!("{}/api/v1/inventory/{sku}", server.base))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            held += inv["reserved"].as_u64().unwrap();
+        }
+        pending["items"].as_array().unwrap().is_empty() && held == 0
+    })
+    .await;
+    assert!(
+        settled,
+        "orders pending or stock held 30 s after the restart"
+    );
+    assert!(server.terminate().success());
+
+    // The books, read from the store.
+    let engine = open_engine(&data, |_| {}).await;
+    let orders = engine.all_orders().unwrap();
+    let mut sold: BTreeMap<String, u64> = BTreeMap::new();
+    let mut paid_total = 0u64;
+    for o in &orders {
+        assert!(
+            !o.is_active(),
+            "order {} left unfinished: {:?}",
+            o.id,
+            o.step
+        );
+        match o.status {
+            OrderStatus::Paid => {
+                paid_total += o.total;
+                for l in &o.lines {
+                    *sold.entry(l.sku.to_string()).or_default() += u64::from(l.quantity);
+                }
+                assert!(matches!(o.outcome, Some(Outcome::Placed(_))));
+            }
+            OrderStatus::Failed => assert!(matches!(o.outcome, Some(Outcome::Failed(_)))),
+            other => panic!("order {} is {other:?}", o.id),
+        }
+    }
+    for (sku, initial) in STOCK {
+        let inv = engine.inventory(sku).await.unwrap();
+        let s = sold.get(sku).copied().unwrap_or(0);
+        assert_eq!(inv.reserved, 0, "{sku}: nothing left reserved");
+        assert_eq!(
+            initial as u64,
+            inv.on_hand + inv.reserved + s,
+            "{sku}: initial = on_hand + reserved + sold"
+        );
+    }
+    let by_id: HashMap<&str, &emporium::domain::order::Order> =
+        orders.iter().map(|o| (o.id.as_str(), o)).collect();
+    let charges = engine.gateway_charges().unwrap();
+    let mut net = 0u64;
+    for c in &charges {
+        let o = by_id
+            .get(c.key.as_str())
+            .expect("every charge belongs to an order");
+        match o.status {
+            OrderStatus::Paid => {
+                assert_eq!(c.refunded, 0);
+                assert_eq!(c.amount, o.total);
+                assert_eq!(o.payment.as_ref().unwrap().id, c.id);
+            }
+            _ => assert_eq!(c.refunded, c.amount, "a failed order's charge is refunded"),
+        }
+        net += c.amount - c.refunded;
+    }
+    assert_eq!(net, paid_total, "captured − refunded = Σ paid totals");
+    let paid_orders = orders
+        .iter()
+        .filter(|o| o.status == OrderStatus::Paid)
+        .count();
+    assert_eq!(engine.payments().unwrap().len(), paid_orders);
+
+    // The event log: each order's events exactly once, in order.
+    let mut seqs = Vec::new();
+    let mut per_order: HashMap<String, Vec<&'static str>> = HashMap::new();
+    let mut after = 0;
+    loop {
+        let (page, next) = engine.events(after, 1000).await.unwrap();
+        for e in &page {
+            seqs.push(e.seq);
+            let (kind, id) = match &e.event {
+                DomainEvent::OrderPaid { order_id, .. } => ("paid", order_id),
+                DomainEvent::OrderPlaced { order_id, .. } => ("placed", order_id),
+                DomainEvent::PaymentFailed { order_id, .. } => ("payment_failed", order_id),
+                _ => continue,
+            };
+            per_order.entry(id.clone()).or_default().push(kind);
+        }
+        match next {
+            Some(n) => after = n,
+            None => break,
+        }
+    }
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "gap-free and ordered"
+    );
+    for o in &orders {
+        let got = per_order.remove(&o.id).unwrap_or_default();
+        let want: Vec<&str> = match (&o.status, &o.outcome) {
+            (OrderStatus::Paid, _) => vec!["paid", "placed"],
+            (
+                _,
+                Some(Outcome::Failed(CheckoutFailure::Declined(_) | CheckoutFailure::Gateway(_))),
+            ) => {
+                vec!["payment_failed"]
+            }
+            _ => vec![],
+        };
+        assert_eq!(got, want, "events of order {}", o.id);
+    }
+    assert!(per_order.is_empty(), "events of unknown orders");
+    engine.shutdown().await.unwrap();
+}
