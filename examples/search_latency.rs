@@ -4,6 +4,11 @@
 //!
 //! Run: `cargo run --release --example search_latency -- [clients] [seconds]`
 
+/// mimalloc: sled copies a leaf node on every write, and glibc's allocator made that the
+/// largest cost of a checkout (measured in-process: 1.0k → 1.9k checkouts/s).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::{Duration, Instant};
 
 use emporium::domain::import::parse_items;

@@ -128,7 +128,10 @@ pub(crate) enum Undelivered {
 type Reply<E> = Result<<E as Entity>::Reply, Undelivered>;
 
 pub(crate) enum HostMsg<E: Entity> {
+    /// A command whose reply waits until the entity's writes are durable.
     Call(E::Cmd, RpcReplyPort<Reply<E>>),
+    /// A command answered as soon as it is applied (see [`Directory::call_applied`]).
+    CallApplied(E::Cmd, RpcReplyPort<Reply<E>>),
     Passivate(Duration),
     Timer,
     Panic,
@@ -234,6 +237,18 @@ impl<E: Entity> Directory<E> {
         self.call_within(id, cmd, self.config.call_timeout).await
     }
 
+    /// Sends `cmd` and returns as soon as the entity applied it, before its writes are
+    /// durable. Only for steps of a saga whose own acknowledgement waits for everything
+    /// written before it (a barrier ticket covers every write applied before it was taken)
+    /// and whose steps are idempotent, so that a crash simply repeats them.
+    pub async fn call_applied(
+        &self,
+        id: &str,
+        cmd: impl Fn() -> E::Cmd,
+    ) -> Result<E::Reply, CallError> {
+        self.send(id, cmd, self.config.call_timeout, false).await
+    }
+
     /// [`Directory::call`] with its own timeout (long-running commands such as a checkout).
     pub async fn call_within(
         &self,
@@ -241,10 +256,25 @@ impl<E: Entity> Directory<E> {
         cmd: impl Fn() -> E::Cmd,
         timeout: Duration,
     ) -> Result<E::Reply, CallError> {
+        self.send(id, cmd, timeout, true).await
+    }
+
+    async fn send(
+        &self,
+        id: &str,
+        cmd: impl Fn() -> E::Cmd,
+        timeout: Duration,
+        durable: bool,
+    ) -> Result<E::Reply, CallError> {
         for _ in 0..MAX_REROUTES {
             let actor = self.activate(id).await?;
             let (tx, rx) = ractor::concurrency::oneshot();
-            if actor.cast(HostMsg::Call(cmd(), tx.into())).is_err() {
+            let msg = if durable {
+                HostMsg::Call(cmd(), tx.into())
+            } else {
+                HostMsg::CallApplied(cmd(), tx.into())
+            };
+            if actor.cast(msg).is_err() {
                 // Stopped or draining: forget that actor and go again.
                 self.forget(id, &actor);
                 continue;
@@ -423,20 +453,29 @@ impl<E: Entity> Actor for Host<E> {
         msg: Self::Msg,
         st: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        let msg_kind = match &msg {
+            HostMsg::CallApplied(..) => MsgKind::Applied,
+            _ => MsgKind::Durable,
+        };
         match msg {
-            HostMsg::Call(_, reply) if st.passivating => {
+            HostMsg::Call(_, reply) | HostMsg::CallApplied(_, reply) if st.passivating => {
                 let _ = reply.send(Err(Undelivered::Moved));
             }
-            HostMsg::Call(cmd, reply) => {
+            HostMsg::Call(cmd, reply) | HostMsg::CallApplied(cmd, reply) => {
+                let durable = matches!(msg_kind, MsgKind::Durable);
                 st.last_active = Instant::now();
                 let effect = self.entity.handle(&st.id, &mut st.state, cmd).await;
                 if effect.wrote {
                     self.record_write(st);
                 }
                 let out = effect.reply;
-                self.barrier.on_durable(st.last_ticket, move |r| {
-                    let _ = reply.send(r.map(|()| out).map_err(Undelivered::Storage));
-                });
+                if durable {
+                    self.barrier.on_durable(st.last_ticket, move |r| {
+                        let _ = reply.send(r.map(|()| out).map_err(Undelivered::Storage));
+                    });
+                } else {
+                    let _ = reply.send(Ok(out));
+                }
                 self.arm_timer(&myself, st);
                 if self.entity.evict_now(&st.state) {
                     self.passivate(&myself, st);
@@ -465,6 +504,11 @@ impl<E: Entity> Actor for Host<E> {
         }
         Ok(())
     }
+}
+
+enum MsgKind {
+    Durable,
+    Applied,
 }
 
 /// One per kind: isolates entity failures.

@@ -8,7 +8,10 @@
 //!
 //! Every step is idempotent (reservation id = order id, charge key = order id, commit and
 //! release are no-ops the second time), so driving an order again, after a crash or a
-//! transient failure, is always safe. The state after each stored step is written together
+//! transient failure, is always safe. That is also why the saga's calls to SKUs and the
+//! cart do not wait for the disk one by one: the order's reply waits for a barrier ticket
+//! taken after its last write, which covers every write before it, and the charge waits
+//! for everything written before it. A checkout pays four flush waits, not eight. The state after each stored step is written together
 //! with its events and the order's index entries in one atomic batch. Work a lifecycle
 //! transition owes (a refund, returning stock) is recorded in the same write as the
 //! transition and paid off the same way.
@@ -137,7 +140,7 @@ impl OrderEntity {
             let c = cmd(&order.id, l.quantity);
             async move {
                 let sku = l.sku.to_string();
-                let r = self.skus.call(&sku, || c.clone()).await;
+                let r = self.skus.call_applied(&sku, || c.clone()).await;
                 (sku, r)
             }
         });
@@ -242,7 +245,7 @@ impl OrderEntity {
             order_id: order.id.clone(),
             placed,
         };
-        match self.carts.call(&order.cart_id, cmd).await {
+        match self.carts.call_applied(&order.cart_id, cmd).await {
             Ok(Ok(_)) | Ok(Err(CartFailure::NotFound)) => true,
             Ok(Err(e)) => {
                 tracing::warn!(order = %order.id, error = %e, "closing the cart failed; will retry");
@@ -366,6 +369,12 @@ impl OrderEntity {
     }
 
     async fn charge(&self, order: &Order) -> ChargeOutcome {
+        // Nothing is charged before the order and its reservations are durable: a crash
+        // after the charge must find them (the saga's own steps do not wait for the disk).
+        let barrier = self.store.barrier();
+        if let Err(e) = barrier.wait(barrier.ticket()).await {
+            return ChargeOutcome::Failed(format!("not charged: {e}"));
+        }
         let request = ChargeRequest {
             key: order.id.clone(),
             amount: order.total,

@@ -272,8 +272,8 @@ pub struct Shipment {
 /// How a checkout ended, as answered to every retry of its request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
-    /// The order as it was when it was paid.
-    Placed(Box<Order>),
+    /// Paid: the answer is the order as it was then ([`Order::as_placed`]).
+    Placed,
     /// Why it failed.
     Failed(CheckoutFailure),
 }
@@ -400,10 +400,28 @@ impl Order {
             id: payment_id,
             status: PaymentState::Captured,
         });
-        let mut snapshot = next.clone();
-        snapshot.outcome = None;
-        next.outcome = Some(Outcome::Placed(Box::new(snapshot)));
+        next.outcome = Some(Outcome::Placed);
         next
+    }
+
+    /// The order as it was when it was paid: the checkout's answer, the same bytes for
+    /// every retry however the order moved on since. Everything after payment only
+    /// appends to the history and changes status, payment status and shipment, so the
+    /// paid state is recovered from the current one rather than stored twice.
+    pub fn as_placed(&self) -> Order {
+        let mut o = self.clone();
+        if let Some(i) = o.history.iter().position(|t| t.status == OrderStatus::Paid) {
+            o.updated_at = o.history[i].at;
+            o.history.truncate(i + 1);
+        }
+        o.status = OrderStatus::Paid;
+        o.step = Step::Complete;
+        o.owed.clear();
+        o.shipment = None;
+        if let Some(p) = o.payment.as_mut() {
+            p.status = PaymentState::Captured;
+        }
+        o
     }
 
     /// Stock committed and cart closed.
@@ -556,11 +574,17 @@ mod tests {
         let o = order().paid("pay_1".into(), 2);
         assert_eq!((o.status, &o.step), (OrderStatus::Paid, &Step::Complete));
         assert_eq!(o.payment_token, None);
-        let Some(Outcome::Placed(snap)) = &o.outcome else {
-            panic!("no snapshot")
-        };
-        assert_eq!(snap.status, OrderStatus::Paid);
-        assert_eq!(snap.outcome, None);
+        assert_eq!(o.outcome, Some(Outcome::Placed));
+        assert_eq!(o.as_placed(), o);
+        // However the order moves on, the checkout's answer stays what it was.
+        let later = o
+            .completed(3)
+            .transition(&Lifecycle::Ship(Shipment::default()), 4)
+            .unwrap()
+            .transition(&Lifecycle::Refund, 5)
+            .unwrap()
+            .settled(Owed::Refund, 6);
+        assert_eq!(later.as_placed(), o);
         assert_eq!(o.total, 500);
     }
 

@@ -131,7 +131,7 @@ impl Engine {
             )
             .await??;
         match order.outcome {
-            Some(Outcome::Placed(placed)) => Ok(*placed),
+            Some(Outcome::Placed) => Ok(order.as_placed()),
             Some(Outcome::Failed(f)) => Err(f.into()),
             None => Err(EngineError::Unavailable(
                 "the checkout is still in progress; retry with the same Idempotency-Key".into(),

@@ -237,6 +237,29 @@ impl Barrier {
         self.inner.wake.notify_one();
     }
 
+    /// Fails the barrier for good: every waiter gets an error, nothing more is released,
+    /// and [`Barrier::failed`] resolves. Used when a flush fails, and when the store finds
+    /// itself in a state it cannot vouch for (a multi-key write that failed half-way).
+    pub(crate) fn fail(&self, reason: &str) {
+        let inner = &self.inner;
+        tracing::error!(
+            error = reason,
+            "durability barrier failed: no further write will be acknowledged"
+        );
+        *inner.failure.lock().expect("failure lock") = Some(reason.to_owned());
+        inner.failed.store(true, Ordering::Release);
+        let waiters = {
+            let mut p = inner.pending.lock().expect("barrier lock");
+            p.shutdown = true;
+            std::mem::take(&mut p.waiters)
+        };
+        inner.wake.notify_one();
+        for (_, f) in waiters {
+            f(Err(StorageError::Durability(reason.to_owned())));
+        }
+        inner.failed_tx.send_replace(true);
+    }
+
     fn flusher_loop(&self, target: &dyn Sync) {
         let inner = &self.inner;
         loop {
@@ -271,16 +294,8 @@ impl Barrier {
                     }
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "durability barrier failed: no further write will be acknowledged");
-                    *inner.failure.lock().expect("failure lock") = Some(e.to_string());
-                    inner.failed.store(true, Ordering::Release);
-                    let waiters = std::mem::take(&mut p.waiters);
-                    p.shutdown = true;
                     drop(p);
-                    for (_, f) in waiters {
-                        f(Err(StorageError::Durability(e.to_string())));
-                    }
-                    inner.failed_tx.send_replace(true);
+                    self.fail(&e.to_string());
                     return;
                 }
             }

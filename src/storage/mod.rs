@@ -12,13 +12,12 @@
 
 pub mod barrier;
 pub mod codec;
+mod journal;
 pub mod keys;
 
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-use sled::Transactional;
 
 pub use barrier::{Barrier, BarrierStats, Durability};
 pub use codec::Record;
@@ -293,25 +292,6 @@ impl WriteBatch {
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
     }
-
-    /// The operations as one sled batch per tree, trees in order of first use.
-    fn per_tree(self) -> Vec<(sled::Tree, sled::Batch)> {
-        let mut out: Vec<(sled::Tree, sled::Batch)> = Vec::new();
-        for (tree, key, value) in self.ops {
-            let i = match out.iter().position(|(t, _)| t.name() == tree.name()) {
-                Some(i) => i,
-                None => {
-                    out.push((tree, sled::Batch::default()));
-                    out.len() - 1
-                }
-            };
-            match value {
-                Some(v) => out[i].1.insert(key, v),
-                None => out[i].1.remove(key),
-            }
-        }
-        out
-    }
 }
 
 /// The tables of the store.
@@ -424,6 +404,9 @@ struct StoreInner {
     next_event: std::sync::Mutex<u64>,
     /// Woken after events are appended (the dispatcher waits on it).
     appended: tokio::sync::Notify,
+    /// Commit points of multi-key writes (see `journal.rs`).
+    journal: sled::Tree,
+    journal_seq: std::sync::atomic::AtomicU64,
 }
 
 /// The embedded store. Cheap to clone.
@@ -458,6 +441,13 @@ impl Store {
             payments: Table::open(&db, "payments")?,
             gateway_ledger: Table::open(&db, "gateway_ledger")?,
         };
+        // Multi-key writes a crash interrupted are completed before anything reads.
+        let journal = db.open_tree("journal")?;
+        let replayed = journal::replay(&db, &journal)?;
+        if replayed > 0 {
+            tracing::info!(entries = replayed, "completed interrupted multi-key writes");
+            db.flush()?;
+        }
         let next_event = tables.events.last_key()?.map_or(1, |k| k + 1);
         let sync = Arc::new(barrier::SyncTarget {
             db: db.clone(),
@@ -474,6 +464,8 @@ impl Store {
                 flusher: std::sync::Mutex::new(flusher),
                 next_event: std::sync::Mutex::new(next_event),
                 appended: tokio::sync::Notify::new(),
+                journal,
+                journal_seq: std::sync::atomic::AtomicU64::new(1),
             }),
         })
     }
@@ -552,9 +544,9 @@ impl Store {
 
     /// Applies `batch` atomically: after a crash either all of it or none of it is there.
     ///
-    /// One operation is a plain insert or remove (atomic on its own); several in one tree
-    /// are a sled batch; several trees are a transaction. sled's batch path takes a global
-    /// lock and seals a batch in its log, so the single-operation case, the hot one, avoids it.
+    /// One operation is a plain insert or remove (atomic on its own); several go through
+    /// the journal (see `journal.rs`): sled's own batches and transactions serialise every
+    /// writer behind a global lock and an I/O-buffer roll.
     pub fn write(&self, mut batch: WriteBatch) -> Result<(), StorageError> {
         if batch.ops.len() == 1 {
             let (tree, key, value) = batch.ops.pop().expect("one op");
@@ -564,26 +556,27 @@ impl Store {
             };
             return Ok(());
         }
-        let per_tree = batch.per_tree();
-        match per_tree.len() {
-            0 => Ok(()),
-            1 => {
-                let (tree, b) = per_tree.into_iter().next().expect("one tree");
-                Ok(tree.apply_batch(b)?)
-            }
-            _ => {
-                let trees: Vec<&sled::Tree> = per_tree.iter().map(|(t, _)| t).collect();
-                trees
-                    .as_slice()
-                    .transaction(|views| {
-                        for (view, (_, b)) in views.iter().zip(per_tree.iter()) {
-                            view.apply_batch(b)?;
-                        }
-                        Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
-                    })
-                    .map_err(|e| StorageError::Io(format!("transaction: {e:?}")))
-            }
+        let entry = journal::encode(&batch.ops);
+        let seq = self
+            .inner
+            .journal_seq
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let key = seq.to_be_bytes();
+        self.inner.journal.insert(key, entry)?;
+        let applied = batch
+            .ops
+            .iter()
+            .try_for_each(|(tree, key, value)| journal::apply(tree, key, value.as_deref()))
+            .and_then(|()| Ok(self.inner.journal.remove(key).map(|_| ())?));
+        if let Err(e) = applied {
+            // Half applied, with its journal entry in place: only a restart (which replays
+            // it) brings the store back to a state we can vouch for.
+            self.inner
+                .barrier
+                .fail(&format!("a multi-key write failed half-way: {e}"));
+            return Err(e);
         }
+        Ok(())
     }
 
     /// A new sequence number, larger than every one handed out before (also across

@@ -1,0 +1,94 @@
+//! In-process checkout throughput: N concurrent shoppers each create a cart, add items and
+//! check out, through the engine facade, for a fixed time.
+//!
+//! Run: `cargo run --release --example checkout_flows -- [shoppers] [seconds] [strict|relaxed] [lines]`
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use emporium::domain::order::{Address, CheckoutRequest};
+use emporium::domain::product::ProductDraft;
+use emporium::{Config, Durability, Engine};
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let shoppers: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(64);
+    let seconds: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(5);
+    let durability = match args.get(3).map(String::as_str) {
+        Some("relaxed") => Durability::Relaxed,
+        _ => Durability::Strict,
+    };
+    let lines: usize = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(2);
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::new(dir.path());
+    config.durability = durability;
+    let engine = Engine::open(config).await.unwrap();
+    let skus: Vec<String> = (0..20).map(|i| format!("FLOW-{i}")).collect();
+    for sku in &skus {
+        let draft = ProductDraft {
+            name: sku.clone(),
+            price: 1000,
+            ..Default::default()
+        };
+        engine.create_product(sku, draft).await.unwrap();
+        engine.set_on_hand(sku, 1_000_000_000).await.unwrap();
+    }
+    let request = CheckoutRequest {
+        email: "load@example.com".into(),
+        payment_token: "tok_visa".into(),
+        shipping_address: Address {
+            name: "Load".into(),
+            line1: "1 Orbit Way".into(),
+            line2: None,
+            city: "Base".into(),
+            postal_code: "1".into(),
+            country: "US".into(),
+        },
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..shoppers)
+        .map(|t| {
+            let (engine, stop, done, request, skus) = (
+                engine.clone(),
+                stop.clone(),
+                done.clone(),
+                request.clone(),
+                skus.clone(),
+            );
+            tokio::spawn(async move {
+                let mut n = t;
+                while !stop.load(Ordering::Relaxed) {
+                    let cart = engine.create_cart().await.unwrap().cart.id;
+                    for l in 0..lines {
+                        let sku = &skus[(n + l * 7) % skus.len()];
+                        engine.cart_add_item(&cart, sku, 1).await.unwrap();
+                    }
+                    engine.checkout(&cart, "k", &request).await.unwrap();
+                    done.fetch_add(1, Ordering::Relaxed);
+                    n += 1;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let n = done.load(Ordering::Relaxed);
+    let stats = engine.stats();
+    println!(
+        "{shoppers} shoppers, {lines} lines, {durability:?}: {n} flows in {elapsed:.1} s = {:.0} flows/s; barrier flushes {}",
+        n as f64 / elapsed,
+        stats.barrier.flushes
+    );
+    engine.shutdown().await.unwrap();
+}
