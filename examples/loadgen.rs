@@ -1,0 +1,455 @@
+//! Load generator ("synthetics"): virtual shoppers against a running Emporium on loopback.
+//!
+//! Each shopper loops: (full mix) browse a category → search → view a product → add 1–3
+//! items → checkout with an Idempotency-Key; (flow mix) create a cart, add 2 items, check
+//! out. A checkout that times out is retried with the same key. The run is bounded by
+//! `--duration` and `--max-requests`. At the end: per-step throughput and latency
+//! percentiles, errors by status, and an audit read back from the server (stock sold =
+//! units in placed orders, nothing left reserved, nothing negative).
+//!
+//! ```text
+//! cargo run --release -- serve --data-dir /tmp/emp --admin-token t &
+//! cargo run --release --example loadgen -- --url http://127.0.0.1:8080 --admin-token t \
+//!     --shoppers 64 --duration 20 --mix flow --restock 1000000
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::{Parser, ValueEnum};
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Mix {
+    /// Create a cart, add 2 items, check out.
+    Flow,
+    /// Browse, search, view, add 1–3 items, check out.
+    Full,
+}
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// Base URL of the server (loopback only).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Concurrent virtual shoppers.
+    #[arg(long, default_value_t = 16)]
+    shoppers: usize,
+    /// Seconds to run.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Stop after this many requests in total.
+    #[arg(long, default_value_t = 10_000_000)]
+    max_requests: u64,
+    /// Which journey each shopper repeats.
+    #[arg(long, value_enum, default_value = "flow")]
+    mix: Mix,
+    /// Pause between a shopper's requests, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    think_ms: u64,
+    /// Every shopper buys this one SKU (hot-SKU mode).
+    #[arg(long)]
+    hot_sku: Option<String>,
+    /// How many SKUs of the catalog to shop from.
+    #[arg(long, default_value_t = 50)]
+    skus: usize,
+    /// Admin token: needed for --restock and for the audit.
+    #[arg(long)]
+    admin_token: Option<String>,
+    /// Set the stock of every SKU used to this before the run.
+    #[arg(long)]
+    restock: Option<i64>,
+    /// Payment token for checkouts.
+    #[arg(long, default_value = "tok_visa")]
+    payment_token: String,
+    /// Per-request timeout in seconds.
+    #[arg(long, default_value_t = 10)]
+    timeout: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Latency and outcomes of one step.
+struct Step {
+    hist: Histogram<u64>,
+    statuses: BTreeMap<u16, u64>,
+}
+
+impl Step {
+    fn new() -> Step {
+        Step {
+            hist: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram"),
+            statuses: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Stats {
+    steps: Mutex<BTreeMap<&'static str, Step>>,
+    /// Units bought per SKU by `201` checkouts.
+    sold: Mutex<BTreeMap<String, u64>>,
+    requests: AtomicU64,
+    flows: AtomicU64,
+    transport_errors: AtomicU64,
+}
+
+impl Stats {
+    fn record(&self, step: &'static str, took: Duration, status: u16) {
+        let mut steps = self.steps.lock().expect("stats");
+        let s = steps.entry(step).or_insert_with(Step::new);
+        let _ = s.hist.record((took.as_micros() as u64).max(1));
+        *s.statuses.entry(status).or_default() += 1;
+    }
+}
+
+struct Shopper {
+    client: reqwest::Client,
+    base: String,
+    stats: Arc<Stats>,
+    stop: Arc<AtomicBool>,
+    max_requests: u64,
+    think: Duration,
+    token: String,
+}
+
+impl Shopper {
+    fn done(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+            || self.stats.requests.load(Ordering::Relaxed) >= self.max_requests
+    }
+
+    /// Sends one request; `None` on a transport error (counted).
+    async fn send(&self, step: &'static str, req: reqwest::RequestBuilder) -> Option<(u16, Value)> {
+        if !self.think.is_zero() {
+            tokio::time::sleep(self.think).await;
+        }
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let start = Instant::now();
+        let res = match req.send().await {
+            Ok(r) => r,
+            Err(_) => {
+                self.stats.transport_errors.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
+        };
+        let status = res.status().as_u16();
+        let body = res.json::<Value>().await.unwrap_or(Value::Null);
+        self.stats.record(step, start.elapsed(), status);
+        Some((status, body))
+    }
+
+    async fn get(&self, step: &'static str, path: &str) -> Option<(u16, Value)> {
+        self.send(step, self.client.get(format!("{}{path}", self.base)))
+            .await
+    }
+
+    async fn post(&self, step: &'static str, path: &str, body: Value) -> Option<(u16, Value)> {
+        self.send(
+            step,
+            self.client.post(format!("{}{path}", self.base)).json(&body),
+        )
+        .await
+    }
+
+    /// Checks out, retrying with the same key while the answer does not arrive.
+    async fn checkout(&self, cart: &str) -> Option<(u16, Value)> {
+        let key = uuid::Uuid::new_v4().to_string();
+        let body = json!({
+            "email": "shopper@example.com",
+            "payment_token": self.token,
+            "shipping_address": {"name": "Load Gen", "line1": "1 Orbit Way", "city": "Base",
+                                 "postal_code": "00001", "country": "US"}
+        });
+        for _ in 0..5 {
+            let req = self
+                .client
+                .post(format!("{}/api/v1/carts/{cart}/checkout", self.base))
+                .header("Idempotency-Key", &key)
+                .json(&body);
+            if let Some(r) = self.send("checkout", req).await {
+                return Some(r);
+            }
+            if self.stop.load(Ordering::Relaxed) {
+                return None;
+            }
+        }
+        None
+    }
+
+    async fn run(self, skus: Arc<Vec<String>>, mix: Mix, seed: u64) {
+        let mut n = seed;
+        while !self.done() {
+            n = n
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let pick = |k: u64| skus[((n >> 33) + k * 7) as usize % skus.len()].clone();
+            if let Mix::Full = mix {
+                let _ = self.get("browse", "/api/v1/products?limit=20").await;
+                let _ = self
+                    .get("search", "/api/v1/products?q=helmet&limit=20")
+                    .await;
+                let _ = self
+                    .get("view", &format!("/api/v1/products/{}", pick(0)))
+                    .await;
+            }
+            let Some((201, cart)) = self.post("create_cart", "/api/v1/carts", json!({})).await
+            else {
+                continue;
+            };
+            let cart = cart["id"].as_str().unwrap_or_default().to_owned();
+            let lines = match mix {
+                Mix::Flow => 2,
+                Mix::Full => 1 + (n >> 40) % 3,
+            };
+            let mut wanted = BTreeMap::new();
+            for k in 0..lines {
+                let sku = pick(k);
+                let path = format!("/api/v1/carts/{cart}/items");
+                if let Some((200, _)) = self
+                    .post("add_item", &path, json!({"sku": sku, "quantity": 1}))
+                    .await
+                {
+                    *wanted.entry(sku).or_insert(0u64) += 1;
+                }
+            }
+            if wanted.is_empty() {
+                continue;
+            }
+            if let Some((201, _)) = self.checkout(&cart).await {
+                let mut sold = self.stats.sold.lock().expect("sold");
+                for (sku, q) in wanted {
+                    *sold.entry(sku).or_default() += q;
+                }
+                self.stats.flows.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+fn loopback_only(url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("--url: {e}"))?;
+    let host = parsed.host_str().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        Ok(())
+    } else {
+        Err(format!(
+            "refusing {url}: the load generator only talks to loopback addresses"
+        ))
+    }
+}
+
+async fn stock(client: &reqwest::Client, base: &str, sku: &str) -> Option<Value> {
+    client
+        .get(format!("{base}/api/v1/inventory/{sku}"))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    loopback_only(&args.url)?;
+    let base = args.url.trim_end_matches('/').to_owned();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(args.timeout))
+        .pool_max_idle_per_host(args.shoppers.max(1))
+        .build()?;
+
+    // The SKUs to shop from: the hot one, or the first in-stock products of the catalog.
+    let skus: Vec<String> = match &args.hot_sku {
+        Some(s) => vec![s.clone()],
+        None => {
+            let page: Value = client
+                .get(format!("{base}/api/v1/products?limit=100&sort=price_asc"))
+                .send()
+                .await?
+                .json()
+                .await?;
+            page["items"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|p| p["sku"].as_str().map(str::to_owned))
+                        .take(args.skus)
+                        .collect()
+                })
+                .unwrap_or_default()
+        }
+    };
+    if skus.is_empty() {
+        return Err("the catalog is empty: start the server with its demo catalog".into());
+    }
+    if let Some(level) = args.restock {
+        let token = args
+            .admin_token
+            .as_deref()
+            .ok_or("--restock needs --admin-token")?;
+        for sku in &skus {
+            let r = client
+                .put(format!("{base}/api/v1/admin/inventory/{sku}"))
+                .bearer_auth(token)
+                .json(&json!({"on_hand": level}))
+                .send()
+                .await?;
+            if !r.status().is_success() {
+                return Err(format!("restocking {sku}: {}", r.status()).into());
+            }
+        }
+    }
+    let mut before = BTreeMap::new();
+    for sku in &skus {
+        if let Some(s) = stock(&client, &base, sku).await {
+            before.insert(sku.clone(), s["on_hand"].as_u64().unwrap_or(0));
+        }
+    }
+
+    let stats = Arc::new(Stats::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let skus = Arc::new(skus);
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..args.shoppers)
+        .map(|i| {
+            let shopper = Shopper {
+                client: client.clone(),
+                base: base.clone(),
+                stats: stats.clone(),
+                stop: stop.clone(),
+                max_requests: args.max_requests,
+                think: Duration::from_millis(args.think_ms),
+                token: args.payment_token.clone(),
+            };
+            tokio::spawn(shopper.run(skus.clone(), args.mix, i as u64 * 7919 + 1))
+        })
+        .collect();
+    let bar = indicatif::ProgressBar::new(args.duration);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {msg}")
+            .expect("template"),
+    );
+    let deadline = start + Duration::from_secs(args.duration);
+    while Instant::now() < deadline && stats.requests.load(Ordering::Relaxed) < args.max_requests {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let secs = start.elapsed().as_secs_f64();
+        bar.set_position(secs as u64);
+        bar.set_message(format!(
+            "{} requests, {} checkouts ({:.0} flows/s)",
+            stats.requests.load(Ordering::Relaxed),
+            stats.flows.load(Ordering::Relaxed),
+            stats.flows.load(Ordering::Relaxed) as f64 / secs
+        ));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await?;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+
+    // Audit: what the server says was sold against what the shoppers were told.
+    let sold = stats.sold.lock().expect("sold").clone();
+    let mut audit = Vec::new();
+    let mut audit_ok = true;
+    for sku in skus.iter() {
+        let Some(now) = stock(&client, &base, sku).await else {
+            continue;
+        };
+        let on_hand = now["on_hand"].as_u64().unwrap_or(0);
+        let reserved = now["reserved"].as_u64().unwrap_or(0);
+        let was = before.get(sku).copied().unwrap_or(0);
+        let told = sold.get(sku).copied().unwrap_or(0);
+        let server_sold = was.saturating_sub(on_hand);
+        let ok = server_sold == told && reserved == 0 && on_hand <= was;
+        audit_ok &= ok;
+        if told > 0 || !ok {
+            audit.push(
+                json!({"sku": sku, "before": was, "on_hand": on_hand, "reserved": reserved,
+                              "sold_by_server": server_sold, "sold_to_shoppers": told, "ok": ok}),
+            );
+        }
+    }
+
+    let steps = stats.steps.lock().expect("stats");
+    let step_report: Vec<Value> = steps
+        .iter()
+        .map(|(name, s)| {
+            let q = |p: f64| s.hist.value_at_quantile(p) as f64 / 1000.0;
+            json!({
+                "step": name, "count": s.hist.len(), "per_sec": s.hist.len() as f64 / elapsed,
+                "p50_ms": q(0.5), "p90_ms": q(0.9), "p99_ms": q(0.99), "p999_ms": q(0.999),
+                "max_ms": s.hist.max() as f64 / 1000.0,
+                "statuses": s.statuses.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+            })
+        })
+        .collect();
+    let flows = stats.flows.load(Ordering::Relaxed);
+    let report = json!({
+        "url": base, "mix": format!("{:?}", args.mix).to_lowercase(), "shoppers": args.shoppers,
+        "seconds": elapsed, "requests": stats.requests.load(Ordering::Relaxed),
+        "flows": flows, "flows_per_sec": flows as f64 / elapsed,
+        "transport_errors": stats.transport_errors.load(Ordering::Relaxed),
+        "steps": step_report, "audit_ok": audit_ok, "audit": audit,
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{} shoppers, {:?} mix, {:.1} s: {} requests, {} checkouts = {:.0} flows/s, {} transport errors",
+            args.shoppers,
+            args.mix,
+            elapsed,
+            report["requests"],
+            flows,
+            flows as f64 / elapsed,
+            report["transport_errors"]
+        );
+        println!(
+            "{:<12} {:>8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8}  statuses",
+            "step", "count", "per sec", "p50 ms", "p90 ms", "p99 ms", "p99.9", "max"
+        );
+        for s in &step_report {
+            println!(
+                "{:<12} {:>8} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}  {}",
+                s["step"].as_str().unwrap_or(""),
+                s["count"],
+                s["per_sec"].as_f64().unwrap_or(0.0),
+                s["p50_ms"].as_f64().unwrap_or(0.0),
+                s["p90_ms"].as_f64().unwrap_or(0.0),
+                s["p99_ms"].as_f64().unwrap_or(0.0),
+                s["p999_ms"].as_f64().unwrap_or(0.0),
+                s["max_ms"].as_f64().unwrap_or(0.0),
+                s["statuses"]
+            );
+        }
+        println!(
+            "audit: {}",
+            if audit_ok {
+                "ok (stock sold = units in placed orders, nothing reserved, nothing negative)"
+            } else {
+                "FAILED"
+            }
+        );
+        for a in &audit {
+            if a["ok"] == false {
+                println!("  {a}");
+            }
+        }
+    }
+    if !audit_ok {
+        std::process::exit(2);
+    }
+    Ok(())
+}
