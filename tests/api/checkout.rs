@@ -719,3 +719,45 @@ async fn a_gateway_that_does_not_answer_in_time_fails_the_checkout_without_a_cha
     assert_eq!(order.total, 200);
     engine.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_keys_are_kept_for_their_retention_and_then_forgotten() {
+    use emporium::domain::order::{Address, CheckoutRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open_engine(dir.path(), |c| {
+        c.idempotency_ttl = std::time::Duration::from_millis(300);
+    })
+    .await;
+    engine
+        .create_product("KEEP-1", draft("Kept", 100))
+        .await
+        .unwrap();
+    engine.set_on_hand("KEEP-1", 5).await.unwrap();
+    let cart = engine.create_cart().await.unwrap().cart.id;
+    engine.cart_add_item(&cart, "KEEP-1", 1).await.unwrap();
+    let request = CheckoutRequest {
+        email: "ada@example.com".into(),
+        payment_token: "tok_visa".into(),
+        shipping_address: Address {
+            name: "Ada".into(),
+            line1: "1 Orbit Way".into(),
+            line2: None,
+            city: "Base".into(),
+            postal_code: "1".into(),
+            country: "US".into(),
+        },
+    };
+    let first = engine.checkout(&cart, "k", &request).await.unwrap();
+    // Within the retention: nothing is pruned, the replay is the first answer.
+    assert_eq!(engine.prune_idempotency_keys().unwrap(), 0);
+    assert_eq!(engine.checkout(&cart, "k", &request).await.unwrap(), first);
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert_eq!(engine.prune_idempotency_keys().unwrap(), 1);
+    // Forgotten: the same key is now a new attempt, refused because the cart is closed.
+    assert!(matches!(
+        engine.checkout(&cart, "k", &request).await,
+        Err(emporium::EngineError::CartCheckedOut)
+    ));
+    assert_eq!(engine.gateway_charges().unwrap().len(), 1);
+    engine.shutdown().await.unwrap();
+}
