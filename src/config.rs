@@ -41,6 +41,18 @@ pub struct Config {
     pub recovery_interval: Duration,
     /// How long a checkout's idempotency key is remembered (at least 24 hours).
     pub idempotency_ttl: Duration,
+    /// Send mail over SMTP (`smtp://host:port`) instead of writing `.eml` files to
+    /// `data_dir/outbox`.
+    pub smtp_url: Option<String>,
+    /// The `From:` of every mail.
+    pub mail_from: String,
+    /// Send attempts before a mail is marked failed.
+    pub mail_max_attempts: u32,
+    /// Wait before the first retry of a failed send; doubled for each further one.
+    pub mail_retry_base: Duration,
+    /// A cart with items and an email, unchanged this long, gets a reminder (checked by
+    /// the cart sweep, every `cart_sweep_interval`).
+    pub abandoned_cart_after: Duration,
 }
 
 impl Config {
@@ -62,6 +74,11 @@ impl Config {
             simulated_gateway_delay: Duration::from_millis(1500),
             recovery_interval: Duration::from_secs(10),
             idempotency_ttl: Duration::from_secs(48 * 3600),
+            smtp_url: None,
+            mail_from: "Emporium <shop@emporium.local>".into(),
+            mail_max_attempts: 6,
+            mail_retry_base: Duration::from_secs(2),
+            abandoned_cart_after: Duration::from_secs(24 * 3600),
         }
     }
 }

@@ -28,7 +28,9 @@ use crate::search::{
 };
 use crate::storage::{BarrierStats, Durability, StorageError, Store, StoreOptions};
 
+mod notify;
 mod orders;
+pub use notify::TemplateView;
 pub use orders::OrderPage;
 
 /// Errors of the engine API. Each variant is an outcome a caller can act on; the HTTP
@@ -393,6 +395,7 @@ impl Engine {
             }),
         };
         engine.recover_at_start().await?;
+        engine.start_notifications()?;
         engine.start_cart_sweeper();
         engine.start_recovery_sweeper();
         Ok(engine)
@@ -636,6 +639,9 @@ impl Engine {
                 }
                 if let Err(e) = engine.prune_idempotency_keys() {
                     tracing::warn!(error = %e, "idempotency key sweep failed");
+                }
+                if let Err(e) = engine.sweep_abandoned_carts().await {
+                    tracing::warn!(error = %e, "abandoned cart sweep failed");
                 }
             }
         });

@@ -32,6 +32,7 @@ pub mod demo;
 pub mod domain;
 pub mod engine;
 pub mod http;
+pub mod notify;
 pub mod payments;
 pub mod search;
 pub mod storage;

@@ -118,6 +118,23 @@ struct ServeArgs {
     /// Seconds between background passes over orders with outstanding work.
     #[arg(long, env = "EMPORIUM_RECOVERY_INTERVAL_SECS", default_value_t = 10)]
     recovery_interval_secs: u64,
+    /// Send mail over SMTP (`smtp://host:port`, no TLS: a local relay) instead of writing
+    /// `.eml` files to DATA_DIR/outbox.
+    #[arg(long, env = "EMPORIUM_SMTP_URL")]
+    smtp_url: Option<String>,
+    /// The `From:` of every mail.
+    #[arg(
+        long,
+        env = "EMPORIUM_MAIL_FROM",
+        default_value = "Emporium <shop@emporium.local>"
+    )]
+    mail_from: String,
+    /// Seconds a cart with items and an email stays unchanged before a reminder is sent.
+    #[arg(long, env = "EMPORIUM_ABANDONED_CART_SECS", default_value_t = 24 * 3600)]
+    abandoned_cart_secs: u64,
+    /// Seconds between sweeps of stored carts (expiry, abandoned-cart reminders).
+    #[arg(long, env = "EMPORIUM_CART_SWEEP_SECS", default_value_t = 3600)]
+    cart_sweep_secs: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -202,6 +219,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.currency = args.currency.clone();
     config.simulated_gateway_delay = Duration::from_millis(args.gateway_slow_ms);
     config.recovery_interval = Duration::from_secs(args.recovery_interval_secs.max(1));
+    config.smtp_url = args.smtp_url.clone();
+    config.mail_from = args.mail_from.clone();
+    config.abandoned_cart_after = Duration::from_secs(args.abandoned_cart_secs);
+    config.cart_sweep_interval = Duration::from_secs(args.cart_sweep_secs.max(1));
     // A checkout answers before the request times out (its saga goes on regardless).
     config.checkout_timeout = Duration::from_secs(args.request_timeout_secs.max(2) - 1);
 

@@ -1,6 +1,7 @@
 //! The cart entity: one actor per cart, state = the stored [`Cart`] (or nothing).
 
 use crate::domain::cart::{Cart, CartError, CartStatus};
+use crate::domain::event::DomainEvent;
 use crate::domain::order::{CheckoutRequest, IdempotencyRecord, Order, OrderLine};
 use crate::domain::{Millis, Sku, now_millis};
 use crate::storage::{StorageError, Store, WriteBatch};
@@ -30,6 +31,10 @@ pub(crate) enum CartCmd {
     FinishCheckout {
         order_id: String,
         placed: bool,
+    },
+    /// Records a reminder (and emits `CartAbandoned`) if the cart is still abandoned.
+    MarkAbandoned {
+        idle_before: Millis,
     },
 }
 
@@ -264,6 +269,28 @@ impl Entity for CartEntity {
             }
             (CartCmd::FinishCheckout { order_id, placed }, _) => {
                 return self.finish_checkout(state, order_id, *placed, now);
+            }
+            (CartCmd::MarkAbandoned { idle_before }, Some(c)) => {
+                if !c.is_abandoned(*idle_before) {
+                    return Effect::read(Ok(CartReply::Cart(c.clone())));
+                }
+                // A reminder does not count as a change: expiry and `updated_at` stay.
+                let mut next = c.clone();
+                next.reminded_at = Some(now.max(c.updated_at + 1));
+                let mut batch = WriteBatch::default();
+                let event = DomainEvent::CartAbandoned {
+                    cart_id: id.to_owned(),
+                };
+                let written = batch
+                    .put(&self.store.tables().carts, id, &next)
+                    .and_then(|()| self.store.write_with_events(batch, &[event]));
+                return match written {
+                    Ok(_) => {
+                        *state = Some(next.clone());
+                        Effect::wrote(Ok(CartReply::Cart(next)))
+                    }
+                    Err(e) => Effect::read(Err(e.into())),
+                };
             }
             (_, None) => return Effect::read(Err(CartFailure::NotFound)),
             (CartCmd::Get, Some(c)) => return Effect::read(Ok(CartReply::Cart(c.clone()))),

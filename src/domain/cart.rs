@@ -43,6 +43,8 @@ pub struct Cart {
     pub status: CartStatus,
     /// The order of a checkout in progress: the cart refuses changes until it ends.
     pub checkout: Option<String>,
+    /// When the shopper was last reminded of this cart.
+    pub reminded_at: Option<Millis>,
     /// Creation time.
     pub created_at: Millis,
     /// Last change.
@@ -77,6 +79,7 @@ impl Cart {
             email: None,
             status: CartStatus::Open,
             checkout: None,
+            reminded_at: None,
             created_at: now,
             updated_at: now,
             expires_at: now + ttl_ms,
@@ -86,6 +89,17 @@ impl Cart {
     /// Whether the cart has expired at `now`.
     pub fn is_expired(&self, now: Millis) -> bool {
         now >= self.expires_at
+    }
+
+    /// Whether the cart deserves a reminder: open, not being checked out, with items and
+    /// an email, unchanged since `idle_before`, and not reminded since it last changed.
+    pub fn is_abandoned(&self, idle_before: Millis) -> bool {
+        self.status == CartStatus::Open
+            && self.checkout.is_none()
+            && !self.lines.is_empty()
+            && self.email.is_some()
+            && self.updated_at <= idle_before
+            && self.reminded_at.is_none_or(|r| r < self.updated_at)
     }
 
     /// Quantity of `sku` in the cart (0 if absent).

@@ -93,6 +93,11 @@ pub enum DomainEvent {
         /// Which order.
         order_id: String,
     },
+    /// A cart with items and an email on file has not changed for a while.
+    CartAbandoned {
+        /// Which cart.
+        cart_id: String,
+    },
 }
 
 /// A line of an order in an event.
@@ -119,6 +124,7 @@ impl DomainEvent {
             DomainEvent::OrderRefunded { .. } => "OrderRefunded",
             DomainEvent::OrderShipped { .. } => "OrderShipped",
             DomainEvent::OrderDelivered { .. } => "OrderDelivered",
+            DomainEvent::CartAbandoned { .. } => "CartAbandoned",
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod events;
 pub mod extract;
 pub mod health;
 pub mod inventory;
+pub mod notify;
 pub mod orders;
 pub mod products;
 
@@ -66,6 +67,7 @@ pub fn app(state: AppState, options: &HttpOptions) -> Router {
         .merge(inventory::admin_router())
         .merge(events::admin_router())
         .merge(orders::admin_router())
+        .merge(notify::admin_router())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_admin,

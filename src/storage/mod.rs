@@ -325,6 +325,12 @@ pub struct Tables {
     /// The simulated gateway's own ledger of charges, by idempotency key (it stands in
     /// for an external system, so it keeps its own books).
     pub gateway_ledger: Table<str, crate::payments::Charge>,
+    /// Email templates stored over the built-in defaults, by name.
+    pub templates: Table<str, crate::notify::templates::Template>,
+    /// Notifications by the sequence number of the event that caused them.
+    pub notifications: Table<u64, crate::notify::Notification>,
+    /// Notifications still to be sent, by sequence number.
+    pub mail_queue: Table<u64, Mark>,
 }
 
 /// Index tag of the "every order" listing.
@@ -440,6 +446,9 @@ impl Store {
             idempotency: Table::open(&db, "idempotency")?,
             payments: Table::open(&db, "payments")?,
             gateway_ledger: Table::open(&db, "gateway_ledger")?,
+            templates: Table::open(&db, "templates")?,
+            notifications: Table::open(&db, "notifications")?,
+            mail_queue: Table::open(&db, "mail_queue")?,
         };
         // Multi-key writes a crash interrupted are completed before anything reads.
         let journal = db.open_tree("journal")?;
@@ -645,6 +654,16 @@ impl Record for crate::domain::order::IdempotencyRecord {
 impl Record for crate::payments::Payment {
     const VERSION: u8 = 1;
     const NAME: &'static str = "payment";
+}
+
+impl Record for crate::notify::templates::Template {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "template";
+}
+
+impl Record for crate::notify::Notification {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "notification";
 }
 
 impl Record for crate::payments::Charge {

@@ -53,7 +53,7 @@ pub async fn checkout(app: &TestApp, cart: &str, key: Option<&str>, body: &Value
     }
 }
 
-async fn cart_with(app: &TestApp, items: &[(&str, i64)]) -> String {
+pub async fn cart_with(app: &TestApp, items: &[(&str, i64)]) -> String {
     let cart = app.create_cart().await;
     for (sku, q) in items {
         let r = app

@@ -12,4 +12,5 @@ mod crash_checkout;
 mod events;
 mod lifecycle;
 mod model;
+mod notify;
 mod search;

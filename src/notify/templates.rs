@@ -1,0 +1,219 @@
+//! Email templates: built-in defaults, stored overrides, rendering with minijinja.
+//!
+//! A template has three parts: `subject` and `text` (plain text, no escaping) and `html`
+//! (HTML-escaped: every value a shopper typed — a name, an address — is escaped). A
+//! template is checked when it is stored, by compiling every part and rendering it with a
+//! sample context, so a broken template is refused at `PUT`, never found at send time.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::domain::Millis;
+
+/// Names of the templates, in the order they are listed.
+pub const NAMES: [&str; 6] = [
+    "order_confirmation",
+    "order_shipped",
+    "order_cancelled",
+    "order_refunded",
+    "payment_failed",
+    "cart_abandoned",
+];
+
+/// Longest part of a template accepted (bytes).
+pub const MAX_PART: usize = 64 * 1024;
+
+/// A template as stored (an override of the default).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Template {
+    /// Subject line.
+    pub subject: String,
+    /// Plain-text body.
+    pub text: String,
+    /// HTML body.
+    pub html: String,
+    /// When it was stored (`None` for a built-in default).
+    pub updated_at: Option<Millis>,
+}
+
+const ITEMS_TEXT: &str = "{% for i in order.items %}  {{ i.quantity }} × {{ i.name }} ({{ i.sku }})  {{ i.line_total|money(order.currency) }}\n{% endfor %}";
+const ITEMS_HTML: &str = "<table>{% for i in order.items %}<tr><td>{{ i.quantity }} ×</td><td>{{ i.name }}</td><td>{{ i.line_total|money(order.currency) }}</td></tr>{% endfor %}</table>";
+const ADDRESS_TEXT: &str = "{{ order.shipping_address.name }}\n{{ order.shipping_address.line1 }}\n{% if order.shipping_address.line2 %}{{ order.shipping_address.line2 }}\n{% endif %}{{ order.shipping_address.postal_code }} {{ order.shipping_address.city }}\n{{ order.shipping_address.country }}";
+const ADDRESS_HTML: &str = "<p>{{ order.shipping_address.name }}<br>{{ order.shipping_address.line1 }}<br>{% if order.shipping_address.line2 %}{{ order.shipping_address.line2 }}<br>{% endif %}{{ order.shipping_address.postal_code }} {{ order.shipping_address.city }}<br>{{ order.shipping_address.country }}</p>";
+
+/// The built-in template `name`.
+pub fn default_template(name: &str) -> Option<Template> {
+    let (subject, text, html) = match name {
+        "order_confirmation" => (
+            "Your order {{ order.number }} is confirmed".to_owned(),
+            format!(
+                "Thank you for your order.\n\nOrder {{{{ order.number }}}}\n\n{ITEMS_TEXT}\nSubtotal: {{{{ order.subtotal|money(order.currency) }}}}\nTotal: {{{{ order.total|money(order.currency) }}}}\n\nShipping to:\n{ADDRESS_TEXT}\n"
+            ),
+            format!(
+                "<h1>Thank you for your order</h1><p>Order {{{{ order.number }}}}</p>{ITEMS_HTML}<p>Subtotal: {{{{ order.subtotal|money(order.currency) }}}}<br>Total: <b>{{{{ order.total|money(order.currency) }}}}</b></p><h2>Shipping to</h2>{ADDRESS_HTML}"
+            ),
+        ),
+        "order_shipped" => (
+            "Your order {{ order.number }} is on its way".to_owned(),
+            "Your order {{ order.number }} has shipped.\n{% if order.carrier %}Carrier: {{ order.carrier }}\n{% endif %}{% if order.tracking %}Tracking: {{ order.tracking }}\n{% endif %}".to_owned(),
+            "<p>Your order {{ order.number }} has shipped.</p>{% if order.carrier %}<p>Carrier: {{ order.carrier }}</p>{% endif %}{% if order.tracking %}<p>Tracking: {{ order.tracking }}</p>{% endif %}".to_owned(),
+        ),
+        "order_cancelled" => (
+            "Your order {{ order.number }} was cancelled".to_owned(),
+            "Your order {{ order.number }} was cancelled. {{ order.total|money(order.currency) }} will be refunded to your payment method.\n".to_owned(),
+            "<p>Your order {{ order.number }} was cancelled. {{ order.total|money(order.currency) }} will be refunded to your payment method.</p>".to_owned(),
+        ),
+        "order_refunded" => (
+            "Your refund for order {{ order.number }}".to_owned(),
+            "We refunded {{ order.total|money(order.currency) }} for order {{ order.number }}.\n".to_owned(),
+            "<p>We refunded {{ order.total|money(order.currency) }} for order {{ order.number }}.</p>".to_owned(),
+        ),
+        "payment_failed" => (
+            "Your payment did not go through".to_owned(),
+            "We could not take the payment for your order ({{ reason }}). Nothing was charged; your cart is still there for another try.\n".to_owned(),
+            "<p>We could not take the payment for your order ({{ reason }}). Nothing was charged; your cart is still there for another try.</p>".to_owned(),
+        ),
+        "cart_abandoned" => (
+            "You left something in your cart".to_owned(),
+            "Your cart is waiting for you:\n\n{% for i in cart.items %}  {{ i.quantity }} × {{ i.name }}\n{% endfor %}\nTotal: {{ cart.total|money(cart.currency) }}\n".to_owned(),
+            "<p>Your cart is waiting for you:</p><ul>{% for i in cart.items %}<li>{{ i.quantity }} × {{ i.name }}</li>{% endfor %}</ul><p>Total: {{ cart.total|money(cart.currency) }}</p>".to_owned(),
+        ),
+        _ => return None,
+    };
+    Some(Template {
+        subject,
+        text,
+        html,
+        updated_at: None,
+    })
+}
+
+/// `12345, "USD"` → `"123.45 USD"`.
+fn money(minor: i64, currency: String) -> String {
+    let sign = if minor < 0 { "-" } else { "" };
+    let m = minor.unsigned_abs();
+    format!("{sign}{}.{:02} {currency}", m / 100, m % 100)
+}
+
+fn environment() -> minijinja::Environment<'static> {
+    let mut env = minijinja::Environment::new();
+    env.add_filter("money", money);
+    env.set_auto_escape_callback(|name| {
+        if name.ends_with(".html") {
+            minijinja::AutoEscape::Html
+        } else {
+            minijinja::AutoEscape::None
+        }
+    });
+    env
+}
+
+/// A rendered message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// Subject (one line).
+    pub subject: String,
+    /// Plain-text body.
+    pub text: String,
+    /// HTML body.
+    pub html: String,
+}
+
+/// Renders `template` with `ctx`.
+pub fn render(name: &str, template: &Template, ctx: &Value) -> Result<Rendered, String> {
+    let env = environment();
+    let part = |suffix: &str, source: &str| {
+        env.render_named_str(&format!("{name}.{suffix}"), source, ctx)
+            .map_err(|e| format!("{suffix}: {e:#}"))
+    };
+    let subject = part("subject", &template.subject)?
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    Ok(Rendered {
+        subject,
+        text: part("txt", &template.text)?,
+        html: part("html", &template.html)?,
+    })
+}
+
+/// A context with every field a template may use, for checking templates.
+pub fn sample_context() -> Value {
+    json!({
+        "shop": "Emporium",
+        "reason": "card declined",
+        "order": {
+            "id": "0123456789abcdef0123456789abcdef", "number": "0123-4567", "email": "ada@example.com",
+            "status": "paid", "currency": "USD", "subtotal": 2500, "total": 2500,
+            "items": [{"sku": "HELM-01", "name": "Aurora <EVA> Helmet", "quantity": 1,
+                       "unit_price": 2500, "line_total": 2500}],
+            "shipping_address": {"name": "Ada", "line1": "1 Orbit Way", "line2": null,
+                                 "city": "Tranquility Base", "postal_code": "00001", "country": "US"},
+            "carrier": "Lunar Post", "tracking": "LP-1"
+        },
+        "cart": {"id": "c", "currency": "USD", "total": 2500,
+                 "items": [{"sku": "HELM-01", "name": "Aurora Helmet", "quantity": 1,
+                            "unit_price": 2500, "line_total": 2500}]}
+    })
+}
+
+/// Checks a template: sizes, and every part compiles and renders with the sample context.
+pub fn check(name: &str, template: &Template) -> Result<(), String> {
+    for (part, source) in [
+        ("subject", &template.subject),
+        ("text", &template.text),
+        ("html", &template.html),
+    ] {
+        if source.len() > MAX_PART {
+            return Err(format!("{part}: at most {MAX_PART} bytes"));
+        }
+    }
+    if template.subject.trim().is_empty() {
+        return Err("subject: must not be empty".into());
+    }
+    render(name, template, &sample_context()).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_default_renders_and_html_is_escaped() {
+        for name in NAMES {
+            let t = default_template(name).unwrap();
+            check(name, &t).unwrap();
+        }
+        let r = render(
+            "order_confirmation",
+            &default_template("order_confirmation").unwrap(),
+            &sample_context(),
+        )
+        .unwrap();
+        assert_eq!(r.subject, "Your order 0123-4567 is confirmed");
+        assert!(r.text.contains("Aurora <EVA> Helmet") && r.text.contains("25.00 USD"));
+        assert!(r.html.contains("Aurora &lt;EVA&gt; Helmet"), "{}", r.html);
+        assert!(!r.html.contains("<EVA>"));
+    }
+
+    #[test]
+    fn broken_templates_are_refused() {
+        let mut t = default_template("order_shipped").unwrap();
+        t.text = "{% for x in %}".into();
+        assert!(check("order_shipped", &t).unwrap_err().starts_with("txt"));
+        let mut t = default_template("order_shipped").unwrap();
+        t.html = "{{ order.total|nosuchfilter }}".into();
+        assert!(check("order_shipped", &t).is_err());
+        let mut t = default_template("order_shipped").unwrap();
+        t.subject = " ".into();
+        assert!(check("order_shipped", &t).is_err());
+    }
+
+    #[test]
+    fn money_formats_minor_units() {
+        assert_eq!(money(123456, "USD".into()), "1234.56 USD");
+        assert_eq!(money(5, "EUR".into()), "0.05 EUR");
+    }
+}
