@@ -30,8 +30,10 @@ use crate::storage::{BarrierStats, Durability, StorageError, Store, StoreOptions
 
 mod notify;
 mod orders;
+mod recommend;
 pub use notify::TemplateView;
 pub use orders::OrderPage;
+pub use recommend::Recommendations;
 
 /// Errors of the engine API. Each variant is an outcome a caller can act on; the HTTP
 /// layer maps every one of them through a single table.
@@ -248,6 +250,7 @@ struct Inner {
     skus: Arc<Directory<SkuEntity>>,
     catalog: Arc<Directory<CatalogEntity>>,
     orders: Arc<Directory<OrderEntity>>,
+    recommender: Arc<crate::recommend::Recommender>,
     /// Whether SKU reservations may lapse (off during startup recovery).
     sku_expiry: Arc<std::sync::atomic::AtomicBool>,
     catalog_ticket: Arc<AtomicU64>,
@@ -357,6 +360,10 @@ impl Engine {
         )
         .await
         .map_err(started)?;
+        let recommender = Arc::new(crate::recommend::Recommender::open(
+            &config.data_dir,
+            crate::recommend::stats::Scoring::default(),
+        )?);
         let gateway = gateway.unwrap_or_else(|| {
             Arc::new(SimulatedGateway::new(
                 store.clone(),
@@ -384,6 +391,7 @@ impl Engine {
                 skus,
                 catalog,
                 orders,
+                recommender,
                 sku_expiry,
                 catalog_ticket,
                 search,
@@ -396,6 +404,7 @@ impl Engine {
         };
         engine.recover_at_start().await?;
         engine.start_notifications()?;
+        engine.start_recommender()?;
         engine.start_cart_sweeper();
         engine.start_recovery_sweeper();
         Ok(engine)
@@ -434,6 +443,12 @@ impl Engine {
         for t in tasks {
             t.abort();
             let _ = t.await;
+        }
+        let rec = self.inner.recommender.clone();
+        match tokio::task::spawn_blocking(move || rec.save()).await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not save the recommender"),
+            Err(e) => tracing::warn!(error = %e, "could not save the recommender"),
+            Ok(Ok(_)) => {}
         }
         self.inner.orders.shutdown().await;
         self.inner.carts.shutdown().await;

@@ -60,6 +60,10 @@ enum Command {
     Import(ImportArgs),
     /// Rebuild the search index of a data directory from the store.
     Reindex(DataDirArg),
+    /// Import past orders (the UCI Online Retail CSV, or a JSON array / NDJSON of
+    /// `{"id", "created_at", "email"?, "items"}`) as history that teaches recommendations.
+    /// The server must not be running on the data directory.
+    ImportOrders(ImportArgs),
 }
 
 #[derive(clap::Args)]
@@ -147,6 +151,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Import(args) => runtime.block_on(import(args)),
         Command::Reindex(args) => runtime.block_on(reindex(args)),
+        Command::ImportOrders(args) => runtime.block_on(import_orders(args)),
     }
 }
 
@@ -352,6 +357,71 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
     if failed_total > 0 {
         println!("{failed_total} records were refused; the rest were imported");
     }
+    Ok(())
+}
+
+async fn import_orders(args: ImportArgs) -> anyhow::Result<()> {
+    use emporium::domain::history::{parse_past_orders, read_uci};
+    let engine = Engine::open(Config::new(&args.data.data_dir))
+        .await
+        .context("opening the data directory (is a server running on it?)")?;
+    for file in &args.files {
+        let started = std::time::Instant::now();
+        let records = if file
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+        {
+            let h = read_uci(
+                std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?,
+            )
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            println!(
+                "{}: {} orders after cleaning ({} rows dropped: cancellations, adjustments, fees)",
+                file.display(),
+                h.orders.len(),
+                h.dropped_rows
+            );
+            h.orders
+                .into_iter()
+                .enumerate()
+                .map(|(i, o)| (i + 1, Ok(o)))
+                .collect()
+        } else {
+            let body = std::fs::read_to_string(file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            parse_past_orders(&body).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?
+        };
+        let bar = indicatif::ProgressBar::new(records.len() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:40}] {pos}/{len} orders ({per_sec}, eta {eta})",
+            )
+            .expect("template")
+            .progress_chars("=> "),
+        );
+        bar.set_message(file.display().to_string());
+        let report = engine
+            .import_orders(records, |done| bar.set_position(done as u64))
+            .await?;
+        bar.finish();
+        // The recommender learns from the event log; wait until it has seen everything.
+        let end = engine.event_log_end()?;
+        while engine.recommender().learned_through() < end {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "{}: imported {} orders in {secs:.1} s ({:.0}/s, learned included), {} refused",
+            file.display(),
+            report.imported,
+            report.imported as f64 / secs.max(1e-9),
+            report.failed.len()
+        );
+        for (line, e) in report.failed.iter().take(20) {
+            println!("  line {line}: {e}");
+        }
+    }
+    engine.shutdown().await?;
     Ok(())
 }
 

@@ -44,6 +44,19 @@ pub fn offset(store: &Store, name: &str) -> u64 {
     }
 }
 
+/// Sets the stored offset of subscriber `name` (a subscriber whose own state is saved
+/// elsewhere rewinds its delivery to what that state has seen).
+pub(crate) fn set_offset(
+    store: &Store,
+    name: &str,
+    at: u64,
+) -> Result<(), crate::storage::StorageError> {
+    store
+        .tables()
+        .meta
+        .put(&offset_key(name), &MetaValue::Number(at))
+}
+
 /// Runs the delivery loop of one subscriber until the task is aborted.
 pub(crate) async fn run(store: Store, subscriber: Arc<dyn Subscriber>) {
     let name = subscriber.name().to_owned();

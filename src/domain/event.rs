@@ -93,6 +93,15 @@ pub enum DomainEvent {
         /// Which order.
         order_id: String,
     },
+    /// A past order from another system was imported (history: no stock change, no mail).
+    OrderImported {
+        /// Its id.
+        order_id: String,
+        /// When it was placed (ms since the epoch).
+        created_at: i64,
+        /// What was bought.
+        items: Vec<EventItem>,
+    },
     /// A cart with items and an email on file has not changed for a while.
     CartAbandoned {
         /// Which cart.
@@ -125,6 +134,7 @@ impl DomainEvent {
             DomainEvent::OrderShipped { .. } => "OrderShipped",
             DomainEvent::OrderDelivered { .. } => "OrderDelivered",
             DomainEvent::CartAbandoned { .. } => "CartAbandoned",
+            DomainEvent::OrderImported { .. } => "OrderImported",
         }
     }
 }

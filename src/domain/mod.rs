@@ -8,6 +8,7 @@
 
 pub mod cart;
 pub mod event;
+pub mod history;
 pub mod import;
 pub mod inventory;
 pub mod order;

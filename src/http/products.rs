@@ -22,6 +22,10 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/products", get(search))
         .route("/api/v1/products/{sku}", get(get_product))
+        .route(
+            "/api/v1/products/{sku}/recommendations",
+            get(recommendations),
+        )
         .route("/api/v1/categories", get(categories))
         .route("/api/v1/search/suggest", get(suggest))
 }
@@ -37,6 +41,12 @@ pub fn admin_router() -> Router<AppState> {
         .route(
             "/api/v1/admin/products/import",
             post(import).layer(axum::extract::DefaultBodyLimit::max(
+                super::IMPORT_BODY_LIMIT_BYTES,
+            )),
+        )
+        .route(
+            "/api/v1/admin/orders/import",
+            post(import_orders).layer(axum::extract::DefaultBodyLimit::max(
                 super::IMPORT_BODY_LIMIT_BYTES,
             )),
         )
@@ -147,11 +157,72 @@ async fn import(State(s): State<AppState>, body: String) -> Result<axum::Json<Va
     ))
 }
 
+/// `?cart_id=` on a product view: the session it belongs to.
+#[derive(Debug, Deserialize)]
+pub struct ViewParams {
+    cart_id: Option<String>,
+}
+
 async fn get_product(
     State(s): State<AppState>,
     Path(sku): Path<String>,
+    Query(view): Query<ViewParams>,
+    headers: axum::http::HeaderMap,
 ) -> Result<axum::Json<ProductOut>, ApiError> {
-    Ok(axum::Json(s.engine.product(&sku).await?.into()))
+    let product = s.engine.product(&sku).await?;
+    // A view in a session (header or cart) feeds "viewed together".
+    let session = headers
+        .get("x-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or(view.cart_id);
+    if let Some(session) = session {
+        s.engine.record_view(&session, product.product.sku.as_str());
+    }
+    Ok(axum::Json(product.into()))
+}
+
+/// `?limit=` of the recommendations.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecommendParams {
+    limit: Option<usize>,
+}
+
+async fn recommendations(
+    State(s): State<AppState>,
+    Path(sku): Path<String>,
+    Query(p): Query<RecommendParams>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let r = s
+        .engine
+        .recommendations(&sku, p.limit.unwrap_or(10))
+        .await?;
+    let items: Vec<ProductOut> = r.items.into_iter().map(ProductOut::from).collect();
+    Ok(axum::Json(json!({"items": items, "strategy": r.strategy})))
+}
+
+async fn import_orders(
+    State(s): State<AppState>,
+    body: String,
+) -> Result<axum::Json<Value>, ApiError> {
+    let records = crate::domain::history::parse_past_orders(&body)
+        .map_err(|e| ApiError::new(Code::InvalidRequest, e))?;
+    if records.len() > super::IMPORT_MAX_PRODUCTS {
+        return Err(ApiError::new(
+            Code::PayloadTooLarge,
+            format!("at most {} orders per call", super::IMPORT_MAX_PRODUCTS),
+        ));
+    }
+    let report = s.engine.import_orders(records, |_| {}).await?;
+    let failed: Vec<Value> = report
+        .failed
+        .iter()
+        .map(|(line, e)| json!({"line": line, "error": e}))
+        .collect();
+    Ok(axum::Json(
+        json!({"imported": report.imported, "failed": failed}),
+    ))
 }
 
 async fn create_product(

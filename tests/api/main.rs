@@ -13,4 +13,5 @@ mod events;
 mod lifecycle;
 mod model;
 mod notify;
+mod recommend;
 mod search;

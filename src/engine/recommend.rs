@@ -1,0 +1,267 @@
+//! Recommendations and order history: the engine's face of `crate::recommend`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Engine, EngineError, ImportReport, ProductView};
+use crate::domain::event::{DomainEvent, EventItem};
+use crate::domain::history::PastOrder;
+use crate::domain::import::Numbered;
+use crate::domain::now_millis;
+use crate::domain::order::{Order, OrderLine};
+use crate::recommend::{Learner, Recommender, SUBSCRIBER};
+use crate::storage::{StorageError, WriteBatch};
+
+/// Past orders written per store batch during an import.
+const HISTORY_CHUNK: usize = 256;
+/// How often a changed recommender model is saved.
+const SAVE_EVERY: Duration = Duration::from_secs(30);
+/// Longest session id accepted for view tracking.
+const MAX_SESSION: usize = 128;
+
+/// Recommendations for a product.
+#[derive(Debug, Clone)]
+pub struct Recommendations {
+    /// Products, best first.
+    pub items: Vec<ProductView>,
+    /// How they were found: `bought_together`, `viewed_together`, `category_bestsellers`,
+    /// `bestsellers` or `category`.
+    pub strategy: &'static str,
+}
+
+impl Engine {
+    /// Loads the recommender's snapshot, rewinds its event delivery to what the snapshot
+    /// has learned, and starts learning and saving.
+    pub(super) fn start_recommender(&self) -> Result<(), EngineError> {
+        let rec = self.inner.recommender.clone();
+        crate::actors::dispatcher::set_offset(
+            &self.inner.store,
+            SUBSCRIBER,
+            rec.learned_through(),
+        )?;
+        self.subscribe(Arc::new(Learner(rec.clone())));
+        let weak = Arc::downgrade(&rec);
+        let saver = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SAVE_EVERY);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(rec) = weak.upgrade() else { return };
+                let _ = tokio::task::spawn_blocking(move || {
+                    if let Err(e) = rec.save() {
+                        tracing::warn!(error = %e, "could not save the recommender");
+                    }
+                })
+                .await;
+            }
+        });
+        self.inner
+            .background
+            .lock()
+            .expect("background lock")
+            .push(saver);
+        Ok(())
+    }
+
+    /// The sequence number of the newest event in the log (0 if none).
+    pub fn event_log_end(&self) -> Result<u64, EngineError> {
+        Ok(self.inner.store.tables().events.last_key()?.unwrap_or(0))
+    }
+
+    /// Saves the recommender's model now (shutdown, tests).
+    pub fn save_recommender(&self) -> Result<(), EngineError> {
+        self.inner.recommender.save()?;
+        Ok(())
+    }
+
+    /// The recommender (for tools and benchmarks).
+    pub fn recommender(&self) -> &Arc<Recommender> {
+        &self.inner.recommender
+    }
+
+    /// Records a product view in a shopper's session (feeds "viewed together").
+    pub fn record_view(&self, session: &str, sku: &str) {
+        if session.is_empty() || session.len() > MAX_SESSION {
+            return;
+        }
+        self.inner.recommender.view(session, sku, now_millis());
+    }
+
+    fn in_stock_product(&self, sku: &str) -> Result<Option<ProductView>, StorageError> {
+        let tables = self.inner.store.tables();
+        let Some(product) = tables.products.get(sku)? else {
+            return Ok(None);
+        };
+        let available = tables.stock.get(sku)?.map_or(0, |s| s.available());
+        Ok((available > 0).then_some(ProductView { product, available }))
+    }
+
+    /// Products related to `sku`, best first: bought together, then viewed together;
+    /// without any, best sellers of the same category, then overall, then (no history at
+    /// all) other products of the category. Never the product itself, never one out of
+    /// stock.
+    pub async fn recommendations(
+        &self,
+        sku: &str,
+        limit: usize,
+    ) -> Result<Recommendations, EngineError> {
+        if !(1..=50).contains(&limit) {
+            return Err(EngineError::BadQuery(
+                "limit: must be between 1 and 50".into(),
+            ));
+        }
+        let me = self.product(sku).await?.product;
+        let mut items = Vec::new();
+        let mut strategy = None;
+        let take = |items: &mut Vec<ProductView>, s: &str| -> Result<bool, StorageError> {
+            if s == me.sku.as_str()
+                || items
+                    .iter()
+                    .any(|p: &ProductView| p.product.sku.as_str() == s)
+            {
+                return Ok(false);
+            }
+            Ok(match self.in_stock_product(s)? {
+                Some(p) => {
+                    items.push(p);
+                    true
+                }
+                None => false,
+            })
+        };
+        for (s, why) in self.inner.recommender.related(me.sku.as_str(), limit * 4) {
+            if items.len() >= limit {
+                break;
+            }
+            if take(&mut items, &s)? && strategy.is_none() {
+                strategy = Some(why);
+            }
+        }
+        if items.is_empty() {
+            let best = self.inner.recommender.bestsellers(2_000);
+            for s in &best {
+                if items.len() >= limit {
+                    break;
+                }
+                let same = self
+                    .inner
+                    .store
+                    .tables()
+                    .products
+                    .get(s)?
+                    .is_some_and(|p| !me.category.is_empty() && p.category == me.category);
+                if same && take(&mut items, s)? {
+                    strategy = Some("category_bestsellers");
+                }
+            }
+            for s in &best {
+                if items.len() >= limit {
+                    break;
+                }
+                if take(&mut items, s)? && strategy.is_none() {
+                    strategy = Some("bestsellers");
+                }
+            }
+        }
+        if items.is_empty() && !me.category.is_empty() {
+            let page = self
+                .search(super::SearchRequest {
+                    category: Some(me.category.clone()),
+                    in_stock: Some(true),
+                    limit: Some((limit + 1) as i64),
+                    ..Default::default()
+                })
+                .await?;
+            for p in page.items {
+                if items.len() >= limit {
+                    break;
+                }
+                if take(&mut items, p.product.sku.as_str())? {
+                    strategy = Some("category");
+                }
+            }
+        }
+        Ok(Recommendations {
+            items,
+            strategy: strategy.unwrap_or("none"),
+        })
+    }
+
+    /// Imports past orders from another system as history (status `delivered`, no stock
+    /// change, no mail): each teaches the recommender. An order whose id was imported
+    /// before is skipped, so importing a file twice changes nothing.
+    pub async fn import_orders(
+        &self,
+        records: Vec<Numbered<PastOrder>>,
+        mut progress: impl FnMut(usize),
+    ) -> Result<ImportReport, EngineError> {
+        let tables = self.inner.store.tables();
+        let currency = self.inner.config.currency.clone();
+        let mut report = ImportReport {
+            imported: 0,
+            failed: Vec::new(),
+        };
+        let mut done = 0;
+        for chunk in records.chunks(HISTORY_CHUNK) {
+            let mut batch = WriteBatch::default();
+            let mut events = Vec::new();
+            for (line, r) in chunk {
+                let o = match r {
+                    Ok(o) => o,
+                    Err(e) => {
+                        report.failed.push((*line, e.clone()));
+                        continue;
+                    }
+                };
+                let id = format!("imported-{}", o.id);
+                if tables.orders.contains(id.as_str())? {
+                    continue;
+                }
+                let lines: Vec<OrderLine> = o
+                    .items
+                    .iter()
+                    .map(|i| {
+                        let p = tables.products.get(i.sku.as_str()).ok().flatten();
+                        let unit_price = i.unit_price.or(p.as_ref().map(|p| p.price)).unwrap_or(0);
+                        OrderLine {
+                            sku: i.sku.clone(),
+                            name: p.map_or_else(|| i.sku.to_string(), |p| p.name),
+                            quantity: i.quantity,
+                            unit_price,
+                            line_total: unit_price.saturating_mul(u64::from(i.quantity)),
+                        }
+                    })
+                    .collect();
+                events.push(DomainEvent::OrderImported {
+                    order_id: id.clone(),
+                    created_at: o.created_at,
+                    items: lines
+                        .iter()
+                        .map(|l| EventItem {
+                            sku: l.sku.to_string(),
+                            quantity: l.quantity,
+                            unit_price: l.unit_price,
+                        })
+                        .collect(),
+                });
+                let order = Order::imported(
+                    id,
+                    o.email.clone().unwrap_or_default(),
+                    lines,
+                    currency.clone(),
+                    o.created_at,
+                );
+                crate::actors::order::stage_order(tables, &mut batch, None, &order)?;
+                report.imported += 1;
+            }
+            if !events.is_empty() {
+                self.inner.store.write_with_events(batch, &events)?;
+            }
+            done += chunk.len();
+            progress(done);
+        }
+        let barrier = self.inner.store.barrier();
+        barrier.wait(barrier.ticket()).await?;
+        Ok(report)
+    }
+}

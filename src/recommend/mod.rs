@@ -1,0 +1,281 @@
+//! Recommendations: "bought together" from orders, "viewed together" from sessions.
+//!
+//! The [`Recommender`] is an event-log subscriber: every `OrderPlaced` and `OrderImported`
+//! is a basket it learns ([`stats::CoStats`]). Product views with a session id are baskets
+//! of "viewed together" pairs (each new view pairs with the session's earlier views).
+//! Answers come from memory. The model is saved to `DATA_DIR/recommender.snapshot` now
+//! and then and at shutdown, with the sequence number of the last event it learned; on
+//! start it loads the snapshot and the event log is replayed from that number on — so it
+//! survives restarts without re-learning all history, and never learns an order twice.
+//! Views are not in the event log: those since the last snapshot are lost in a crash.
+
+pub mod stats;
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use serde::{Deserialize, Serialize};
+
+use crate::actors::{Delivery, Subscriber};
+use crate::domain::event::{DomainEvent, LoggedEvent};
+use crate::storage::{Record, StorageError, codec};
+use stats::{CoStats, Scoring};
+
+/// Views remembered per session (older ones drop out).
+const SESSION_VIEWS: usize = 20;
+/// Sessions remembered (the oldest are forgotten first).
+const MAX_SESSIONS: usize = 100_000;
+
+/// What the recommender knows.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Model {
+    /// Orders as baskets.
+    pub bought: CoStats,
+    /// Sessions as baskets of viewed products.
+    pub viewed: CoStats,
+    /// The sequence number of the last event learned.
+    pub learned_through: u64,
+    #[serde(skip)]
+    sessions: HashMap<String, VecDeque<String>>,
+    #[serde(skip)]
+    session_order: VecDeque<String>,
+    #[serde(skip)]
+    dirty: bool,
+}
+
+impl Record for Model {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "recommender snapshot";
+}
+
+impl Model {
+    /// Learns one order.
+    pub fn learn_order<S: AsRef<str>>(&mut self, items: &[S], at_ms: i64, scoring: &Scoring) {
+        let w = CoStats::basket_weight(scoring, items.len(), at_ms);
+        self.bought.learn(items, w);
+        self.dirty = true;
+    }
+
+    /// Records that `session` viewed `sku`: it pairs with the session's earlier views.
+    pub fn view(&mut self, session: &str, sku: &str, at_ms: i64, scoring: &Scoring) {
+        if !self.sessions.contains_key(session) {
+            if self.session_order.len() >= MAX_SESSIONS
+                && let Some(old) = self.session_order.pop_front()
+            {
+                self.sessions.remove(&old);
+            }
+            self.session_order.push_back(session.to_owned());
+        }
+        let seen = self.sessions.entry(session.to_owned()).or_default();
+        if seen.iter().any(|s| s == sku) {
+            return;
+        }
+        let w = CoStats::basket_weight(scoring, 2, at_ms);
+        for earlier in seen.iter() {
+            self.viewed.learn(&[earlier.as_str(), sku], w);
+        }
+        if seen.is_empty() {
+            self.viewed.learn(&[sku], w);
+        }
+        seen.push_back(sku.to_owned());
+        if seen.len() > SESSION_VIEWS {
+            seen.pop_front();
+        }
+        self.dirty = true;
+    }
+}
+
+/// The recommender: a shared model, its scoring, and where it is saved.
+pub struct Recommender {
+    model: RwLock<Model>,
+    scoring: Scoring,
+    path: PathBuf,
+}
+
+/// The subscriber name (its offset key).
+pub const SUBSCRIBER: &str = "recommender";
+
+impl Recommender {
+    /// Loads the snapshot in `data_dir`, if any.
+    pub fn open(data_dir: &Path, scoring: Scoring) -> Result<Recommender, StorageError> {
+        let path = data_dir.join("recommender.snapshot");
+        let model = match std::fs::read(&path) {
+            Ok(bytes) => {
+                let mut m: Model = codec::decode(&bytes)?;
+                m.bought.reindex();
+                m.viewed.reindex();
+                m
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Model::default(),
+            Err(e) => return Err(StorageError::Io(format!("reading {}: {e}", path.display()))),
+        };
+        Ok(Recommender {
+            model: RwLock::new(model),
+            scoring,
+            path,
+        })
+    }
+
+    /// The sequence number of the last event the model learned.
+    pub fn learned_through(&self) -> u64 {
+        self.model.read().expect("model lock").learned_through
+    }
+
+    /// Saves the model if it changed (written to a temporary file, synced, renamed).
+    pub fn save(&self) -> Result<bool, StorageError> {
+        let bytes = {
+            let mut m = self.model.write().expect("model lock");
+            if !m.dirty {
+                return Ok(false);
+            }
+            m.dirty = false;
+            codec::encode(&*m)?
+        };
+        let io = |e: std::io::Error| StorageError::Io(format!("saving the recommender: {e}"));
+        let tmp = self.path.with_extension("tmp");
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp).map_err(io)?;
+            f.write_all(&bytes).map_err(io)?;
+            f.sync_data().map_err(io)?;
+        }
+        std::fs::rename(&tmp, &self.path).map_err(io)?;
+        if let Some(dir) = self.path.parent()
+            && let Ok(d) = std::fs::File::open(dir)
+        {
+            let _ = d.sync_all();
+        }
+        Ok(true)
+    }
+
+    /// Records a product view in a session.
+    pub fn view(&self, session: &str, sku: &str, at_ms: i64) {
+        self.model
+            .write()
+            .expect("model lock")
+            .view(session, sku, at_ms, &self.scoring);
+    }
+
+    /// Learns an event (idempotent: events at or before `learned_through` are skipped).
+    pub fn learn(&self, event: &LoggedEvent) {
+        let mut m = self.model.write().expect("model lock");
+        if event.seq <= m.learned_through {
+            return;
+        }
+        match &event.event {
+            DomainEvent::OrderPlaced { items, .. } => {
+                let skus: Vec<&str> = items.iter().map(|i| i.sku.as_str()).collect();
+                m.learn_order(&skus, event.at, &self.scoring);
+            }
+            DomainEvent::OrderImported {
+                items, created_at, ..
+            } => {
+                let skus: Vec<&str> = items.iter().map(|i| i.sku.as_str()).collect();
+                m.learn_order(&skus, *created_at, &self.scoring);
+            }
+            _ => {}
+        }
+        m.learned_through = event.seq;
+        m.dirty = true;
+    }
+
+    /// Candidates for `sku`, best first: bought together, then viewed together (each
+    /// scored on its own scale, bought first), with the strategy that produced the first.
+    pub fn related(&self, sku: &str, limit: usize) -> Vec<(String, &'static str)> {
+        let m = self.model.read().expect("model lock");
+        let mut out: Vec<(String, &'static str)> = m
+            .bought
+            .related(sku, &self.scoring, limit)
+            .into_iter()
+            .map(|(s, _)| (s.to_string(), "bought_together"))
+            .collect();
+        let viewed = Scoring {
+            min_support: 1,
+            ..self.scoring
+        };
+        for (s, _) in m.viewed.related(sku, &viewed, limit) {
+            if !out.iter().any(|(o, _)| **o == *s) {
+                out.push((s.to_string(), "viewed_together"));
+            }
+        }
+        out
+    }
+
+    /// Best sellers (raw counts), best first.
+    pub fn bestsellers(&self, limit: usize) -> Vec<String> {
+        let m = self.model.read().expect("model lock");
+        m.bought
+            .popular(limit)
+            .into_iter()
+            .map(|(s, _)| s.to_string())
+            .collect()
+    }
+
+    /// Orders learned and distinct products seen.
+    pub fn size(&self) -> (u64, usize) {
+        let m = self.model.read().expect("model lock");
+        (m.bought.baskets(), m.bought.len())
+    }
+}
+
+/// The subscriber face of a shared recommender.
+pub struct Learner(pub Arc<Recommender>);
+
+impl Subscriber for Learner {
+    fn name(&self) -> &str {
+        SUBSCRIBER
+    }
+
+    fn handle<'a>(&'a self, event: &'a LoggedEvent) -> Delivery<'a> {
+        self.0.learn(event);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::event::EventItem;
+
+    fn placed(seq: u64, skus: &[&str]) -> LoggedEvent {
+        LoggedEvent {
+            seq,
+            at: 1_300_000_000_000,
+            event: DomainEvent::OrderPlaced {
+                order_id: format!("o{seq}"),
+                items: skus
+                    .iter()
+                    .map(|s| EventItem {
+                        sku: (*s).into(),
+                        quantity: 1,
+                        unit_price: 1,
+                    })
+                    .collect(),
+                total: 1,
+                currency: "USD".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn learning_is_idempotent_by_sequence_and_survives_a_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Recommender::open(dir.path(), Scoring::default()).unwrap();
+        r.learn(&placed(1, &["A", "B"]));
+        r.learn(&placed(2, &["A", "B", "C"]));
+        r.learn(&placed(2, &["A", "B", "C"])); // redelivered
+        assert_eq!(r.size().0, 2);
+        r.view("s1", "A", 1_300_000_000_000);
+        r.view("s1", "D", 1_300_000_000_000);
+        assert!(r.save().unwrap());
+        assert!(!r.save().unwrap(), "nothing new to save");
+        let again = Recommender::open(dir.path(), Scoring::default()).unwrap();
+        assert_eq!(again.learned_through(), 2);
+        assert_eq!(again.size().0, 2);
+        let related = again.related("A", 10);
+        assert_eq!(related[0], ("B".to_owned(), "bought_together"));
+        assert!(related.contains(&("D".to_owned(), "viewed_together")));
+        assert_eq!(again.bestsellers(1), ["A"]);
+    }
+}

@@ -1,0 +1,347 @@
+//! Co-occurrence statistics and association scores, learned one basket at a time.
+//!
+//! Every basket (an order's distinct items, or the products one session viewed) adds to
+//! each item's count and to each pair's count. Besides the raw counts, which give the
+//! textbook measures (support, confidence, lift — checked against the published Groceries
+//! figures), each basket carries a *weight* used for ranking:
+//!
+//! - **basket size**: a pair seen in a 3-item basket is stronger evidence than one seen in
+//!   a 300-item wholesale order, so a basket of `n` items weighs `1 / n`;
+//! - **recency**: assortments and seasons move, so a basket from time `t` weighs
+//!   `2^(t / half_life)` — newer baskets count more, without ever rewriting old counts
+//!   (only ratios of weights are compared).
+//!
+//! The score of `b` for `a` is `w(a, b) / W(b)^β`: the weighted co-occurrence, damped by
+//! how common `b` is. `β = 0` ranks by co-occurrence (what "bought together" counts
+//! give), `β = 1` by lift (which over-rewards rare items); in between keeps what is
+//! bought with `a` but stops best-sellers from topping every list. Pairs seen fewer than
+//! `min_support` times are ignored as noise.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// Ranking parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Scoring {
+    /// Popularity damping exponent β (0 = co-occurrence, 1 = lift).
+    pub beta: f64,
+    /// Least raw pair count considered.
+    pub min_support: u32,
+    /// Half-life of a basket's weight in days (`f64::INFINITY`: no recency).
+    pub half_life_days: f64,
+    /// Whether large baskets weigh less.
+    pub size_weighting: bool,
+    /// How much less: a basket of `n` items weighs `n^-size_exponent` (0: `1 / ln(1 + n)`).
+    pub size_exponent: f64,
+}
+
+impl Default for Scoring {
+    fn default() -> Self {
+        // Chosen on the UCI history (learn before 2011-07, test Jul–Sep; see BENCHMARKS.md):
+        // the middle of a broad plateau, not its single best point.
+        Scoring {
+            beta: 0.15,
+            min_support: 2,
+            half_life_days: 120.0,
+            size_weighting: true,
+            size_exponent: 1.0,
+        }
+    }
+}
+
+/// Counts for one item.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct ItemStat {
+    /// Baskets containing it.
+    pub count: u32,
+    /// Their total weight.
+    pub weight: f64,
+}
+
+/// Counts for one pair.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct PairStat {
+    /// Baskets containing both.
+    pub count: u32,
+    /// Their total weight.
+    pub weight: f64,
+}
+
+/// Most items of one basket that take part in pair counting (the rest still count as
+/// items): bounds the quadratic cost of huge wholesale baskets.
+pub const MAX_PAIR_ITEMS: usize = 200;
+
+/// Co-occurrence statistics over interned item ids.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct CoStats {
+    names: Vec<Arc<str>>,
+    #[serde(skip)]
+    ids: HashMap<Arc<str>, u32>,
+    items: Vec<ItemStat>,
+    /// For each item, its partners (both directions are stored).
+    pairs: Vec<HashMap<u32, PairStat>>,
+    baskets: u64,
+}
+
+/// Milliseconds per day.
+const DAY_MS: f64 = 86_400_000.0;
+/// The time origin of recency weights (2000-01-01); keeps exponents small.
+const EPOCH_MS: f64 = 946_684_800_000.0;
+
+impl CoStats {
+    /// Rebuilds the name index after deserialising.
+    pub fn reindex(&mut self) {
+        self.ids = self
+            .names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i as u32))
+            .collect();
+    }
+
+    fn intern(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        let name: Arc<str> = Arc::from(name);
+        self.names.push(name.clone());
+        self.ids.insert(name, id);
+        self.items.push(ItemStat::default());
+        self.pairs.push(HashMap::new());
+        id
+    }
+
+    /// The weight of a basket of `n` distinct items at time `at_ms`.
+    pub fn basket_weight(scoring: &Scoring, n: usize, at_ms: i64) -> f64 {
+        let size = if scoring.size_weighting && scoring.size_exponent > 0.0 {
+            (n.max(1) as f64).powf(-scoring.size_exponent)
+        } else if scoring.size_weighting {
+            1.0 / (1.0 + n as f64).ln()
+        } else {
+            1.0
+        };
+        let recency = if scoring.half_life_days.is_finite() {
+            ((at_ms as f64 - EPOCH_MS) / DAY_MS / scoring.half_life_days).exp2()
+        } else {
+            1.0
+        };
+        size * recency
+    }
+
+    /// Learns one basket (duplicates are ignored) with the given weight.
+    pub fn learn<S: AsRef<str>>(&mut self, basket: &[S], weight: f64) {
+        let mut ids: Vec<u32> = basket.iter().map(|s| self.intern(s.as_ref())).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            return;
+        }
+        self.baskets += 1;
+        for &i in &ids {
+            let s = &mut self.items[i as usize];
+            s.count += 1;
+            s.weight += weight;
+        }
+        let paired = &ids[..ids.len().min(MAX_PAIR_ITEMS)];
+        for (x, &a) in paired.iter().enumerate() {
+            for &b in &paired[x + 1..] {
+                for (from, to) in [(a, b), (b, a)] {
+                    let p = self.pairs[from as usize].entry(to).or_default();
+                    p.count += 1;
+                    p.weight += weight;
+                }
+            }
+        }
+    }
+
+    /// Baskets learned.
+    pub fn baskets(&self) -> u64 {
+        self.baskets
+    }
+
+    /// Distinct items seen.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Whether nothing was learned.
+    pub fn is_empty(&self) -> bool {
+        self.baskets == 0
+    }
+
+    /// Baskets containing `item`.
+    pub fn count(&self, item: &str) -> u32 {
+        self.ids
+            .get(item)
+            .map_or(0, |&i| self.items[i as usize].count)
+    }
+
+    /// Baskets containing both.
+    pub fn pair_count(&self, a: &str, b: &str) -> u32 {
+        match (self.ids.get(a), self.ids.get(b)) {
+            (Some(&a), Some(&b)) => self.pairs[a as usize].get(&b).map_or(0, |p| p.count),
+            _ => 0,
+        }
+    }
+
+    /// Support of an item set of one or two items (fraction of baskets).
+    pub fn support(&self, a: &str, b: Option<&str>) -> f64 {
+        if self.baskets == 0 {
+            return 0.0;
+        }
+        let n = match b {
+            None => self.count(a),
+            Some(b) => self.pair_count(a, b),
+        };
+        f64::from(n) / self.baskets as f64
+    }
+
+    /// Confidence of the rule `a → b`: P(b | a).
+    pub fn confidence(&self, a: &str, b: &str) -> f64 {
+        let ca = self.count(a);
+        if ca == 0 {
+            return 0.0;
+        }
+        f64::from(self.pair_count(a, b)) / f64::from(ca)
+    }
+
+    /// Lift of `a → b`: confidence over the support of `b`.
+    pub fn lift(&self, a: &str, b: &str) -> f64 {
+        let sb = self.support(b, None);
+        if sb == 0.0 {
+            return 0.0;
+        }
+        self.confidence(a, b) / sb
+    }
+
+    /// The items most associated with `item`, best first, with their scores.
+    pub fn related(&self, item: &str, scoring: &Scoring, limit: usize) -> Vec<(Arc<str>, f64)> {
+        let Some(&a) = self.ids.get(item) else {
+            return Vec::new();
+        };
+        let mut scored: Vec<(u32, f64)> = self.pairs[a as usize]
+            .iter()
+            .filter(|(_, p)| p.count >= scoring.min_support)
+            .map(|(&b, p)| {
+                let wb = self.items[b as usize].weight.max(f64::MIN_POSITIVE);
+                (b, p.weight / wb.powf(scoring.beta))
+            })
+            .collect();
+        let k = limit.min(scored.len());
+        if k == 0 {
+            return Vec::new();
+        }
+        scored.select_nth_unstable_by(k - 1, |x, y| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0)));
+        scored.truncate(k);
+        scored.sort_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0)));
+        scored
+            .into_iter()
+            .map(|(b, s)| (self.names[b as usize].clone(), s))
+            .collect()
+    }
+
+    /// Items by how often they were bought (raw counts), best first.
+    pub fn popular(&self, limit: usize) -> Vec<(Arc<str>, u32)> {
+        let mut all: Vec<(u32, u32)> = self
+            .items
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (i as u32, s.count))
+            .filter(|(_, c)| *c > 0)
+            .collect();
+        all.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
+        all.truncate(limit);
+        all.into_iter()
+            .map(|(i, c)| (self.names[i as usize].clone(), c))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_measures() {
+        let mut s = CoStats::default();
+        s.learn(&["a", "b", "c"], 1.0);
+        s.learn(&["a", "b"], 1.0);
+        s.learn(&["a", "d", "a"], 1.0);
+        s.learn(&["e"], 1.0);
+        assert_eq!(s.baskets(), 4);
+        assert_eq!(
+            (s.count("a"), s.pair_count("a", "b"), s.pair_count("b", "a")),
+            (3, 2, 2)
+        );
+        assert_eq!(s.support("a", Some("b")), 0.5);
+        assert!((s.confidence("a", "b") - 2.0 / 3.0).abs() < 1e-12);
+        assert!((s.lift("a", "b") - (2.0 / 3.0) / 0.5).abs() < 1e-12);
+        let plain = Scoring {
+            beta: 0.0,
+            min_support: 1,
+            half_life_days: f64::INFINITY,
+            size_weighting: false,
+            size_exponent: 0.0,
+        };
+        let r = s.related("a", &plain, 10);
+        assert_eq!(&*r[0].0, "b");
+        assert_eq!(r.len(), 3);
+        assert!(
+            s.related(
+                "a",
+                &Scoring {
+                    min_support: 2,
+                    ..plain
+                },
+                10
+            )
+            .len()
+                == 1
+        );
+        assert_eq!(s.related("zzz", &plain, 10), Vec::new());
+        assert_eq!(&*s.popular(1)[0].0, "a");
+    }
+
+    #[test]
+    fn damping_stops_best_sellers_topping_every_list() {
+        let mut s = CoStats::default();
+        // "milk" is in every basket; "bun" goes with "sausage" specifically.
+        for _ in 0..50 {
+            s.learn(&["milk", "bread"], 1.0);
+        }
+        for _ in 0..5 {
+            s.learn(&["sausage", "milk", "bun"], 1.0);
+        }
+        s.learn(&["sausage", "milk"], 1.0);
+        let counts = Scoring {
+            beta: 0.0,
+            min_support: 2,
+            half_life_days: f64::INFINITY,
+            size_weighting: false,
+            size_exponent: 0.0,
+        };
+        assert_eq!(&*s.related("sausage", &counts, 1)[0].0, "milk");
+        let damped = Scoring {
+            beta: 0.5,
+            ..counts
+        };
+        assert_eq!(&*s.related("sausage", &damped, 1)[0].0, "bun");
+    }
+
+    #[test]
+    fn newer_and_smaller_baskets_weigh_more() {
+        let sc = Scoring::default();
+        let day = 86_400_000;
+        let t = 1_300_000_000_000;
+        let old = CoStats::basket_weight(&sc, 2, t);
+        let new = CoStats::basket_weight(&sc, 2, t + 120 * day);
+        assert!(
+            (new / old - 2.0).abs() < 1e-9,
+            "one half-life doubles the weight"
+        );
+        assert!(CoStats::basket_weight(&sc, 2, t) > CoStats::basket_weight(&sc, 50, t));
+    }
+}

@@ -1,0 +1,276 @@
+//! Recommendations: bought together, viewed together, fallbacks, order-history import,
+//! a model that survives restarts, and the association maths against the published
+//! Groceries figures.
+
+use std::time::Duration;
+
+use emporium::recommend::stats::CoStats;
+use serde_json::json;
+
+use crate::checkout::{cart_with, checkout, checkout_body};
+use crate::helpers::*;
+
+async fn recs(app: &TestApp, sku: &str) -> Resp {
+    app.get(&format!("/api/v1/products/{sku}/recommendations?limit=5"))
+        .await
+}
+
+fn skus(r: &Resp) -> Vec<String> {
+    r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["sku"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn create(app: &TestApp, sku: &str, category: &str, stock: i64) {
+    let r = app
+        .send(
+            app.admin(app.client.post(app.url("/api/v1/admin/products")))
+                .json(&json!({"sku": sku, "name": format!("Product {sku}"), "price": 100, "category": category})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = app
+        .send(
+            app.admin(
+                app.client
+                    .put(app.url(&format!("/api/v1/admin/inventory/{sku}"))),
+            )
+            .json(&json!({"on_hand": stock})),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_was_bought_together_comes_first_and_fallbacks_fill_in() {
+    let app = spawn_app().await;
+    for sku in ["RA", "RB", "RC", "RD"] {
+        create(&app, sku, "Gear/Tools", 100).await;
+    }
+    create(&app, "RX", "Food/Snacks", 100).await;
+    create(&app, "RY", "Food/Snacks", 100).await;
+
+    // No history: other products of the category (from the search index, which follows
+    // the store within a second).
+    let fallback = eventually(Duration::from_secs(5), || async {
+        let r = recs(&app, "RX").await;
+        r.status == 200 && r.body["strategy"] == "category" && skus(&r) == ["RY"]
+    })
+    .await;
+    assert!(fallback, "{}", recs(&app, "RX").await.body);
+    assert_eq!(recs(&app, "NOPE").await.status, 404);
+    let bad = app.get("/api/v1/products/RA/recommendations?limit=0").await;
+    assert_eq!(bad.status, 400);
+
+    // RA goes with RB three times, with RC once (below the minimum support of 2).
+    for (i, lines) in [
+        vec![("RA", 1), ("RB", 1)],
+        vec![("RA", 1), ("RB", 2)],
+        vec![("RA", 1), ("RB", 1), ("RD", 1)],
+        vec![("RA", 1), ("RC", 1)],
+        vec![("RB", 1), ("RD", 1)],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let cart = cart_with(&app, &lines).await;
+        let r = checkout(
+            &app,
+            &cart,
+            Some(&format!("k{i}")),
+            &checkout_body("tok_visa"),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let learned = eventually(Duration::from_secs(5), || async {
+        skus(&recs(&app, "RA").await).first().map(String::as_str) == Some("RB")
+    })
+    .await;
+    assert!(learned, "{}", recs(&app, "RA").await.body);
+    let r = recs(&app, "RA").await;
+    assert_eq!(r.body["strategy"], "bought_together");
+    assert!(!skus(&r).contains(&"RA".to_owned()), "never itself");
+    assert!(
+        !skus(&r).contains(&"RC".to_owned()),
+        "one co-purchase is noise"
+    );
+
+    // Out of stock products are never recommended.
+    let r = app
+        .send(
+            app.admin(app.client.put(app.url("/api/v1/admin/inventory/RB")))
+                .json(&json!({"on_hand": 0})),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(!skus(&recs(&app, "RA").await).contains(&"RB".to_owned()));
+
+    // A product never bought with anything: best sellers of its category.
+    let r = recs(&app, "RX").await;
+    assert_eq!(r.body["strategy"], "bestsellers", "{}", r.body);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn products_viewed_in_one_session_recommend_each_other() {
+    let app = spawn_app().await;
+    for sku in ["VA", "VB", "VC"] {
+        create(&app, sku, "Optics/Lenses", 10).await;
+    }
+    for session in ["s1", "s2"] {
+        for sku in ["VA", "VB"] {
+            let r = app
+                .send(
+                    app.client
+                        .get(app.url(&format!("/api/v1/products/{sku}")))
+                        .header("X-Session-Id", session),
+                )
+                .await;
+            assert_eq!(r.status, 200);
+        }
+    }
+    let cart = app.create_cart().await;
+    app.get(&format!("/api/v1/products/VC?cart_id={cart}"))
+        .await;
+    app.get(&format!("/api/v1/products/VA?cart_id={cart}"))
+        .await;
+    let r = recs(&app, "VB").await;
+    assert_eq!(r.body["strategy"], "viewed_together", "{}", r.body);
+    assert_eq!(skus(&r)[0], "VA");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imported_history_teaches_recommendations_without_stock_changes_or_mail() {
+    let app = spawn_app().await;
+    for sku in ["HX", "HY", "HZ"] {
+        create(&app, sku, "Home/Kitchen", 10).await;
+    }
+    let body = [
+        r#"{"id": "p1", "created_at": "2011-05-01T10:00:00Z", "items": [{"sku": "HX", "quantity": 1}, {"sku": "HY", "quantity": 2, "unit_price": 350}]}"#,
+        r#"{"id": "p2", "created_at": "2011-05-02T10:00:00Z", "email": "a@b.co", "items": [{"sku": "HX", "quantity": 1}, {"sku": "HY", "quantity": 1}]}"#,
+        r#"{"id": "p3", "created_at": "not a time", "items": [{"sku": "HX", "quantity": 1}]}"#,
+        r#"{"id": "p4", "created_at": 1304244000000, "items": [{"sku": "GONE", "quantity": 1}, {"sku": "HZ", "quantity": 1}]}"#,
+    ]
+    .join("\n");
+    let import = |body: String| {
+        app.send(
+            app.admin(app.client.post(app.url("/api/v1/admin/orders/import")))
+                .header("content-type", "application/x-ndjson")
+                .body(body),
+        )
+    };
+    let r = import(body.clone()).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["imported"], 3);
+    assert_eq!(r.body["failed"][0]["line"], 3);
+    // Importing again changes nothing.
+    let again = import(body).await;
+    assert_eq!(again.body["imported"], 0);
+    // Stock is untouched and nothing is mailed.
+    let inv = app.get("/api/v1/inventory/HX").await;
+    assert_eq!(inv.body["on_hand"], 10);
+    let learned = eventually(Duration::from_secs(5), || async {
+        let r = recs(&app, "HX").await;
+        r.body["strategy"] == "bought_together"
+            && skus(&r).first().map(String::as_str) == Some("HY")
+    })
+    .await;
+    assert!(learned, "{}", recs(&app, "HX").await.body);
+    // Kept as history: delivered orders in the admin list.
+    let list = app
+        .send(
+            app.admin(
+                app.client
+                    .get(app.url("/api/v1/admin/orders?status=delivered")),
+            ),
+        )
+        .await;
+    assert_eq!(list.body["items"].as_array().unwrap().len(), 3);
+    assert!(
+        !app._dir.path().join("outbox").exists()
+            || std::fs::read_dir(app._dir.path().join("outbox"))
+                .unwrap()
+                .count()
+                == 0
+    );
+
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_model_comes_back_from_its_snapshot_without_relearning() {
+    use emporium::domain::history::parse_past_orders;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open_engine(dir.path(), |_| {}).await;
+    for sku in ["SX", "SY"] {
+        engine.create_product(sku, draft(sku, 100)).await.unwrap();
+        engine.set_on_hand(sku, 5).await.unwrap();
+    }
+    let body: String = (0..50)
+        .map(|i| format!(r#"{{"id": "o{i}", "created_at": 1304244000000, "items": [{{"sku": "SX", "quantity": 1}}, {{"sku": "SY", "quantity": 1}}]}}"#) + "\n")
+        .collect();
+    let report = engine
+        .import_orders(parse_past_orders(&body).unwrap(), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(report.imported, 50);
+    let end = engine.event_log_end().unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            engine.recommender().learned_through() >= end
+        })
+        .await
+    );
+    engine.shutdown().await.unwrap();
+    drop(engine);
+    assert!(dir.path().join("recommender.snapshot").exists());
+
+    // Right after opening — before any event could be redelivered — the model is whole.
+    let engine = open_engine(dir.path(), |_| {}).await;
+    assert_eq!(engine.recommender().learned_through(), end);
+    assert_eq!(engine.recommender().size().0, 50);
+    let r = engine.recommendations("SX", 5).await.unwrap();
+    assert_eq!(
+        (r.strategy, r.items[0].product.sku.as_str()),
+        ("bought_together", "SY")
+    );
+    // And nothing is learned twice.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(engine.recommender().size().0, 50);
+    engine.shutdown().await.unwrap();
+}
+
+#[test]
+fn association_maths_matches_the_published_groceries_figures() {
+    let csv = std::fs::read_to_string("../shared/data/arules-groceries/groceries_transactions.csv")
+        .expect("the Groceries fixture");
+    let mut baskets: std::collections::BTreeMap<u32, Vec<String>> = Default::default();
+    for line in csv.lines().skip(1) {
+        let (id, item) = line.split_once(',').unwrap();
+        baskets
+            .entry(id.parse().unwrap())
+            .or_default()
+            .push(item.trim_matches('"').to_owned());
+    }
+    let mut s = CoStats::default();
+    for items in baskets.values() {
+        s.learn(items, 1.0);
+    }
+    assert_eq!(s.baskets(), 9835);
+    assert_eq!(s.count("whole milk"), 2513);
+    assert!((s.support("whole milk", None) - 0.2555).abs() < 5e-5);
+    assert_eq!(s.count("yogurt"), 1372);
+    assert_eq!(s.pair_count("other vegetables", "whole milk"), 736);
+    assert!((s.support("other vegetables", Some("whole milk")) - 0.0748).abs() < 5e-5);
+    assert_eq!(s.pair_count("rolls/buns", "whole milk"), 557);
+    assert_eq!(s.pair_count("whole milk", "yogurt"), 551);
+    assert_eq!(s.pair_count("root vegetables", "whole milk"), 481);
+    assert_eq!(s.pair_count("other vegetables", "root vegetables"), 466);
+    assert!((s.confidence("other vegetables", "whole milk") - 0.3868).abs() < 5e-5);
+    assert!((s.lift("other vegetables", "whole milk") - 1.5136).abs() < 5e-5);
+}
