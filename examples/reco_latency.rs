@@ -1,0 +1,156 @@
+//! Recommendation latency and learning throughput on the UCI Online Retail history.
+//!
+//! Opens an engine on a temporary directory, creates a product for every UCI stock code
+//! (name and price from the file, stock 1,000), imports the cleaned orders (they teach the
+//! recommender through the event log) and then measures `recommendations` for the 1,000
+//! best-selling products: in-process, and over HTTP from 1 and 16 clients against a server
+//! on loopback.
+//!
+//! Run: `cargo run --release --example reco_latency`
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use emporium::domain::history::read_uci;
+use emporium::domain::import::parse_items;
+use emporium::{Config, Durability, Engine};
+use hdrhistogram::Histogram;
+
+const FILE: &str = "../shared/data/uci-online-retail/online_retail_until_2011-09.csv";
+
+fn report(what: &str, h: &Histogram<u64>, secs: f64) {
+    let q = |p: f64| h.value_at_quantile(p) as f64 / 1000.0;
+    println!(
+        "{what}: {} requests, {:.0}/s, p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms",
+        h.len(),
+        h.len() as f64 / secs,
+        q(0.5),
+        q(0.99),
+        q(0.999),
+        h.max() as f64 / 1000.0
+    );
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::new(dir.path());
+    config.durability = Durability::Relaxed;
+    let engine = Engine::open(config).await.unwrap();
+    let history = read_uci(std::fs::File::open(FILE).expect("UCI file")).unwrap();
+    let products: String = history
+        .names
+        .iter()
+        .map(|(code, name)| {
+            serde_json::json!({"sku": code, "name": name, "price": 100, "category": "Gifts", "stock": 1000})
+                .to_string()
+                + "\n"
+        })
+        .collect();
+    let report_products = engine
+        .import_products(parse_items(&products, 0).unwrap(), |_| {})
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let orders = history.orders.len();
+    let imported = engine
+        .import_orders(
+            history
+                .orders
+                .into_iter()
+                .enumerate()
+                .map(|(i, o)| (i + 1, Ok(o)))
+                .collect(),
+            |_| {},
+        )
+        .await
+        .unwrap();
+    let end = engine.event_log_end().unwrap();
+    while engine.recommender().learned_through() < end {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "{} products; {} of {orders} orders imported and learned in {secs:.2} s ({:.0} orders/s)",
+        report_products.imported,
+        imported.imported,
+        imported.imported as f64 / secs
+    );
+    engine.search_flush().await.unwrap();
+    let skus: Vec<String> = engine.recommender().bestsellers(1000);
+
+    // In-process.
+    let mut h = Histogram::<u64>::new(3).unwrap();
+    let started = Instant::now();
+    for _ in 0..3 {
+        for s in &skus {
+            let t = Instant::now();
+            engine.recommendations(s, 10).await.unwrap();
+            h.record(t.elapsed().as_micros().max(1) as u64).unwrap();
+        }
+    }
+    report("in-process, 1 caller", &h, started.elapsed().as_secs_f64());
+
+    // Over HTTP.
+    let state = emporium::http::AppState {
+        engine: engine.clone(),
+        admin_token: "bench".into(),
+        ready: Arc::new(AtomicBool::new(true)),
+    };
+    let app = emporium::http::app(
+        state,
+        &emporium::http::HttpOptions {
+            request_timeout: Duration::from_secs(10),
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(emporium::http::serve(listener, app, std::future::pending()));
+    let client = reqwest::Client::new();
+    for clients in [1usize, 16] {
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..clients)
+            .map(|c| {
+                let (client, skus) = (client.clone(), skus.clone());
+                tokio::spawn(async move {
+                    let mut h = Histogram::<u64>::new(3).unwrap();
+                    for s in skus
+                        .iter()
+                        .skip(c)
+                        .step_by(clients)
+                        .cycle()
+                        .take(2000 / clients)
+                    {
+                        let t = Instant::now();
+                        let r = client
+                            .get(format!(
+                                "http://{addr}/api/v1/products/{s}/recommendations?limit=10"
+                            ))
+                            .send()
+                            .await
+                            .unwrap();
+                        assert!(r.status().is_success());
+                        let _ = r.bytes().await.unwrap();
+                        h.record(t.elapsed().as_micros().max(1) as u64).unwrap();
+                    }
+                    h
+                })
+            })
+            .collect();
+        let mut all = Histogram::<u64>::new(3).unwrap();
+        for t in tasks {
+            all.add(t.await.unwrap()).unwrap();
+        }
+        report(
+            &format!("HTTP, {clients} clients"),
+            &all,
+            started.elapsed().as_secs_f64(),
+        );
+    }
+    server.abort();
+    engine.shutdown().await.unwrap();
+}
