@@ -842,6 +842,7 @@ impl Engine {
             ranking: req.ranking,
         };
         let search = self.inner.search.clone();
+        let started = std::time::Instant::now();
         let _slot = self
             .inner
             .search_slots
@@ -850,6 +851,8 @@ impl Engine {
             .map_err(|e| EngineError::Unavailable(e.to_string()))?;
         let limit = query.limit;
         let hits = blocking(move || search.search(&query)).await?;
+        metrics::histogram!("emporium_search_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
         let t = self.inner.store.tables();
         let mut items = Vec::with_capacity(hits.skus.len());
         for sku in &hits.skus {

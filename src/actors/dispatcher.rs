@@ -96,6 +96,8 @@ pub(crate) async fn run(store: Store, subscriber: Arc<dyn Subscriber>) {
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
+            metrics::counter!("emporium_events_delivered_total", "subscriber" => name.clone())
+                .increment(1);
             at = event.seq;
             if let Err(e) = store.tables().meta.put(&key, &MetaValue::Number(at)) {
                 tracing::warn!(subscriber = %name, error = %e, "could not store the offset; events may be delivered again");

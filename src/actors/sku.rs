@@ -109,7 +109,10 @@ impl Entity for SkuEntity {
             SkuCmd::SetOnHand(n) => state.set_on_hand(n).map(Some),
             SkuCmd::Restock(n) => state.restock(n).map(Some),
             SkuCmd::Reserve { id, quantity } => {
-                state.reserve(&id, quantity, now, self.reservation_ttl_ms)
+                let r = state.reserve(&id, quantity, now, self.reservation_ttl_ms);
+                let result = if r.is_ok() { "ok" } else { "refused" };
+                metrics::counter!("emporium_reservations_total", "result" => result).increment(1);
+                r
             }
             SkuCmd::Commit { id } => state.commit(&id),
             SkuCmd::Release { id } => Ok(state.release(&id)),

@@ -116,10 +116,12 @@ impl Engine {
                 fingerprint: fingerprint.clone(),
             })
             .await??;
-        let (CartReply::Checkout(CheckoutStart::Started(order_id))
-        | CartReply::Checkout(CheckoutStart::Existing(order_id))) = start
-        else {
-            return Err(EngineError::Unavailable("unexpected cart reply".into()));
+        let (replay, order_id) = match start {
+            CartReply::Checkout(CheckoutStart::Started(id)) => (false, id),
+            CartReply::Checkout(CheckoutStart::Existing(id)) => (true, id),
+            CartReply::Cart(_) => {
+                return Err(EngineError::Unavailable("unexpected cart reply".into()));
+            }
         };
         let order = self
             .inner
@@ -129,7 +131,21 @@ impl Engine {
                 || OrderCmd::Checkout,
                 self.inner.config.checkout_timeout,
             )
-            .await??;
+            .await;
+        let outcome = match &order {
+            _ if replay => "replayed",
+            Ok(Ok(o)) => match &o.outcome {
+                Some(Outcome::Placed) => "paid",
+                Some(Outcome::Failed(CheckoutFailure::OutOfStock(_))) => "out_of_stock",
+                Some(Outcome::Failed(CheckoutFailure::Declined(_))) => "declined",
+                Some(Outcome::Failed(CheckoutFailure::Gateway(_))) => "gateway_error",
+                Some(Outcome::Failed(CheckoutFailure::Unavailable(_))) => "compensated",
+                None => "unknown",
+            },
+            _ => "unknown",
+        };
+        metrics::counter!("emporium_checkouts_total", "outcome" => outcome).increment(1);
+        let order = order??;
         match order.outcome {
             Some(Outcome::Placed) => Ok(order.as_placed()),
             Some(Outcome::Failed(f)) => Err(f.into()),

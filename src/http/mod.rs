@@ -16,6 +16,7 @@ pub mod events;
 pub mod extract;
 pub mod health;
 pub mod inventory;
+pub mod metrics;
 pub mod notify;
 pub mod orders;
 pub mod products;
@@ -73,14 +74,17 @@ pub fn app(state: AppState, options: &HttpOptions) -> Router {
             auth::require_admin,
         ));
     let request_id = HeaderName::from_static("x-request-id");
+    metrics::handle();
     Router::new()
         .merge(health::router())
+        .merge(metrics::router())
         .merge(products::router())
         .merge(carts::router())
         .merge(orders::router())
         .merge(inventory::router())
         .merge(admin)
         .fallback(|| async { ApiError::no_route() })
+        .route_layer(axum::middleware::from_fn(metrics::track))
         .with_state(state)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(TimeoutLayer::with_status_code(

@@ -349,6 +349,12 @@ async fn send_due(
             Err(_) => Err("the mailer did not answer in 30 s".into()),
         };
         n.attempts += 1;
+        let label = match (&outcome, n.attempts >= config.max_attempts) {
+            (Ok(()), _) => "sent",
+            (Err(_), true) => "failed",
+            (Err(_), false) => "retrying",
+        };
+        metrics::counter!("emporium_emails_total", "outcome" => label).increment(1);
         let done = match outcome {
             Ok(()) => {
                 n.status = NotificationStatus::Sent;

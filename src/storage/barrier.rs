@@ -275,7 +275,10 @@ impl Barrier {
             // Every ticket up to `upto` was taken after its write reached sled, so the
             // flush that starts now covers all of them.
             let upto = inner.issued.load(Ordering::Acquire);
+            let started = std::time::Instant::now();
             let result = target.sync();
+            metrics::histogram!("emporium_barrier_flush_seconds")
+                .record(started.elapsed().as_secs_f64());
             let mut p = inner.pending.lock().expect("barrier lock");
             match result {
                 Ok(()) => {
@@ -289,6 +292,7 @@ impl Barrier {
                     inner
                         .released
                         .fetch_add(ready.len() as u64, Ordering::Relaxed);
+                    metrics::histogram!("emporium_barrier_batch_size").record(ready.len() as f64);
                     for (_, f) in ready {
                         f(Ok(()));
                     }

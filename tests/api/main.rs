@@ -11,6 +11,7 @@ mod crash;
 mod crash_checkout;
 mod events;
 mod lifecycle;
+mod metrics;
 mod model;
 mod notify;
 mod recommend;

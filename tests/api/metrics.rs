@@ -1,0 +1,261 @@
+//! `GET /metrics`: Prometheus text, parsed strictly (names, labels, values, TYPE lines,
+//! histogram buckets), with the series an operator needs present after some traffic.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::json;
+
+use crate::checkout::{cart_with, checkout, checkout_body};
+use crate::helpers::*;
+
+/// One sample: metric name, labels, value.
+type Sample = (String, BTreeMap<String, String>, f64);
+/// A histogram's buckets (upper bound, cumulative count) by its other labels.
+type Buckets = BTreeMap<Vec<(String, String)>, Vec<(f64, f64)>>;
+
+fn valid_name(s: &str, colon: bool) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || (colon && c == ':'))
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || (colon && c == ':'))
+}
+
+fn parse_value(s: &str) -> Result<f64, String> {
+    match s {
+        "+Inf" => Ok(f64::INFINITY),
+        "-Inf" => Ok(f64::NEG_INFINITY),
+        "NaN" => Ok(f64::NAN),
+        _ => s.parse().map_err(|_| format!("bad value {s:?}")),
+    }
+}
+
+/// Parses the text exposition format (version 0.0.4), refusing anything malformed.
+fn parse(text: &str) -> Result<(Vec<Sample>, HashMap<String, String>), String> {
+    let mut samples = Vec::new();
+    let mut types: HashMap<String, String> = HashMap::new();
+    for line in text.lines() {
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# ") {
+            let mut parts = rest.splitn(3, ' ');
+            match (parts.next(), parts.next(), parts.next()) {
+                (Some("TYPE"), Some(name), Some(t)) => {
+                    if !valid_name(name, true) {
+                        return Err(format!("bad name in {line:?}"));
+                    }
+                    if !["counter", "gauge", "histogram", "summary", "untyped"].contains(&t) {
+                        return Err(format!("bad type in {line:?}"));
+                    }
+                    if types.insert(name.to_owned(), t.to_owned()).is_some() {
+                        return Err(format!("TYPE twice for {name}"));
+                    }
+                }
+                (Some("HELP"), Some(name), _) if valid_name(name, true) => {}
+                _ => return Err(format!("bad comment line {line:?}")),
+            }
+            continue;
+        }
+        let (name_labels, value) = line
+            .rsplit_once(' ')
+            .ok_or_else(|| format!("no value in {line:?}"))?;
+        let value = parse_value(value)?;
+        let (name, labels) = match name_labels.split_once('{') {
+            None => (name_labels, BTreeMap::new()),
+            Some((name, rest)) => {
+                let body = rest
+                    .strip_suffix('}')
+                    .ok_or_else(|| format!("unclosed labels in {line:?}"))?;
+                let mut labels = BTreeMap::new();
+                let mut rest = body;
+                while !rest.is_empty() {
+                    let (key, after) = rest
+                        .split_once("=\"")
+                        .ok_or_else(|| format!("bad label in {line:?}"))?;
+                    if !valid_name(key, false) {
+                        return Err(format!("bad label name {key:?}"));
+                    }
+                    let mut value = String::new();
+                    let mut chars = after.char_indices();
+                    let end = loop {
+                        match chars.next() {
+                            Some((_, '\\')) => match chars.next() {
+                                Some((_, 'n')) => value.push('\n'),
+                                Some((_, c @ ('\\' | '"'))) => value.push(c),
+                                _ => return Err(format!("bad escape in {line:?}")),
+                            },
+                            Some((i, '"')) => break i,
+                            Some((_, c)) => value.push(c),
+                            None => return Err(format!("unterminated label in {line:?}")),
+                        }
+                    };
+                    labels.insert(key.to_owned(), value);
+                    rest = &after[end + 1..];
+                    rest = rest.strip_prefix(',').unwrap_or(rest);
+                }
+                (name, labels)
+            }
+        };
+        if !valid_name(name, true) {
+            return Err(format!("bad metric name {name:?}"));
+        }
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| {
+                name.strip_suffix(s).filter(|f| {
+                    types
+                        .get(*f)
+                        .is_some_and(|t| t == "histogram" || t == "summary")
+                })
+            })
+            .unwrap_or(name);
+        if !types.contains_key(family) {
+            return Err(format!("sample {name} before its TYPE"));
+        }
+        samples.push((name.to_owned(), labels, value));
+    }
+    // Histograms: cumulative buckets ending in +Inf, which equals the count.
+    for (family, t) in &types {
+        if t != "histogram" {
+            continue;
+        }
+        let mut series: Buckets = BTreeMap::new();
+        for (name, labels, v) in &samples {
+            if name == &format!("{family}_bucket") {
+                let le = parse_value(labels.get("le").ok_or("bucket without le")?)?;
+                let key: Vec<_> = labels
+                    .iter()
+                    .filter(|(k, _)| *k != "le")
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                series.entry(key).or_default().push((le, *v));
+            }
+        }
+        for (key, mut buckets) in series {
+            buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+            if !buckets.windows(2).all(|w| w[0].1 <= w[1].1) {
+                return Err(format!("{family}{key:?}: buckets not cumulative"));
+            }
+            let last = buckets.last().ok_or("no buckets")?;
+            if last.0 != f64::INFINITY {
+                return Err(format!("{family}{key:?}: no +Inf bucket"));
+            }
+            let count = samples
+                .iter()
+                .find(|(n, l, _)| {
+                    n == &format!("{family}_count")
+                        && key.iter().all(|(k, v)| l.get(k) == Some(v))
+                        && l.len() == key.len()
+                })
+                .ok_or_else(|| format!("{family}{key:?}: no _count"))?;
+            if count.2 != last.1 {
+                return Err(format!("{family}{key:?}: +Inf bucket != count"));
+            }
+        }
+    }
+    Ok((samples, types))
+}
+
+fn value(samples: &[Sample], name: &str, want: &[(&str, &str)]) -> Option<f64> {
+    samples
+        .iter()
+        .filter(|(n, l, _)| {
+            n == name
+                && want
+                    .iter()
+                    .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|(_, _, v)| *v)
+        .reduce(|a, b| a + b)
+}
+
+#[test]
+fn the_parser_refuses_malformed_text() {
+    assert!(parse("# TYPE a counter\na 1\n").is_ok());
+    assert!(parse("a 1\n").is_err(), "sample before TYPE");
+    assert!(parse("# TYPE a counter\na{b=\"x} 1\n").is_err());
+    assert!(parse("# TYPE a counter\na one\n").is_err());
+    assert!(parse("# TYPE 1a counter\n").is_err());
+    assert!(
+        parse("# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n")
+            .is_err(),
+        "buckets must be cumulative"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_valid_prometheus_text_with_the_operators_series() {
+    let app = spawn_app().await;
+    app.create_product("MET-1", 500, 1).await;
+    let cart = cart_with(&app, &[("MET-1", 1)]).await;
+    let r = checkout(&app, &cart, Some("a"), &checkout_body("tok_visa")).await;
+    assert_eq!(r.status, 201);
+    let cart = cart_with(&app, &[("MET-1", 1)]).await;
+    let r = checkout(&app, &cart, Some("b"), &checkout_body("tok_visa")).await;
+    assert_eq!(r.status, 409, "{}", r.text);
+    let _ = app.get("/api/v1/products?q=product").await;
+    let _ = app.post_json("/api/v1/carts/nope/items", json!({})).await;
+
+    let res = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = res.text().await.unwrap();
+    let (samples, types) = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+
+    assert_eq!(types["emporium_http_requests_total"], "counter");
+    assert_eq!(types["emporium_http_request_duration_seconds"], "histogram");
+    assert!(
+        value(
+            &samples,
+            "emporium_http_requests_total",
+            &[
+                ("route", "/api/v1/carts"),
+                ("status", "201"),
+                ("method", "POST")
+            ]
+        )
+        .unwrap()
+            >= 2.0
+    );
+    assert!(
+        value(
+            &samples,
+            "emporium_http_requests_total",
+            &[("route", "/api/v1/carts/{id}/checkout"), ("status", "409")]
+        )
+        .unwrap()
+            >= 1.0
+    );
+    assert!(value(&samples, "emporium_checkouts_total", &[("outcome", "paid")]).unwrap() >= 1.0);
+    assert!(
+        value(
+            &samples,
+            "emporium_checkouts_total",
+            &[("outcome", "out_of_stock")]
+        )
+        .unwrap()
+            >= 1.0
+    );
+    assert!(value(&samples, "emporium_reservations_total", &[("result", "ok")]).unwrap() >= 1.0);
+    assert!(value(&samples, "emporium_search_duration_seconds_count", &[]).unwrap() >= 1.0);
+    assert!(value(&samples, "emporium_barrier_batch_size_count", &[]).unwrap() >= 1.0);
+    assert!(value(&samples, "emporium_barrier_flush_seconds_count", &[]).unwrap() >= 1.0);
+    assert!(value(&samples, "emporium_actors_resident", &[("kind", "cart")]).is_some());
+    assert!(value(&samples, "emporium_actors_activated", &[("kind", "order")]).unwrap() >= 1.0);
+    assert!(
+        value(
+            &samples,
+            "emporium_subscriber_lag_events",
+            &[("subscriber", "notifier")]
+        )
+        .is_some()
+    );
+    assert!(value(&samples, "emporium_events_delivered_total", &[]).unwrap_or(0.0) >= 0.0);
+    app.stop().await;
+}
