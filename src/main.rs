@@ -122,6 +122,9 @@ struct ServeArgs {
     /// Seconds between background passes over orders with outstanding work.
     #[arg(long, env = "EMPORIUM_RECOVERY_INTERVAL_SECS", default_value_t = 10)]
     recovery_interval_secs: u64,
+    /// Do not count HTTP requests for /metrics (to measure what counting costs).
+    #[arg(long, env = "EMPORIUM_NO_REQUEST_METRICS")]
+    no_request_metrics: bool,
     /// Send mail over SMTP (`smtp://host:port`, no TLS: a local relay) instead of writing
     /// `.eml` files to DATA_DIR/outbox.
     #[arg(long, env = "EMPORIUM_SMTP_URL")]
@@ -260,6 +263,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         state,
         &HttpOptions {
             request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
+            metrics: !args.no_request_metrics,
         },
     );
     ready.store(true, Ordering::Release);

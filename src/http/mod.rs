@@ -59,6 +59,8 @@ pub struct AppState {
 pub struct HttpOptions {
     /// Longest time a request may take before it is answered 503.
     pub request_timeout: Duration,
+    /// Count requests for `/metrics` (the route stays; turning this off measures its cost).
+    pub metrics: bool,
 }
 
 /// Builds the application router.
@@ -75,7 +77,7 @@ pub fn app(state: AppState, options: &HttpOptions) -> Router {
         ));
     let request_id = HeaderName::from_static("x-request-id");
     metrics::handle();
-    Router::new()
+    let router = Router::new()
         .merge(health::router())
         .merge(metrics::router())
         .merge(products::router())
@@ -83,8 +85,13 @@ pub fn app(state: AppState, options: &HttpOptions) -> Router {
         .merge(orders::router())
         .merge(inventory::router())
         .merge(admin)
-        .fallback(|| async { ApiError::no_route() })
-        .route_layer(axum::middleware::from_fn(metrics::track))
+        .fallback(|| async { ApiError::no_route() });
+    let router = if options.metrics {
+        router.route_layer(axum::middleware::from_fn(metrics::track))
+    } else {
+        router
+    };
+    router
         .with_state(state)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(TimeoutLayer::with_status_code(

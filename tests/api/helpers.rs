@@ -75,6 +75,7 @@ pub async fn spawn_app() -> TestApp {
         state,
         &HttpOptions {
             request_timeout: Duration::from_secs(10),
+            metrics: true,
         },
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
