@@ -202,6 +202,49 @@ async fn admin_routes_need_the_right_token() {
             "/api/v1/admin/inventory/ADM-1/restock",
             json!({"quantity": 5}),
         ),
+        (
+            reqwest::Method::POST,
+            "/api/v1/admin/products/import",
+            json!([{"sku": "NEW-2", "name": "x", "price": 1}]),
+        ),
+        (reqwest::Method::GET, "/api/v1/admin/events", Value::Null),
+        (reqwest::Method::GET, "/api/v1/admin/orders", Value::Null),
+        (
+            reqwest::Method::POST,
+            "/api/v1/admin/orders/import",
+            json!([{"id": "x", "created_at": 1, "items": [{"sku": "ADM-1", "quantity": 1}]}]),
+        ),
+        (
+            reqwest::Method::POST,
+            "/api/v1/admin/orders/0123456789abcdef0123456789abcdef/ship",
+            Value::Null,
+        ),
+        (
+            reqwest::Method::POST,
+            "/api/v1/admin/orders/0123456789abcdef0123456789abcdef/deliver",
+            Value::Null,
+        ),
+        (
+            reqwest::Method::POST,
+            "/api/v1/admin/orders/0123456789abcdef0123456789abcdef/refund",
+            Value::Null,
+        ),
+        (reqwest::Method::GET, "/api/v1/admin/templates", Value::Null),
+        (
+            reqwest::Method::GET,
+            "/api/v1/admin/templates/order_confirmation",
+            Value::Null,
+        ),
+        (
+            reqwest::Method::PUT,
+            "/api/v1/admin/templates/order_confirmation",
+            json!({"subject": "pwned", "text": "x", "html": "x"}),
+        ),
+        (
+            reqwest::Method::GET,
+            "/api/v1/admin/notifications",
+            Value::Null,
+        ),
     ];
     for (method, path, body) in &routes {
         let req = || {
@@ -232,6 +275,44 @@ async fn admin_routes_need_the_right_token() {
         (Some("Product ADM-1"), Some(100), Some(1))
     );
     assert_eq!(app.get("/api/v1/products/NEW-1").await.status, 404);
+    assert_eq!(app.get("/api/v1/products/NEW-2").await.status, 404);
+    assert!(
+        !app.engine
+            .template("order_confirmation")
+            .unwrap()
+            .customized
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_is_off_and_ids_are_unguessable() {
+    let app = spawn_app().await;
+    let r = app
+        .client
+        .get(app.url("/api/v1/products"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    let pre = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/api/v1/carts"))
+        .header("origin", "https://evil.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert!(pre.headers().get("access-control-allow-origin").is_none());
+    // Cart and order ids: 32 hex digits from a v4 UUID (122 random bits), all different.
+    let mut ids = std::collections::HashSet::new();
+    for _ in 0..50 {
+        let id = app.create_cart().await;
+        assert!(id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(&id[12..13], "4", "a version-4 UUID");
+        assert!(ids.insert(id));
+    }
     app.stop().await;
 }
 
