@@ -1,5 +1,7 @@
 //! The `emporium` binary: token handling and graceful shutdown.
 
+use std::time::Duration;
+
 use serde_json::json;
 
 use crate::helpers::*;
@@ -127,5 +129,111 @@ async fn a_new_data_directory_serves_the_demo_catalog_once() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
+    assert!(server.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_checkouts_lets_them_finish_and_loses_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let flags = ["--gateway-slow-ms", "700"];
+    let server = start_binary(dir.path(), &flags).await;
+    let client = reqwest::Client::new();
+    let base = server.base.clone();
+    let r = client
+        .post(format!("{base}/api/v1/admin/products"))
+        .bearer_auth(BINARY_TOKEN)
+        .json(&json!({"sku": "TERM-1", "name": "t", "price": 5}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    client
+        .put(format!("{base}/api/v1/admin/inventory/TERM-1"))
+        .bearer_auth(BINARY_TOKEN)
+        .json(&json!({"on_hand": 100}))
+        .send()
+        .await
+        .unwrap();
+    let mut carts = Vec::new();
+    for _ in 0..8 {
+        let cart: serde_json::Value = client
+            .post(format!("{base}/api/v1/carts"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let cart = cart["id"].as_str().unwrap().to_owned();
+        client
+            .post(format!("{base}/api/v1/carts/{cart}/items"))
+            .json(&json!({"sku": "TERM-1", "quantity": 1}))
+            .send()
+            .await
+            .unwrap();
+        carts.push(cart);
+    }
+    // Eight slow checkouts in flight when SIGTERM arrives.
+    let tasks: Vec<_> = carts
+        .iter()
+        .map(|cart| {
+            let (client, url) = (
+                client.clone(),
+                format!("{base}/api/v1/carts/{cart}/checkout"),
+            );
+            tokio::spawn(async move {
+                let r = client
+                    .post(url)
+                    .header("Idempotency-Key", "k")
+                    .json(&crate::checkout::checkout_body("tok_slow"))
+                    .send()
+                    .await
+                    .expect("an in-flight request is answered, not cut");
+                let status = r.status().as_u16();
+                let body: serde_json::Value = r.json().await.unwrap();
+                (status, body["id"].as_str().map(str::to_owned))
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let status = tokio::task::spawn_blocking(move || server.terminate())
+        .await
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "within the grace period"
+    );
+    let mut placed = Vec::new();
+    for t in tasks {
+        let (status, id) = t.await.unwrap();
+        assert_eq!(status, 201);
+        placed.push(id.unwrap());
+    }
+    let server = start_binary(dir.path(), &flags).await;
+    for id in &placed {
+        let r: serde_json::Value = client
+            .get(format!("{}/api/v1/orders/{id}", server.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(r["status"], "paid");
+    }
+    let inv: serde_json::Value = client
+        .get(format!("{}/api/v1/inventory/TERM-1", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (inv["on_hand"].as_u64(), inv["reserved"].as_u64()),
+        (Some(92), Some(0))
+    );
     assert!(server.terminate().success());
 }
