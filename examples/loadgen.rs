@@ -11,6 +11,9 @@
 //! cargo run --release -- serve --data-dir /tmp/emp --admin-token t &
 //! cargo run --release --example loadgen -- --url http://127.0.0.1:8080 --admin-token t \
 //!     --shoppers 64 --duration 20 --mix flow --restock 1000000
+//! # the same mix against routes that do no work: the HTTP ceiling of this machine
+//! cargo run --release --example loadgen -- --noop-server 127.0.0.1:9090 &
+//! cargo run --release --example loadgen -- --url http://127.0.0.1:9090 --no-audit --shoppers 64
 //! ```
 
 use std::collections::BTreeMap;
@@ -71,6 +74,13 @@ struct Args {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Skip the audit (e.g. against the no-op server).
+    #[arg(long)]
+    no_audit: bool,
+    /// Instead of generating load, serve the same routes with fixed answers and no work
+    /// on this loopback address: the HTTP ceiling of the machine, for comparison.
+    #[arg(long)]
+    noop_server: Option<std::net::SocketAddr>,
 }
 
 /// Latency and outcomes of one step.
@@ -259,9 +269,59 @@ async fn stock(client: &reqwest::Client, base: &str, sku: &str) -> Option<Value>
         .ok()
 }
 
+/// The no-op server: the shopper routes with fixed JSON answers (same shapes as the real
+/// ones where the load generator reads them) and no work behind them.
+async fn noop_server(addr: std::net::SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
+    use axum::Json;
+    use axum::http::StatusCode;
+    use axum::routing::{get, post, put};
+    if !addr.ip().is_loopback() {
+        return Err("the no-op server only listens on loopback".into());
+    }
+    let id = || uuid::Uuid::new_v4().simple().to_string();
+    let product =
+        |sku: String| json!({"sku": sku, "name": "No-op product", "price": 100, "available": 1000});
+    let app = axum::Router::new()
+        .route(
+            "/api/v1/products",
+            get(move || async move { Json(json!({"items": (0..20).map(|i| product(format!("NOOP-{i}"))).collect::<Vec<_>>(), "next_cursor": null})) }),
+        )
+        .route(
+            "/api/v1/products/{sku}",
+            get(move |axum::extract::Path(sku): axum::extract::Path<String>| async move { Json(product(sku)) }),
+        )
+        .route(
+            "/api/v1/carts",
+            post(move || async move { (StatusCode::CREATED, Json(json!({"id": id(), "items": []}))) }),
+        )
+        .route(
+            "/api/v1/carts/{id}/items",
+            post(|Json(b): Json<Value>| async move { Json(json!({"items": [b]})) }),
+        )
+        .route(
+            "/api/v1/carts/{id}/checkout",
+            post(move |Json(_): Json<Value>| async move { (StatusCode::CREATED, Json(json!({"id": id(), "status": "paid"}))) }),
+        )
+        .route(
+            "/api/v1/inventory/{sku}",
+            get(|| async { Json(json!({"on_hand": 0, "reserved": 0, "available": 0})) }),
+        )
+        .route(
+            "/api/v1/admin/inventory/{sku}",
+            put(|Json(b): Json<Value>| async move { Json(b) }),
+        );
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    eprintln!("no-op server on {}", listener.local_addr()?);
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
+    if let Some(addr) = args.noop_server {
+        return noop_server(addr).await;
+    }
     loopback_only(&args.url)?;
     let base = args.url.trim_end_matches('/').to_owned();
     let client = reqwest::Client::builder()
@@ -363,7 +423,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sold = stats.sold.lock().expect("sold").clone();
     let mut audit = Vec::new();
     let mut audit_ok = true;
-    for sku in skus.iter() {
+    for sku in skus.iter().filter(|_| !args.no_audit) {
         let Some(now) = stock(&client, &base, sku).await else {
             continue;
         };
@@ -436,7 +496,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         println!(
             "audit: {}",
-            if audit_ok {
+            if args.no_audit {
+                "skipped"
+            } else if audit_ok {
                 "ok (stock sold = units in placed orders, nothing reserved, nothing negative)"
             } else {
                 "FAILED"
