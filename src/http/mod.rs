@@ -91,6 +91,7 @@ pub fn app(state: AppState, options: &HttpOptions) -> Router {
     } else {
         router
     };
+    let router = router.route_layer(axum::middleware::from_fn(record_route));
     router
         .with_state(state)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
@@ -101,8 +102,51 @@ pub fn app(state: AppState, options: &HttpOptions) -> Router {
         // Outside the timeout, so that its 503 is problem+json too.
         .layer(axum::middleware::map_response(error::problemize))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_request(())
+                .on_response(
+                    |res: &axum::http::Response<_>, latency: Duration, span: &tracing::Span| {
+                        span.record("status", res.status().as_u16());
+                        tracing::info!(
+                            latency_ms = latency.as_secs_f64() * 1000.0,
+                            "request finished"
+                        );
+                    },
+                ),
+        )
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// The span of one request: method, matched route (recorded by the metrics middleware
+/// once routing matched), status, request id. Never the raw URI's query, headers or body:
+/// they can carry tokens, emails and addresses.
+fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    tracing::info_span!(
+        "request",
+        method = %req.method(),
+        route = tracing::field::Empty,
+        status = tracing::field::Empty,
+        request_id = %request_id,
+    )
+}
+
+/// Middleware: puts the matched route (a template such as `/api/v1/carts/{id}`, never the
+/// ids in the path) into the request's span.
+async fn record_route(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if let Some(p) = req.extensions().get::<axum::extract::MatchedPath>() {
+        tracing::Span::current().record("route", p.as_str());
+    }
+    next.run(req).await
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then stops accepting and

@@ -237,3 +237,109 @@ async fn sigterm_during_checkouts_lets_them_finish_and_loses_none() {
     );
     assert!(server.terminate().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_carry_request_spans_and_nothing_secret_or_personal() {
+    const ADMIN: &str = "canary-admin-token-5f1e";
+    const WRONG: &str = "canary-wrong-token-9c2b";
+    const PAY: &str = "tok_canary_7d3a";
+    const EMAIL: &str = "canary.shopper.42@example.com";
+    const STREET: &str = "Canary Crater Road 42";
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_binary(
+        dir.path(),
+        &["--no-token", "--admin-token", ADMIN, "--log-format", "json"],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let base = server.base.clone();
+    let r = client
+        .post(format!("{base}/api/v1/admin/products"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"sku": "LOG-1", "name": "l", "price": 5}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    client
+        .put(format!("{base}/api/v1/admin/inventory/LOG-1"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"on_hand": 5}))
+        .send()
+        .await
+        .unwrap();
+    let wrong = client
+        .get(format!("{base}/api/v1/admin/orders"))
+        .bearer_auth(WRONG)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 403);
+    let cart: serde_json::Value = client
+        .post(format!("{base}/api/v1/carts"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let cart = cart["id"].as_str().unwrap().to_owned();
+    client
+        .post(format!("{base}/api/v1/carts/{cart}/items"))
+        .json(&json!({"sku": "LOG-1", "quantity": 1}))
+        .send()
+        .await
+        .unwrap();
+    client
+        .patch(format!("{base}/api/v1/carts/{cart}"))
+        .json(&json!({"email": EMAIL}))
+        .send()
+        .await
+        .unwrap();
+    let mut body = crate::checkout::checkout_body(PAY);
+    body["email"] = json!(EMAIL);
+    body["shipping_address"]["line1"] = json!(STREET);
+    let r = client
+        .post(format!("{base}/api/v1/carts/{cart}/checkout"))
+        .header("Idempotency-Key", "log-key")
+        .header("X-Request-Id", "canary-request-1")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.headers()["x-request-id"], "canary-request-1");
+    // A declined one too (its failure is logged) and a receipt (the notifier runs).
+    let r = client
+        .get(format!("{base}/api/v1/products/LOG-1?cart_id={cart}"))
+        .header("X-Session-Id", EMAIL)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let log_path = server.log.clone();
+    assert!(server.terminate().success());
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    for canary in [ADMIN, WRONG, PAY, EMAIL, STREET] {
+        assert!(!log.contains(canary), "{canary} leaked into the log");
+    }
+    // One span per request, with the matched route, status and request id.
+    let checkout_line = log
+        .lines()
+        .find(|l| l.contains("canary-request-1") && l.contains("request finished"))
+        .unwrap_or_else(|| panic!("no request line for the checkout in:\n{log}"));
+    let v: serde_json::Value = serde_json::from_str(checkout_line).unwrap();
+    let span = &v["span"];
+    assert_eq!(
+        span["route"], "/api/v1/carts/{id}/checkout",
+        "{checkout_line}"
+    );
+    assert_eq!(span["status"], 201);
+    assert_eq!(span["method"], "POST");
+    assert!(v["fields"]["latency_ms"].as_f64().is_some());
+    assert!(
+        !checkout_line.contains(&cart),
+        "ids in paths stay out of the route label"
+    );
+}
