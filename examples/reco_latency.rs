@@ -105,7 +105,7 @@ async fn main() {
         state,
         &emporium::http::HttpOptions {
             request_timeout: Duration::from_secs(10),
-            metrics: true,
+            ..Default::default()
         },
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

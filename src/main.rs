@@ -54,7 +54,7 @@ enum DurabilityArg {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the HTTP API.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Import products from a file (JSON array or NDJSON; native, Icecat or Algolia
     /// records) into a data directory. The server must not be running on it.
     Import(ImportArgs),
@@ -122,6 +122,16 @@ struct ServeArgs {
     /// Seconds between background passes over orders with outstanding work.
     #[arg(long, env = "EMPORIUM_RECOVERY_INTERVAL_SECS", default_value_t = 10)]
     recovery_interval_secs: u64,
+    /// Requests per second each client IP may make on shopper routes (0: no limit; behind
+    /// a proxy every client shares the proxy's address, so leave it off there).
+    #[arg(long, env = "EMPORIUM_RATE_LIMIT_PER_SEC", default_value_t = 0.0)]
+    rate_limit_per_sec: f64,
+    /// Burst allowed above that rate (default: two seconds' worth).
+    #[arg(long, env = "EMPORIUM_RATE_LIMIT_BURST")]
+    rate_limit_burst: Option<f64>,
+    /// Most API requests in flight; more are answered 503 at once instead of queueing.
+    #[arg(long, env = "EMPORIUM_MAX_IN_FLIGHT", default_value_t = 1024)]
+    max_in_flight: usize,
     /// Do not count HTTP requests for /metrics (to measure what counting costs).
     #[arg(long, env = "EMPORIUM_NO_REQUEST_METRICS")]
     no_request_metrics: bool,
@@ -151,7 +161,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match cli.command {
-        Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Serve(args) => runtime.block_on(serve(*args)),
         Command::Import(args) => runtime.block_on(import(args)),
         Command::Reindex(args) => runtime.block_on(reindex(args)),
         Command::ImportOrders(args) => runtime.block_on(import_orders(args)),
@@ -264,6 +274,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         &HttpOptions {
             request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
             metrics: !args.no_request_metrics,
+            rate_limit: (args.rate_limit_per_sec > 0.0).then(|| {
+                let burst = args
+                    .rate_limit_burst
+                    .unwrap_or(2.0 * args.rate_limit_per_sec);
+                (args.rate_limit_per_sec, burst)
+            }),
+            max_in_flight: args.max_in_flight,
         },
     );
     ready.store(true, Ordering::Release);

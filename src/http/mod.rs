@@ -16,6 +16,7 @@ pub mod events;
 pub mod extract;
 pub mod health;
 pub mod inventory;
+pub mod limits;
 pub mod metrics;
 pub mod notify;
 pub mod orders;
@@ -61,6 +62,21 @@ pub struct HttpOptions {
     pub request_timeout: Duration,
     /// Count requests for `/metrics` (the route stays; turning this off measures its cost).
     pub metrics: bool,
+    /// Per-client-IP token bucket on shopper routes: (requests per second, burst).
+    pub rate_limit: Option<(f64, f64)>,
+    /// Most API requests in flight; more are shed with 503.
+    pub max_in_flight: usize,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            request_timeout: Duration::from_secs(30),
+            metrics: true,
+            rate_limit: None,
+            max_in_flight: 1024,
+        }
+    }
 }
 
 /// Builds the application router.
@@ -77,14 +93,28 @@ pub fn app(state: AppState, options: &HttpOptions) -> Router {
         ));
     let request_id = HeaderName::from_static("x-request-id");
     metrics::handle();
-    let router = Router::new()
-        .merge(health::router())
-        .merge(metrics::router())
+    let shopper = Router::new()
         .merge(products::router())
         .merge(carts::router())
         .merge(orders::router())
-        .merge(inventory::router())
-        .merge(admin)
+        .merge(inventory::router());
+    let shopper = match options.rate_limit {
+        Some((per_sec, burst)) => shopper.route_layer(axum::middleware::from_fn_with_state(
+            Arc::new(limits::RateLimiter::new(per_sec, burst)),
+            limits::rate_limit,
+        )),
+        None => shopper,
+    };
+    let api = Router::new().merge(shopper).merge(admin).route_layer(
+        axum::middleware::from_fn_with_state(
+            Arc::new(tokio::sync::Semaphore::new(options.max_in_flight.max(1))),
+            limits::shed,
+        ),
+    );
+    let router = Router::new()
+        .merge(health::router())
+        .merge(metrics::router())
+        .merge(api)
         .fallback(|| async { ApiError::no_route() });
     let router = if options.metrics {
         router.route_layer(axum::middleware::from_fn(metrics::track))

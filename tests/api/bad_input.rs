@@ -636,3 +636,69 @@ async fn a_write_the_store_refuses_changes_nothing() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_over_its_rate_gets_429_with_retry_after() {
+    let app = spawn_app_with(|o| o.rate_limit = Some((2.0, 3.0))).await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let r = app
+            .client
+            .get(app.url("/api/v1/products/NOPE"))
+            .send()
+            .await
+            .unwrap();
+        statuses.push((r.status().as_u16(), r.headers().get("retry-after").cloned()));
+    }
+    assert_eq!(
+        statuses.iter().map(|s| s.0).collect::<Vec<_>>(),
+        [404, 404, 404, 429, 429]
+    );
+    assert_eq!(statuses[3].1.as_ref().unwrap(), "1");
+    let r = app.get("/api/v1/products/NOPE").await;
+    assert_eq!((r.status, r.code()), (429, "too_many_requests"));
+    // Health and admin routes are not shopper routes.
+    assert_eq!(app.get("/health").await.status, 200);
+    let admin = app
+        .send(app.admin(app.client.get(app.url("/api/v1/admin/orders"))))
+        .await;
+    assert_eq!(admin.status, 200);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_beyond_the_in_flight_bound_are_shed_and_health_still_answers() {
+    let app = std::sync::Arc::new(spawn_app_with(|o| o.max_in_flight = 2).await);
+    app.create_product("SHED-1", 100, 10).await;
+    let mut carts = Vec::new();
+    for _ in 0..3 {
+        carts.push(crate::checkout::cart_with(&app, &[("SHED-1", 1)]).await);
+    }
+    // Two slow checkouts hold both slots…
+    let slow: Vec<_> = carts[..2]
+        .iter()
+        .map(|c| {
+            let (app, c) = (app.clone(), c.clone());
+            tokio::spawn(async move {
+                crate::checkout::checkout(
+                    &app,
+                    &c,
+                    Some("k"),
+                    &crate::checkout::checkout_body("tok_slow"),
+                )
+                .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // …so a third request is shed at once, while /health answers.
+    let shed = app.get("/api/v1/products/SHED-1").await;
+    assert_eq!((shed.status, shed.code()), (503, "unavailable"));
+    assert_eq!(app.get("/health").await.status, 200);
+    for t in slow {
+        assert_eq!(t.await.unwrap().status, 201);
+    }
+    assert_eq!(app.get("/api/v1/products/SHED-1").await.status, 200);
+    let app = std::sync::Arc::try_unwrap(app).ok().expect("sole owner");
+    app.stop().await;
+}

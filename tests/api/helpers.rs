@@ -64,6 +64,11 @@ pub struct TestApp {
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// [`spawn_app`] with HTTP options of the test's choosing.
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut HttpOptions)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let engine = open_engine(dir.path(), |_| {}).await;
     let state = AppState {
@@ -71,13 +76,12 @@ pub async fn spawn_app() -> TestApp {
         admin_token: ADMIN_TOKEN.into(),
         ready: Arc::new(AtomicBool::new(true)),
     };
-    let app = emporium::http::app(
-        state,
-        &HttpOptions {
-            request_timeout: Duration::from_secs(10),
-            metrics: true,
-        },
-    );
+    let mut options = HttpOptions {
+        request_timeout: Duration::from_secs(10),
+        ..Default::default()
+    };
+    tweak(&mut options);
+    let app = emporium::http::app(state, &options);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
