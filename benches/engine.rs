@@ -8,6 +8,10 @@
 //! - `checkout/facade_{1,3}_lines_strict`: one checkout saga (price, reserve, charge,
 //!   commit, close the cart), sequential; `checkout/flows_64_strict`: 64 shoppers each
 //!   creating a cart, adding 2 items and checking out, concurrently.
+//! - `sku/reserve_commit_64_skus_strict`: reserve + commit spread over 64 SKUs.
+//! - `reads/product_get`, `reads/recommendations`: the read paths (a product with its
+//!   stock; recommendations from a model learned from 2,000 orders).
+//! - `codec/order_encode`, `codec/order_decode`: the storage codec on a 3-line order.
 //!
 //! Run: `cargo bench --bench engine`. With `CI` set, sizes shrink.
 
@@ -19,7 +23,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use emporium::domain::order::{Address, CheckoutRequest};
+use emporium::domain::Sku;
+use emporium::domain::history::parse_past_orders;
+use emporium::domain::order::{Address, CheckoutRequest, Order, OrderLine};
 use emporium::domain::product::ProductDraft;
 use emporium::{Config, Durability, Engine};
 
@@ -270,6 +276,116 @@ fn activation(c: &mut Criterion) {
     g.finish();
 }
 
+fn reads(c: &mut Criterion) {
+    let rt = runtime();
+    let mut g = c.benchmark_group("reads");
+    g.throughput(Throughput::Elements(1));
+    let dir = tempfile::tempdir().unwrap();
+    let e = rt.block_on(engine(dir.path(), Durability::Strict));
+    // History for the recommender: 2,000 orders over the three line SKUs and BENCH.
+    let body: String = (0..2000)
+        .map(|i| {
+            let a = LINES[i % 3];
+            let b = if i % 2 == 0 { "BENCH" } else { LINES[(i + 1) % 3] };
+            format!(
+                r#"{{"id": "b{i}", "created_at": 1304244000000, "items": [{{"sku": "{a}", "quantity": 1}}, {{"sku": "{b}", "quantity": 1}}]}}"#
+            ) + "\n"
+        })
+        .collect();
+    rt.block_on(async {
+        e.import_orders(parse_past_orders(&body).unwrap(), |_| {})
+            .await
+            .unwrap();
+        let end = e.event_log_end().unwrap();
+        while e.recommender().learned_through() < end {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    g.bench_function("product_get", |b| {
+        b.to_async(&rt)
+            .iter(|| async { e.product("LINE-1").await.unwrap() })
+    });
+    g.bench_function("recommendations", |b| {
+        b.to_async(&rt)
+            .iter(|| async { e.recommendations("LINE-1", 10).await.unwrap() })
+    });
+    rt.block_on(e.shutdown()).unwrap();
+    g.finish();
+}
+
+fn sku_many(c: &mut Criterion) {
+    let rt = runtime();
+    let mut g = c.benchmark_group("sku");
+    let tasks = 64;
+    g.throughput(Throughput::Elements(tasks as u64 * 2));
+    let dir = tempfile::tempdir().unwrap();
+    let e = rt.block_on(engine(dir.path(), Durability::Strict));
+    let skus: Vec<String> = (0..tasks).map(|i| format!("MANY-{i}")).collect();
+    rt.block_on(async {
+        for s in &skus {
+            let draft = ProductDraft {
+                name: s.clone(),
+                price: 1,
+                ..Default::default()
+            };
+            e.create_product(s, draft).await.unwrap();
+            e.set_on_hand(s, 1_000_000_000).await.unwrap();
+        }
+    });
+    // Reservation ids must never repeat across samples (a committed id is remembered).
+    let round = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    g.bench_function("reserve_commit_64_skus_strict", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let (e, skus) = (e.clone(), skus.clone());
+            let r = round.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            async move {
+                concurrent(tasks, iters, move |t, i| {
+                    let (e, sku) = (e.clone(), skus[t].clone());
+                    async move {
+                        let rid = format!("m{r}-{t}-{i}");
+                        e.reserve(&sku, &rid, 1).await.unwrap();
+                        e.commit_reservation(&sku, &rid).await.unwrap();
+                    }
+                })
+                .await
+            }
+        })
+    });
+    rt.block_on(e.shutdown()).unwrap();
+    g.finish();
+}
+
+fn codec(c: &mut Criterion) {
+    use emporium::storage::codec;
+    let mut g = c.benchmark_group("codec");
+    let engine_free_order = {
+        let line = OrderLine {
+            sku: Sku::parse("LINE-1").unwrap(),
+            name: "Aurora EVA Helmet".into(),
+            quantity: 2,
+            unit_price: 249_900,
+            line_total: 499_800,
+        };
+        Order::new(
+            "0123456789abcdef0123456789abcdef".into(),
+            "fedcba9876543210fedcba9876543210".into(),
+            checkout_request(),
+            vec![line.clone(), line.clone(), line],
+            "USD".into(),
+            1_700_000_000_000,
+        )
+    };
+    let bytes = codec::encode(&engine_free_order).unwrap();
+    g.throughput(Throughput::Bytes(bytes.len() as u64));
+    g.bench_function("order_encode", |b| {
+        b.iter(|| codec::encode(&engine_free_order).unwrap())
+    });
+    g.bench_function("order_decode", |b| {
+        b.iter(|| codec::decode::<Order>(&bytes).unwrap())
+    });
+    g.finish();
+}
+
 fn config() -> Criterion {
     let c = Criterion::default();
     if ci() {
@@ -281,5 +397,5 @@ fn config() -> Criterion {
     }
 }
 
-criterion_group! { name = benches; config = config(); targets = cart_add, cart_add_concurrent, sku_hot, activation, checkout }
+criterion_group! { name = benches; config = config(); targets = cart_add, cart_add_concurrent, sku_hot, sku_many, activation, checkout, reads, codec }
 criterion_main!(benches);
