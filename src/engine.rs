@@ -14,7 +14,7 @@ use crate::actors::order::OrderEntity;
 use crate::actors::sku::{SkuCmd, SkuEntity, SkuFailure};
 use crate::actors::{CallError, Subscriber};
 use crate::config::Config;
-use crate::domain::cart::{Cart, CartError, CatalogEntry, PricedCart, price};
+use crate::domain::cart::{Cart, CartError, PricedCart};
 use crate::domain::event::LoggedEvent;
 use crate::domain::import::ImportItem;
 use crate::domain::inventory::{InventoryError, Stock};
@@ -615,17 +615,7 @@ impl Engine {
 
     async fn price_cart(&self, cart: Cart) -> Result<CartView, EngineError> {
         self.catalog_durable().await?;
-        let products = &self.inner.store.tables().products;
-        let priced = price(&cart, |sku| {
-            products
-                .get(sku.as_str())
-                .ok()
-                .flatten()
-                .map(|p| CatalogEntry {
-                    name: p.name,
-                    unit_price: p.price,
-                })
-        });
+        let priced = self.inner.store.tables().price_cart(&cart)?;
         Ok(CartView {
             cart,
             priced,
@@ -639,27 +629,8 @@ impl Engine {
         Ok(self.inner.carts.panic_entity(id).await?)
     }
 
-    fn start_cart_sweeper(&self) {
-        let weak = Arc::downgrade(&self.inner);
-        let period = self.inner.config.cart_sweep_interval;
-        let task = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(period);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let Some(inner) = weak.upgrade() else { return };
-                let engine = Engine { inner };
-                if let Err(e) = engine.sweep_expired_carts().await {
-                    tracing::warn!(error = %e, "cart expiry sweep failed");
-                }
-                if let Err(e) = engine.prune_idempotency_keys() {
-                    tracing::warn!(error = %e, "idempotency key sweep failed");
-                }
-                if let Err(e) = engine.sweep_abandoned_carts().await {
-                    tracing::warn!(error = %e, "abandoned cart sweep failed");
-                }
-            }
-        });
+    /// Keeps a background task, to be stopped by [`Engine::shutdown`].
+    fn keep(&self, task: tokio::task::JoinHandle<()>) {
         self.inner
             .background
             .lock()
@@ -667,22 +638,45 @@ impl Engine {
             .push(task);
     }
 
+    /// Runs `job` every `period` (first after one period) while the engine lives.
+    fn every<F, Fut>(&self, period: std::time::Duration, job: F)
+    where
+        F: Fn(Engine) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        let weak = Arc::downgrade(&self.inner);
+        self.keep(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                job(Engine { inner }).await;
+            }
+        }));
+    }
+
+    fn start_cart_sweeper(&self) {
+        self.every(self.inner.config.cart_sweep_interval, |engine| async move {
+            if let Err(e) = engine.sweep_expired_carts().await {
+                tracing::warn!(error = %e, "cart expiry sweep failed");
+            }
+            if let Err(e) = engine.prune_idempotency_keys() {
+                tracing::warn!(error = %e, "idempotency key sweep failed");
+            }
+            if let Err(e) = engine.sweep_abandoned_carts().await {
+                tracing::warn!(error = %e, "abandoned cart sweep failed");
+            }
+        });
+    }
+
     /// Deletes every stored cart whose expiry has passed. Each goes through its actor, so
     /// a resident cart and the store never disagree. Returns how many were removed.
     pub async fn sweep_expired_carts(&self) -> Result<usize, EngineError> {
         let now = now_millis();
-        let mut after: Option<Vec<u8>> = None;
         let mut removed = 0;
-        loop {
-            let page = self
-                .inner
-                .store
-                .tables()
-                .carts
-                .scan_after(after.as_deref(), 1000)?;
-            let Some((last, _)) = page.last() else { break };
-            after = Some(last.clone());
-            for (_, cart) in page.iter().filter(|(_, c)| c.is_expired(now)) {
+        for page in self.inner.store.tables().carts.pages(1000) {
+            for (_, cart) in page?.iter().filter(|(_, c)| c.is_expired(now)) {
                 if let Err(EngineError::NotFound(_)) =
                     self.cart_call(&cart.id, || CartCmd::ExpireIfDue).await
                 {
@@ -1019,15 +1013,10 @@ impl Engine {
 
     /// Starts delivering the event log to `subscriber`, from its stored offset on.
     pub fn subscribe(&self, subscriber: Arc<dyn Subscriber>) {
-        let task = tokio::spawn(crate::actors::dispatcher::run(
+        self.keep(tokio::spawn(crate::actors::dispatcher::run(
             self.inner.store.clone(),
             subscriber,
-        ));
-        self.inner
-            .background
-            .lock()
-            .expect("background lock")
-            .push(task);
+        )));
     }
 
     /// How far subscriber `name` has got (the last delivered sequence number).

@@ -346,15 +346,7 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
         let items =
             parse_items(&body, position).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
         position += items.len();
-        let bar = indicatif::ProgressBar::new(items.len() as u64);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{msg} [{bar:40}] {pos}/{len} products ({per_sec}, eta {eta})",
-            )
-            .expect("template")
-            .progress_chars("=> "),
-        );
-        bar.set_message(file.display().to_string());
+        let bar = progress_bar(items.len(), "products", file);
         let started = std::time::Instant::now();
         let report = engine
             .import_products(items, |done| bar.set_position(done as u64))
@@ -379,6 +371,20 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
         println!("{failed_total} records were refused; the rest were imported");
     }
     Ok(())
+}
+
+/// The progress bar of an import of `len` `unit`s from `file`.
+fn progress_bar(len: usize, unit: &str, file: &Path) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{{msg}} [{{bar:40}}] {{pos}}/{{len}} {unit} ({{per_sec}}, eta {{eta}})"
+        ))
+        .expect("template")
+        .progress_chars("=> "),
+    );
+    bar.set_message(file.display().to_string());
+    bar
 }
 
 async fn import_orders(args: ImportArgs) -> anyhow::Result<()> {
@@ -412,15 +418,7 @@ async fn import_orders(args: ImportArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("reading {}", file.display()))?;
             parse_past_orders(&body).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?
         };
-        let bar = indicatif::ProgressBar::new(records.len() as u64);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{msg} [{bar:40}] {pos}/{len} orders ({per_sec}, eta {eta})",
-            )
-            .expect("template")
-            .progress_chars("=> "),
-        );
-        bar.set_message(file.display().to_string());
+        let bar = progress_bar(records.len(), "orders", file);
         let report = engine
             .import_orders(records, |done| bar.set_position(done as u64))
             .await?;

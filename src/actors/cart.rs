@@ -125,19 +125,14 @@ impl CartEntity {
         }
         let cart = state.as_ref().ok_or(CartFailure::NotFound)?;
         cart.open()?;
-        let mut lines = Vec::with_capacity(cart.lines.len());
-        for l in &cart.lines {
-            // A product deleted since it was added cannot be bought; the rest can.
-            if let Some(p) = tables.products.get(l.sku.as_str())? {
-                lines.push(OrderLine {
-                    sku: l.sku.clone(),
-                    name: p.name,
-                    quantity: l.quantity,
-                    unit_price: p.price,
-                    line_total: p.price * u64::from(l.quantity),
-                });
-            }
-        }
+        // Priced as the cart shows it: a product deleted since it was added cannot be
+        // bought; the rest can.
+        let lines: Vec<OrderLine> = tables
+            .price_cart(cart)?
+            .lines
+            .into_iter()
+            .map(OrderLine::from)
+            .collect();
         if lines.is_empty() {
             return Err(CartFailure::Empty);
         }

@@ -410,6 +410,35 @@ impl<E: Entity> Host<E> {
         myself.send_after(wait, || HostMsg::Timer);
     }
 
+    /// Runs one command; the reply is released once the entity's writes are durable, or at
+    /// once for a `CallApplied`.
+    async fn call(
+        &self,
+        myself: &ActorRef<HostMsg<E>>,
+        st: &mut HostState<E>,
+        cmd: E::Cmd,
+        reply: RpcReplyPort<Reply<E>>,
+        durable: bool,
+    ) {
+        st.last_active = Instant::now();
+        let effect = self.entity.handle(&st.id, &mut st.state, cmd).await;
+        if effect.wrote {
+            self.record_write(st);
+        }
+        let out = effect.reply;
+        if durable {
+            self.barrier.on_durable(st.last_ticket, move |r| {
+                let _ = reply.send(r.map(|()| out).map_err(Undelivered::Storage));
+            });
+        } else {
+            let _ = reply.send(Ok(out));
+        }
+        self.arm_timer(myself, st);
+        if self.entity.evict_now(&st.state) {
+            self.passivate(myself, st);
+        }
+    }
+
     /// Leaves the directory and drains: queued calls get `Moved`, later sends fail.
     fn passivate(&self, myself: &ActorRef<HostMsg<E>>, st: &mut HostState<E>) {
         st.passivating = true;
@@ -453,34 +482,12 @@ impl<E: Entity> Actor for Host<E> {
         msg: Self::Msg,
         st: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let msg_kind = match &msg {
-            HostMsg::CallApplied(..) => MsgKind::Applied,
-            _ => MsgKind::Durable,
-        };
         match msg {
             HostMsg::Call(_, reply) | HostMsg::CallApplied(_, reply) if st.passivating => {
                 let _ = reply.send(Err(Undelivered::Moved));
             }
-            HostMsg::Call(cmd, reply) | HostMsg::CallApplied(cmd, reply) => {
-                let durable = matches!(msg_kind, MsgKind::Durable);
-                st.last_active = Instant::now();
-                let effect = self.entity.handle(&st.id, &mut st.state, cmd).await;
-                if effect.wrote {
-                    self.record_write(st);
-                }
-                let out = effect.reply;
-                if durable {
-                    self.barrier.on_durable(st.last_ticket, move |r| {
-                        let _ = reply.send(r.map(|()| out).map_err(Undelivered::Storage));
-                    });
-                } else {
-                    let _ = reply.send(Ok(out));
-                }
-                self.arm_timer(&myself, st);
-                if self.entity.evict_now(&st.state) {
-                    self.passivate(&myself, st);
-                }
-            }
+            HostMsg::Call(cmd, reply) => self.call(&myself, st, cmd, reply, true).await,
+            HostMsg::CallApplied(cmd, reply) => self.call(&myself, st, cmd, reply, false).await,
             HostMsg::Timer => {
                 st.timer_at = None;
                 let due = self
@@ -504,11 +511,6 @@ impl<E: Entity> Actor for Host<E> {
         }
         Ok(())
     }
-}
-
-enum MsgKind {
-    Durable,
-    Applied,
 }
 
 /// One per kind: isolates entity failures.

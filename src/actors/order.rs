@@ -313,15 +313,7 @@ impl OrderEntity {
                     }
                     let event = DomainEvent::OrderPlaced {
                         order_id: order.id.clone(),
-                        items: order
-                            .lines
-                            .iter()
-                            .map(|l| EventItem {
-                                sku: l.sku.to_string(),
-                                quantity: l.quantity,
-                                unit_price: l.unit_price,
-                            })
-                            .collect(),
+                        items: EventItem::of(&order.lines),
                         total: order.total,
                         currency: order.currency.clone(),
                     };
@@ -496,10 +488,16 @@ impl Entity for OrderEntity {
         state: &mut Option<Order>,
         cmd: OrderCmd,
     ) -> Effect<Self::Reply> {
-        if state.is_none() {
-            return Effect::read(Err(OrderFailure::NotFound));
-        }
+        // A failed checkout never became an order: shoppers and admins do not see it; only
+        // its checkout (the idempotent answer) and recovery address it.
+        let visible = state
+            .as_ref()
+            .is_some_and(|o| o.status != OrderStatus::Failed);
         match cmd {
+            _ if state.is_none() => Effect::read(Err(OrderFailure::NotFound)),
+            OrderCmd::Get | OrderCmd::Change(_) if !visible => {
+                Effect::read(Err(OrderFailure::NotFound))
+            }
             OrderCmd::Get => Effect::read(state.clone().ok_or(OrderFailure::NotFound)),
             OrderCmd::Checkout | OrderCmd::Drive => match self.drive(state).await {
                 Ok(wrote) => Effect {

@@ -236,7 +236,7 @@ pub struct PricedCart {
 
 /// Prices `cart` with `lookup`. Lines whose product no longer exists are left out (they
 /// cannot be bought); the stored cart keeps them until it next changes.
-pub fn price(cart: &Cart, lookup: impl Fn(&Sku) -> Option<CatalogEntry>) -> PricedCart {
+pub fn price(cart: &Cart, mut lookup: impl FnMut(&Sku) -> Option<CatalogEntry>) -> PricedCart {
     let lines: Vec<PricedLine> = cart
         .lines
         .iter()

@@ -139,6 +139,20 @@ impl DomainEvent {
     }
 }
 
+impl EventItem {
+    /// The lines of an order as an event carries them.
+    pub fn of(lines: &[super::order::OrderLine]) -> Vec<EventItem> {
+        lines
+            .iter()
+            .map(|l| EventItem {
+                sku: l.sku.to_string(),
+                quantity: l.quantity,
+                unit_price: l.unit_price,
+            })
+            .collect()
+    }
+}
+
 /// An event as stored in the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoggedEvent {

@@ -183,6 +183,18 @@ pub struct OrderLine {
     pub line_total: u64,
 }
 
+impl From<super::cart::PricedLine> for OrderLine {
+    fn from(l: super::cart::PricedLine) -> Self {
+        OrderLine {
+            sku: l.sku,
+            name: l.name,
+            quantity: l.quantity,
+            unit_price: l.unit_price,
+            line_total: l.line_total,
+        }
+    }
+}
+
 /// Why a checkout failed. Stored with the order, so a retried request gets the same answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CheckoutFailure {

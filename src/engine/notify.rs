@@ -41,7 +41,7 @@ impl Engine {
             wake.clone(),
             config.currency.clone(),
         )));
-        let sender = tokio::spawn(notify::run_sender(
+        self.keep(tokio::spawn(notify::run_sender(
             self.inner.store.clone(),
             mailer,
             NotifyConfig {
@@ -50,12 +50,7 @@ impl Engine {
                 retry_base: config.mail_retry_base,
             },
             wake,
-        ));
-        self.inner
-            .background
-            .lock()
-            .expect("background lock")
-            .push(sender);
+        )));
         Ok(())
     }
 
@@ -137,25 +132,16 @@ impl Engine {
     /// reminder. Returns how many.
     pub async fn sweep_abandoned_carts(&self) -> Result<usize, EngineError> {
         let idle_before = now_millis() - super::millis(self.inner.config.abandoned_cart_after);
-        let mut after: Option<Vec<u8>> = None;
         let mut marked = 0;
-        loop {
-            let page = self
-                .inner
-                .store
-                .tables()
-                .carts
-                .scan_after(after.as_deref(), 1000)?;
-            let Some((last, _)) = page.last() else { break };
-            after = Some(last.clone());
-            for (_, cart) in page.iter().filter(|(_, c)| c.is_abandoned(idle_before)) {
+        for page in self.inner.store.tables().carts.pages(1000) {
+            for (_, cart) in page?.iter().filter(|(_, c)| c.is_abandoned(idle_before)) {
                 let reply = self
                     .inner
                     .carts
                     .call(&cart.id, || CartCmd::MarkAbandoned { idle_before })
                     .await?;
+                // Marked now if its reminder time moved (the actor re-checks the rule).
                 if let Ok(CartReply::Cart(c)) = reply
-                    && c.reminded_at.is_some_and(|r| r > c.updated_at)
                     && c.reminded_at != cart.reminded_at
                 {
                     marked += 1;

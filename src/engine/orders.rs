@@ -1,6 +1,5 @@
 //! Checkout and orders: the engine's face of the order saga (see `actors/order.rs`).
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use futures_util::StreamExt;
@@ -160,16 +159,13 @@ impl Engine {
         if !is_cart_id(id) {
             return Err(EngineError::NotFound("order"));
         }
-        let order = self.inner.orders.call(id, || OrderCmd::Get).await??;
-        if order.status == OrderStatus::Failed {
-            return Err(EngineError::NotFound("order"));
-        }
-        Ok(order)
+        Ok(self.inner.orders.call(id, || OrderCmd::Get).await??)
     }
 
     async fn change_order(&self, id: &str, change: Lifecycle) -> Result<Order, EngineError> {
-        // Not found for ids we never issue and for failed checkouts.
-        self.order(id).await?;
+        if !is_cart_id(id) {
+            return Err(EngineError::NotFound("order"));
+        }
         Ok(self
             .inner
             .orders
@@ -299,18 +295,9 @@ impl Engine {
     pub(super) async fn recover_at_start(&self) -> Result<(), EngineError> {
         let driven = self.recover_orders().await?;
         self.inner.sku_expiry.store(true, Ordering::Release);
-        let mut after: Option<Vec<u8>> = None;
         let mut held = 0;
-        loop {
-            let page = self
-                .inner
-                .store
-                .tables()
-                .stock
-                .scan_after(after.as_deref(), 1000)?;
-            let Some((last, _)) = page.last() else { break };
-            after = Some(last.clone());
-            for (key, stock) in page {
+        for page in self.inner.store.tables().stock.pages(1000) {
+            for (key, stock) in page? {
                 if stock.reservations.is_empty() {
                     continue;
                 }
@@ -326,38 +313,20 @@ impl Engine {
     }
 
     pub(super) fn start_recovery_sweeper(&self) {
-        let weak = Arc::downgrade(&self.inner);
-        let period = self.inner.config.recovery_interval;
-        let task = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(period);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let Some(inner) = weak.upgrade() else { return };
-                let engine = Engine { inner };
-                if let Err(e) = engine.recover_orders().await {
-                    tracing::warn!(error = %e, "order recovery sweep failed");
-                }
+        self.every(self.inner.config.recovery_interval, |engine| async move {
+            if let Err(e) = engine.recover_orders().await {
+                tracing::warn!(error = %e, "order recovery sweep failed");
             }
         });
-        self.inner
-            .background
-            .lock()
-            .expect("background lock")
-            .push(task);
     }
 
     /// Forgets idempotency keys older than the configured retention. Returns how many.
     pub fn prune_idempotency_keys(&self) -> Result<usize, EngineError> {
         let horizon = now_millis() - super::millis(self.inner.config.idempotency_ttl);
         let table = &self.inner.store.tables().idempotency;
-        let mut after: Option<Vec<u8>> = None;
         let mut removed = 0;
-        loop {
-            let page = table.scan_after(after.as_deref(), 1000)?;
-            let Some((last, _)) = page.last() else { break };
-            after = Some(last.clone());
-            for (key, record) in page {
+        for page in table.pages(1000) {
+            for (key, record) in page? {
                 if record.created_at < horizon {
                     table.remove(&String::from_utf8_lossy(&key))?;
                     removed += 1;

@@ -40,26 +40,15 @@ impl Engine {
             rec.learned_through(),
         )?;
         self.subscribe(Arc::new(Learner(rec.clone())));
-        let weak = Arc::downgrade(&rec);
-        let saver = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(SAVE_EVERY);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let Some(rec) = weak.upgrade() else { return };
-                let _ = tokio::task::spawn_blocking(move || {
-                    if let Err(e) = rec.save() {
-                        tracing::warn!(error = %e, "could not save the recommender");
-                    }
-                })
-                .await;
-            }
+        self.every(SAVE_EVERY, |engine| async move {
+            let rec = engine.inner.recommender.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                if let Err(e) = rec.save() {
+                    tracing::warn!(error = %e, "could not save the recommender");
+                }
+            })
+            .await;
         });
-        self.inner
-            .background
-            .lock()
-            .expect("background lock")
-            .push(saver);
         Ok(())
     }
 
@@ -235,14 +224,7 @@ impl Engine {
                 events.push(DomainEvent::OrderImported {
                     order_id: id.clone(),
                     created_at: o.created_at,
-                    items: lines
-                        .iter()
-                        .map(|l| EventItem {
-                            sku: l.sku.to_string(),
-                            quantity: l.quantity,
-                            unit_price: l.unit_price,
-                        })
-                        .collect(),
+                    items: EventItem::of(&lines),
                 });
                 let order = Order::imported(
                     id,

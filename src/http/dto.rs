@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::domain::Millis;
 use crate::domain::cart::CartStatus;
-use crate::domain::order::{Address, CheckoutRequest, Order};
+use crate::domain::order::{Address, CheckoutRequest, Order, OrderLine};
 use crate::domain::product::{AttrValue, ProductDraft};
 use crate::engine::{CartView, InventoryView, ProductView};
 
@@ -135,9 +135,9 @@ impl From<ProductView> for ProductOut {
     }
 }
 
-/// A cart line on the wire.
+/// A priced line on the wire (cart and order lines have the same shape).
 #[derive(Debug, Serialize)]
-pub struct CartItemOut {
+pub struct LineOut {
     sku: String,
     name: String,
     quantity: u32,
@@ -145,11 +145,23 @@ pub struct CartItemOut {
     line_total: u64,
 }
 
+impl From<&OrderLine> for LineOut {
+    fn from(l: &OrderLine) -> Self {
+        LineOut {
+            sku: l.sku.to_string(),
+            name: l.name.clone(),
+            quantity: l.quantity,
+            unit_price: l.unit_price,
+            line_total: l.line_total,
+        }
+    }
+}
+
 /// A cart on the wire.
 #[derive(Debug, Serialize)]
 pub struct CartOut {
     id: String,
-    items: Vec<CartItemOut>,
+    items: Vec<LineOut>,
     subtotal: u64,
     total: u64,
     currency: String,
@@ -171,13 +183,7 @@ impl From<CartView> for CartOut {
                 .priced
                 .lines
                 .into_iter()
-                .map(|l| CartItemOut {
-                    sku: l.sku.to_string(),
-                    name: l.name,
-                    quantity: l.quantity,
-                    unit_price: l.unit_price,
-                    line_total: l.line_total,
-                })
+                .map(|l| LineOut::from(&OrderLine::from(l)))
                 .collect(),
             subtotal: v.priced.subtotal,
             total: v.priced.total,
@@ -318,16 +324,6 @@ impl From<CheckoutIn> for CheckoutRequest {
     }
 }
 
-/// An order line on the wire.
-#[derive(Debug, Serialize)]
-pub struct OrderItemOut {
-    sku: String,
-    name: String,
-    quantity: u32,
-    unit_price: u64,
-    line_total: u64,
-}
-
 /// A payment on the wire.
 #[derive(Debug, Serialize)]
 pub struct PaymentOut {
@@ -355,7 +351,7 @@ pub struct OrderOut {
     id: String,
     status: &'static str,
     email: String,
-    items: Vec<OrderItemOut>,
+    items: Vec<LineOut>,
     subtotal: u64,
     total: u64,
     currency: String,
@@ -374,17 +370,7 @@ impl From<&Order> for OrderOut {
             id: o.id.clone(),
             status: o.status.as_str(),
             email: o.email.clone(),
-            items: o
-                .lines
-                .iter()
-                .map(|l| OrderItemOut {
-                    sku: l.sku.to_string(),
-                    name: l.name.clone(),
-                    quantity: l.quantity,
-                    unit_price: l.unit_price,
-                    line_total: l.line_total,
-                })
-                .collect(),
+            items: o.lines.iter().map(LineOut::from).collect(),
             subtotal: o.subtotal,
             total: o.total,
             currency: o.currency.clone(),

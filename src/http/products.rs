@@ -147,14 +147,17 @@ async fn import(State(s): State<AppState>, body: String) -> Result<axum::Json<Va
         ));
     }
     let report = s.engine.import_products(items, |_| {}).await?;
+    Ok(report_json(&report))
+}
+
+/// `{"imported": N, "failed": [{"line", "error"}]}` for every import route.
+fn report_json(report: &crate::engine::ImportReport) -> axum::Json<Value> {
     let failed: Vec<Value> = report
         .failed
         .iter()
         .map(|(line, e)| json!({"line": line, "error": e}))
         .collect();
-    Ok(axum::Json(
-        json!({"imported": report.imported, "failed": failed}),
-    ))
+    axum::Json(json!({"imported": report.imported, "failed": failed}))
 }
 
 /// `?cart_id=` on a product view: the session it belongs to.
@@ -215,14 +218,7 @@ async fn import_orders(
         ));
     }
     let report = s.engine.import_orders(records, |_| {}).await?;
-    let failed: Vec<Value> = report
-        .failed
-        .iter()
-        .map(|(line, e)| json!({"line": line, "error": e}))
-        .collect();
-    Ok(axum::Json(
-        json!({"imported": report.imported, "failed": failed}),
-    ))
+    Ok(report_json(&report))
 }
 
 async fn create_product(

@@ -116,14 +116,19 @@ fn order_number(id: &str) -> String {
     }
 }
 
+/// A line as templates see it (orders and carts alike).
+fn line_context(sku: &str, name: &str, quantity: u32, unit_price: u64, line_total: u64) -> Value {
+    json!({"sku": sku, "name": name, "quantity": quantity, "unit_price": unit_price,
+           "line_total": line_total})
+}
+
 fn order_context(o: &Order) -> Value {
     json!({
         "id": o.id, "number": order_number(&o.id), "email": o.email, "status": o.status.as_str(),
         "currency": o.currency, "subtotal": o.subtotal, "total": o.total,
-        "items": o.lines.iter().map(|l| json!({
-            "sku": l.sku.as_str(), "name": l.name, "quantity": l.quantity,
-            "unit_price": l.unit_price, "line_total": l.line_total,
-        })).collect::<Vec<_>>(),
+        "items": o.lines.iter()
+            .map(|l| line_context(l.sku.as_str(), &l.name, l.quantity, l.unit_price, l.line_total))
+            .collect::<Vec<_>>(),
         "shipping_address": {
             "name": o.shipping_address.name, "line1": o.shipping_address.line1,
             "line2": o.shipping_address.line2, "city": o.shipping_address.city,
@@ -189,22 +194,24 @@ impl Notifier {
                 let Some(email) = cart.email.clone() else {
                     return Ok(None);
                 };
-                let mut items = Vec::new();
-                let mut total = 0u64;
-                for l in &cart.lines {
-                    if let Some(p) = tables.products.get(l.sku.as_str())? {
-                        let line_total = p.price * u64::from(l.quantity);
-                        total += line_total;
-                        items.push(
-                            json!({"sku": l.sku.as_str(), "name": p.name, "quantity": l.quantity,
-                                          "unit_price": p.price, "line_total": line_total}),
-                        );
-                    }
-                }
-                if items.is_empty() {
+                let priced = tables.price_cart(&cart)?;
+                if priced.lines.is_empty() {
                     return Ok(None);
                 }
-                let ctx = json!({"cart": {"id": cart.id, "items": items, "total": total,
+                let items: Vec<Value> = priced
+                    .lines
+                    .into_iter()
+                    .map(|l| {
+                        line_context(
+                            l.sku.as_str(),
+                            &l.name,
+                            l.quantity,
+                            l.unit_price,
+                            l.line_total,
+                        )
+                    })
+                    .collect();
+                let ctx = json!({"cart": {"id": cart.id, "items": items, "total": priced.total,
                                           "currency": self.currency}, "shop": "Emporium"});
                 return Ok(Some(("cart_abandoned", cart.id, email, ctx)));
             }
@@ -270,12 +277,10 @@ impl Notifier {
                 .put(&tables.mail_queue, &event.seq, &Mark)
                 .map_err(|e| e.to_string())?;
         }
+        // No flush wait here: the dispatcher's offset is written after this, so whenever the
+        // offset survives a crash this record does too (sled recovers a prefix of its log);
+        // otherwise the event is delivered again and noted again.
         self.store.write(batch).map_err(|e| e.to_string())?;
-        let barrier = self.store.barrier();
-        barrier
-            .wait(barrier.ticket())
-            .await
-            .map_err(|e| e.to_string())?;
         self.wake.notify_one();
         Ok(())
     }

@@ -164,6 +164,28 @@ impl<K: Key + ?Sized, V: Record> Table<K, V> {
         }
         Ok(out)
     }
+
+    /// The whole table in key order, `size` entries at a time (each page is read when it
+    /// is asked for, so a caller may write between pages): for sweeps.
+    pub fn pages(
+        &self,
+        size: usize,
+    ) -> impl Iterator<Item = Result<Vec<(Vec<u8>, V)>, StorageError>> + '_ {
+        let mut after: Option<Vec<u8>> = None;
+        let mut done = false;
+        std::iter::from_fn(move || {
+            if done {
+                return None;
+            }
+            let page = self.scan_after(after.as_deref(), size);
+            match &page {
+                Ok(p) if p.is_empty() => return None,
+                Ok(p) => after = p.last().map(|(k, _)| k.clone()),
+                Err(_) => done = true,
+            }
+            Some(page)
+        })
+    }
 }
 
 impl<V: Record> Table<[u8], V> {
@@ -331,6 +353,32 @@ pub struct Tables {
     pub notifications: Table<u64, crate::notify::Notification>,
     /// Notifications still to be sent, by sequence number.
     pub mail_queue: Table<u64, Mark>,
+}
+
+impl Tables {
+    /// Prices `cart` from the catalog ([`crate::domain::cart::price`]); a failed read is an
+    /// error, never a silently missing line.
+    pub fn price_cart(
+        &self,
+        cart: &crate::domain::cart::Cart,
+    ) -> Result<crate::domain::cart::PricedCart, StorageError> {
+        let mut failed = None;
+        let priced =
+            crate::domain::cart::price(cart, |sku| match self.products.get(sku.as_str()) {
+                Ok(p) => p.map(|p| crate::domain::cart::CatalogEntry {
+                    name: p.name,
+                    unit_price: p.price,
+                }),
+                Err(e) => {
+                    failed.get_or_insert(e);
+                    None
+                }
+            });
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(priced),
+        }
+    }
 }
 
 /// Index tag of the "every order" listing.

@@ -676,7 +676,6 @@ async fn the_admin_order_list_pages_by_status_and_walks_every_order_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_that_does_not_answer_in_time_fails_the_checkout_without_a_charge() {
-    use emporium::domain::order::{Address, CheckoutRequest};
     let dir = tempfile::tempdir().unwrap();
     let engine = open_engine(dir.path(), |c| {
         c.simulated_gateway_delay = std::time::Duration::from_secs(2);
@@ -690,18 +689,7 @@ async fn a_gateway_that_does_not_answer_in_time_fails_the_checkout_without_a_cha
     engine.set_on_hand("TO-1", 5).await.unwrap();
     let cart = engine.create_cart().await.unwrap().cart.id;
     engine.cart_add_item(&cart, "TO-1", 2).await.unwrap();
-    let request = CheckoutRequest {
-        email: "ada@example.com".into(),
-        payment_token: "tok_slow".into(),
-        shipping_address: Address {
-            name: "Ada".into(),
-            line1: "1 Orbit Way".into(),
-            line2: None,
-            city: "Base".into(),
-            postal_code: "1".into(),
-            country: "US".into(),
-        },
-    };
+    let request = checkout_request("tok_slow");
     let err = engine.checkout(&cart, "k", &request).await.unwrap_err();
     assert!(
         matches!(err, emporium::EngineError::PaymentGateway(_)),
@@ -722,7 +710,6 @@ async fn a_gateway_that_does_not_answer_in_time_fails_the_checkout_without_a_cha
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotency_keys_are_kept_for_their_retention_and_then_forgotten() {
-    use emporium::domain::order::{Address, CheckoutRequest};
     let dir = tempfile::tempdir().unwrap();
     let engine = open_engine(dir.path(), |c| {
         c.idempotency_ttl = std::time::Duration::from_millis(300);
@@ -735,18 +722,7 @@ async fn idempotency_keys_are_kept_for_their_retention_and_then_forgotten() {
     engine.set_on_hand("KEEP-1", 5).await.unwrap();
     let cart = engine.create_cart().await.unwrap().cart.id;
     engine.cart_add_item(&cart, "KEEP-1", 1).await.unwrap();
-    let request = CheckoutRequest {
-        email: "ada@example.com".into(),
-        payment_token: "tok_visa".into(),
-        shipping_address: Address {
-            name: "Ada".into(),
-            line1: "1 Orbit Way".into(),
-            line2: None,
-            city: "Base".into(),
-            postal_code: "1".into(),
-            country: "US".into(),
-        },
-    };
+    let request = checkout_request("tok_visa");
     let first = engine.checkout(&cart, "k", &request).await.unwrap();
     // Within the retention: nothing is pruned, the replay is the first answer.
     assert_eq!(engine.prune_idempotency_keys().unwrap(), 0);

@@ -27,6 +27,22 @@ pub async fn open_engine(dir: &std::path::Path, tweak: impl FnOnce(&mut Config))
     Engine::open(c).await.expect("engine opens")
 }
 
+/// A valid checkout request paying with `token`, for tests through the engine.
+pub fn checkout_request(token: &str) -> emporium::domain::order::CheckoutRequest {
+    emporium::domain::order::CheckoutRequest {
+        email: "ada@example.com".into(),
+        payment_token: token.into(),
+        shipping_address: emporium::domain::order::Address {
+            name: "Ada".into(),
+            line1: "1 Orbit Way".into(),
+            line2: None,
+            city: "Base".into(),
+            postal_code: "1".into(),
+            country: "US".into(),
+        },
+    }
+}
+
 pub fn draft(name: &str, price: i64) -> ProductDraft {
     ProductDraft {
         name: name.into(),
@@ -155,10 +171,15 @@ impl TestApp {
     }
 
     pub async fn create_product(&self, sku: &str, price: i64, stock: i64) {
+        self.create_product_in(sku, "", price, stock).await
+    }
+
+    /// [`TestApp::create_product`] in a category.
+    pub async fn create_product_in(&self, sku: &str, category: &str, price: i64, stock: i64) {
         let r = self
             .send(
                 self.admin(self.client.post(self.url("/api/v1/admin/products")))
-                    .json(&json!({"sku": sku, "name": format!("Product {sku}"), "price": price})),
+                    .json(&json!({"sku": sku, "name": format!("Product {sku}"), "price": price, "category": category})),
             )
             .await;
         assert_eq!(r.status, 201, "{}", r.body);

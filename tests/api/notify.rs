@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use emporium::Engine;
-use emporium::domain::order::{Address, CheckoutRequest};
 use serde_json::{Value, json};
 
 use crate::checkout::{cart_with, checkout, checkout_body};
@@ -196,25 +195,14 @@ async fn orders_send_receipts_and_lifecycle_mails_from_editable_templates() {
     app.stop().await;
 }
 
-fn request() -> CheckoutRequest {
-    CheckoutRequest {
-        email: "ada@example.com".into(),
-        payment_token: "tok_visa".into(),
-        shipping_address: Address {
-            name: "Ada".into(),
-            line1: "1 Orbit Way".into(),
-            line2: None,
-            city: "Base".into(),
-            postal_code: "1".into(),
-            country: "US".into(),
-        },
-    }
-}
-
 async fn place(engine: &Engine, sku: &str, key: &str) -> String {
     let cart = engine.create_cart().await.unwrap().cart.id;
     engine.cart_add_item(&cart, sku, 1).await.unwrap();
-    engine.checkout(&cart, key, &request()).await.unwrap().id
+    engine
+        .checkout(&cart, key, &checkout_request("tok_visa"))
+        .await
+        .unwrap()
+        .id
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,34 +24,14 @@ fn skus(r: &Resp) -> Vec<String> {
         .collect()
 }
 
-async fn create(app: &TestApp, sku: &str, category: &str, stock: i64) {
-    let r = app
-        .send(
-            app.admin(app.client.post(app.url("/api/v1/admin/products")))
-                .json(&json!({"sku": sku, "name": format!("Product {sku}"), "price": 100, "category": category})),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    let r = app
-        .send(
-            app.admin(
-                app.client
-                    .put(app.url(&format!("/api/v1/admin/inventory/{sku}"))),
-            )
-            .json(&json!({"on_hand": stock})),
-        )
-        .await;
-    assert_eq!(r.status, 200);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_was_bought_together_comes_first_and_fallbacks_fill_in() {
     let app = spawn_app().await;
     for sku in ["RA", "RB", "RC", "RD"] {
-        create(&app, sku, "Gear/Tools", 100).await;
+        app.create_product_in(sku, "Gear/Tools", 100, 100).await;
     }
-    create(&app, "RX", "Food/Snacks", 100).await;
-    create(&app, "RY", "Food/Snacks", 100).await;
+    app.create_product_in("RX", "Food/Snacks", 100, 100).await;
+    app.create_product_in("RY", "Food/Snacks", 100, 100).await;
 
     // No history: other products of the category (from the search index, which follows
     // the store within a second).
@@ -119,7 +99,7 @@ async fn what_was_bought_together_comes_first_and_fallbacks_fill_in() {
 async fn products_viewed_in_one_session_recommend_each_other() {
     let app = spawn_app().await;
     for sku in ["VA", "VB", "VC"] {
-        create(&app, sku, "Optics/Lenses", 10).await;
+        app.create_product_in(sku, "Optics/Lenses", 100, 10).await;
     }
     for session in ["s1", "s2"] {
         for sku in ["VA", "VB"] {
@@ -148,7 +128,7 @@ async fn products_viewed_in_one_session_recommend_each_other() {
 async fn imported_history_teaches_recommendations_without_stock_changes_or_mail() {
     let app = spawn_app().await;
     for sku in ["HX", "HY", "HZ"] {
-        create(&app, sku, "Home/Kitchen", 10).await;
+        app.create_product_in(sku, "Home/Kitchen", 100, 10).await;
     }
     let body = [
         r#"{"id": "p1", "created_at": "2011-05-01T10:00:00Z", "items": [{"sku": "HX", "quantity": 1}, {"sku": "HY", "quantity": 2, "unit_price": 350}]}"#,
