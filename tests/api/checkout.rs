@@ -737,3 +737,39 @@ async fn idempotency_keys_are_kept_for_their_retention_and_then_forgotten() {
     assert_eq!(engine.gateway_charges().unwrap().len(), 1);
     engine.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holds_that_lapsed_while_the_server_was_down_are_released_at_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    let ttl = |c: &mut emporium::Config| c.reservation_ttl = std::time::Duration::from_millis(300);
+    let engine = open_engine(dir.path(), ttl).await;
+    engine
+        .create_product("EXP-1", draft("Held", 100))
+        .await
+        .unwrap();
+    engine.set_on_hand("EXP-1", 1).await.unwrap();
+    engine.reserve("EXP-1", "abandoned-hold", 1).await.unwrap();
+    engine.shutdown().await.unwrap();
+    drop(engine);
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+
+    // Nothing addresses the SKU after the restart: only startup recovery can release the
+    // hold, and the in-stock filter (the search index, not the SKU actor) shows it.
+    let engine = open_engine(dir.path(), ttl).await;
+    let in_stock = || async {
+        engine.search_flush().await.unwrap();
+        let page = engine
+            .search(emporium::engine::SearchRequest {
+                in_stock: Some(true),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        page.items.iter().any(|p| p.product.sku.as_str() == "EXP-1")
+    };
+    assert!(
+        eventually(std::time::Duration::from_secs(5), in_stock).await,
+        "the lapsed hold was released at startup"
+    );
+    engine.shutdown().await.unwrap();
+}
