@@ -28,6 +28,9 @@ fn load(engine: &Engine, rt: &tokio::runtime::Runtime) {
     rt.block_on(async {
         engine.import_products(items, |_| {}).await.unwrap();
         engine.search_flush().await.unwrap();
+        // Background segment merges after the bulk import finish within a second or
+        // two; a serving catalog is measured in that steady state.
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     });
 }
 

@@ -52,7 +52,7 @@ async fn top(engine: &Engine, q: &str, ranking: Ranking, n: i64) -> Vec<(String,
         .unwrap()
         .items
         .into_iter()
-        .map(|p| (p.product.sku.to_string(), p.product.name))
+        .map(|p| (p.product.sku.to_string(), p.product.name.clone()))
         .collect()
 }
 

@@ -175,8 +175,8 @@ pub struct CartView {
 /// A product with the stock a shopper can still buy.
 #[derive(Debug, Clone)]
 pub struct ProductView {
-    /// The stored product.
-    pub product: Product,
+    /// The stored product (shared with the read cache: see [`crate::storage::DecodedCache`]).
+    pub product: std::sync::Arc<Product>,
     /// On hand minus reservations.
     pub available: u64,
 }
@@ -477,9 +477,12 @@ impl Engine {
     }
 
     /// Reads a product from the store once every product write is durable.
-    async fn read_product(&self, sku: &Sku) -> Result<Option<Product>, EngineError> {
+    async fn read_product(
+        &self,
+        sku: &Sku,
+    ) -> Result<Option<std::sync::Arc<Product>>, EngineError> {
         self.catalog_durable().await?;
-        Ok(self.inner.store.tables().products.get(sku.as_str())?)
+        Ok(self.inner.store.tables().product(sku.as_str())?)
     }
 
     async fn catalog_durable(&self) -> Result<(), EngineError> {
@@ -537,7 +540,7 @@ impl Engine {
                     .await??;
                 Ok((
                     ProductView {
-                        product,
+                        product: product.into(),
                         available: stock.available(),
                     },
                     created,
@@ -850,7 +853,7 @@ impl Engine {
         let t = self.inner.store.tables();
         let mut items = Vec::with_capacity(hits.skus.len());
         for sku in &hits.skus {
-            if let Some(product) = t.products.get(sku)? {
+            if let Some(product) = t.product(sku)? {
                 let available = t.stock.get(sku)?.map_or(0, |s| s.available());
                 items.push(ProductView { product, available });
             }

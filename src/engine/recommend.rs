@@ -78,7 +78,7 @@ impl Engine {
 
     fn in_stock_product(&self, sku: &str) -> Result<Option<ProductView>, StorageError> {
         let tables = self.inner.store.tables();
-        let Some(product) = tables.products.get(sku)? else {
+        let Some(product) = tables.product(sku)? else {
             return Ok(None);
         };
         let available = tables.stock.get(sku)?.map_or(0, |s| s.available());

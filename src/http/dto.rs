@@ -108,7 +108,7 @@ pub struct ProductOut {
 
 impl From<ProductView> for ProductOut {
     fn from(v: ProductView) -> Self {
-        let p = v.product;
+        let p = std::sync::Arc::unwrap_or_clone(v.product);
         ProductOut {
             sku: p.sku.to_string(),
             name: p.name,

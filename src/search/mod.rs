@@ -11,6 +11,7 @@
 //! Architecture invariant: the store is the truth; the index can always be rebuilt from
 //! it and never holds a product the store does not.
 
+mod facets;
 pub mod indexer;
 pub mod query;
 pub mod schema;
@@ -20,6 +21,8 @@ use std::ops::Bound;
 use std::path::Path;
 
 use tantivy::collector::{Collector, Count, FacetCollector, SegmentCollector, TopDocs};
+
+use facets::ChildCounts;
 use tantivy::query::{
     AllQuery, BooleanQuery, ConstScoreQuery, Occur, Query, RangeQuery, TermQuery,
 };
@@ -319,11 +322,10 @@ impl SearchIndex {
             .as_deref()
             .and_then(schema::category_facet)
             .unwrap_or_else(Facet::root);
-        let mut categories = FacetCollector::for_field("category");
-        categories.add_facet(parent.clone());
-        let mut brands = FacetCollector::for_field("brand_facet");
-        brands.add_facet(Facet::root());
-        let facets = (categories, brands);
+        let facets = (
+            ChildCounts::new("category", &parent),
+            ChildCounts::new("brand_facet", &Facet::root()),
+        );
         let prices = PriceHistogram;
         let top = TopDocs::with_limit(q.limit.max(1)).and_offset(q.offset);
         let sort = q.sort.unwrap_or(if q.text.trim().is_empty() {
@@ -364,14 +366,15 @@ impl SearchIndex {
             }
         }
         let (facet_counts, brand_counts) = facet_counts;
-        let brands = brand_counts
-            .top_k(Facet::root(), MAX_BRAND_FACETS)
+        let mut brands: Vec<(String, u64)> = brand_counts
             .into_iter()
-            .map(|(f, c)| (facet_to_path(f), c))
+            .map(|(f, c)| (facets::path_of(&f), c))
             .collect();
+        brands.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        brands.truncate(MAX_BRAND_FACETS);
         let categories = facet_counts
-            .get(parent)
-            .map(|(f, c)| (facet_to_path(f), c))
+            .into_iter()
+            .map(|(f, c)| (facets::path_of(&f), c))
             .collect();
         let prices = price_counts
             .iter()
