@@ -6,12 +6,11 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
 
-use super::AppState;
 use super::error::{ApiError, Code};
 
 /// Middleware guarding every `/api/v1/admin/...` route.
 pub async fn require_admin(
-    State(s): State<AppState>,
+    State(admin_token): State<std::sync::Arc<str>>,
     req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
@@ -29,7 +28,7 @@ pub async fn require_admin(
             Code::Unauthorized,
             "send Authorization: Bearer <admin token>",
         )),
-        Some(t) if constant_time_eq::constant_time_eq(t.as_bytes(), s.admin_token.as_bytes()) => {
+        Some(t) if constant_time_eq::constant_time_eq(t.as_bytes(), admin_token.as_bytes()) => {
             Ok(next.run(req).await)
         }
         Some(_) => Err(ApiError::new(

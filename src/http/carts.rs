@@ -1,33 +1,36 @@
 //! Carts: create, read, add/set/remove lines, record the email.
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::{post, put};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::dto::{AddItemIn, CartOut, PatchCartIn, SetQuantityIn};
 use super::error::ApiError;
 use super::extract::Json;
+use super::openapi::{PROBLEM_JSON, Problem};
 
 /// Shopper routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/carts", post(create_cart))
-        .route(
-            "/api/v1/carts/{id}",
-            axum::routing::get(get_cart).patch(patch_cart),
-        )
-        .route("/api/v1/carts/{id}/items", post(add_item))
-        .route(
-            "/api/v1/carts/{id}/items/{sku}",
-            put(set_quantity).delete(remove_item),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_cart))
+        .routes(routes!(get_cart, patch_cart))
+        .routes(routes!(add_item))
+        .routes(routes!(set_quantity, remove_item))
 }
 
 type CartResult = Result<axum::Json<CartOut>, ApiError>;
 
+/// Creates an empty cart with a fresh random id.
+#[utoipa::path(
+    post,
+    path = "/api/v1/carts",
+    tag = "carts",
+    responses((status = 201, description = "The new cart; `Location` names it", body = CartOut,
+        headers(("Location" = String, description = "The cart's URL")))),
+)]
 async fn create_cart(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let view = s.engine.create_cart().await?;
     let location = format!("/api/v1/carts/{}", view.cart.id);
@@ -38,10 +41,35 @@ async fn create_cart(State(s): State<AppState>) -> Result<impl IntoResponse, Api
     ))
 }
 
+/// A cart, priced from the catalog.
+#[utoipa::path(
+    get,
+    path = "/api/v1/carts/{id}",
+    tag = "carts",
+    params(("id" = String, Path, description = "The cart's id")),
+    responses(
+        (status = 200, description = "The cart", body = CartOut),
+        (status = 404, description = "Unknown or expired cart (`not_found`)", body = Problem, content_type = PROBLEM_JSON),
+    ),
+)]
 async fn get_cart(State(s): State<AppState>, Path(id): Path<String>) -> CartResult {
     Ok(axum::Json(s.engine.cart(&id).await?.into()))
 }
 
+/// Adds to a line's quantity (creating the line).
+#[utoipa::path(
+    post,
+    path = "/api/v1/carts/{id}/items",
+    tag = "carts",
+    params(("id" = String, Path, description = "The cart's id")),
+    request_body = AddItemIn,
+    responses(
+        (status = 200, description = "The cart", body = CartOut),
+        (status = 404, description = "Unknown cart (`not_found`) or SKU (`unknown_sku`)", body = Problem, content_type = PROBLEM_JSON),
+        (status = 409, description = "The cart is checked out or being checked out", body = Problem, content_type = PROBLEM_JSON),
+        (status = 422, description = "Quantity below 1 or a line over the maximum (`validation_failed`)", body = Problem, content_type = PROBLEM_JSON),
+    ),
+)]
 async fn add_item(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -55,6 +83,19 @@ async fn add_item(
     ))
 }
 
+/// Sets a line's quantity; 0 removes the line.
+#[utoipa::path(
+    put,
+    path = "/api/v1/carts/{id}/items/{sku}",
+    tag = "carts",
+    params(("id" = String, Path, description = "The cart's id"), ("sku" = String, Path, description = "The line's SKU", pattern = "^[A-Za-z0-9._-]{1,64}$")),
+    request_body = SetQuantityIn,
+    responses(
+        (status = 200, description = "The cart", body = CartOut),
+        (status = 409, description = "The cart is checked out or being checked out", body = Problem, content_type = PROBLEM_JSON),
+        (status = 422, description = "Quantity out of range (`validation_failed`)", body = Problem, content_type = PROBLEM_JSON),
+    ),
+)]
 async fn set_quantity(
     State(s): State<AppState>,
     Path((id, sku)): Path<(String, String)>,
@@ -68,6 +109,17 @@ async fn set_quantity(
     ))
 }
 
+/// Removes a line.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/carts/{id}/items/{sku}",
+    tag = "carts",
+    params(("id" = String, Path, description = "The cart's id"), ("sku" = String, Path, description = "The line's SKU", pattern = "^[A-Za-z0-9._-]{1,64}$")),
+    responses(
+        (status = 200, description = "The cart", body = CartOut),
+        (status = 409, description = "The cart is checked out or being checked out", body = Problem, content_type = PROBLEM_JSON),
+    ),
+)]
 async fn remove_item(
     State(s): State<AppState>,
     Path((id, sku)): Path<(String, String)>,
@@ -77,6 +129,19 @@ async fn remove_item(
     ))
 }
 
+/// Records the shopper's email (abandoned-cart reminders use it).
+#[utoipa::path(
+    patch,
+    path = "/api/v1/carts/{id}",
+    tag = "carts",
+    params(("id" = String, Path, description = "The cart's id")),
+    request_body = PatchCartIn,
+    responses(
+        (status = 200, description = "The cart", body = CartOut),
+        (status = 409, description = "The cart is checked out or being checked out", body = Problem, content_type = PROBLEM_JSON),
+        (status = 422, description = "Not a valid email address (`validation_failed`)", body = Problem, content_type = PROBLEM_JSON),
+    ),
+)]
 async fn patch_cart(
     State(s): State<AppState>,
     Path(id): Path<String>,

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::domain::Millis;
 use crate::domain::cart::CartStatus;
@@ -21,7 +22,7 @@ pub fn rfc3339(ms: Millis) -> String {
 }
 
 /// An attribute value on the wire: a string or a list of strings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum AttrIn {
     /// `"brand": "Orbital"`.
@@ -31,7 +32,7 @@ pub enum AttrIn {
 }
 
 /// A product in a create/replace request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProductIn {
     /// Required on create; on replace, if present, must equal the path's SKU.
@@ -45,6 +46,7 @@ pub struct ProductIn {
     #[serde(default)]
     pub category: String,
     /// Price in minor units.
+    #[schema(minimum = 0)]
     pub price: i64,
     /// Must be the store's currency if given.
     pub currency: Option<String>,
@@ -56,12 +58,15 @@ pub struct ProductIn {
     pub images: Vec<String>,
     /// Read-only; accepted so that a fetched product can be sent back, and ignored.
     #[serde(default, rename = "available")]
+    #[schema(ignore)]
     pub _available: Option<serde::de::IgnoredAny>,
     /// Read-only; ignored.
     #[serde(default, rename = "created_at")]
+    #[schema(ignore)]
     pub _created_at: Option<serde::de::IgnoredAny>,
     /// Read-only; ignored.
     #[serde(default, rename = "updated_at")]
+    #[schema(ignore)]
     pub _updated_at: Option<serde::de::IgnoredAny>,
 }
 
@@ -91,7 +96,7 @@ impl ProductIn {
 }
 
 /// A product as shoppers see it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ProductOut {
     sku: String,
     name: String,
@@ -99,10 +104,15 @@ pub struct ProductOut {
     category: String,
     price: u64,
     currency: String,
+    /// Free-form attributes: each a string or a list of strings.
+    #[schema(value_type = BTreeMap<String, AttrIn>)]
     attributes: BTreeMap<String, Value>,
     images: Vec<String>,
+    /// On hand minus reservations.
     available: u64,
+    #[schema(format = DateTime)]
     created_at: String,
+    #[schema(format = DateTime)]
     updated_at: String,
 }
 
@@ -136,7 +146,7 @@ impl From<ProductView> for ProductOut {
 }
 
 /// A priced line on the wire (cart and order lines have the same shape).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct LineOut {
     sku: String,
     name: String,
@@ -158,7 +168,7 @@ impl From<&OrderLine> for LineOut {
 }
 
 /// A cart on the wire.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CartOut {
     id: String,
     items: Vec<LineOut>,
@@ -168,9 +178,14 @@ pub struct CartOut {
     item_count: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     email: Option<String>,
+    #[schema(format = DateTime)]
     created_at: String,
+    #[schema(format = DateTime)]
     updated_at: String,
+    #[schema(format = DateTime)]
     expires_at: String,
+    /// `open` or `checked_out`.
+    #[schema(value_type = String)]
     status: &'static str,
 }
 
@@ -202,33 +217,36 @@ impl From<CartView> for CartOut {
 }
 
 /// `POST /carts/{id}/items`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddItemIn {
     /// What to add.
     pub sku: String,
-    /// How many (at least 1).
+    /// How many (at least 1; a line holds at most 999).
+    #[schema(minimum = 1, maximum = 999)]
     pub quantity: i64,
 }
 
 /// `PUT /carts/{id}/items/{sku}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetQuantityIn {
     /// New quantity; 0 removes the line.
+    #[schema(minimum = 0, maximum = 999)]
     pub quantity: i64,
 }
 
 /// `PATCH /carts/{id}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchCartIn {
     /// The shopper's email.
+    #[schema(format = Email)]
     pub email: String,
 }
 
 /// Stock on the wire.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct InventoryOut {
     sku: String,
     on_hand: u64,
@@ -248,23 +266,25 @@ impl From<InventoryView> for InventoryOut {
 }
 
 /// `PUT /admin/inventory/{sku}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetOnHandIn {
     /// New stock level.
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub on_hand: i64,
 }
 
 /// `POST /admin/inventory/{sku}/restock`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RestockIn {
     /// Units received (at least 1).
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub quantity: i64,
 }
 
 /// A shipping address on the wire.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddressIn {
     name: String,
@@ -303,10 +323,11 @@ impl From<&Address> for AddressIn {
 }
 
 /// `POST /carts/{id}/checkout`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckoutIn {
     /// Where the receipt goes.
+    #[schema(format = Email)]
     pub email: String,
     /// The payment method's token.
     pub payment_token: String,
@@ -325,30 +346,36 @@ impl From<CheckoutIn> for CheckoutRequest {
 }
 
 /// A payment on the wire.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PaymentOut {
     id: String,
+    /// `pending`, `paid`, `failed`, `refunded` …
+    #[schema(value_type = String)]
     status: &'static str,
 }
 
 /// A history entry on the wire.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TransitionOut {
+    #[schema(value_type = String)]
     status: &'static str,
+    #[schema(format = DateTime)]
     at: String,
 }
 
 /// Carrier details on the wire.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ShipmentOut {
     carrier: Option<String>,
     tracking: Option<String>,
 }
 
 /// An order on the wire.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct OrderOut {
     id: String,
+    /// `pending`, `paid`, `shipped`, `delivered`, `cancelled`, `refunded`, `failed`.
+    #[schema(value_type = String)]
     status: &'static str,
     email: String,
     items: Vec<LineOut>,
@@ -360,7 +387,9 @@ pub struct OrderOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     shipment: Option<ShipmentOut>,
     history: Vec<TransitionOut>,
+    #[schema(format = DateTime)]
     created_at: String,
+    #[schema(format = DateTime)]
     updated_at: String,
 }
 
@@ -398,11 +427,265 @@ impl From<&Order> for OrderOut {
 }
 
 /// `POST /admin/orders/{id}/ship`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShipIn {
     /// Carrier name.
     pub carrier: Option<String>,
     /// Tracking number.
     pub tracking: Option<String>,
+}
+
+/// One value of a facet with how many results have it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FacetValueOut {
+    /// The value (a category path, a brand).
+    pub value: String,
+    /// Matching products with it.
+    pub count: u64,
+}
+
+/// A price range with how many results fall in it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PriceBucketOut {
+    /// Lowest price in the range (minor units, inclusive).
+    pub min: u64,
+    /// Upper end (exclusive); `null` for the open-ended last range.
+    pub max: Option<u64>,
+    /// Matching products in it.
+    pub count: u64,
+}
+
+/// Facets of a search, for the current query and filters.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FacetsOut {
+    /// Counts per child category of the filtered category (or of the root).
+    pub category: Vec<FacetValueOut>,
+    /// Counts per price range.
+    pub price: Vec<PriceBucketOut>,
+    /// Counts per brand, most first.
+    pub brand: Vec<FacetValueOut>,
+}
+
+/// `GET /products`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchPageOut {
+    /// This page of results.
+    pub items: Vec<ProductOut>,
+    /// All results of the query.
+    pub total: u64,
+    /// Facet counts.
+    pub facets: FacetsOut,
+    /// Pass as `cursor` for the next page; `null` on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// A node of the category tree.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CategoryOut {
+    /// Full path, e.g. `Space Suits/Helmets`.
+    pub path: String,
+    /// Last segment of the path.
+    pub name: String,
+    /// Products in this category and everything under it.
+    pub count: u64,
+    /// Subcategories.
+    #[schema(no_recursion)]
+    pub children: Vec<CategoryOut>,
+}
+
+impl From<&crate::search::CategoryNode> for CategoryOut {
+    fn from(n: &crate::search::CategoryNode) -> Self {
+        CategoryOut {
+            path: n.path.clone(),
+            name: n.name.clone(),
+            count: n.count,
+            children: n.children.iter().map(CategoryOut::from).collect(),
+        }
+    }
+}
+
+/// `GET /categories`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CategoriesOut {
+    /// Top-level categories.
+    pub items: Vec<CategoryOut>,
+}
+
+/// One completion.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SuggestionOut {
+    /// The completed text (a word or a product name).
+    pub text: String,
+    /// The product, when the completion is a product name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sku: Option<String>,
+}
+
+/// `GET /search/suggest`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SuggestionsOut {
+    /// Completions, best first.
+    pub suggestions: Vec<SuggestionOut>,
+}
+
+/// A refused record of an import.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportFailureOut {
+    /// Its line (NDJSON) or position (array), from 1.
+    pub line: usize,
+    /// Why it was refused.
+    pub error: String,
+}
+
+/// What an import did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportReportOut {
+    /// Records stored.
+    pub imported: usize,
+    /// Records refused, by line.
+    pub failed: Vec<ImportFailureOut>,
+}
+
+impl From<&crate::engine::ImportReport> for ImportReportOut {
+    fn from(r: &crate::engine::ImportReport) -> Self {
+        ImportReportOut {
+            imported: r.imported,
+            failed: r
+                .failed
+                .iter()
+                .map(|(line, error)| ImportFailureOut {
+                    line: *line,
+                    error: error.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `GET /products/{sku}/recommendations`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecommendationsOut {
+    /// Related products, best first (in stock, never the product itself).
+    pub items: Vec<ProductOut>,
+    /// Where they came from: `bought_together`, `viewed_together`,
+    /// `category_bestsellers`, `bestsellers` or `category`.
+    pub strategy: String,
+}
+
+/// `GET /admin/orders`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderPageOut {
+    /// This page of orders, newest first.
+    pub items: Vec<OrderOut>,
+    /// Pass as `cursor` for the next page; `null` on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// An event of the durable log.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventOut {
+    /// Its sequence number (gapless, in commit order).
+    pub seq: u64,
+    /// Its type, e.g. `OrderPlaced`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// When it was committed.
+    #[schema(format = DateTime)]
+    pub at: String,
+    /// Its data (shape depends on the type).
+    #[schema(value_type = Object)]
+    pub data: Value,
+}
+
+/// `GET /admin/events`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventPageOut {
+    /// Events after the cursor, oldest first.
+    pub items: Vec<EventOut>,
+    /// Pass as `cursor` for the next page; `null` at the end of the log.
+    pub next_cursor: Option<String>,
+}
+
+/// An email template.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TemplateOut {
+    /// Which email: `order_confirmation`, `order_shipped`, `order_cancelled`,
+    /// `order_refunded`, `payment_failed`, `abandoned_cart`.
+    pub name: String,
+    /// Subject line (a template).
+    pub subject: String,
+    /// Plain-text body (a template).
+    pub text: String,
+    /// HTML body (a template).
+    pub html: String,
+    /// Whether it was changed from the built-in default.
+    pub customized: bool,
+    /// When it was last changed; `null` for the default.
+    #[schema(format = DateTime)]
+    pub updated_at: Option<String>,
+}
+
+impl From<&crate::engine::TemplateView> for TemplateOut {
+    fn from(v: &crate::engine::TemplateView) -> Self {
+        TemplateOut {
+            name: v.name.to_owned(),
+            subject: v.template.subject.clone(),
+            text: v.template.text.clone(),
+            html: v.template.html.clone(),
+            customized: v.customized,
+            updated_at: v.template.updated_at.map(rfc3339),
+        }
+    }
+}
+
+/// `GET /admin/templates`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TemplatesOut {
+    /// Every template.
+    pub items: Vec<TemplateOut>,
+}
+
+/// An email the store sent or is sending.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotificationOut {
+    /// Its Message-ID.
+    pub id: String,
+    /// The template it was rendered from.
+    pub template: String,
+    /// The recipient.
+    pub to: String,
+    /// The rendered subject.
+    pub subject: String,
+    /// The order or cart it is about.
+    pub about: String,
+    /// `pending`, `sent` or `failed`.
+    pub status: String,
+    /// Delivery attempts so far.
+    pub attempts: u32,
+    /// The last delivery error, if any.
+    pub last_error: Option<String>,
+    /// When it was queued.
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// When it was delivered.
+    #[schema(format = DateTime)]
+    pub sent_at: Option<String>,
+}
+
+/// `GET /admin/notifications`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotificationPageOut {
+    /// This page, oldest first.
+    pub items: Vec<NotificationOut>,
+    /// Pass as `cursor` for the next page; `null` on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /health`, `GET /ready`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatusOut {
+    /// `ok`, `ready` or `starting`.
+    #[schema(value_type = String)]
+    pub status: &'static str,
 }

@@ -2,32 +2,49 @@
 
 use std::sync::atomic::Ordering;
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
+use super::dto::StatusOut;
 
 /// `/health` and `/ready`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/health", get(health))
-        .route("/ready", get(ready))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(ready))
 }
 
-async fn health() -> axum::Json<Value> {
-    axum::Json(json!({"status": "ok"}))
+/// Liveness: answers while the process serves.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "operations",
+    responses((status = 200, description = "Serving", body = StatusOut)),
+)]
+async fn health() -> axum::Json<StatusOut> {
+    axum::Json(StatusOut { status: "ok" })
 }
 
-async fn ready(State(s): State<AppState>) -> (StatusCode, axum::Json<Value>) {
+/// Readiness: 200 once storage is open and recovery is done.
+#[utoipa::path(
+    get,
+    path = "/ready",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = StatusOut),
+        (status = 503, description = "Still starting", body = StatusOut),
+    ),
+)]
+async fn ready(State(s): State<AppState>) -> (StatusCode, axum::Json<StatusOut>) {
     if s.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, axum::Json(json!({"status": "ready"})))
+        (StatusCode::OK, axum::Json(StatusOut { status: "ready" }))
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({"status": "starting"})),
+            axum::Json(StatusOut { status: "starting" }),
         )
     }
 }

@@ -1,32 +1,54 @@
 //! Inventory: public stock read, admin set and restock.
 
-use axum::Router;
 use axum::extract::{Path, State};
-use axum::routing::{get, post, put};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::dto::{InventoryOut, RestockIn, SetOnHandIn};
 use super::error::ApiError;
 use super::extract::Json;
+use super::openapi::{PROBLEM_JSON, Problem};
 
 /// Public routes.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/inventory/{sku}", get(get_inventory))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_inventory))
 }
 
 /// Admin routes.
-pub fn admin_router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/admin/inventory/{sku}", put(set_on_hand))
-        .route("/api/v1/admin/inventory/{sku}/restock", post(restock))
+pub fn admin_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(set_on_hand))
+        .routes(routes!(restock))
 }
 
 type InventoryResult = Result<axum::Json<InventoryOut>, ApiError>;
 
+/// Stock of a product.
+#[utoipa::path(
+    get,
+    path = "/api/v1/inventory/{sku}",
+    tag = "inventory",
+    params(("sku" = String, Path, description = "The product's SKU", pattern = "^[A-Za-z0-9._-]{1,64}$")),
+    responses((status = 200, description = "On hand, reserved and available", body = InventoryOut)),
+)]
 async fn get_inventory(State(s): State<AppState>, Path(sku): Path<String>) -> InventoryResult {
     Ok(axum::Json(s.engine.inventory(&sku).await?.into()))
 }
 
+/// Sets the units on hand (a stock count).
+#[utoipa::path(
+    put,
+    path = "/api/v1/admin/inventory/{sku}",
+    tag = "admin",
+    params(("sku" = String, Path, description = "The product's SKU", pattern = "^[A-Za-z0-9._-]{1,64}$")),
+    request_body = SetOnHandIn,
+    responses(
+        (status = 200, description = "The stock now", body = InventoryOut),
+        (status = 409, description = "Below what is reserved (`stock_conflict`)", body = Problem, content_type = PROBLEM_JSON),
+        (status = 422, description = "Out of range (`validation_failed`)", body = Problem, content_type = PROBLEM_JSON),
+    ),
+)]
 async fn set_on_hand(
     State(s): State<AppState>,
     Path(sku): Path<String>,
@@ -37,6 +59,18 @@ async fn set_on_hand(
     ))
 }
 
+/// Adds received units.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/inventory/{sku}/restock",
+    tag = "admin",
+    params(("sku" = String, Path, description = "The product's SKU", pattern = "^[A-Za-z0-9._-]{1,64}$")),
+    request_body = RestockIn,
+    responses(
+        (status = 200, description = "The stock now", body = InventoryOut),
+        (status = 422, description = "Out of range (`validation_failed`)", body = Problem, content_type = PROBLEM_JSON),
+    ),
+)]
 async fn restock(
     State(s): State<AppState>,
     Path(sku): Path<String>,

@@ -19,6 +19,7 @@ pub mod inventory;
 pub mod limits;
 pub mod metrics;
 pub mod notify;
+pub mod openapi;
 pub mod orders;
 pub mod products;
 
@@ -33,6 +34,10 @@ use axum::http::{HeaderName, StatusCode};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::engine::Engine;
 use error::ApiError;
@@ -79,21 +84,24 @@ impl Default for HttpOptions {
     }
 }
 
-/// Builds the application router.
-pub fn app(state: AppState, options: &HttpOptions) -> Router {
-    let admin = Router::new()
+/// Every route, each registered with its OpenAPI operation (see [`openapi`]), with the
+/// layers that belong to groups of routes: the admin token, the per-client rate limit on
+/// shopper routes, the in-flight bound on the API.
+pub(crate) fn api_router_with(
+    options: &HttpOptions,
+    admin_token: Arc<str>,
+) -> OpenApiRouter<AppState> {
+    let admin = OpenApiRouter::new()
         .merge(products::admin_router())
         .merge(inventory::admin_router())
         .merge(events::admin_router())
         .merge(orders::admin_router())
         .merge(notify::admin_router())
         .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            admin_token,
             auth::require_admin,
         ));
-    let request_id = HeaderName::from_static("x-request-id");
-    metrics::handle();
-    let shopper = Router::new()
+    let shopper = OpenApiRouter::new()
         .merge(products::router())
         .merge(carts::router())
         .merge(orders::router())
@@ -105,17 +113,31 @@ pub fn app(state: AppState, options: &HttpOptions) -> Router {
         )),
         None => shopper,
     };
-    let api = Router::new().merge(shopper).merge(admin).route_layer(
-        axum::middleware::from_fn_with_state(
+    let api = OpenApiRouter::new()
+        .merge(shopper)
+        .merge(admin)
+        .routes(routes!(openapi::openapi_json))
+        .route_layer(axum::middleware::from_fn_with_state(
             Arc::new(tokio::sync::Semaphore::new(options.max_in_flight.max(1))),
             limits::shed,
-        ),
-    );
-    let router = Router::new()
+        ));
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(health::router())
         .merge(metrics::router())
         .merge(api)
-        .fallback(|| async { ApiError::no_route() });
+}
+
+/// [`api_router_with`] the default options (for the document; the token is not used).
+pub(crate) fn api_router() -> OpenApiRouter<AppState> {
+    api_router_with(&HttpOptions::default(), Arc::from(""))
+}
+
+/// Builds the application router.
+pub fn app(state: AppState, options: &HttpOptions) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    metrics::handle();
+    let (routes, _) = api_router_with(options, state.admin_token.clone()).split_for_parts();
+    let router = routes.fallback(|| async { ApiError::no_route() });
     let router = if options.metrics {
         router.route_layer(axum::middleware::from_fn(metrics::track))
     } else {

@@ -1,90 +1,126 @@
 //! Email templates and the notification log, for administrators.
 
-use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::routing::get;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
-use super::dto::rfc3339;
+use super::dto::{NotificationOut, NotificationPageOut, TemplateOut, TemplatesOut, rfc3339};
 use super::error::{ApiError, Code};
 use super::extract::Json;
-use crate::engine::TemplateView;
+use super::openapi::{PROBLEM_JSON, Problem};
 
 /// Admin routes.
-pub fn admin_router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/admin/templates", get(list_templates))
-        .route(
-            "/api/v1/admin/templates/{name}",
-            get(get_template).put(put_template),
-        )
-        .route("/api/v1/admin/notifications", get(list_notifications))
+pub fn admin_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_templates))
+        .routes(routes!(get_template, put_template))
+        .routes(routes!(list_notifications))
 }
 
-fn template_json(v: &TemplateView) -> Value {
-    json!({
-        "name": v.name,
-        "subject": v.template.subject,
-        "text": v.template.text,
-        "html": v.template.html,
-        "customized": v.customized,
-        "updated_at": v.template.updated_at.map(rfc3339),
-    })
+/// Every email template (stored overrides and built-in defaults).
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/templates",
+    tag = "admin",
+    responses((status = 200, description = "The templates", body = TemplatesOut)),
+)]
+async fn list_templates(State(s): State<AppState>) -> Result<axum::Json<TemplatesOut>, ApiError> {
+    Ok(axum::Json(TemplatesOut {
+        items: s
+            .engine
+            .templates()?
+            .iter()
+            .map(TemplateOut::from)
+            .collect(),
+    }))
 }
 
-async fn list_templates(State(s): State<AppState>) -> Result<axum::Json<Value>, ApiError> {
-    let items: Vec<Value> = s.engine.templates()?.iter().map(template_json).collect();
-    Ok(axum::Json(json!({ "items": items })))
-}
-
+/// One email template.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/templates/{name}",
+    tag = "admin",
+    params(("name" = String, Path, description = "The template's name")),
+    responses((status = 200, description = "The template", body = TemplateOut)),
+)]
 async fn get_template(
     State(s): State<AppState>,
     Path(name): Path<String>,
-) -> Result<axum::Json<Value>, ApiError> {
-    Ok(axum::Json(template_json(&s.engine.template(&name)?)))
+) -> Result<axum::Json<TemplateOut>, ApiError> {
+    Ok(axum::Json((&s.engine.template(&name)?).into()))
 }
 
 /// `PUT /admin/templates/{name}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateIn {
+    /// Subject line (a minijinja template).
     subject: String,
+    /// Plain-text body (a minijinja template).
     text: String,
+    /// HTML body (a minijinja template).
     html: String,
     #[serde(default, rename = "name")]
+    #[schema(ignore)]
     _name: Option<serde::de::IgnoredAny>,
     #[serde(default, rename = "customized")]
+    #[schema(ignore)]
     _customized: Option<serde::de::IgnoredAny>,
     #[serde(default, rename = "updated_at")]
+    #[schema(ignore)]
     _updated_at: Option<serde::de::IgnoredAny>,
 }
 
+/// Stores a template over the default; it is rendered against sample data first.
+#[utoipa::path(
+    put,
+    path = "/api/v1/admin/templates/{name}",
+    tag = "admin",
+    params(("name" = String, Path, description = "The template's name")),
+    request_body = TemplateIn,
+    responses(
+        (status = 200, description = "The template as stored", body = TemplateOut),
+        (status = 422, description = "The template does not render (`validation_failed`)", body = Problem, content_type = PROBLEM_JSON),
+    ),
+)]
 async fn put_template(
     State(s): State<AppState>,
     Path(name): Path<String>,
     Json(body): Json<TemplateIn>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<TemplateOut>, ApiError> {
     let view = s
         .engine
         .put_template(&name, body.subject, body.text, body.html)
         .await?;
-    Ok(axum::Json(template_json(&view)))
+    Ok(axum::Json((&view).into()))
 }
 
 /// Query string of the notification list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Notifications per page, 1–500 (default 50).
     limit: Option<usize>,
 }
 
+/// Emails sent, failed or still to send.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/notifications",
+    tag = "admin",
+    params(ListParams),
+    responses((status = 200, description = "One page of notifications", body = NotificationPageOut)),
+)]
 async fn list_notifications(
     State(s): State<AppState>,
     Query(p): Query<ListParams>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<NotificationPageOut>, ApiError> {
     let after = match p.cursor.as_deref() {
         None | Some("") => 0,
         Some(c) => c.parse().map_err(|_| {
@@ -92,18 +128,23 @@ async fn list_notifications(
         })?,
     };
     let (items, next) = s.engine.notifications(after, p.limit.unwrap_or(50)).await?;
-    let items: Vec<Value> = items
+    let items = items
         .iter()
-        .map(|n| {
-            json!({
-                "id": n.message_id(), "template": n.template, "to": n.to, "subject": n.subject,
-                "about": n.subject_id, "status": n.status.as_str(), "attempts": n.attempts,
-                "last_error": n.last_error, "created_at": rfc3339(n.created_at),
-                "sent_at": n.sent_at.map(rfc3339),
-            })
+        .map(|n| NotificationOut {
+            id: n.message_id(),
+            template: n.template.clone(),
+            to: n.to.clone(),
+            subject: n.subject.clone(),
+            about: n.subject_id.clone(),
+            status: n.status.as_str().to_owned(),
+            attempts: n.attempts,
+            last_error: n.last_error.clone(),
+            created_at: rfc3339(n.created_at),
+            sent_at: n.sent_at.map(rfc3339),
         })
         .collect();
-    Ok(axum::Json(
-        json!({"items": items, "next_cursor": next.map(|n| n.to_string())}),
-    ))
+    Ok(axum::Json(NotificationPageOut {
+        items,
+        next_cursor: next.map(|n| n.to_string()),
+    }))
 }

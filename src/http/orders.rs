@@ -1,36 +1,37 @@
 //! Checkout and orders: `POST /carts/{id}/checkout`, the shopper's order routes and the
 //! admin order routes.
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
-use super::dto::{CheckoutIn, OrderOut, ShipIn};
+use super::dto::{CheckoutIn, OrderOut, OrderPageOut, ShipIn};
 use super::error::{ApiError, Code};
 use super::extract::Json;
+use super::openapi::{PROBLEM_JSON, Problem};
 use crate::domain::order::Order;
 
 /// Shopper routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/carts/{id}/checkout", post(checkout))
-        .route("/api/v1/orders/{id}", get(get_order))
-        .route("/api/v1/orders/{id}/cancel", post(cancel))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(checkout))
+        .routes(routes!(get_order))
+        .routes(routes!(cancel))
 }
 
 /// Admin routes.
-pub fn admin_router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/admin/orders", get(list))
-        .route("/api/v1/admin/orders/{id}/ship", post(ship))
-        .route("/api/v1/admin/orders/{id}/deliver", post(deliver))
-        .route("/api/v1/admin/orders/{id}/refund", post(refund))
+pub fn admin_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(ship))
+        .routes(routes!(deliver))
+        .routes(routes!(refund))
 }
 
 type OrderResult = Result<axum::Json<OrderOut>, ApiError>;
@@ -42,6 +43,26 @@ fn out(o: &Order) -> axum::Json<OrderOut> {
 /// The idempotency key header.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
+/// Checks the cart out: prices it, reserves the stock, charges the payment and places the
+/// order. Retries with the same `Idempotency-Key` get the first answer, byte for byte.
+#[utoipa::path(
+    post,
+    path = "/api/v1/carts/{id}/checkout",
+    tag = "orders",
+    params(
+        ("id" = String, Path, description = "The cart's id"),
+        ("Idempotency-Key" = String, Header, description = "1–255 visible ASCII characters of the client's choice; required"),
+    ),
+    request_body = CheckoutIn,
+    responses(
+        (status = 201, description = "The order, paid; `Location` names it", body = OrderOut,
+            headers(("Location" = String, description = "The order's URL"))),
+        (status = 402, description = "The payment was declined (`payment_declined`)", body = Problem, content_type = PROBLEM_JSON),
+        (status = 409, description = "Out of stock, an empty or checked-out cart, or another checkout in progress", body = Problem, content_type = PROBLEM_JSON),
+        (status = 422, description = "A field is invalid, or the key was used with another body (`idempotency_key_reused`)", body = Problem, content_type = PROBLEM_JSON),
+        (status = 502, description = "The payment gateway failed (`payment_gateway_error`)", body = Problem, content_type = PROBLEM_JSON),
+    ),
+)]
 async fn checkout(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -71,14 +92,45 @@ async fn checkout(
     ))
 }
 
+/// An order.
+#[utoipa::path(
+    get,
+    path = "/api/v1/orders/{id}",
+    tag = "orders",
+    params(("id" = String, Path, description = "The order's id")),
+    responses((status = 200, description = "The order", body = OrderOut)),
+)]
 async fn get_order(State(s): State<AppState>, Path(id): Path<String>) -> OrderResult {
     Ok(out(&s.engine.order(&id).await?))
 }
 
+/// Cancels a paid order: the payment is refunded and the stock returned.
+#[utoipa::path(
+    post,
+    path = "/api/v1/orders/{id}/cancel",
+    tag = "orders",
+    params(("id" = String, Path, description = "The order's id")),
+    responses(
+        (status = 200, description = "The order, now `cancelled`", body = OrderOut),
+        (status = 409, description = "Not `paid` (`invalid_transition`)", body = Problem, content_type = PROBLEM_JSON),
+    ),
+)]
 async fn cancel(State(s): State<AppState>, Path(id): Path<String>) -> OrderResult {
     Ok(out(&s.engine.cancel_order(&id).await?))
 }
 
+/// Marks a paid order shipped.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/orders/{id}/ship",
+    tag = "admin",
+    params(("id" = String, Path, description = "The order's id")),
+    request_body(content = Option<ShipIn>, description = "Carrier details (optional)"),
+    responses(
+        (status = 200, description = "The order, now `shipped`", body = OrderOut),
+        (status = 409, description = "Not `paid` (`invalid_transition`)", body = Problem, content_type = PROBLEM_JSON),
+    ),
+)]
 async fn ship(State(s): State<AppState>, Path(id): Path<String>, body: Bytes) -> OrderResult {
     let ship: ShipIn = if body.iter().all(u8::is_ascii_whitespace) {
         ShipIn::default()
@@ -92,27 +144,62 @@ async fn ship(State(s): State<AppState>, Path(id): Path<String>, body: Bytes) ->
         .await?))
 }
 
+/// Marks a shipped order delivered.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/orders/{id}/deliver",
+    tag = "admin",
+    params(("id" = String, Path, description = "The order's id")),
+    responses(
+        (status = 200, description = "The order, now `delivered`", body = OrderOut),
+        (status = 409, description = "Not `shipped` (`invalid_transition`)", body = Problem, content_type = PROBLEM_JSON),
+    ),
+)]
 async fn deliver(State(s): State<AppState>, Path(id): Path<String>) -> OrderResult {
     Ok(out(&s.engine.deliver_order(&id).await?))
 }
 
+/// Refunds a paid, shipped or delivered order.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/orders/{id}/refund",
+    tag = "admin",
+    params(("id" = String, Path, description = "The order's id")),
+    responses(
+        (status = 200, description = "The order, now `refunded`", body = OrderOut),
+        (status = 409, description = "Not refundable (`invalid_transition`)", body = Problem, content_type = PROBLEM_JSON),
+    ),
+)]
 async fn refund(State(s): State<AppState>, Path(id): Path<String>) -> OrderResult {
     Ok(out(&s.engine.refund_order(&id).await?))
 }
 
 /// Query string of the admin list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Only orders in this status.
     status: Option<String>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Orders per page, 1–100 (default 20).
     limit: Option<usize>,
 }
 
+/// Orders, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/orders",
+    operation_id = "list_orders",
+    tag = "admin",
+    params(ListParams),
+    responses((status = 200, description = "One page of orders", body = OrderPageOut)),
+)]
 async fn list(
     State(s): State<AppState>,
     Query(p): Query<ListParams>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<OrderPageOut>, ApiError> {
     let page = s
         .engine
         .orders(
@@ -121,8 +208,8 @@ async fn list(
             p.limit.unwrap_or(20),
         )
         .await?;
-    let items: Vec<OrderOut> = page.items.iter().map(OrderOut::from).collect();
-    Ok(axum::Json(
-        json!({"items": items, "next_cursor": page.next_cursor}),
-    ))
+    Ok(axum::Json(OrderPageOut {
+        items: page.items.iter().map(OrderOut::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
 }

@@ -1,76 +1,87 @@
 //! Products: public get, admin create/replace/delete.
 
-use axum::Router;
 use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::domain::import::parse_items;
 use crate::engine::SearchRequest;
-use crate::search::CategoryNode;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::{get, post, put};
 
 use super::AppState;
-use super::dto::{ProductIn, ProductOut};
+use super::dto::{
+    CategoriesOut, CategoryOut, FacetValueOut, FacetsOut, ImportReportOut, PriceBucketOut,
+    ProductIn, ProductOut, RecommendationsOut, SearchPageOut, SuggestionOut, SuggestionsOut,
+};
 use super::error::{ApiError, Code};
 use super::extract::Json;
+use super::openapi::{PROBLEM_JSON, Problem};
 
 /// Public routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/products", get(search))
-        .route("/api/v1/products/{sku}", get(get_product))
-        .route(
-            "/api/v1/products/{sku}/recommendations",
-            get(recommendations),
-        )
-        .route("/api/v1/categories", get(categories))
-        .route("/api/v1/search/suggest", get(suggest))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(search))
+        .routes(routes!(get_product))
+        .routes(routes!(recommendations))
+        .routes(routes!(categories))
+        .routes(routes!(suggest))
 }
 
 /// Admin routes (behind the token).
-pub fn admin_router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/admin/products", post(create_product))
-        .route(
-            "/api/v1/admin/products/{sku}",
-            put(put_product).delete(delete_product),
-        )
-        .route(
-            "/api/v1/admin/products/import",
-            post(import).layer(axum::extract::DefaultBodyLimit::max(
-                super::IMPORT_BODY_LIMIT_BYTES,
-            )),
-        )
-        .route(
-            "/api/v1/admin/orders/import",
-            post(import_orders).layer(axum::extract::DefaultBodyLimit::max(
-                super::IMPORT_BODY_LIMIT_BYTES,
-            )),
-        )
+pub fn admin_router() -> OpenApiRouter<AppState> {
+    let imports = OpenApiRouter::new()
+        .routes(routes!(import))
+        .routes(routes!(import_orders))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            super::IMPORT_BODY_LIMIT_BYTES,
+        ));
+    OpenApiRouter::new()
+        .routes(routes!(create_product))
+        .routes(routes!(put_product, delete_product))
+        .merge(imports)
 }
 
 /// Query string of `GET /products`. Unknown parameters are refused (400).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SearchParams {
+    /// Full text over name, description, category, brand and attributes (typo tolerant;
+    /// at most 512 characters).
     q: Option<String>,
+    /// A category path: matches it and everything under it.
     category: Option<String>,
+    /// Only this brand.
     brand: Option<String>,
+    /// Lowest price (minor units).
     min_price: Option<i64>,
+    /// Highest price (minor units).
     max_price: Option<i64>,
+    /// Only products that can be bought now.
     in_stock: Option<bool>,
+    /// `relevance` (the default with `q`), `price_asc`, `price_desc`, `newest`.
     sort: Option<String>,
+    /// Results per page, 1–100 (default 20).
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
+/// Searches the catalog, with facets for the current query and filters.
+#[utoipa::path(
+    get,
+    path = "/api/v1/products",
+    tag = "catalog",
+    params(SearchParams),
+    responses((status = 200, description = "One page of results with facets", body = SearchPageOut)),
+)]
 async fn search(
     State(s): State<AppState>,
     Query(p): Query<SearchParams>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<SearchPageOut>, ApiError> {
     let page = s
         .engine
         .search(SearchRequest {
@@ -86,59 +97,102 @@ async fn search(
             ..Default::default()
         })
         .await?;
-    let items: Vec<ProductOut> = page.items.into_iter().map(ProductOut::from).collect();
-    Ok(axum::Json(json!({
-        "items": items,
-        "total": page.total,
-        "facets": {
-            "category": page.categories.iter().map(|(v, c)| json!({"value": v, "count": c})).collect::<Vec<_>>(),
-            "price": page.prices.iter().map(|b| json!({"min": b.min, "max": b.max, "count": b.count})).collect::<Vec<_>>(),
-            "brand": page.brands.iter().map(|(v, c)| json!({"value": v, "count": c})).collect::<Vec<_>>(),
+    let values = |v: Vec<(String, u64)>| -> Vec<FacetValueOut> {
+        v.into_iter()
+            .map(|(value, count)| FacetValueOut { value, count })
+            .collect()
+    };
+    Ok(axum::Json(SearchPageOut {
+        items: page.items.into_iter().map(ProductOut::from).collect(),
+        total: page.total as u64,
+        facets: FacetsOut {
+            category: values(page.categories),
+            price: page
+                .prices
+                .iter()
+                .map(|b| PriceBucketOut {
+                    min: b.min,
+                    max: b.max,
+                    count: b.count,
+                })
+                .collect(),
+            brand: values(page.brands),
         },
-        "next_cursor": page.next_cursor,
-    })))
+        next_cursor: page.next_cursor,
+    }))
 }
 
-fn category_json(n: &CategoryNode) -> Value {
-    json!({"path": n.path, "name": n.name, "count": n.count, "children": n.children.iter().map(category_json).collect::<Vec<_>>()})
-}
-
-async fn categories(State(s): State<AppState>) -> Result<axum::Json<Value>, ApiError> {
+/// The category tree with product counts (each node counts its whole subtree).
+#[utoipa::path(
+    get,
+    path = "/api/v1/categories",
+    tag = "catalog",
+    responses((status = 200, description = "The category tree", body = CategoriesOut)),
+)]
+async fn categories(State(s): State<AppState>) -> Result<axum::Json<CategoriesOut>, ApiError> {
     let tree = s.engine.categories().await?;
-    Ok(axum::Json(
-        json!({"items": tree.iter().map(category_json).collect::<Vec<_>>()}),
-    ))
+    Ok(axum::Json(CategoriesOut {
+        items: tree.iter().map(CategoryOut::from).collect(),
+    }))
 }
 
 /// Query string of `GET /search/suggest`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SuggestParams {
+    /// What the shopper has typed so far.
     q: Option<String>,
+    /// Most completions, 1–50 (default 10).
     limit: Option<i64>,
 }
 
+/// Completions for a prefix: frequent name words first, then product names.
+#[utoipa::path(
+    get,
+    path = "/api/v1/search/suggest",
+    tag = "catalog",
+    params(SuggestParams),
+    responses((status = 200, description = "Completions", body = SuggestionsOut)),
+)]
 async fn suggest(
     State(s): State<AppState>,
     Query(p): Query<SuggestParams>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<SuggestionsOut>, ApiError> {
     let got = s
         .engine
         .suggest(p.q.as_deref().unwrap_or(""), p.limit)
         .await?;
-    let list: Vec<Value> = got
-        .into_iter()
-        .map(|sg| match sg.sku {
-            Some(sku) => json!({"text": sg.text, "sku": sku}),
-            None => json!({"text": sg.text}),
-        })
-        .collect();
-    Ok(axum::Json(json!({"suggestions": list})))
+    Ok(axum::Json(SuggestionsOut {
+        suggestions: got
+            .into_iter()
+            .map(|sg| SuggestionOut {
+                text: sg.text,
+                sku: sg.sku,
+            })
+            .collect(),
+    }))
 }
 
 /// `POST /admin/products/import`: a JSON array or NDJSON; bad records are reported by line
 /// and the rest imported.
-async fn import(State(s): State<AppState>, body: String) -> Result<axum::Json<Value>, ApiError> {
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/products/import",
+    tag = "admin",
+    request_body(
+        description = "Products (as for create) as a JSON array or NDJSON, up to 100,000",
+        content(
+            (Vec<ProductIn> = "application/json"),
+            (String = "application/x-ndjson"),
+        ),
+    ),
+    responses((status = 200, description = "What was imported and what was refused, by line", body = ImportReportOut)),
+)]
+async fn import(
+    State(s): State<AppState>,
+    body: String,
+) -> Result<axum::Json<ImportReportOut>, ApiError> {
     let items = parse_items(&body, 0).map_err(|e| ApiError::new(Code::InvalidRequest, e))?;
     if items.len() > super::IMPORT_MAX_PRODUCTS {
         return Err(ApiError::new(
@@ -147,25 +201,32 @@ async fn import(State(s): State<AppState>, body: String) -> Result<axum::Json<Va
         ));
     }
     let report = s.engine.import_products(items, |_| {}).await?;
-    Ok(report_json(&report))
-}
-
-/// `{"imported": N, "failed": [{"line", "error"}]}` for every import route.
-fn report_json(report: &crate::engine::ImportReport) -> axum::Json<Value> {
-    let failed: Vec<Value> = report
-        .failed
-        .iter()
-        .map(|(line, e)| json!({"line": line, "error": e}))
-        .collect();
-    axum::Json(json!({"imported": report.imported, "failed": failed}))
+    Ok(axum::Json((&report).into()))
 }
 
 /// `?cart_id=` on a product view: the session it belongs to.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ViewParams {
+    /// The viewer's cart, as the session of the view (feeds "viewed together").
     cart_id: Option<String>,
 }
 
+/// A product with its available stock.
+#[utoipa::path(
+    get,
+    path = "/api/v1/products/{sku}",
+    tag = "catalog",
+    params(
+        ("sku" = String, Path, description = "The product's SKU", pattern = "^[A-Za-z0-9._-]{1,64}$"),
+        ViewParams,
+        ("X-Session-Id" = Option<String>, Header, description = "The viewer's session (feeds \"viewed together\")"),
+    ),
+    responses(
+        (status = 200, description = "The product", body = ProductOut),
+        (status = 404, description = "No such product (`not_found`)", body = Problem, content_type = PROBLEM_JSON),
+    ),
+)]
 async fn get_product(
     State(s): State<AppState>,
     Path(sku): Path<String>,
@@ -186,29 +247,59 @@ async fn get_product(
 }
 
 /// `?limit=` of the recommendations.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct RecommendParams {
+    /// How many, 1–50 (default 10).
     limit: Option<usize>,
 }
 
+/// Products related to this one: bought together, viewed together, then fallbacks.
+#[utoipa::path(
+    get,
+    path = "/api/v1/products/{sku}/recommendations",
+    tag = "catalog",
+    params(("sku" = String, Path, description = "The product's SKU", pattern = "^[A-Za-z0-9._-]{1,64}$"), RecommendParams),
+    responses(
+        (status = 200, description = "Related products and how they were found", body = RecommendationsOut),
+        (status = 404, description = "No such product (`not_found`)", body = Problem, content_type = PROBLEM_JSON),
+    ),
+)]
 async fn recommendations(
     State(s): State<AppState>,
     Path(sku): Path<String>,
     Query(p): Query<RecommendParams>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<RecommendationsOut>, ApiError> {
     let r = s
         .engine
         .recommendations(&sku, p.limit.unwrap_or(10))
         .await?;
-    let items: Vec<ProductOut> = r.items.into_iter().map(ProductOut::from).collect();
-    Ok(axum::Json(json!({"items": items, "strategy": r.strategy})))
+    Ok(axum::Json(RecommendationsOut {
+        items: r.items.into_iter().map(ProductOut::from).collect(),
+        strategy: r.strategy.to_owned(),
+    }))
 }
 
+/// Past orders from another system, kept as history (status `delivered`): they teach
+/// recommendations; no stock change, no email.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/orders/import",
+    tag = "admin",
+    request_body(
+        description = "`{\"id\", \"created_at\", \"email\"?, \"items\": [{\"sku\", \"quantity\", \"unit_price\"?}]}` records as a JSON array or NDJSON",
+        content(
+            (Vec<Object> = "application/json"),
+            (String = "application/x-ndjson"),
+        ),
+    ),
+    responses((status = 200, description = "What was imported and what was refused, by line", body = ImportReportOut)),
+)]
 async fn import_orders(
     State(s): State<AppState>,
     body: String,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<ImportReportOut>, ApiError> {
     let records = crate::domain::history::parse_past_orders(&body)
         .map_err(|e| ApiError::new(Code::InvalidRequest, e))?;
     if records.len() > super::IMPORT_MAX_PRODUCTS {
@@ -218,9 +309,22 @@ async fn import_orders(
         ));
     }
     let report = s.engine.import_orders(records, |_| {}).await?;
-    Ok(report_json(&report))
+    Ok(axum::Json((&report).into()))
 }
 
+/// Creates a product.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/products",
+    tag = "admin",
+    request_body = ProductIn,
+    responses(
+        (status = 201, description = "Created; `Location` names it", body = ProductOut,
+            headers(("Location" = String, description = "The product's URL"))),
+        (status = 409, description = "The SKU is taken (`already_exists`)", body = Problem, content_type = PROBLEM_JSON),
+        (status = 422, description = "A field is invalid (`validation_failed`)", body = Problem, content_type = PROBLEM_JSON),
+    ),
+)]
 async fn create_product(
     State(s): State<AppState>,
     Json(body): Json<ProductIn>,
@@ -237,6 +341,19 @@ async fn create_product(
     ))
 }
 
+/// Creates or replaces a product.
+#[utoipa::path(
+    put,
+    path = "/api/v1/admin/products/{sku}",
+    tag = "admin",
+    params(("sku" = String, Path, description = "The product's SKU", pattern = "^[A-Za-z0-9._-]{1,64}$")),
+    request_body = ProductIn,
+    responses(
+        (status = 200, description = "Replaced", body = ProductOut),
+        (status = 201, description = "Created", body = ProductOut),
+        (status = 422, description = "A field is invalid (`validation_failed`)", body = Problem, content_type = PROBLEM_JSON),
+    ),
+)]
 async fn put_product(
     State(s): State<AppState>,
     Path(sku): Path<String>,
@@ -258,6 +375,14 @@ async fn put_product(
     Ok((status, axum::Json(ProductOut::from(view))))
 }
 
+/// Deletes a product (its stock record stays).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/admin/products/{sku}",
+    tag = "admin",
+    params(("sku" = String, Path, description = "The product's SKU", pattern = "^[A-Za-z0-9._-]{1,64}$")),
+    responses((status = 204, description = "Deleted")),
+)]
 async fn delete_product(
     State(s): State<AppState>,
     Path(sku): Path<String>,

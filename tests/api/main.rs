@@ -14,5 +14,6 @@ mod lifecycle;
 mod metrics;
 mod model;
 mod notify;
+mod openapi;
 mod recommend;
 mod search;

@@ -1,0 +1,209 @@
+//! The OpenAPI document: served at `/api/v1/openapi.json`, naming exactly the routes of the
+//! contract in `../shared/API.md`, every operation routed by the server; and Schemathesis
+//! (a real OpenAPI client, from PyPI) fuzzing a live server: no server errors, no response
+//! that breaks the document.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+
+/// (method, path) of every route in the contract's tables: the first cell of each row
+/// holds backticked `METHOD /path?query` items; a bare `METHOD` item lends its method to
+/// the next path (`GET`/`PUT /x`).
+fn contract_routes() -> BTreeSet<(String, String)> {
+    let api = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/API.md"),
+    )
+    .expect("../shared/API.md");
+    let mut out = BTreeSet::new();
+    for line in api.lines().filter(|l| l.starts_with("| `")) {
+        let first_cell = line[1..].split(" | ").next().unwrap_or("");
+        let mut pending: Vec<&str> = Vec::new();
+        for (i, item) in first_cell.split('`').enumerate() {
+            if i % 2 == 0 {
+                continue; // outside backticks
+            }
+            let mut words = item.split_whitespace();
+            let (Some(method), path) = (words.next(), words.next()) else {
+                continue;
+            };
+            if !METHODS.contains(&method) {
+                continue;
+            }
+            match path {
+                Some(p) if p.starts_with('/') => {
+                    let path = p.split('?').next().unwrap_or(p);
+                    pending.push(method);
+                    for m in pending.drain(..) {
+                        out.insert((m.to_owned(), path.to_owned()));
+                    }
+                }
+                _ => pending.push(method),
+            }
+        }
+    }
+    out
+}
+
+fn document_routes(doc: &Value) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("path item").keys() {
+            out.insert((method.to_uppercase(), path.clone()));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_document_names_exactly_the_contracts_routes_and_each_is_routed() {
+    let app = spawn_app().await;
+    let r = app.get("/api/v1/openapi.json").await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.content_type.starts_with("application/json"),
+        "{}",
+        r.content_type
+    );
+    let doc = r.body;
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3."),
+        "{}",
+        doc["openapi"]
+    );
+
+    let contract = contract_routes();
+    assert!(contract.len() >= 30, "parsed only {contract:?} from API.md");
+    let documented = document_routes(&doc);
+    assert_eq!(
+        documented.difference(&contract).collect::<Vec<_>>(),
+        Vec::<&(String, String)>::new(),
+        "documented but not in the contract"
+    );
+    assert_eq!(
+        contract.difference(&documented).collect::<Vec<_>>(),
+        Vec::<&(String, String)>::new(),
+        "in the contract but not documented"
+    );
+
+    // The router serves every documented operation: none falls through to the
+    // router's "no such route" or its 405.
+    for (method, path) in &documented {
+        let concrete = path.replace('{', "x").replace('}', "");
+        let req = app
+            .client
+            .request(method.parse().unwrap(), app.url(&concrete))
+            .bearer_auth(ADMIN_TOKEN);
+        let req = if matches!(method.as_str(), "POST" | "PUT" | "PATCH") {
+            req.json(&json!({}))
+        } else {
+            req
+        };
+        let r = app.send(req).await;
+        assert_ne!(r.status, 405, "{method} {path}: {}", r.body);
+        assert!(
+            !(r.status == 404 && r.body["detail"] == "no such route"),
+            "{method} {path} is documented but not routed"
+        );
+    }
+
+    // Admin operations declare the token; every error is problem+json.
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            if path.starts_with("/api/v1/admin/") {
+                assert_eq!(
+                    op["security"][0]["admin_token"],
+                    json!([]),
+                    "{method} {path}"
+                );
+                assert!(op["responses"]["401"].is_object(), "{method} {path}");
+            }
+            for (status, resp) in op["responses"].as_object().unwrap() {
+                if status.starts_with('4') || status.starts_with('5') {
+                    let content = resp["content"].as_object();
+                    let is_problem =
+                        content.is_some_and(|c| c.contains_key("application/problem+json"));
+                    let is_status = path == "/ready";
+                    assert!(is_problem || is_status, "{method} {path} {status}: {resp}");
+                }
+            }
+        }
+    }
+    app.stop().await;
+}
+
+/// Installs Schemathesis (pinned) from PyPI if it is missing.
+fn ensure_schemathesis() {
+    let has = || {
+        std::process::Command::new("python3")
+            .args(["-c", "import schemathesis"])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !has() {
+        let installed = std::process::Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "--user", SCHEMATHESIS])
+            .status()
+            .is_ok_and(|s| s.success())
+            || std::process::Command::new("python3")
+                .args(["-m", "pip", "install", "--quiet", SCHEMATHESIS])
+                .status()
+                .is_ok_and(|s| s.success());
+        assert!(
+            installed && has(),
+            "this test needs {SCHEMATHESIS} (pip install {SCHEMATHESIS})"
+        );
+    }
+}
+
+/// The version `.ci/run` installs too.
+const SCHEMATHESIS: &str = "schemathesis==4.32.5";
+
+#[tokio::test]
+async fn schemathesis_finds_no_server_error_and_no_response_breaking_the_document() {
+    ensure_schemathesis();
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_binary(dir.path(), &["--demo"]).await;
+    // Bounded by count: 25 examples per operation in each phase, a fixed seed (a time
+    // budget would make Schemathesis repeat until it is spent); stateful runs follow the
+    // document's links (cart → items → checkout → order).
+    let out = tokio::task::spawn_blocking({
+        let base = server.base.clone();
+        move || {
+            std::process::Command::new("python3")
+                .args([
+                    "-c",
+                    "import sys; from schemathesis.cli import schemathesis; sys.argv[0] = 'st'; sys.exit(schemathesis())",
+                    "run",
+                    &format!("{base}/api/v1/openapi.json"),
+                    "--header",
+                    &format!("Authorization: Bearer {BINARY_TOKEN}"),
+                    "--checks",
+                    "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+                    "--max-examples",
+                    "25",
+                    "--seed",
+                    "1",
+                    "--request-timeout",
+                    "10",
+                    "--no-color",
+                ])
+                .output()
+                .expect("run schemathesis")
+        }
+    })
+    .await
+    .unwrap();
+    let report = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "schemathesis failed:\n{report}");
+    assert!(report.contains("passed"), "{report}");
+    assert!(server.terminate().success());
+}
