@@ -4,7 +4,8 @@
 //! variable. Shutdown, step by step: a SIGTERM or Ctrl-C stops the listener from
 //! accepting, in-flight requests finish, then the engine stops its actors, flushes and
 //! fsyncs, and the process exits 0. If the durability barrier ever fails (a flush or fsync
-//! error) the process stops serving and exits 1: nothing more could be acknowledged.
+//! error, e.g. a full disk) the process serves reads only, refuses writes (507/503) and
+//! exits 1 when stopped: nothing more could be acknowledged.
 
 /// mimalloc: sled copies a leaf node on every write, and glibc's allocator made that the
 /// largest cost of a checkout (measured in-process: 1.0k → 1.9k checkouts/s).
@@ -286,19 +287,25 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     ready.store(true, Ordering::Release);
     tracing::info!(addr = %listener.local_addr()?, data_dir = %args.data_dir.display(), "emporium serving");
 
+    // A failed flush or fsync (a full disk, an I/O error) leaves the store read-only:
+    // writes answer 507/503 and are not applied, reads keep working, `/ready` turns 503 so
+    // that a balancer sends traffic elsewhere, and the process exits 1 when stopped. A
+    // restart (after freeing space) brings writes back with everything acknowledged.
     let failed = Arc::new(AtomicBool::new(false));
-    let shutdown = {
-        let engine = engine.clone();
-        let failed = failed.clone();
+    tokio::spawn({
+        let (engine, failed, ready) = (engine.clone(), failed.clone(), ready.clone());
         async move {
-            tokio::select! {
-                () = shutdown_signal() => tracing::info!("shutting down: finishing in-flight requests"),
-                () = engine.durability_failed() => {
-                    failed.store(true, Ordering::Release);
-                    tracing::error!("durability barrier failed: stopping");
-                }
-            }
+            engine.durability_failed().await;
+            failed.store(true, Ordering::Release);
+            ready.store(false, Ordering::Release);
+            tracing::error!(
+                "durability barrier failed: serving reads only; free space and restart to accept writes again"
+            );
         }
+    });
+    let shutdown = async {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests");
     };
     emporium::http::serve(listener, app, shutdown).await?;
     if failed.load(Ordering::Acquire) {

@@ -150,6 +150,13 @@ impl From<EngineError> for ApiError {
                 Code::ValidationFailed,
                 format!("the record would be {n} bytes, over the limit"),
             ),
+            EngineError::Storage(StorageError::Durability(ref reason)) if is_disk_full(reason) => {
+                tracing::error!(error = %e, "write not acknowledged: the disk is full");
+                ApiError::new(
+                    Code::InsufficientStorage,
+                    "the store is out of disk space and accepts no writes; reads still work",
+                )
+            }
             EngineError::Storage(StorageError::Durability(_))
             | EngineError::Storage(StorageError::Closed) => {
                 tracing::error!(error = %e, "write not acknowledged");
@@ -250,6 +257,19 @@ pub async fn problemize(res: Response) -> Response {
         }
     }
     out
+}
+
+/// Whether a storage failure was the disk filling up (ENOSPC or EDQUOT, as the OS words
+/// them in an I/O error's text).
+fn is_disk_full(reason: &str) -> bool {
+    [
+        "No space left on device",
+        "os error 28",
+        "Disk quota exceeded",
+        "os error 122",
+    ]
+    .iter()
+    .any(|m| reason.contains(m))
 }
 
 #[cfg(test)]

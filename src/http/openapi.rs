@@ -96,15 +96,15 @@ impl Modify for CommonResponses {
             let api = path.starts_with("/api/v1/");
             let admin = path.starts_with("/api/v1/admin/");
             let has_params = path.contains('{');
-            for op in [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
+            for (op, writes) in [
+                (&mut item.get, false),
+                (&mut item.put, true),
+                (&mut item.post, true),
+                (&mut item.delete, true),
+                (&mut item.patch, true),
             ]
             .into_iter()
-            .flatten()
+            .filter_map(|(op, w)| op.as_mut().map(|op| (op, w)))
             {
                 add(
                     op,
@@ -143,6 +143,13 @@ impl Modify for CommonResponses {
                         "The body is not `application/json` (`unsupported_media_type`)",
                     );
                     add(op, "422", "A field breaks a rule (`validation_failed`)");
+                }
+                if writes {
+                    add(
+                        op,
+                        "507",
+                        "The disk is full: the store accepts no writes until space is freed and the server restarted (`insufficient_storage`)",
+                    );
                 }
                 if admin {
                     add(op, "401", "No admin token (`unauthorized`)");

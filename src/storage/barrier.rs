@@ -157,12 +157,14 @@ impl Barrier {
         ticket: u64,
         f: impl FnOnce(Result<(), StorageError>) + Send + 'static,
     ) {
+        // What was durable before a failure stays durable: reads of it keep working.
+        if self.inner.durable.load(Ordering::Acquire) >= ticket {
+            return f(Ok(()));
+        }
         if let Some(err) = self.failure() {
             return f(Err(err));
         }
-        if self.inner.mode == Durability::Relaxed
-            || self.inner.durable.load(Ordering::Acquire) >= ticket
-        {
+        if self.inner.mode == Durability::Relaxed {
             return f(Ok(()));
         }
         let mut p = self.inner.pending.lock().expect("barrier lock");
@@ -216,8 +218,8 @@ impl Barrier {
         Some(StorageError::Durability(msg))
     }
 
-    /// Resolves if the barrier ever fails (a flush or fsync error). The server exits
-    /// non-zero when it does: nothing more can be acknowledged.
+    /// Resolves if the barrier ever fails (a flush or fsync error). From then on the store
+    /// refuses writes; the server keeps serving reads and exits non-zero when stopped.
     pub async fn failed(&self) {
         let mut rx = self.inner.failed_tx.subscribe();
         let _ = rx.wait_for(|f| *f).await;

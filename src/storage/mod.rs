@@ -663,6 +663,12 @@ impl Store {
     /// the journal (see `journal.rs`): sled's own batches and transactions serialise every
     /// writer behind a global lock and an I/O-buffer roll.
     pub fn write(&self, mut batch: WriteBatch) -> Result<(), StorageError> {
+        // After a failed flush (a full disk, an I/O error) the store is read-only: a write
+        // could never be acknowledged, so it is not applied either, and readers never see
+        // state that a restart would take back.
+        if let Some(e) = self.inner.barrier.failure() {
+            return Err(e);
+        }
         if batch.ops.len() == 1 {
             let (tree, key, value) = batch.ops.pop().expect("one op");
             match value {

@@ -9,6 +9,7 @@ mod checkout;
 mod concurrency;
 mod crash;
 mod crash_checkout;
+mod disk_full;
 mod events;
 mod lifecycle;
 mod metrics;
