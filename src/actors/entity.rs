@@ -33,6 +33,8 @@ use dashmap::DashMap;
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tokio::sync::OnceCell;
 
+use tracing::Instrument;
+
 use crate::domain::{Millis, now_millis};
 use crate::storage::{Barrier, StorageError};
 
@@ -128,10 +130,11 @@ pub(crate) enum Undelivered {
 type Reply<E> = Result<<E as Entity>::Reply, Undelivered>;
 
 pub(crate) enum HostMsg<E: Entity> {
-    /// A command whose reply waits until the entity's writes are durable.
-    Call(E::Cmd, RpcReplyPort<Reply<E>>),
+    /// A command whose reply waits until the entity's writes are durable; with the
+    /// caller's span, so that the work it causes is traced under the caller's request.
+    Call(E::Cmd, RpcReplyPort<Reply<E>>, tracing::Span),
     /// A command answered as soon as it is applied (see [`Directory::call_applied`]).
-    CallApplied(E::Cmd, RpcReplyPort<Reply<E>>),
+    CallApplied(E::Cmd, RpcReplyPort<Reply<E>>, tracing::Span),
     Passivate(Duration),
     Timer,
     Panic,
@@ -269,10 +272,11 @@ impl<E: Entity> Directory<E> {
         for _ in 0..MAX_REROUTES {
             let actor = self.activate(id).await?;
             let (tx, rx) = ractor::concurrency::oneshot();
+            let caller = tracing::Span::current();
             let msg = if durable {
-                HostMsg::Call(cmd(), tx.into())
+                HostMsg::Call(cmd(), tx.into(), caller)
             } else {
-                HostMsg::CallApplied(cmd(), tx.into())
+                HostMsg::CallApplied(cmd(), tx.into(), caller)
             };
             if actor.cast(msg).is_err() {
                 // Stopped or draining: forget that actor and go again.
@@ -483,11 +487,19 @@ impl<E: Entity> Actor for Host<E> {
         st: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            HostMsg::Call(_, reply) | HostMsg::CallApplied(_, reply) if st.passivating => {
+            HostMsg::Call(_, reply, _) | HostMsg::CallApplied(_, reply, _) if st.passivating => {
                 let _ = reply.send(Err(Undelivered::Moved));
             }
-            HostMsg::Call(cmd, reply) => self.call(&myself, st, cmd, reply, true).await,
-            HostMsg::CallApplied(cmd, reply) => self.call(&myself, st, cmd, reply, false).await,
+            HostMsg::Call(cmd, reply, caller) => {
+                self.call(&myself, st, cmd, reply, true)
+                    .instrument(call_span(E::KIND, caller))
+                    .await
+            }
+            HostMsg::CallApplied(cmd, reply, caller) => {
+                self.call(&myself, st, cmd, reply, false)
+                    .instrument(call_span(E::KIND, caller))
+                    .await
+            }
             HostMsg::Timer => {
                 st.timer_at = None;
                 let due = self
@@ -544,4 +556,13 @@ impl<E: Entity> Actor for Supervisor<E> {
         }
         Ok(())
     }
+}
+
+/// The span of one actor call: `actor_call{kind}` (debug level) under the caller's span,
+/// or the caller's span itself when debug spans are off, so that what the call does (a
+/// saga's steps, say) is traced under the request that caused it either way. Never the
+/// entity's id: cart and order ids are capabilities and stay out of logs.
+fn call_span(kind: &'static str, caller: tracing::Span) -> tracing::Span {
+    let span = tracing::debug_span!(parent: &caller, "actor_call", kind);
+    if span.is_disabled() { caller } else { span }
 }

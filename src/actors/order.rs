@@ -148,6 +148,7 @@ impl OrderEntity {
     }
 
     /// Reserves every line: `Ok` if all are held, else the failure to compensate.
+    #[tracing::instrument(name = "saga.reserve", skip_all, fields(lines = order.lines.len()))]
     async fn reserve_all(&self, order: &Order) -> Result<(), CheckoutFailure> {
         let results = self
             .each_line(order, |id, quantity| SkuCmd::Reserve {
@@ -199,6 +200,7 @@ impl OrderEntity {
         done
     }
 
+    #[tracing::instrument(name = "saga.commit", skip_all, fields(lines = order.lines.len()))]
     async fn commit_all(&self, order: &Order) -> Done {
         self.all_lines(
             order,
@@ -216,6 +218,7 @@ impl OrderEntity {
         .await
     }
 
+    #[tracing::instrument(name = "saga.release", skip_all, fields(lines = order.lines.len()))]
     async fn release_all(&self, order: &Order) -> Done {
         self.all_lines(
             order,
@@ -226,6 +229,7 @@ impl OrderEntity {
         .await
     }
 
+    #[tracing::instrument(name = "saga.return_stock", skip_all, fields(lines = order.lines.len()))]
     async fn return_all(&self, order: &Order) -> Done {
         self.all_lines(
             order,
@@ -240,6 +244,7 @@ impl OrderEntity {
     }
 
     /// Closes (placed) or reopens (failed) the cart the order came from.
+    #[tracing::instrument(name = "saga.finish_cart", skip_all, fields(placed))]
     async fn finish_cart(&self, order: &Order, placed: bool) -> Done {
         let cmd = || CartCmd::FinishCheckout {
             order_id: order.id.clone(),
@@ -360,6 +365,7 @@ impl OrderEntity {
         }
     }
 
+    #[tracing::instrument(name = "saga.charge", skip_all, fields(amount = order.total))]
     async fn charge(&self, order: &Order) -> ChargeOutcome {
         // Nothing is charged before the order and its reservations are durable: a crash
         // after the charge must find them (the saga's own steps do not wait for the disk).
@@ -377,6 +383,7 @@ impl OrderEntity {
     }
 
     /// Pays off one owed item; whether it went through.
+    #[tracing::instrument(name = "saga.settle", skip_all, fields(owed = ?owed))]
     async fn settle(
         &self,
         state: &mut Option<Order>,

@@ -18,3 +18,4 @@ mod notify;
 mod openapi;
 mod recommend;
 mod search;
+mod spans;
