@@ -17,6 +17,10 @@ pub struct Config {
     pub currency: String,
     /// An entity actor idle this long is stopped; its state stays in the store.
     pub passivate_after: Duration,
+    /// Resident actors of one kind above which idle ones are passivated at once (after
+    /// half a second) rather than after `passivate_after`: bounds memory under a surge of
+    /// new carts (≈ 8 KB each). A soft cap: activations are never refused.
+    pub max_resident_actors: usize,
     /// A cart unchanged this long is gone.
     pub cart_ttl: Duration,
     /// A reservation not committed or released within this time lapses.
@@ -63,6 +67,7 @@ impl Config {
             durability: Durability::Strict,
             currency: "USD".into(),
             passivate_after: Duration::from_secs(5 * 60),
+            max_resident_actors: 100_000,
             cart_ttl: Duration::from_secs(7 * 24 * 3600),
             reservation_ttl: Duration::from_secs(10 * 60),
             call_timeout: Duration::from_secs(5),

@@ -309,6 +309,7 @@ impl Engine {
         let dcfg = DirectoryConfig {
             passivate_after: config.passivate_after,
             call_timeout: config.call_timeout,
+            max_resident: config.max_resident_actors,
         };
         let started = |e: ractor::ActorProcessingErr| {
             EngineError::Unavailable(format!("starting actors: {e}"))

@@ -160,7 +160,13 @@ type Slot<E> = Arc<OnceCell<ActorRef<HostMsg<E>>>>;
 pub(crate) struct DirectoryConfig {
     pub passivate_after: Duration,
     pub call_timeout: Duration,
+    /// Above this many resident actors, idle ones go after [`PRESSURE_IDLE`].
+    pub max_resident: usize,
 }
+
+/// How long an actor must have been idle to be passivated while its kind is over
+/// [`DirectoryConfig::max_resident`].
+const PRESSURE_IDLE: Duration = Duration::from_millis(500);
 
 /// id → actor for one kind, plus its supervisor and sweeper.
 pub(crate) struct Directory<E: Entity> {
@@ -207,13 +213,24 @@ impl<E: Entity> Directory<E> {
         let weak = Arc::downgrade(&dir);
         let period =
             (config.passivate_after / 4).clamp(Duration::from_millis(20), Duration::from_secs(30));
+        // The resident count is checked every tick (at most a second apart); the idle
+        // sweep runs every `period`, or at once when the count is over the cap.
+        let tick_every = period.min(Duration::from_secs(1));
         let sweeper = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(period);
+            let mut tick = tokio::time::interval(tick_every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let ticks_per_sweep = (period.as_millis() / tick_every.as_millis()).max(1);
+            let mut ticks = 0u128;
             loop {
                 tick.tick().await;
                 let Some(dir) = weak.upgrade() else { return };
-                dir.sweep();
+                ticks += 1;
+                let over = dir.resident() > dir.config.max_resident;
+                if over {
+                    dir.sweep(PRESSURE_IDLE);
+                } else if ticks % ticks_per_sweep == 0 {
+                    dir.sweep(dir.config.passivate_after);
+                }
             }
         });
         *dir.sweeper.lock().expect("sweeper lock") = Some(sweeper);
@@ -225,9 +242,15 @@ impl<E: Entity> Directory<E> {
         self.slots.len()
     }
 
-    /// Asks every resident actor to passivate if it has been idle long enough.
-    fn sweep(&self) {
-        let idle = self.config.passivate_after;
+    /// Asks every resident actor to passivate if it has been idle for `idle`.
+    fn sweep(&self, idle: Duration) {
+        if idle < self.config.passivate_after {
+            tracing::debug!(
+                kind = E::KIND,
+                resident = self.resident(),
+                "over the resident cap: passivating idle actors early"
+            );
+        }
         for entry in self.slots.iter() {
             if let Some(actor) = entry.value().get() {
                 let _ = actor.cast(HostMsg::Passivate(idle));

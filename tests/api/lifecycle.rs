@@ -83,6 +83,45 @@ async fn an_idle_actor_is_passivated_and_transparently_reactivated() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_resident_cap_idle_actors_go_early_and_busy_ones_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open_engine(dir.path(), |c| {
+        c.passivate_after = Duration::from_secs(3600);
+        c.max_resident_actors = 50;
+    })
+    .await;
+    engine.create_product("P", draft("P", 10)).await.unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..300 {
+        let id = engine.create_cart().await.unwrap().cart.id;
+        engine.cart_add_item(&id, "P", 1).await.unwrap();
+        ids.push(id);
+    }
+    // A surge of new carts went over the cap; the idle ones are passivated long before
+    // their hour is up, and the count comes back under the cap.
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            engine.stats().carts.resident <= 50
+        })
+        .await,
+        "resident carts: {}",
+        engine.stats().carts.resident
+    );
+    // Under the cap, the normal idle period applies again: a cart in use stays resident.
+    let busy = &ids[0];
+    engine.cart_add_item(busy, "P", 1).await.unwrap();
+    let passivated = engine.stats().carts.passivated;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(engine.stats().carts.passivated, passivated);
+    assert!(engine.stats().carts.resident >= 1);
+    // Nothing was lost by the early passivations.
+    for id in &ids[1..] {
+        assert_eq!(engine.cart(id).await.unwrap().cart.lines[0].quantity, 1);
+    }
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_racing_a_passivation_are_rerouted_not_lost() {
     let dir = tempfile::tempdir().unwrap();
     let engine = open_engine(dir.path(), |c| {
