@@ -228,7 +228,7 @@ impl<E: Entity> Directory<E> {
                 let over = dir.resident() > dir.config.max_resident;
                 if over {
                     dir.sweep(PRESSURE_IDLE);
-                } else if ticks % ticks_per_sweep == 0 {
+                } else if ticks.is_multiple_of(ticks_per_sweep) {
                     dir.sweep(dir.config.passivate_after);
                 }
             }
