@@ -44,7 +44,10 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
                     )
                 });
             match builder.and_then(|b| b.install_recorder()) {
-                Ok(h) => Some(h),
+                Ok(h) => {
+                    describe();
+                    Some(h)
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "metrics recorder not installed; /metrics will be empty");
                     None
@@ -52,6 +55,90 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
             }
         })
         .as_ref()
+}
+
+/// The `# HELP` of every series (Prometheus' own `promtool check metrics` requires one).
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "emporium_http_requests_total",
+        "HTTP requests by method, matched route and status"
+    );
+    describe_histogram!(
+        "emporium_http_request_duration_seconds",
+        metrics::Unit::Seconds,
+        "HTTP request latency by method and matched route"
+    );
+    describe_counter!(
+        "emporium_http_shed_total",
+        "Requests shed with 503 by the in-flight bound"
+    );
+    describe_counter!(
+        "emporium_checkouts_total",
+        "Checkouts by outcome (paid, out_of_stock, declined, gateway_error, compensated …)"
+    );
+    describe_counter!(
+        "emporium_reservations_total",
+        "Stock reservations by outcome"
+    );
+    describe_counter!(
+        "emporium_emails_total",
+        "Emails by outcome (sent, failed, retried)"
+    );
+    describe_counter!(
+        "emporium_events_delivered_total",
+        "Event-log entries delivered to in-process subscribers, by subscriber"
+    );
+    describe_histogram!(
+        "emporium_search_duration_seconds",
+        metrics::Unit::Seconds,
+        "Catalog search latency (index part)"
+    );
+    describe_histogram!(
+        "emporium_barrier_batch_size",
+        "Writes made durable by one flush and fsync"
+    );
+    describe_histogram!(
+        "emporium_barrier_flush_seconds",
+        metrics::Unit::Seconds,
+        "Duration of one flush and fsync of the store"
+    );
+    describe_gauge!(
+        "emporium_barrier_flushes",
+        "Flush and fsync rounds of the store since start"
+    );
+    describe_gauge!(
+        "emporium_barrier_released",
+        "Writes released as durable since start"
+    );
+    describe_gauge!(
+        "emporium_actors_resident",
+        "Entity actors in memory, by kind"
+    );
+    describe_gauge!(
+        "emporium_actors_activated",
+        "Entity activations since start, by kind"
+    );
+    describe_gauge!(
+        "emporium_actors_passivated",
+        "Entity passivations since start, by kind"
+    );
+    describe_gauge!(
+        "emporium_actors_panicked",
+        "Entity actors that panicked (and were re-activated), by kind"
+    );
+    describe_gauge!(
+        "emporium_actor_call_timeouts",
+        "Actor calls that timed out, by kind"
+    );
+    describe_gauge!(
+        "emporium_event_log_end",
+        "Sequence number of the last event in the durable log"
+    );
+    describe_gauge!(
+        "emporium_subscriber_lag_events",
+        "Events not yet processed, by subscriber"
+    );
 }
 
 /// The route.

@@ -360,7 +360,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failed_sync_fails_every_waiter_and_every_later_write() {
+    async fn a_failed_sync_fails_every_waiter_and_every_later_write_but_keeps_what_was_durable() {
         let target = Arc::new(Flaky {
             ok_rounds: 1,
             calls: AtomicUsize::new(0),
@@ -375,8 +375,13 @@ mod tests {
         tokio::time::timeout(std::time::Duration::from_secs(5), b.failed())
             .await
             .expect("failed() resolves");
-        // Nothing is acknowledged any more, even for tickets that were durable before.
-        assert!(matches!(b.wait(1).await, Err(StorageError::Durability(_))));
+        // Nothing new is acknowledged any more; what was durable before stays durable
+        // (reads of it keep working in the read-only mode that follows).
+        assert!(matches!(
+            b.wait(b.ticket()).await,
+            Err(StorageError::Durability(_))
+        ));
+        b.wait(1).await.unwrap();
         assert!(b.failure().is_some());
     }
 

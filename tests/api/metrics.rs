@@ -259,3 +259,122 @@ async fn metrics_are_valid_prometheus_text_with_the_operators_series() {
     assert!(value(&samples, "emporium_events_delivered_total", &[]).unwrap_or(0.0) >= 0.0);
     app.stop().await;
 }
+
+/// Installs Prometheus (server and `promtool`) from Debian's packages if missing.
+fn ensure_prometheus() {
+    let has = |bin: &str| {
+        std::process::Command::new(bin)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !(has("prometheus") && has("promtool")) {
+        let _ = std::process::Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends", "prometheus"])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .output();
+    }
+    assert!(
+        has("prometheus") && has("promtool"),
+        "this test needs Prometheus (apt-get install prometheus)"
+    );
+}
+
+#[tokio::test]
+async fn a_real_prometheus_accepts_and_scrapes_the_endpoint() {
+    ensure_prometheus();
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_binary(&dir.path().join("data"), &["--demo"]).await;
+    let client = reqwest::Client::new();
+    for path in ["/api/v1/products?q=helmet", "/api/v1/categories", "/nope"] {
+        client
+            .get(format!("{}{path}", server.base))
+            .send()
+            .await
+            .unwrap();
+    }
+    client
+        .post(format!("{}/api/v1/carts", server.base))
+        .send()
+        .await
+        .unwrap();
+    let text = client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+
+    // Prometheus' own linter.
+    let mut lint = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        lint.stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+    let out = lint.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A real Prometheus scrapes it every second; its query API sees our series.
+    let target = server.base.trim_start_matches("http://");
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: emporium\n    static_configs:\n      - targets: ['{target}']\n"
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let mut prometheus = std::process::Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("tsdb").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start prometheus");
+    let query = |q: &'static str| {
+        let client = client.clone();
+        async move {
+            let r = client
+                .get(format!("http://127.0.0.1:{port}/api/v1/query"))
+                .query(&[("query", q)])
+                .send()
+                .await
+                .ok()?;
+            let v: serde_json::Value = r.json().await.ok()?;
+            v["data"]["result"].as_array().cloned()
+        }
+    };
+    let scraped = eventually(std::time::Duration::from_secs(60), || async {
+        let up = query("up{job=\"emporium\"}").await;
+        let up_ok = up.is_some_and(|r| r.iter().any(|s| s["value"][1] == "1"));
+        let requests = query("emporium_http_requests_total{route=\"/api/v1/carts\"}").await;
+        up_ok && requests.is_some_and(|r| !r.is_empty())
+    })
+    .await;
+    let _ = prometheus.kill();
+    let _ = prometheus.wait();
+    assert!(scraped, "Prometheus did not scrape the series");
+    assert!(server.terminate().success());
+}
