@@ -31,6 +31,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, StatusCode};
+use axum::response::IntoResponse;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -134,7 +135,6 @@ pub(crate) fn api_router() -> OpenApiRouter<AppState> {
 
 /// Builds the application router.
 pub fn app(state: AppState, options: &HttpOptions) -> Router {
-    let request_id = HeaderName::from_static("x-request-id");
     metrics::handle();
     let (routes, _) = api_router_with(options, state.admin_token.clone()).split_for_parts();
     let router = routes.fallback(|| async { ApiError::no_route() });
@@ -144,9 +144,28 @@ pub fn app(state: AppState, options: &HttpOptions) -> Router {
         router
     };
     let router = router.route_layer(axum::middleware::from_fn(record_route));
+    outer_layers(router.with_state(state), options)
+}
+
+/// The layers around every route: body limit, panic catching, timeout, problem+json,
+/// request ids, the request span and log line.
+fn outer_layers(router: Router, options: &HttpOptions) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
     router
-        .with_state(state)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        // A panicking handler answers a plain 500 (made problem+json below); the panic's
+        // message goes to the log, never to the client.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            |panic: Box<dyn std::any::Any + Send>| {
+                let what = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("(not a string)");
+                tracing::error!(panic = what, "a request handler panicked");
+                StatusCode::INTERNAL_SERVER_ERROR.into_response()
+            },
+        ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             options.request_timeout,
@@ -214,4 +233,49 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_a_problem_without_the_panic_text() {
+        let router: Router = Router::new().route(
+            "/boom",
+            axum::routing::get(|| async {
+                if std::hint::black_box(true) {
+                    panic!("secret internals: card 4242");
+                }
+                "unreachable"
+            }),
+        );
+        let app = outer_layers(router, &HttpOptions::default());
+        let res = app
+            .oneshot(
+                axum::http::Request::get("/boom")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            res.headers()[axum::http::header::CONTENT_TYPE],
+            error::PROBLEM_JSON
+        );
+        assert!(res.headers().contains_key("x-request-id"));
+        let body = axum::body::to_bytes(res.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&body);
+        assert!(
+            !text.contains("secret") && !text.contains("4242") && !text.contains("panic"),
+            "{text}"
+        );
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["code"], "internal");
+        assert_eq!(v["status"], 500);
+    }
 }

@@ -17,8 +17,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, ToSchema};
 
-/// The media type of every error.
-pub const PROBLEM_JSON: &str = "application/problem+json";
+pub use super::error::PROBLEM_JSON;
 
 /// An error (RFC 9457 problem details). Some errors add members, e.g. `field` on a
 /// validation error or `errors` listing each refused line.
