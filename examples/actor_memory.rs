@@ -52,6 +52,8 @@ fn config(dir: &std::path::Path, passivate: Duration) -> Config {
     let mut c = Config::new(dir);
     c.durability = Durability::Relaxed; // setup speed only; durability does not change memory
     c.passivate_after = passivate;
+    // Every activated cart is meant to stay resident here: no cap.
+    c.max_resident_actors = usize::MAX;
     c
 }
 
