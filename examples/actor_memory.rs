@@ -8,6 +8,11 @@
 //! Then it shows passivation returning the resident count to zero.
 //!
 //! Run: `cargo run --release --example actor_memory -- 100000`
+//!
+//! `-- --bounded 10000000 60` instead stores that many carts, reopens the engine with its
+//! default resident cap and passivation, and reads random carts from 16 tasks for 60 s,
+//! printing the resident count and RSS every 10 s: memory stays bounded however many
+//! carts are stored.
 
 #![allow(unsafe_code)] // a counting GlobalAlloc needs it; nothing else in the crate does
 
@@ -62,6 +67,11 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--measure") {
         return measure(std::path::Path::new(&args[2])).await;
+    }
+    if args.get(1).map(String::as_str) == Some("--bounded") {
+        let n = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10_000_000);
+        let secs = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(60);
+        return bounded(n, secs).await;
     }
     let n: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(100_000);
     let dir = tempfile::tempdir().unwrap();
@@ -143,6 +153,84 @@ async fn measure(dir: &std::path::Path) {
     println!(
         "total RSS with {resident} resident: {:.0} MiB",
         rss1 as f64 / 1048576.0
+    );
+    engine.shutdown().await.unwrap();
+}
+
+/// Many stored carts, random reads: the resident set and RSS stay bounded.
+async fn bounded(n: usize, secs: u64) {
+    let dir = tempfile::tempdir_in(std::env::var("BOUNDED_DIR").unwrap_or_else(|_| "/tmp".into()))
+        .unwrap();
+    let engine = Engine::open(config(dir.path(), Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    let t = Instant::now();
+    let tasks: Vec<_> = (0..8)
+        .map(|k| {
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                let mut ids = Vec::new();
+                for i in 0..n / 8 + usize::from(k < n % 8) {
+                    let id = engine.create_cart().await.unwrap().cart.id;
+                    // Keep one in 20 to read later: a working set (500,000 of 10M) larger than
+                    // the resident cap.
+                    if i % 20 == 0 {
+                        ids.push(id);
+                    }
+                }
+                ids
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for task in tasks {
+        ids.extend(task.await.unwrap());
+    }
+    println!("stored {n} carts in {:.1?}", t.elapsed());
+    engine.shutdown().await.unwrap();
+    drop(engine);
+
+    // The defaults of `serve`: 5-minute idle period, at most 100,000 resident a kind.
+    let mut c = Config::new(dir.path());
+    c.durability = Durability::Relaxed;
+    let engine = Engine::open(c).await.unwrap();
+    let ids = std::sync::Arc::new(ids);
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let readers: Vec<_> = (0..16u64)
+        .map(|k| {
+            let (engine, ids) = (engine.clone(), ids.clone());
+            tokio::spawn(async move {
+                let mut x = k.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+                let mut reads = 0u64;
+                while Instant::now() < deadline {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    engine.cart(&ids[(x % ids.len() as u64) as usize]).await.unwrap();
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        println!(
+            "{:>4.0} s: {} resident carts, RSS {:.0} MiB",
+            started.elapsed().as_secs_f64(),
+            engine.stats().carts.resident,
+            rss_bytes() as f64 / 1048576.0
+        );
+    }
+    let mut reads = 0;
+    for r in readers {
+        reads += r.await.unwrap();
+    }
+    println!(
+        "{reads} random reads of {} carts ({:.0}/s)",
+        ids.len(),
+        reads as f64 / secs as f64
     );
     engine.shutdown().await.unwrap();
 }
