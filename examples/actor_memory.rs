@@ -208,6 +208,12 @@ async fn bounded(n: usize, secs: u64) {
     // The defaults of `serve`: 5-minute idle period, at most 100,000 resident a kind.
     let mut c = Config::new(dir.path());
     c.durability = Durability::Relaxed;
+    if let Some(mb) = std::env::var("BOUNDED_CACHE_MB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        c.cache_capacity_bytes = mb * 1024 * 1024;
+    }
     let engine = Engine::open(c).await.unwrap();
     let ids = std::sync::Arc::new(ids);
     let deadline = Instant::now() + Duration::from_secs(secs);
