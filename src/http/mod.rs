@@ -88,10 +88,7 @@ impl Default for HttpOptions {
 /// Every route, each registered with its OpenAPI operation (see [`openapi`]), with the
 /// layers that belong to groups of routes: the admin token, the per-client rate limit on
 /// shopper routes, the in-flight bound on the API.
-pub(crate) fn api_router_with(
-    options: &HttpOptions,
-    admin_token: Arc<str>,
-) -> OpenApiRouter<AppState> {
+fn api_router(options: &HttpOptions, admin_token: Arc<str>) -> OpenApiRouter<AppState> {
     let admin = OpenApiRouter::new()
         .merge(products::admin_router())
         .merge(inventory::admin_router())
@@ -128,15 +125,11 @@ pub(crate) fn api_router_with(
         .merge(api)
 }
 
-/// [`api_router_with`] the default options (for the document; the token is not used).
-pub(crate) fn api_router() -> OpenApiRouter<AppState> {
-    api_router_with(&HttpOptions::default(), Arc::from(""))
-}
-
 /// Builds the application router.
 pub fn app(state: AppState, options: &HttpOptions) -> Router {
     metrics::handle();
-    let (routes, _) = api_router_with(options, state.admin_token.clone()).split_for_parts();
+    let (routes, doc) = api_router(options, state.admin_token.clone()).split_for_parts();
+    openapi::publish(doc);
     let router = routes.fallback(|| async { ApiError::no_route() });
     let router = if options.metrics {
         router.route_layer(axum::middleware::from_fn(metrics::track))

@@ -219,19 +219,16 @@ fn add_links(doc: &mut OpenApi) {
     }
 }
 
-/// The document as served, built once.
-pub fn document_json() -> &'static str {
-    static DOC: OnceLock<String> = OnceLock::new();
-    DOC.get_or_init(|| {
-        let (_, doc) = super::api_router().split_for_parts();
-        finish(doc)
-    })
-}
+/// The served document, rendered once from what the routes registered (the first
+/// [`super::app`] built in the process publishes it; every app has the same routes).
+static DOC: OnceLock<String> = OnceLock::new();
 
-/// The served document from what the routes registered.
-pub fn finish(mut doc: OpenApi) -> String {
-    CommonResponses.modify(&mut doc);
-    doc.to_json().expect("the OpenAPI document serializes")
+/// Finishes `doc` (the shared responses, links) and keeps it for the route.
+pub(super) fn publish(mut doc: OpenApi) {
+    DOC.get_or_init(|| {
+        CommonResponses.modify(&mut doc);
+        doc.to_json().expect("the OpenAPI document serializes")
+    });
 }
 
 /// `GET /api/v1/openapi.json`.
@@ -242,8 +239,6 @@ pub fn finish(mut doc: OpenApi) -> String {
     responses((status = 200, description = "This API's OpenAPI 3.1 document", content_type = "application/json", body = Object)),
 )]
 pub async fn openapi_json() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        document_json(),
-    )
+    let doc = DOC.get().map_or("{}", String::as_str);
+    ([(header::CONTENT_TYPE, "application/json")], doc)
 }

@@ -108,9 +108,9 @@ impl<K: Key + ?Sized, V: Record> Table<K, V> {
             .transpose()
     }
 
-    /// The stored bytes of one value (sled hands out a shared buffer, not a copy).
-    fn get_raw(&self, key: &K) -> Result<Option<sled::IVec>, StorageError> {
-        Ok(self.tree.get(key.encode())?)
+    /// The stored bytes under an encoded key (sled hands out a shared buffer, not a copy).
+    fn get_raw(&self, encoded: &[u8]) -> Result<Option<sled::IVec>, StorageError> {
+        Ok(self.tree.get(encoded)?)
     }
 
     /// Whether a key is present.
@@ -345,10 +345,10 @@ impl<V: Record> DecodedCache<V> {
         table: &Table<K, V>,
         key: &K,
     ) -> Result<Option<Arc<V>>, StorageError> {
-        let Some(raw) = table.get_raw(key)? else {
+        let encoded = key.encode();
+        let Some(raw) = table.get_raw(&encoded)? else {
             return Ok(None);
         };
-        let encoded = key.encode();
         if let Some((bytes, value)) = self.entries.get(&encoded)
             && bytes == raw
         {
@@ -786,6 +786,28 @@ impl Record for crate::payments::Charge {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_decoded_cache_follows_every_write_and_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+        let t = store.tables();
+        let cache = DecodedCache::new(4);
+        let v = |n: u64| MetaValue::Number(n);
+        t.meta.put("k", &v(1)).unwrap();
+        assert_eq!(*cache.get(&t.meta, "k").unwrap().unwrap(), v(1));
+        let first = cache.get(&t.meta, "k").unwrap().unwrap();
+        // A hit hands out the same decoded value, not a new decode.
+        assert!(Arc::ptr_eq(
+            &first,
+            &cache.get(&t.meta, "k").unwrap().unwrap()
+        ));
+        // Changed under the cache (no invalidation anywhere): the new value is read.
+        t.meta.put("k", &v(2)).unwrap();
+        assert_eq!(*cache.get(&t.meta, "k").unwrap().unwrap(), v(2));
+        t.meta.remove("k").unwrap();
+        assert!(cache.get(&t.meta, "k").unwrap().is_none());
+    }
 
     #[test]
     fn a_batch_over_two_tables_lands_whole() {

@@ -139,39 +139,12 @@ async fn sigterm_during_checkouts_lets_them_finish_and_loses_none() {
     let server = start_binary(dir.path(), &flags).await;
     let client = reqwest::Client::new();
     let base = server.base.clone();
-    let r = client
-        .post(format!("{base}/api/v1/admin/products"))
-        .bearer_auth(BINARY_TOKEN)
-        .json(&json!({"sku": "TERM-1", "name": "t", "price": 5}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    client
-        .put(format!("{base}/api/v1/admin/inventory/TERM-1"))
-        .bearer_auth(BINARY_TOKEN)
-        .json(&json!({"on_hand": 100}))
-        .send()
-        .await
-        .unwrap();
+    server
+        .stock_product(BINARY_TOKEN, "TERM-1", "t", 5, 100)
+        .await;
     let mut carts = Vec::new();
     for _ in 0..8 {
-        let cart: serde_json::Value = client
-            .post(format!("{base}/api/v1/carts"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let cart = cart["id"].as_str().unwrap().to_owned();
-        client
-            .post(format!("{base}/api/v1/carts/{cart}/items"))
-            .json(&json!({"sku": "TERM-1", "quantity": 1}))
-            .send()
-            .await
-            .unwrap();
-        carts.push(cart);
+        carts.push(server.cart_with("TERM-1", 1).await);
     }
     // Eight slow checkouts in flight when SIGTERM arrives.
     let tasks: Vec<_> = carts
@@ -253,21 +226,7 @@ async fn logs_carry_request_spans_and_nothing_secret_or_personal() {
     .await;
     let client = reqwest::Client::new();
     let base = server.base.clone();
-    let r = client
-        .post(format!("{base}/api/v1/admin/products"))
-        .bearer_auth(ADMIN)
-        .json(&json!({"sku": "LOG-1", "name": "l", "price": 5}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    client
-        .put(format!("{base}/api/v1/admin/inventory/LOG-1"))
-        .bearer_auth(ADMIN)
-        .json(&json!({"on_hand": 5}))
-        .send()
-        .await
-        .unwrap();
+    server.stock_product(ADMIN, "LOG-1", "l", 5, 5).await;
     let wrong = client
         .get(format!("{base}/api/v1/admin/orders"))
         .bearer_auth(WRONG)
@@ -275,21 +234,7 @@ async fn logs_carry_request_spans_and_nothing_secret_or_personal() {
         .await
         .unwrap();
     assert_eq!(wrong.status(), 403);
-    let cart: serde_json::Value = client
-        .post(format!("{base}/api/v1/carts"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let cart = cart["id"].as_str().unwrap().to_owned();
-    client
-        .post(format!("{base}/api/v1/carts/{cart}/items"))
-        .json(&json!({"sku": "LOG-1", "quantity": 1}))
-        .send()
-        .await
-        .unwrap();
+    let cart = server.cart_with("LOG-1", 1).await;
     client
         .patch(format!("{base}/api/v1/carts/{cart}"))
         .json(&json!({"email": EMAIL}))

@@ -158,23 +158,9 @@ async fn checkouts_keep_the_books_balanced_across_kill_9() {
         .unwrap();
     let mut server = start_binary(&data, &flags).await;
     for (sku, on_hand) in STOCK {
-        let base = &server.base;
-        let r = client
-            .post(format!("{base}/api/v1/admin/products"))
-            .bearer_auth(BINARY_TOKEN)
-            .json(&json!({"sku": sku, "name": sku, "price": 1000 + on_hand % 7}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
-        let r = client
-            .put(format!("{base}/api/v1/admin/inventory/{sku}"))
-            .bearer_auth(BINARY_TOKEN)
-            .json(&json!({"on_hand": on_hand}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
+        server
+            .stock_product(BINARY_TOKEN, sku, sku, 1000 + on_hand % 7, on_hand)
+            .await;
     }
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let mut retried = 0;

@@ -58,20 +58,10 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_loses_nothing_acknowledged()
     // The data directory is the tmpfs itself; the server's log goes beside it, outside.
     let server = start_binary(&mnt, &[]).await;
     let client = reqwest::Client::new();
-    let admin = |r: reqwest::RequestBuilder| r.bearer_auth(BINARY_TOKEN);
     let base = server.base.clone();
-    let r = admin(client.post(format!("{base}/api/v1/admin/products")))
-        .json(&json!({"sku": "DF-1", "name": "Oxygen Canister", "price": 1500}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let r = admin(client.put(format!("{base}/api/v1/admin/inventory/DF-1")))
-        .json(&json!({"on_hand": 1_000_000}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    server
+        .stock_product(BINARY_TOKEN, "DF-1", "Oxygen Canister", 1500, 1_000_000)
+        .await;
 
     // A cart with a line, acknowledged before the disk fills.
     let new_cart = || async {

@@ -284,6 +284,56 @@ pub async fn start_binary(dir: &std::path::Path, extra: &[&str]) -> Server {
 }
 
 impl Server {
+    /// Creates a product with `on_hand` units through the admin API (with `token`).
+    pub async fn stock_product(
+        &self,
+        token: &str,
+        sku: &str,
+        name: &str,
+        price: i64,
+        on_hand: i64,
+    ) {
+        let client = reqwest::Client::new();
+        let r = client
+            .post(format!("{}/api/v1/admin/products", self.base))
+            .bearer_auth(token)
+            .json(&json!({"sku": sku, "name": name, "price": price}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let r = client
+            .put(format!("{}/api/v1/admin/inventory/{sku}", self.base))
+            .bearer_auth(token)
+            .json(&json!({"on_hand": on_hand}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+
+    /// A new cart holding `quantity` of `sku`; its id.
+    pub async fn cart_with(&self, sku: &str, quantity: i64) -> String {
+        let client = reqwest::Client::new();
+        let cart: Value = client
+            .post(format!("{}/api/v1/carts", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let cart = cart["id"].as_str().unwrap().to_owned();
+        let r = client
+            .post(format!("{}/api/v1/carts/{cart}/items", self.base))
+            .json(&json!({"sku": sku, "quantity": quantity}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        cart
+    }
+
     /// SIGKILL: the process gets no chance to flush anything.
     pub fn kill9(mut self) {
         self.child.kill().unwrap();

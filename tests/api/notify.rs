@@ -259,38 +259,12 @@ async fn exactly_one_receipt_per_order_across_kill_9() {
     let server = start_binary(&data, &[]).await;
     let client = reqwest::Client::new();
     let base = server.base.clone();
-    let r = client
-        .post(format!("{base}/api/v1/admin/products"))
-        .bearer_auth(BINARY_TOKEN)
-        .json(&json!({"sku": "RCPT-1", "name": "Star chart", "price": 500}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    client
-        .put(format!("{base}/api/v1/admin/inventory/RCPT-1"))
-        .bearer_auth(BINARY_TOKEN)
-        .json(&json!({"on_hand": 1000}))
-        .send()
-        .await
-        .unwrap();
+    server
+        .stock_product(BINARY_TOKEN, "RCPT-1", "Star chart", 500, 1000)
+        .await;
     let mut ids = Vec::new();
     for i in 0..12 {
-        let cart: Value = client
-            .post(format!("{base}/api/v1/carts"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let cart = cart["id"].as_str().unwrap();
-        client
-            .post(format!("{base}/api/v1/carts/{cart}/items"))
-            .json(&json!({"sku": "RCPT-1", "quantity": 1}))
-            .send()
-            .await
-            .unwrap();
+        let cart = server.cart_with("RCPT-1", 1).await;
         let r = client
             .post(format!("{base}/api/v1/carts/{cart}/checkout"))
             .header("Idempotency-Key", format!("k{i}"))
