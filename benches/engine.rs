@@ -3,7 +3,7 @@
 //! - `cart_add/strict` and `cart_add/relaxed`: one cart, sequential adds — the latency of
 //!   one durable write (strict waits for a flush + fdatasync).
 //! - `cart_add_concurrent/strict_64`: 64 carts written concurrently — group commit at work.
-//! - `sku/reserve_release_hot`: reserve + release on one SKU, 64 in flight.
+//! - `sku/reserve_release_hot_*`: reserve + release on one SKU, 64 (or 256) in flight.
 //! - `activation/cart_from_store`: activating a passivated cart actor.
 //! - `checkout/facade_{1,3}_lines_strict`: one checkout saga (price, reserve, charge,
 //!   commit, close the cart), sequential; `checkout/flows_64_strict`: 64 shoppers each
@@ -215,12 +215,12 @@ fn cart_add_concurrent(c: &mut Criterion) {
 fn sku_hot(c: &mut Criterion) {
     let rt = runtime();
     let mut g = c.benchmark_group("sku");
-    let tasks = 64;
-    g.throughput(Throughput::Elements(tasks as u64 * 2));
-    for (name, mode) in [
-        ("reserve_release_hot_strict", Durability::Strict),
-        ("reserve_release_hot_relaxed", Durability::Relaxed),
+    for (name, mode, tasks) in [
+        ("reserve_release_hot_strict", Durability::Strict, 64),
+        ("reserve_release_hot_strict_256", Durability::Strict, 256),
+        ("reserve_release_hot_relaxed", Durability::Relaxed, 64),
     ] {
+        g.throughput(Throughput::Elements(tasks as u64 * 2));
         let dir = tempfile::tempdir().unwrap();
         let e = rt.block_on(engine(dir.path(), mode));
         g.bench_function(name, |b| {

@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::domain::cart::{Cart, CartError, PricedCart};
 use crate::domain::event::LoggedEvent;
 use crate::domain::import::ImportItem;
-use crate::domain::inventory::{InventoryError, Stock};
+use crate::domain::inventory::{InventoryError, StockLevel};
 use crate::domain::product::{Product, ProductDraft};
 use crate::domain::{Invalid, Sku, now_millis};
 use crate::payments::PaymentGateway;
@@ -195,11 +195,11 @@ pub struct InventoryView {
 }
 
 impl InventoryView {
-    fn new(sku: &Sku, s: &Stock) -> Self {
+    fn new(sku: &Sku, s: &StockLevel) -> Self {
         InventoryView {
             sku: sku.to_string(),
             on_hand: s.on_hand,
-            reserved: s.reserved(),
+            reserved: s.reserved,
             available: s.available(),
         }
     }

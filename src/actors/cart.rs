@@ -255,10 +255,7 @@ impl Entity for CartEntity {
                     fingerprint.clone(),
                     now,
                 ) {
-                    Ok((start, wrote)) => Effect {
-                        reply: Ok(CartReply::Checkout(start)),
-                        wrote,
-                    },
+                    Ok((start, wrote)) => Effect::new(Ok(CartReply::Checkout(start)), wrote),
                     Err(e) => Effect::read(Err(e)),
                 };
             }

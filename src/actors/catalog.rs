@@ -165,10 +165,7 @@ impl Entity for CatalogEntity {
     async fn handle(&self, _: &str, _: &mut (), cmd: CatalogCmd) -> Effect<Self::Reply> {
         let result = self.run(cmd);
         let wrote = result.is_ok();
-        Effect {
-            reply: result,
-            wrote,
-        }
+        Effect::new(result, wrote)
     }
 
     fn wrote_at(&self, ticket: u64) {

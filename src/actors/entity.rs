@@ -78,6 +78,14 @@ pub(crate) trait Entity: Send + Sync + Sized + 'static {
         true
     }
 
+    /// Writes what commands answered with [`Effect::deferred`] changed, in one write;
+    /// returns whether it wrote. The host calls it once the commands queued before are
+    /// handled, and holds their replies until it returns. On `Err` the entity must put
+    /// its state back to what the store holds.
+    fn flush(&self, _id: &str, _state: &mut Self::State) -> Result<bool, StorageError> {
+        Ok(false)
+    }
+
     /// Called with the barrier ticket of each write this entity made.
     fn wrote_at(&self, _ticket: u64) {}
 
@@ -93,17 +101,38 @@ pub(crate) struct Effect<R> {
     pub reply: R,
     /// Whether the store was written (a barrier ticket is taken after it).
     pub wrote: bool,
+    /// Whether the state changed in memory only, to be written by [`Entity::flush`].
+    pub deferred: bool,
 }
 
 impl<R> Effect<R> {
+    pub fn new(reply: R, wrote: bool) -> Self {
+        Self {
+            reply,
+            wrote,
+            deferred: false,
+        }
+    }
     pub fn read(reply: R) -> Self {
         Self {
             reply,
             wrote: false,
+            deferred: false,
         }
     }
     pub fn wrote(reply: R) -> Self {
-        Self { reply, wrote: true }
+        Self {
+            reply,
+            wrote: true,
+            deferred: false,
+        }
+    }
+    pub fn deferred(reply: R) -> Self {
+        Self {
+            reply,
+            wrote: false,
+            deferred: true,
+        }
     }
 }
 
@@ -136,6 +165,8 @@ pub(crate) enum HostMsg<E: Entity> {
     /// A command answered as soon as it is applied (see [`Directory::call_applied`]).
     CallApplied(E::Cmd, RpcReplyPort<Reply<E>>, tracing::Span),
     Passivate(Duration),
+    /// Write what the commands handled since the last flush changed (see [`Entity::flush`]).
+    Flush,
     Timer,
     Panic,
 }
@@ -416,6 +447,17 @@ struct HostState<E: Entity> {
     timer_at: Option<Millis>,
     /// Set once the actor has left the directory; queued calls are answered `Moved`.
     passivating: bool,
+    /// Replies held until the next flush, in order.
+    held: Vec<Held<E>>,
+    /// Whether a `Flush` is in the mailbox.
+    flush_queued: bool,
+}
+
+/// A reply waiting for the entity's next flush.
+struct Held<E: Entity> {
+    reply: RpcReplyPort<Reply<E>>,
+    out: E::Reply,
+    durable: bool,
 }
 
 impl<E: Entity> Host<E> {
@@ -452,7 +494,37 @@ impl<E: Entity> Host<E> {
         if effect.wrote {
             self.record_write(st);
         }
-        let out = effect.reply;
+        let held = Held {
+            reply,
+            out: effect.reply,
+            durable,
+        };
+        if effect.deferred || !st.held.is_empty() {
+            // Behind every message queued so far: the flush covers them all.
+            st.held.push(held);
+            if !st.flush_queued {
+                st.flush_queued = myself.cast(HostMsg::Flush).is_ok();
+                if !st.flush_queued {
+                    self.flush(st);
+                }
+            }
+        } else {
+            self.release(st, held);
+        }
+        self.arm_timer(myself, st);
+        if st.held.is_empty() && self.entity.evict_now(&st.state) {
+            self.passivate(myself, st);
+        }
+    }
+
+    /// Sends a reply: once the entity's writes are durable, or at once for a
+    /// `CallApplied` (whose writes are applied by now).
+    fn release(&self, st: &HostState<E>, held: Held<E>) {
+        let Held {
+            reply,
+            out,
+            durable,
+        } = held;
         if durable {
             self.barrier.on_durable(st.last_ticket, move |r| {
                 let _ = reply.send(r.map(|()| out).map_err(Undelivered::Storage));
@@ -460,9 +532,27 @@ impl<E: Entity> Host<E> {
         } else {
             let _ = reply.send(Ok(out));
         }
-        self.arm_timer(myself, st);
-        if self.entity.evict_now(&st.state) {
-            self.passivate(myself, st);
+    }
+
+    /// Writes what the held replies' commands changed, then releases them (or, if the
+    /// write failed, answers each with the failure: nothing of theirs was written).
+    fn flush(&self, st: &mut HostState<E>) {
+        st.flush_queued = false;
+        let held = std::mem::take(&mut st.held);
+        match self.entity.flush(&st.id, &mut st.state) {
+            Ok(wrote) => {
+                if wrote {
+                    self.record_write(st);
+                }
+                for h in held {
+                    self.release(st, h);
+                }
+            }
+            Err(e) => {
+                for h in held {
+                    let _ = h.reply.send(Err(Undelivered::Storage(e.clone())));
+                }
+            }
         }
     }
 
@@ -498,6 +588,8 @@ impl<E: Entity> Actor for Host<E> {
             last_active: Instant::now(),
             timer_at: None,
             passivating: false,
+            held: Vec::new(),
+            flush_queued: false,
         };
         self.arm_timer(&myself, &mut st);
         Ok(st)
@@ -523,7 +615,11 @@ impl<E: Entity> Actor for Host<E> {
                     .instrument(call_span(E::KIND, caller))
                     .await
             }
+            HostMsg::Flush => self.flush(st),
             HostMsg::Timer => {
+                if !st.held.is_empty() {
+                    self.flush(st);
+                }
                 st.timer_at = None;
                 let due = self
                     .entity
@@ -536,6 +632,7 @@ impl<E: Entity> Actor for Host<E> {
             }
             HostMsg::Passivate(idle) => {
                 if !st.passivating
+                    && st.held.is_empty()
                     && st.last_active.elapsed() >= idle
                     && self.entity.may_passivate(&st.state)
                 {
@@ -588,4 +685,146 @@ impl<E: Entity> Actor for Supervisor<E> {
 fn call_span(kind: &'static str, caller: tracing::Span) -> tracing::Span {
     let span = tracing::debug_span!(parent: &caller, "actor_call", kind);
     if span.is_disabled() { caller } else { span }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
+
+    use tokio::sync::Notify;
+
+    use super::*;
+    use crate::storage::{Store, StoreOptions};
+
+    /// A counter that coalesces its writes, counting its flushes; a flush can be made to
+    /// fail once.
+    #[derive(Default)]
+    struct Counter {
+        flushes: AtomicUsize,
+        fail_next: AtomicBool,
+    }
+
+    enum Cmd {
+        /// Keeps the actor busy until notified, so that later commands queue up.
+        Hold(Arc<Notify>, Arc<Notify>),
+        Add(u64),
+        Get,
+    }
+
+    /// (as written, as in memory)
+    type Count = (u64, u64);
+
+    impl Entity for Counter {
+        const KIND: &'static str = "counter";
+        type State = Count;
+        type Cmd = Cmd;
+        type Reply = u64;
+
+        fn load(&self, _: &str) -> Result<Count, StorageError> {
+            Ok((0, 0))
+        }
+
+        async fn handle(&self, _: &str, st: &mut Count, cmd: Cmd) -> Effect<u64> {
+            match cmd {
+                Cmd::Hold(entered, go) => {
+                    entered.notify_one();
+                    go.notified().await;
+                    Effect::read(st.1)
+                }
+                Cmd::Add(n) => {
+                    st.1 += n;
+                    Effect::deferred(st.1)
+                }
+                Cmd::Get => Effect::read(st.1),
+            }
+        }
+
+        fn flush(&self, _: &str, st: &mut Count) -> Result<bool, StorageError> {
+            self.flushes.fetch_add(1, Ordering::SeqCst);
+            if self.fail_next.swap(false, Ordering::SeqCst) {
+                st.1 = st.0;
+                return Err(StorageError::Io("injected".into()));
+            }
+            st.0 = st.1;
+            Ok(true)
+        }
+    }
+
+    /// Queues 20 `Add(1)` behind a held command, releases it, and returns the replies.
+    async fn queued_adds(dir: &Arc<Directory<Counter>>) -> Vec<Result<u64, CallError>> {
+        let (entered, go) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+        let hold = {
+            let (dir, entered, go) = (dir.clone(), entered.clone(), go.clone());
+            tokio::spawn(async move {
+                dir.call("c", || Cmd::Hold(entered.clone(), go.clone()))
+                    .await
+            })
+        };
+        entered.notified().await;
+        let adds: Vec<_> = (0..20)
+            .map(|_| {
+                let dir = dir.clone();
+                tokio::spawn(async move { dir.call("c", || Cmd::Add(1)).await })
+            })
+            .collect();
+        // Let every add reach the mailbox (ordering, not speed: nothing is timed).
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        go.notify_one();
+        hold.await.unwrap().unwrap();
+        let mut out = Vec::new();
+        for a in adds {
+            out.push(a.await.unwrap());
+        }
+        out
+    }
+
+    async fn start(dir: &std::path::Path) -> (Store, Arc<Directory<Counter>>) {
+        let store = Store::open(dir, &StoreOptions::default()).unwrap();
+        let d = Directory::start(
+            Counter::default(),
+            store.barrier().clone(),
+            DirectoryConfig {
+                passivate_after: Duration::from_secs(60),
+                call_timeout: Duration::from_secs(10),
+                max_resident: 10,
+            },
+        )
+        .await
+        .unwrap();
+        (store, d)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn queued_commands_share_one_flush_and_no_reply_precedes_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (_store, dir) = start(tmp.path()).await;
+        let replies = queued_adds(&dir).await;
+        let mut values: Vec<u64> = replies.into_iter().map(|r| r.unwrap()).collect();
+        values.sort_unstable();
+        assert_eq!(values, (1..=20).collect::<Vec<_>>());
+        assert_eq!(
+            dir.entity.flushes.load(Ordering::SeqCst),
+            1,
+            "20 queued commands, one write"
+        );
+        assert_eq!(dir.call("c", || Cmd::Get).await.unwrap(), 20);
+        dir.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_flush_fails_every_held_reply_and_changes_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (_store, dir) = start(tmp.path()).await;
+        dir.entity.fail_next.store(true, Ordering::SeqCst);
+        let replies = queued_adds(&dir).await;
+        assert!(
+            replies
+                .iter()
+                .all(|r| matches!(r, Err(CallError::Storage(_)))),
+            "no command whose write failed may be acknowledged"
+        );
+        assert_eq!(dir.call("c", || Cmd::Get).await.unwrap(), 0);
+        assert_eq!(dir.call("c", || Cmd::Add(2)).await.unwrap(), 2);
+        dir.shutdown().await;
+    }
 }

@@ -134,7 +134,7 @@ impl OrderEntity {
         cmd: impl Fn(&str, u32) -> SkuCmd,
     ) -> Vec<(
         String,
-        Result<Result<crate::domain::inventory::Stock, SkuFailure>, CallError>,
+        Result<Result<crate::domain::inventory::StockLevel, SkuFailure>, CallError>,
     )> {
         let calls = order.lines.iter().map(|l| {
             let c = cmd(&order.id, l.quantity);
@@ -181,7 +181,7 @@ impl OrderEntity {
         order: &Order,
         what: &str,
         cmd: impl Fn(&str, u32) -> SkuCmd,
-        ok: impl Fn(&Result<crate::domain::inventory::Stock, SkuFailure>) -> bool,
+        ok: impl Fn(&Result<crate::domain::inventory::StockLevel, SkuFailure>) -> bool,
     ) -> Done {
         let mut done = true;
         for (sku, r) in self.each_line(order, cmd).await {
@@ -507,15 +507,12 @@ impl Entity for OrderEntity {
             }
             OrderCmd::Get => Effect::read(state.clone().ok_or(OrderFailure::NotFound)),
             OrderCmd::Checkout | OrderCmd::Drive => match self.drive(state).await {
-                Ok(wrote) => Effect {
-                    reply: state.clone().ok_or(OrderFailure::NotFound),
-                    wrote,
-                },
+                Ok(wrote) => Effect::new(state.clone().ok_or(OrderFailure::NotFound), wrote),
                 Err(e) => Effect::wrote(Err(e.into())),
             },
             OrderCmd::Change(change) => {
                 let (reply, wrote) = self.change(state, change).await;
-                Effect { reply, wrote }
+                Effect::new(reply, wrote)
             }
         }
     }

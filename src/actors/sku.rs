@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::domain::event::DomainEvent;
-use crate::domain::inventory::{InventoryError, Stock};
+use crate::domain::inventory::{InventoryError, Stock, StockLevel};
 use crate::domain::{Millis, now_millis};
 use crate::storage::{StorageError, Store, WriteBatch};
 
@@ -44,109 +44,147 @@ pub(crate) struct SkuEntity {
     pub expiry: Arc<AtomicBool>,
 }
 
-impl SkuEntity {
-    /// Writes `next`; when availability crosses zero the SKU is queued for re-indexing
-    /// (the `in_stock` filter) in the same atomic batch.
-    fn write(&self, sku: &str, before: &Stock, next: &Stock) -> Result<(), StorageError> {
-        let flips = (before.available() > 0) != (next.available() > 0);
-        let mut batch = WriteBatch::default();
-        batch.put(&self.store.tables().stock, sku, next)?;
-        if flips {
-            self.store.enqueue_reindex(&mut batch, sku)?;
-        }
-        // Reservations come and go without an event; a change of stock on hand is one.
-        let events = if before.on_hand == next.on_hand {
-            Vec::new()
-        } else {
-            vec![DomainEvent::StockChanged {
-                sku: sku.to_owned(),
-                on_hand: next.on_hand,
-                available: next.available(),
-            }]
-        };
-        self.store.write_with_events(batch, &events)?;
-        if flips {
-            (self.on_stock_flip)();
-        }
-        Ok(())
-    }
+/// A SKU actor's state: the stock, and what of it is not written yet.
+///
+/// A SKU *coalesces* its writes: each command changes the stock in memory and the host
+/// calls [`Entity::flush`] once the commands queued so far are handled, which writes the
+/// stock once, with every command's event, in one atomic write. No reply leaves before
+/// that write (see the host), so what callers see is always what the store holds. A
+/// hot SKU under many concurrent checkouts thus writes once per mailbox-full, not once
+/// per reservation.
+pub(crate) struct SkuState {
+    stock: Stock,
+    /// The stock as last written, kept while `stock` has changes not written yet.
+    written: Option<Stock>,
+    /// Whether `stock` differs from `written`.
+    dirty: bool,
+    /// The events of the unwritten changes, in order.
+    events: Vec<DomainEvent>,
+}
 
-    fn save(&self, sku: &str, state: &mut Stock, next: Stock) -> Effect<Result<Stock, SkuFailure>> {
-        match self.write(sku, state, &next) {
-            Ok(()) => {
-                *state = next.clone();
-                Effect::wrote(Ok(next))
-            }
-            Err(e) => Effect::read(Err(e.into())),
+impl SkuState {
+    fn new(stock: Stock) -> Self {
+        SkuState {
+            stock,
+            written: None,
+            dirty: false,
+            events: Vec::new(),
         }
     }
 }
 
 impl Entity for SkuEntity {
     const KIND: &'static str = "sku";
-    type State = Stock;
+    type State = SkuState;
     type Cmd = SkuCmd;
-    type Reply = Result<Stock, SkuFailure>;
+    type Reply = Result<StockLevel, SkuFailure>;
 
-    fn load(&self, sku: &str) -> Result<Stock, StorageError> {
-        Ok(self.store.tables().stock.get(sku)?.unwrap_or_default())
+    fn load(&self, sku: &str) -> Result<SkuState, StorageError> {
+        Ok(SkuState::new(
+            self.store.tables().stock.get(sku)?.unwrap_or_default(),
+        ))
     }
 
-    async fn handle(&self, sku: &str, state: &mut Stock, cmd: SkuCmd) -> Effect<Self::Reply> {
+    async fn handle(&self, sku: &str, st: &mut SkuState, cmd: SkuCmd) -> Effect<Self::Reply> {
         let now = now_millis();
         // Expired holds never count, even if the timer has not fired yet.
-        let mut wrote_expiry = false;
-        let expiring = self.expiry.load(Ordering::Acquire);
-        if let Some(next) = state.expire(now).filter(|_| expiring) {
-            if let Err(e) = self.write(sku, state, &next) {
-                return Effect::read(Err(e.into()));
-            }
-            *state = next;
-            wrote_expiry = true;
+        let expire = self.expiry.load(Ordering::Acquire)
+            && st.stock.reservations.iter().any(|r| r.expires_at <= now);
+        if (expire || !matches!(cmd, SkuCmd::Get)) && st.written.is_none() {
+            st.written = Some(st.stock.clone());
         }
-        let next = match cmd {
-            SkuCmd::Get => Ok(None),
-            SkuCmd::SetOnHand(n) => state.set_on_hand(n).map(Some),
-            SkuCmd::Restock(n) => state.restock(n).map(Some),
+        let on_hand = st.stock.on_hand;
+        let expired = expire && st.stock.expire(now);
+        let result = match cmd {
+            SkuCmd::Get => Ok(false),
+            SkuCmd::SetOnHand(n) => st.stock.set_on_hand(n),
+            SkuCmd::Restock(n) => st.stock.restock(n),
             SkuCmd::Reserve { id, quantity } => {
-                let r = state.reserve(&id, quantity, now, self.reservation_ttl_ms);
+                let r = st
+                    .stock
+                    .reserve(&id, quantity, now, self.reservation_ttl_ms);
                 let result = if r.is_ok() { "ok" } else { "refused" };
                 metrics::counter!("emporium_reservations_total", "result" => result).increment(1);
                 r
             }
-            SkuCmd::Commit { id } => state.commit(&id),
-            SkuCmd::Release { id } => Ok(state.release(&id)),
-            SkuCmd::Return { id, quantity } => state.return_units(&id, quantity),
+            SkuCmd::Commit { id } => st.stock.commit(&id),
+            SkuCmd::Release { id } => Ok(st.stock.release(&id)),
+            SkuCmd::Return { id, quantity } => st.stock.return_units(&id, quantity),
         };
-        match next {
-            Ok(Some(next)) => self.save(sku, state, next),
-            Ok(None) => Effect {
-                reply: Ok(state.clone()),
-                wrote: wrote_expiry,
-            },
-            Err(e) => Effect {
-                reply: Err(e.into()),
-                wrote: wrote_expiry,
-            },
+        // Reservations come and go without an event; a change of stock on hand is one.
+        if st.stock.on_hand != on_hand {
+            st.events.push(DomainEvent::StockChanged {
+                sku: sku.to_owned(),
+                on_hand: st.stock.on_hand,
+                available: st.stock.available(),
+            });
+        }
+        st.dirty |= expired || result == Ok(true);
+        if !st.dirty {
+            st.written = None;
+        }
+        let reply = result.map(|_| st.stock.level()).map_err(SkuFailure::from);
+        if st.dirty {
+            Effect::deferred(reply)
+        } else {
+            Effect::read(reply)
         }
     }
 
-    fn timer_due(&self, state: &Stock) -> Option<Millis> {
+    /// Writes the stock and the events of every command since the last flush in one
+    /// atomic write; when availability crossed zero the SKU is queued for re-indexing
+    /// (the `in_stock` filter) in the same write. On failure the stock goes back to what
+    /// was last written.
+    fn flush(&self, sku: &str, st: &mut SkuState) -> Result<bool, StorageError> {
+        let Some(before) = st.written.take() else {
+            return Ok(false);
+        };
+        if !st.dirty {
+            return Ok(false);
+        }
+        let flips = (before.available() > 0) != (st.stock.available() > 0);
+        let write = || {
+            let mut batch = WriteBatch::default();
+            batch.put(&self.store.tables().stock, sku, &st.stock)?;
+            if flips {
+                self.store.enqueue_reindex(&mut batch, sku)?;
+            }
+            self.store.write_with_events(batch, &st.events)
+        };
+        let result = write();
+        st.events.clear();
+        st.dirty = false;
+        match result {
+            Ok(_) => {
+                if flips {
+                    (self.on_stock_flip)();
+                }
+                Ok(true)
+            }
+            Err(e) => {
+                st.stock = before;
+                Err(e)
+            }
+        }
+    }
+
+    fn timer_due(&self, st: &SkuState) -> Option<Millis> {
         if !self.expiry.load(Ordering::Acquire) {
             return None;
         }
-        state.next_expiry()
+        st.stock.next_expiry()
     }
 
-    fn on_timer(&self, sku: &str, state: &mut Stock) -> bool {
-        let Some(next) = state.expire(now_millis()) else {
+    /// The host flushes pending changes before it runs the timer, so this writes alone.
+    fn on_timer(&self, sku: &str, st: &mut SkuState) -> bool {
+        let now = now_millis();
+        if !st.stock.reservations.iter().any(|r| r.expires_at <= now) {
             return false;
-        };
-        match self.write(sku, state, &next) {
-            Ok(()) => {
-                *state = next;
-                true
-            }
+        }
+        st.written = Some(st.stock.clone());
+        st.dirty = st.stock.expire(now);
+        match self.flush(sku, st) {
+            Ok(wrote) => wrote,
             Err(e) => {
                 tracing::warn!(sku, error = %e, "could not release expired reservations; will retry");
                 false
@@ -155,7 +193,7 @@ impl Entity for SkuEntity {
     }
 
     /// A SKU with open reservations stays resident so that its expiry timer runs.
-    fn may_passivate(&self, state: &Stock) -> bool {
-        state.reservations.is_empty()
+    fn may_passivate(&self, st: &SkuState) -> bool {
+        st.stock.reservations.is_empty() && !st.dirty
     }
 }

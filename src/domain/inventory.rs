@@ -87,16 +87,26 @@ impl Stock {
         self.reservations.iter().map(|r| r.expires_at).min()
     }
 
-    fn checked(self) -> Stock {
+    /// On hand and reserved, without the reservation list.
+    pub fn level(&self) -> StockLevel {
+        StockLevel {
+            on_hand: self.on_hand,
+            reserved: self.reserved(),
+        }
+    }
+
+    fn check_invariant(&self) {
         assert!(
             self.reserved() <= self.on_hand,
             "inventory invariant broken: reserved > on_hand"
         );
-        self
     }
 
+    // Every operation below checks everything before it changes anything: an `Err`
+    // leaves the stock exactly as it was. `Ok(true)` means the stock changed.
+
     /// Sets the stock level.
-    pub fn set_on_hand(&self, on_hand: i64) -> Result<Stock, InventoryError> {
+    pub fn set_on_hand(&mut self, on_hand: i64) -> Result<bool, InventoryError> {
         if !(0..=MAX_ON_HAND as i64).contains(&on_hand) {
             return Err(
                 Invalid::new("on_hand", format!("must be between 0 and {MAX_ON_HAND}")).into(),
@@ -110,15 +120,13 @@ impl Stock {
                 reserved,
             });
         }
-        Ok(Stock {
-            on_hand,
-            ..self.clone()
-        }
-        .checked())
+        let changed = self.on_hand != on_hand;
+        self.on_hand = on_hand;
+        Ok(changed)
     }
 
     /// Adds received stock.
-    pub fn restock(&self, quantity: i64) -> Result<Stock, InventoryError> {
+    pub fn restock(&mut self, quantity: i64) -> Result<bool, InventoryError> {
         if quantity < 1 {
             return Err(Invalid::new("quantity", "must be at least 1").into());
         }
@@ -128,28 +136,25 @@ impl Stock {
                 Invalid::new("quantity", format!("stock may not exceed {MAX_ON_HAND}")).into(),
             );
         }
-        Ok(Stock {
-            on_hand,
-            ..self.clone()
-        }
-        .checked())
+        self.on_hand = on_hand;
+        Ok(true)
     }
 
     /// Holds `quantity` units under `id` until `now + ttl_ms`: all or nothing. Reserving
-    /// again with the same id and quantity is a no-op that succeeds (`Ok(None)`).
+    /// again with the same id and quantity is a no-op that succeeds (`Ok(false)`).
     pub fn reserve(
-        &self,
+        &mut self,
         id: &str,
         quantity: u32,
         now: Millis,
         ttl_ms: Millis,
-    ) -> Result<Option<Stock>, InventoryError> {
+    ) -> Result<bool, InventoryError> {
         if quantity == 0 {
             return Err(Invalid::new("quantity", "must be at least 1").into());
         }
         if let Some(r) = self.reservations.iter().find(|r| r.id == id) {
             return if r.quantity == quantity {
-                Ok(None)
+                Ok(false)
             } else {
                 Err(InventoryError::ReservationConflict(id.to_owned()))
             };
@@ -164,65 +169,79 @@ impl Stock {
         if self.reservations.len() >= MAX_RESERVATIONS {
             return Err(InventoryError::OutOfStock { available: 0 });
         }
-        let mut next = self.clone();
-        next.reservations.push(Reservation {
+        self.reservations.push(Reservation {
             id: id.to_owned(),
             quantity,
             expires_at: now + ttl_ms,
         });
-        Ok(Some(next.checked()))
+        self.check_invariant();
+        Ok(true)
     }
 
     /// Turns a reservation into a sale: its units leave `on_hand`. Committing an id that
-    /// was recently committed is a no-op that succeeds (`Ok(None)`).
-    pub fn commit(&self, id: &str) -> Result<Option<Stock>, InventoryError> {
+    /// was recently committed is a no-op that succeeds (`Ok(false)`).
+    pub fn commit(&mut self, id: &str) -> Result<bool, InventoryError> {
         let Some(i) = self.reservations.iter().position(|r| r.id == id) else {
             return if self.committed.iter().any(|c| c == id) {
-                Ok(None)
+                Ok(false)
             } else {
                 Err(InventoryError::UnknownReservation(id.to_owned()))
             };
         };
-        let mut next = self.clone();
-        let r = next.reservations.remove(i);
-        next.on_hand -= u64::from(r.quantity);
-        next.committed.push(r.id);
-        if next.committed.len() > COMMITTED_MEMORY {
-            next.committed.remove(0);
+        let r = self.reservations.remove(i);
+        self.on_hand -= u64::from(r.quantity);
+        self.committed.push(r.id);
+        if self.committed.len() > COMMITTED_MEMORY {
+            self.committed.remove(0);
         }
-        Ok(Some(next.checked()))
+        self.check_invariant();
+        Ok(true)
     }
 
     /// Puts `quantity` sold units back on hand (a cancelled order), once per `id`: a
-    /// return with an id seen recently is a no-op (`Ok(None)`).
-    pub fn return_units(&self, id: &str, quantity: u32) -> Result<Option<Stock>, InventoryError> {
+    /// return with an id seen recently is a no-op (`Ok(false)`).
+    pub fn return_units(&mut self, id: &str, quantity: u32) -> Result<bool, InventoryError> {
         if self.returned.iter().any(|r| r == id) {
-            return Ok(None);
+            return Ok(false);
         }
-        let mut next = self.restock(i64::from(quantity))?;
-        next.returned.push(id.to_owned());
-        if next.returned.len() > COMMITTED_MEMORY {
-            next.returned.remove(0);
+        self.restock(i64::from(quantity))?;
+        self.returned.push(id.to_owned());
+        if self.returned.len() > COMMITTED_MEMORY {
+            self.returned.remove(0);
         }
-        Ok(Some(next))
+        Ok(true)
     }
 
-    /// Releases a reservation; releasing an unknown id is a no-op (`Ok(None)`).
-    pub fn release(&self, id: &str) -> Option<Stock> {
-        let i = self.reservations.iter().position(|r| r.id == id)?;
-        let mut next = self.clone();
-        next.reservations.remove(i);
-        Some(next.checked())
+    /// Releases a reservation; releasing an unknown id is a no-op (`false`).
+    pub fn release(&mut self, id: &str) -> bool {
+        let Some(i) = self.reservations.iter().position(|r| r.id == id) else {
+            return false;
+        };
+        self.reservations.remove(i);
+        true
     }
 
     /// Releases every reservation that has expired at `now`.
-    pub fn expire(&self, now: Millis) -> Option<Stock> {
-        if !self.reservations.iter().any(|r| r.expires_at <= now) {
-            return None;
-        }
-        let mut next = self.clone();
-        next.reservations.retain(|r| r.expires_at > now);
-        Some(next.checked())
+    pub fn expire(&mut self, now: Millis) -> bool {
+        let before = self.reservations.len();
+        self.reservations.retain(|r| r.expires_at > now);
+        self.reservations.len() != before
+    }
+}
+
+/// Stock on hand and reserved: what a stock operation answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StockLevel {
+    /// Units physically in stock, reserved ones included.
+    pub on_hand: u64,
+    /// Units held by open reservations.
+    pub reserved: u64,
+}
+
+impl StockLevel {
+    /// Units a shopper can still buy.
+    pub fn available(&self) -> u64 {
+        self.on_hand.saturating_sub(self.reserved)
     }
 }
 
@@ -231,42 +250,54 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn stocked(n: i64) -> Stock {
+        let mut s = Stock::default();
+        s.set_on_hand(n).unwrap();
+        s
+    }
+
     #[test]
     fn a_return_adds_stock_once_per_id() {
-        let s = Stock::default().set_on_hand(2).unwrap();
-        let s = s.return_units("o1", 3).unwrap().unwrap();
+        let mut s = stocked(2);
+        assert_eq!(s.return_units("o1", 3), Ok(true));
         assert_eq!(s.on_hand, 5);
-        assert_eq!(s.return_units("o1", 3), Ok(None));
-        assert_eq!(s.return_units("o2", 1).unwrap().unwrap().on_hand, 6);
+        assert_eq!(s.return_units("o1", 3), Ok(false));
+        assert_eq!(s.on_hand, 5);
+        assert_eq!(s.return_units("o2", 1), Ok(true));
+        assert_eq!(s.on_hand, 6);
     }
 
     #[test]
     fn reservations_are_all_or_nothing_and_idempotent() {
-        let s = Stock::default().set_on_hand(5).unwrap();
+        let mut s = stocked(5);
         assert_eq!(
             s.reserve("r1", 6, 0, 10),
             Err(InventoryError::OutOfStock { available: 5 })
         );
-        let s = s.reserve("r1", 3, 0, 10).unwrap().unwrap();
+        assert_eq!(s.reserve("r1", 3, 0, 10), Ok(true));
         assert_eq!((s.available(), s.reserved()), (2, 3));
-        assert_eq!(s.reserve("r1", 3, 0, 10), Ok(None));
+        assert_eq!(s.reserve("r1", 3, 0, 10), Ok(false));
         assert!(matches!(
             s.reserve("r1", 2, 0, 10),
             Err(InventoryError::ReservationConflict(_))
         ));
+        assert_eq!(
+            s.level(),
+            StockLevel {
+                on_hand: 5,
+                reserved: 3
+            }
+        );
+        assert_eq!(s.level().available(), 2);
     }
 
     #[test]
     fn commit_takes_stock_and_is_idempotent() {
-        let s = Stock::default()
-            .set_on_hand(5)
-            .unwrap()
-            .reserve("r1", 3, 0, 10)
-            .unwrap()
-            .unwrap();
-        let s = s.commit("r1").unwrap().unwrap();
+        let mut s = stocked(5);
+        s.reserve("r1", 3, 0, 10).unwrap();
+        assert_eq!(s.commit("r1"), Ok(true));
         assert_eq!((s.on_hand, s.available()), (2, 2));
-        assert_eq!(s.commit("r1"), Ok(None));
+        assert_eq!(s.commit("r1"), Ok(false));
         assert!(matches!(
             s.commit("nope"),
             Err(InventoryError::UnknownReservation(_))
@@ -279,12 +310,8 @@ mod tests {
 
     #[test]
     fn on_hand_cannot_go_below_what_is_reserved() {
-        let s = Stock::default()
-            .set_on_hand(5)
-            .unwrap()
-            .reserve("r1", 4, 0, 10)
-            .unwrap()
-            .unwrap();
+        let mut s = stocked(5);
+        s.reserve("r1", 4, 0, 10).unwrap();
         assert_eq!(
             s.set_on_hand(3),
             Err(InventoryError::BelowReserved {
@@ -294,23 +321,25 @@ mod tests {
         );
         assert!(s.set_on_hand(-1).is_err());
         assert!(s.restock(0).is_err());
+        assert_eq!(s.on_hand, 5);
+        assert_eq!(
+            s.set_on_hand(5),
+            Ok(false),
+            "the same level changes nothing"
+        );
     }
 
     #[test]
     fn expired_reservations_are_released() {
-        let s = Stock::default()
-            .set_on_hand(5)
-            .unwrap()
-            .reserve("a", 1, 0, 10)
-            .unwrap()
-            .unwrap()
-            .reserve("b", 1, 5, 10)
-            .unwrap()
-            .unwrap();
+        let mut s = stocked(5);
+        s.reserve("a", 1, 0, 10).unwrap();
+        s.reserve("b", 1, 5, 10).unwrap();
         assert_eq!(s.next_expiry(), Some(10));
-        let s = s.expire(12).unwrap();
+        assert!(s.expire(12));
         assert_eq!(s.reservations.len(), 1);
-        assert_eq!(s.expire(12), None);
+        assert!(!s.expire(12));
+        assert!(s.release("b"));
+        assert!(!s.release("b"));
     }
 
     #[derive(Debug, Clone)]
@@ -325,9 +354,9 @@ mod tests {
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
-            (0i64..50).prop_map(Op::Set),
-            (1i64..20).prop_map(Op::Restock),
-            (0u8..6, 1u32..15).prop_map(|(i, q)| Op::Reserve(i, q)),
+            (-5i64..50).prop_map(Op::Set),
+            (-2i64..20).prop_map(Op::Restock),
+            (0u8..6, 0u32..15).prop_map(|(i, q)| Op::Reserve(i, q)),
             (0u8..6).prop_map(Op::Commit),
             (0u8..6).prop_map(Op::Release),
             (0i64..100).prop_map(Op::Expire),
@@ -336,19 +365,25 @@ mod tests {
 
     proptest! {
         #[test]
-        fn available_never_goes_negative(ops in prop::collection::vec(op(), 0..60)) {
+        fn available_never_goes_negative_and_refusals_change_nothing(
+            ops in prop::collection::vec(op(), 0..60)
+        ) {
             let mut s = Stock::default();
             for (t, op) in ops.into_iter().enumerate() {
                 let now = t as i64;
-                let next = match op {
-                    Op::Set(n) => s.set_on_hand(n).ok(),
-                    Op::Restock(n) => s.restock(n).ok(),
-                    Op::Reserve(i, q) => s.reserve(&format!("r{i}"), q, now, 30).ok().flatten(),
-                    Op::Commit(i) => s.commit(&format!("r{i}")).ok().flatten(),
-                    Op::Release(i) => s.release(&format!("r{i}")),
-                    Op::Expire(at) => s.expire(at),
+                let before = s.clone();
+                let result = match op {
+                    Op::Set(n) => s.set_on_hand(n),
+                    Op::Restock(n) => s.restock(n),
+                    Op::Reserve(i, q) => s.reserve(&format!("r{i}"), q, now, 30),
+                    Op::Commit(i) => s.commit(&format!("r{i}")),
+                    Op::Release(i) => Ok(s.release(&format!("r{i}"))),
+                    Op::Expire(at) => Ok(s.expire(at)),
                 };
-                if let Some(n) = next { s = n; }
+                match result {
+                    Err(_) | Ok(false) => prop_assert_eq!(&s, &before),
+                    Ok(true) => prop_assert_ne!(&s, &before),
+                }
                 prop_assert!(s.reserved() <= s.on_hand);
             }
         }
