@@ -25,7 +25,7 @@
 //!   from its persisted state. Nobody else notices.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -182,6 +182,9 @@ pub struct KindStats {
     pub panicked: AtomicU64,
     /// Calls that timed out.
     pub timeouts: AtomicU64,
+    /// Actors started and not yet reaped by the supervisor (it processes each actor's
+    /// termination, which frees the actor's mailbox and state).
+    pub alive: AtomicI64,
 }
 
 type Slot<E> = Arc<OnceCell<ActorRef<HostMsg<E>>>>;
@@ -211,6 +214,10 @@ pub(crate) struct Directory<E: Entity> {
     pub stats: KindStats,
     sweeper: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
+
+/// Most actors that have left the directory but whose termination the supervisor has not
+/// processed yet, before a new activation waits for it (see [`Directory::activate`]).
+const MAX_UNREAPED: i64 = 10_000;
 
 /// How many times a call is re-routed to a fresh activation before it gives up.
 const MAX_REROUTES: usize = 8;
@@ -386,6 +393,7 @@ impl<E: Entity> Directory<E> {
                     .get()
                     .cloned()
                     .ok_or(CallError::Failed(E::KIND))?;
+                self.wait_for_reaper().await;
                 let host = Host::<E> {
                     entity: self.entity.clone(),
                     barrier: self.barrier.clone(),
@@ -402,6 +410,7 @@ impl<E: Entity> Directory<E> {
                             )))
                         })?;
                 self.stats.activated.fetch_add(1, Ordering::Relaxed);
+                self.stats.alive.fetch_add(1, Ordering::Relaxed);
                 Ok::<_, CallError>(actor)
             })
             .await;
@@ -412,6 +421,21 @@ impl<E: Entity> Directory<E> {
                     .remove_if(id, |_, s| Arc::ptr_eq(s, &slot) && s.get().is_none());
                 Err(e)
             }
+        }
+    }
+
+    /// Backpressure on activation. A stopped actor's memory (mailbox, state) is freed when
+    /// the kind's supervisor processes its termination; under a storm of activations and
+    /// passivations (a working set larger than the resident cap) activations can outrun
+    /// that one task, and the backlog — each entry a whole dead actor — would grow memory
+    /// without bound. So a new activation waits while more than [`MAX_UNREAPED`] actors
+    /// are gone from the directory but not yet reaped (at most the call timeout).
+    async fn wait_for_reaper(&self) {
+        let deadline = Instant::now() + self.config.call_timeout;
+        while self.stats.alive.load(Ordering::Relaxed) - self.resident() as i64 > MAX_UNREAPED
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
 
@@ -667,6 +691,13 @@ impl<E: Entity> Actor for Supervisor<E> {
         evt: SupervisionEvent,
         _: &mut (),
     ) -> Result<(), ActorProcessingErr> {
+        if let (
+            SupervisionEvent::ActorTerminated(..) | SupervisionEvent::ActorFailed(..),
+            Some(dir),
+        ) = (&evt, self.dir.upgrade())
+        {
+            dir.stats.alive.fetch_sub(1, Ordering::Relaxed);
+        }
         if let SupervisionEvent::ActorFailed(cell, err) = evt {
             tracing::error!(kind = E::KIND, actor = %cell.get_id(), error = %err, "entity actor failed; it will be re-activated from the store on its next message");
             if let Some(dir) = self.dir.upgrade() {
@@ -779,12 +810,19 @@ mod tests {
     }
 
     async fn start(dir: &std::path::Path) -> (Store, Arc<Directory<Counter>>) {
+        start_with(dir, Duration::from_secs(60)).await
+    }
+
+    async fn start_with(
+        dir: &std::path::Path,
+        passivate_after: Duration,
+    ) -> (Store, Arc<Directory<Counter>>) {
         let store = Store::open(dir, &StoreOptions::default()).unwrap();
         let d = Directory::start(
             Counter::default(),
             store.barrier().clone(),
             DirectoryConfig {
-                passivate_after: Duration::from_secs(60),
+                passivate_after,
                 call_timeout: Duration::from_secs(10),
                 max_resident: 10,
             },
@@ -792,6 +830,71 @@ mod tests {
         .await
         .unwrap();
         (store, d)
+    }
+
+    /// Waits (bounded) until `f` holds.
+    async fn eventually(f: impl Fn() -> bool) -> bool {
+        for _ in 0..500 {
+            if f() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        f()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn activations_wait_while_too_many_stopped_actors_are_unreaped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (_store, dir) = start(tmp.path()).await;
+        dir.call("resident", || Cmd::Get).await.unwrap();
+        // As if the supervisor were far behind.
+        dir.stats
+            .alive
+            .fetch_add(MAX_UNREAPED + 10, Ordering::SeqCst);
+        let waiting = {
+            let dir = dir.clone();
+            tokio::spawn(async move { dir.call("new", || Cmd::Add(1)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !waiting.is_finished(),
+            "a new activation waits for the reaper"
+        );
+        assert_eq!(
+            dir.call("resident", || Cmd::Get).await.unwrap(),
+            0,
+            "resident actors are not held up"
+        );
+        dir.stats
+            .alive
+            .fetch_sub(MAX_UNREAPED + 10, Ordering::SeqCst);
+        assert_eq!(waiting.await.unwrap().unwrap(), 1);
+        dir.shutdown().await;
+    }
+
+    /// The activation backpressure counts actors started and not yet reaped; if a way of
+    /// stopping were not counted, the count would drift up and stall activations.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_stopped_actor_is_reaped_passivated_or_panicked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (_store, dir) = start_with(tmp.path(), Duration::from_millis(100)).await;
+        for i in 0..50 {
+            dir.call(&format!("c{i}"), || Cmd::Get).await.unwrap();
+        }
+        assert_eq!(dir.stats.alive.load(Ordering::SeqCst), 50);
+        dir.panic_entity("c0").await.unwrap();
+        assert!(
+            eventually(|| dir.resident() == 0 && dir.stats.alive.load(Ordering::SeqCst) == 0).await,
+            "resident {}, alive {}",
+            dir.resident(),
+            dir.stats.alive.load(Ordering::SeqCst)
+        );
+        assert_eq!(dir.stats.panicked.load(Ordering::SeqCst), 1);
+        // And activations go on as before.
+        assert_eq!(dir.call("c0", || Cmd::Add(3)).await.unwrap(), 3);
+        assert_eq!(dir.stats.alive.load(Ordering::SeqCst), 1);
+        dir.shutdown().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
