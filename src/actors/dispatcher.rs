@@ -4,8 +4,10 @@
 //! `offset:<name>`. The task reads the events after its offset, waits until they are
 //! durable (a subscriber never acts on an event a crash could take back), hands them over
 //! one at a time in order — retrying a failed one with backoff, never skipping it — and
-//! stores the new offset after each. Delivery is therefore at-least-once: after a crash the
-//! last event may be delivered again, so subscribers must be idempotent (by `seq`).
+//! stores the new offset after each round (one write per round, not per event: under load
+//! a round holds many events). Delivery is therefore at-least-once: after a crash the
+//! events of the last round may be delivered again, so subscribers must be idempotent (by
+//! `seq`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -96,12 +98,12 @@ pub(crate) async fn run(store: Store, subscriber: Arc<dyn Subscriber>) {
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
-            metrics::counter!("emporium_events_delivered_total", "subscriber" => name.clone())
-                .increment(1);
             at = event.seq;
-            if let Err(e) = store.tables().meta.put(&key, &MetaValue::Number(at)) {
-                tracing::warn!(subscriber = %name, error = %e, "could not store the offset; events may be delivered again");
-            }
+        }
+        metrics::counter!("emporium_events_delivered_total", "subscriber" => name.clone())
+            .increment(batch.len() as u64);
+        if let Err(e) = store.tables().meta.put(&key, &MetaValue::Number(at)) {
+            tracing::warn!(subscriber = %name, error = %e, "could not store the offset; events may be delivered again");
         }
     }
 }
