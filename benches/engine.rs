@@ -1,5 +1,7 @@
 //! Criterion benches of the engine facade (what is benchmarked is what is served).
 //!
+//! - `actor/round_trip_*`: a message to a resident entity actor and its reply (a read of
+//!   an empty cart), from one caller and from 64 at once.
 //! - `cart_add/strict` and `cart_add/relaxed`: one cart, sequential adds — the latency of
 //!   one durable write (strict waits for a flush + fdatasync).
 //! - `cart_add_concurrent/strict_64`: 64 carts written concurrently — group commit at work.
@@ -180,6 +182,45 @@ where
         h.await.unwrap();
     }
     start.elapsed()
+}
+
+/// The cost of one message to a resident entity actor and its reply, through the facade:
+/// a read of an empty cart (directory lookup, mailbox, handler, reply; no write to wait for).
+fn actor_round_trip(c: &mut Criterion) {
+    let rt = runtime();
+    let mut g = c.benchmark_group("actor");
+    let dir = tempfile::tempdir().unwrap();
+    let e = rt.block_on(engine(dir.path(), Durability::Strict));
+    let tasks = 64;
+    let carts: Vec<String> = (0..tasks)
+        .map(|_| rt.block_on(e.create_cart()).unwrap().cart.id)
+        .collect();
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("round_trip_one_caller", |b| {
+        b.to_async(&rt).iter(|| {
+            let (e, id) = (e.clone(), carts[0].clone());
+            async move {
+                e.cart(&id).await.unwrap();
+            }
+        })
+    });
+    g.throughput(Throughput::Elements(tasks as u64));
+    g.bench_function("round_trip_64_callers", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let (e, carts) = (e.clone(), std::sync::Arc::new(carts.clone()));
+            async move {
+                concurrent(tasks, iters, move |t, _| {
+                    let (e, carts) = (e.clone(), carts.clone());
+                    async move {
+                        e.cart(&carts[t]).await.unwrap();
+                    }
+                })
+                .await
+            }
+        })
+    });
+    rt.block_on(e.shutdown()).unwrap();
+    g.finish();
 }
 
 fn cart_add_concurrent(c: &mut Criterion) {
@@ -397,5 +438,5 @@ fn config() -> Criterion {
     }
 }
 
-criterion_group! { name = benches; config = config(); targets = cart_add, cart_add_concurrent, sku_hot, sku_many, activation, checkout, reads, codec }
+criterion_group! { name = benches; config = config(); targets = actor_round_trip, cart_add, cart_add_concurrent, sku_hot, sku_many, activation, checkout, reads, codec }
 criterion_main!(benches);

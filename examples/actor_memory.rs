@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 
 use emporium::{Config, Durability, Engine};
 
+mod common;
+
 struct Counting;
 static LIVE: AtomicIsize = AtomicIsize::new(0);
 
@@ -42,16 +44,6 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
-
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
-}
 
 fn config(dir: &std::path::Path, passivate: Duration) -> Config {
     let mut c = Config::new(dir);
@@ -132,14 +124,14 @@ async fn measure(dir: &std::path::Path) {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let (rss0, heap0) = (rss_bytes(), LIVE.load(Ordering::Relaxed));
+    let (rss0, heap0) = (common::rss_bytes(), LIVE.load(Ordering::Relaxed));
     let t = Instant::now();
     for id in &ids {
         engine.cart(id).await.unwrap();
     }
     let took = t.elapsed();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let (rss1, heap1) = (rss_bytes(), LIVE.load(Ordering::Relaxed));
+    let (rss1, heap1) = (common::rss_bytes(), LIVE.load(Ordering::Relaxed));
     let resident = engine.stats().carts.resident;
     println!(
         "activated {resident} cart actors in {took:.1?} ({:.0} activations/s)",
@@ -164,45 +156,14 @@ async fn measure(dir: &std::path::Path) {
 async fn bounded(n: usize, secs: u64) {
     let dir = tempfile::tempdir_in(std::env::var("BOUNDED_DIR").unwrap_or_else(|_| "/tmp".into()))
         .unwrap();
-    // Storing: straight into the store in batches (what the engine writes for a new
-    // cart, without an actor per cart: 10M through actors took ~26 min here).
+    // A working set of one in 20 (500,000 of 10M; `BOUNDED_KEEP_EVERY` to change), larger
+    // than the resident cap.
+    let keep_every = std::env::var("BOUNDED_KEEP_EVERY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
     let t = Instant::now();
-    let mut ids = Vec::new();
-    {
-        let store = emporium::storage::Store::open(
-            dir.path(),
-            &emporium::storage::StoreOptions {
-                durability: Durability::Relaxed,
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        let now = emporium::domain::now_millis();
-        let ttl = Config::new(dir.path()).cart_ttl.as_millis() as i64;
-        let mut batch = emporium::storage::WriteBatch::default();
-        for i in 0..n {
-            let id = format!(
-                "{:032x}",
-                (i as u128).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835)
-            );
-            let cart = emporium::domain::cart::Cart::new(id.clone(), now, ttl);
-            batch
-                .put(&store.tables().carts, id.as_str(), &cart)
-                .unwrap();
-            // Keep one in 20 to read later: a working set (500,000 of 10M) larger than
-            // the resident cap.
-            if i % 20 == 0 {
-                ids.push(id);
-            }
-            if (i + 1) % 10_000 == 0 || i + 1 == n {
-                store.write(std::mem::take(&mut batch)).unwrap();
-            }
-            if (i + 1) % 1_000_000 == 0 {
-                eprintln!("{} carts stored ({:.1?})", i + 1, t.elapsed());
-            }
-        }
-        store.close().unwrap();
-    }
+    let ids = common::store_carts(dir.path(), n, keep_every);
     println!("stored {n} carts in {:.1?}", t.elapsed());
 
     // The defaults of `serve`: 5-minute idle period, at most 100,000 resident a kind.
@@ -241,10 +202,11 @@ async fn bounded(n: usize, secs: u64) {
     while Instant::now() < deadline {
         tokio::time::sleep(Duration::from_secs(10)).await;
         println!(
-            "{:>4.0} s: {} resident carts, RSS {:.0} MiB",
+            "{:>4.0} s: {} resident carts, RSS {:.0} MiB, live heap {:.0} MiB",
             started.elapsed().as_secs_f64(),
             engine.stats().carts.resident,
-            rss_bytes() as f64 / 1048576.0
+            common::rss_bytes() as f64 / 1048576.0,
+            LIVE.load(Ordering::Relaxed) as f64 / 1048576.0
         );
     }
     let mut reads = 0;

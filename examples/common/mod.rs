@@ -1,0 +1,66 @@
+//! Set-up shared by the examples that need many stored entities.
+
+#![allow(dead_code)]
+
+use std::time::Instant;
+
+use emporium::Config;
+
+/// Writes `n` empty carts straight into the store at `dir` (what the engine writes for a
+/// new cart, without an actor per cart: 10M through actors took ~26 min here) and
+/// returns the ids of every `keep_every`-th one. Progress goes to stderr per million.
+pub fn store_carts(dir: &std::path::Path, n: usize, keep_every: usize) -> Vec<String> {
+    let t = Instant::now();
+    let mut ids = Vec::new();
+    let store = emporium::storage::Store::open(
+        dir,
+        &emporium::storage::StoreOptions {
+            durability: emporium::Durability::Relaxed,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let now = emporium::domain::now_millis();
+    let ttl = Config::new(dir).cart_ttl.as_millis() as i64;
+    let mut batch = emporium::storage::WriteBatch::default();
+    for i in 0..n {
+        let id = format!(
+            "{:032x}",
+            (i as u128).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835)
+        );
+        let cart = emporium::domain::cart::Cart::new(id.clone(), now, ttl);
+        batch
+            .put(&store.tables().carts, id.as_str(), &cart)
+            .unwrap();
+        if i % keep_every == 0 {
+            ids.push(id);
+        }
+        if (i + 1) % 10_000 == 0 || i + 1 == n {
+            store.write(std::mem::take(&mut batch)).unwrap();
+        }
+        if (i + 1) % 1_000_000 == 0 {
+            eprintln!("{} carts stored ({:.1?})", i + 1, t.elapsed());
+        }
+    }
+    store.close().unwrap();
+    ids
+}
+
+/// This process's resident set size.
+pub fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+/// p50 and p99 of a histogram of microseconds, in milliseconds.
+pub fn p50_p99(h: &hdrhistogram::Histogram<u64>) -> (f64, f64) {
+    (
+        h.value_at_quantile(0.5) as f64 / 1000.0,
+        h.value_at_quantile(0.99) as f64 / 1000.0,
+    )
+}
