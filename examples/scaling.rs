@@ -18,17 +18,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::{Duration, Instant};
 
 use emporium::domain::Sku;
-use emporium::domain::import::{ImportItem, parse_items};
+use emporium::domain::import::ImportItem;
 use emporium::domain::product::ProductDraft;
 use emporium::{Config, Durability, Engine, SearchRequest};
 
 mod common;
-
-fn data(rel: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/chorus-icecat")
-        .join(rel)
-}
 
 fn histogram() -> hdrhistogram::Histogram<u64> {
     hdrhistogram::Histogram::new_with_bounds(1, 60_000_000, 3).unwrap()
@@ -54,30 +48,11 @@ async fn main() {
 }
 
 async fn catalog() {
-    let mut base: Vec<ImportItem> = Vec::new();
-    for n in 1..=4 {
-        let body = std::fs::read_to_string(data(&format!("products-{n}.json"))).unwrap();
-        base.extend(
-            parse_items(&body, 0)
-                .unwrap()
-                .into_iter()
-                .filter_map(|(_, r)| r.ok()),
-        );
-    }
-    let queries: Vec<String> = {
-        let mut q: Vec<String> = std::fs::read_to_string(data("Broad_Query_Set_rated.dev.csv"))
-            .unwrap()
-            .lines()
-            .skip(1)
-            .filter_map(|l| {
-                l.rsplitn(3, ',')
-                    .nth(2)
-                    .map(|q| q.trim_matches('"').to_owned())
-            })
-            .collect();
-        q.dedup();
-        q
-    };
+    let base: Vec<ImportItem> = common::icecat_products()
+        .into_iter()
+        .filter_map(|(_, r)| r.ok())
+        .collect();
+    let queries = common::icecat_dev_queries();
     println!(
         "| products | import | search p50 / p99 (1 client) | searches/s (16 clients) | product get p50 / p99 | disk |"
     );

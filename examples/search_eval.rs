@@ -18,15 +18,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::collections::BTreeMap;
 
-use emporium::domain::import::parse_items;
 use emporium::search::{Ranking, Weights};
 use emporium::{Config, Durability, Engine, SearchRequest};
 
-fn data(rel: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/chorus-icecat")
-        .join(rel)
-}
+mod common;
 
 fn dcg(gains: impl Iterator<Item = f64>) -> f64 {
     gains
@@ -70,12 +65,7 @@ async fn main() {
     let mut config = Config::new(dir.path());
     config.durability = Durability::Relaxed;
     let engine = Engine::open(config).await.unwrap();
-    let mut items = Vec::new();
-    for n in 1..=4 {
-        let body = std::fs::read_to_string(data(&format!("products-{n}.json"))).unwrap();
-        let base = items.len();
-        items.extend(parse_items(&body, base).unwrap());
-    }
+    let items = common::icecat_products();
     let started = std::time::Instant::now();
     let report = engine.import_products(items, |_| {}).await.unwrap();
     engine.search_flush().await.unwrap();
@@ -86,7 +76,7 @@ async fn main() {
     );
 
     let mut judged: BTreeMap<String, BTreeMap<String, u8>> = BTreeMap::new();
-    let csv = std::fs::read_to_string(data("Broad_Query_Set_rated.dev.csv")).unwrap();
+    let csv = std::fs::read_to_string(common::icecat("Broad_Query_Set_rated.dev.csv")).unwrap();
     for line in csv.lines().skip(1) {
         let mut cols = line.rsplitn(3, ',');
         let (Some(rating), Some(doc), Some(query)) = (cols.next(), cols.next(), cols.next()) else {

@@ -11,15 +11,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::time::{Duration, Instant};
 
-use emporium::domain::import::parse_items;
 use emporium::search::{Ranking, Weights};
 use emporium::{Config, Durability, Engine, SearchRequest};
 
-fn data(rel: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/chorus-icecat")
-        .join(rel)
-}
+mod common;
 
 #[tokio::main]
 async fn main() {
@@ -43,12 +38,7 @@ async fn main() {
     let mut config = Config::new(dir.path());
     config.durability = Durability::Relaxed;
     let engine = Engine::open(config).await.unwrap();
-    let mut items = Vec::new();
-    for n in 1..=4 {
-        let body = std::fs::read_to_string(data(&format!("products-{n}.json"))).unwrap();
-        let base = items.len();
-        items.extend(parse_items(&body, base).unwrap());
-    }
+    let items = common::icecat_products();
     let t = Instant::now();
     let report = engine.import_products(items, |_| {}).await.unwrap();
     engine.search_flush().await.unwrap();
@@ -62,17 +52,7 @@ async fn main() {
         report.imported as f64 / took.as_secs_f64()
     );
 
-    let mut queries: Vec<String> = std::fs::read_to_string(data("Broad_Query_Set_rated.dev.csv"))
-        .unwrap()
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            l.rsplitn(3, ',')
-                .nth(2)
-                .map(|q| q.trim_matches('"').to_owned())
-        })
-        .collect();
-    queries.dedup();
+    let queries = common::icecat_dev_queries();
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut tasks = Vec::new();
     for c in 0..clients {

@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use emporium::Config;
+use emporium::domain::import::{ImportItem, Numbered, parse_items};
 
 /// Writes `n` empty carts straight into the store at `dir` (what the engine writes for a
 /// new cart, without an actor per cart: 10M through actors took ~26 min here) and
@@ -63,4 +64,38 @@ pub fn p50_p99(h: &hdrhistogram::Histogram<u64>) -> (f64, f64) {
         h.value_at_quantile(0.5) as f64 / 1000.0,
         h.value_at_quantile(0.99) as f64 / 1000.0,
     )
+}
+
+/// A file of the Chorus Icecat data set in `../shared/data/chorus-icecat/`.
+pub fn icecat(rel: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data/chorus-icecat")
+        .join(rel)
+}
+
+/// The Icecat catalog (19,406 products), parsed for `Engine::import_products`.
+pub fn icecat_products() -> Vec<Numbered<ImportItem>> {
+    let mut items = Vec::new();
+    for n in 1..=4 {
+        let body = std::fs::read_to_string(icecat(&format!("products-{n}.json"))).unwrap();
+        let base = items.len();
+        items.extend(parse_items(&body, base).unwrap());
+    }
+    items
+}
+
+/// The distinct queries of the judged development set, in file order.
+pub fn icecat_dev_queries() -> Vec<String> {
+    let mut queries: Vec<String> = std::fs::read_to_string(icecat("Broad_Query_Set_rated.dev.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            l.rsplitn(3, ',')
+                .nth(2)
+                .map(|q| q.trim_matches('"').to_owned())
+        })
+        .collect();
+    queries.dedup();
+    queries
 }
