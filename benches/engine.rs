@@ -5,7 +5,9 @@
 //! - `cart_add/strict` and `cart_add/relaxed`: one cart, sequential adds — the latency of
 //!   one durable write (strict waits for a flush + fdatasync).
 //! - `cart_add_concurrent/strict_64`: 64 carts written concurrently — group commit at work.
-//! - `sku/reserve_release_hot_*`: reserve + release on one SKU, 64 (or 256) in flight.
+//! - `sku/reserve_release_hot_*`: reserve + release on one SKU, 64 (or 256) in flight;
+//!   `sku/reserve_commit_hot_strict`: reserve + commit (a sale: a stock change and its
+//!   event) on one SKU, 64 in flight.
 //! - `activation/cart_from_store`: activating a passivated cart actor.
 //! - `checkout/facade_{1,3}_lines_strict`: one checkout saga (price, reserve, charge,
 //!   commit, close the cart), sequential; `checkout/flows_64_strict`: 64 shoppers each
@@ -22,6 +24,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -253,13 +256,27 @@ fn cart_add_concurrent(c: &mut Criterion) {
     g.finish();
 }
 
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
 fn sku_hot(c: &mut Criterion) {
     let rt = runtime();
     let mut g = c.benchmark_group("sku");
-    for (name, mode, tasks) in [
-        ("reserve_release_hot_strict", Durability::Strict, 64),
-        ("reserve_release_hot_strict_256", Durability::Strict, 256),
-        ("reserve_release_hot_relaxed", Durability::Relaxed, 64),
+    // (name, durability, tasks in flight, whether the second step commits or releases)
+    for (name, mode, tasks, commit) in [
+        ("reserve_release_hot_strict", Durability::Strict, 64, false),
+        (
+            "reserve_release_hot_strict_256",
+            Durability::Strict,
+            256,
+            false,
+        ),
+        (
+            "reserve_release_hot_relaxed",
+            Durability::Relaxed,
+            64,
+            false,
+        ),
+        ("reserve_commit_hot_strict", Durability::Strict, 64, true),
     ] {
         g.throughput(Throughput::Elements(tasks as u64 * 2));
         let dir = tempfile::tempdir().unwrap();
@@ -268,12 +285,17 @@ fn sku_hot(c: &mut Criterion) {
             b.to_async(&rt).iter_custom(|iters| {
                 let e = e.clone();
                 async move {
-                    concurrent(tasks, iters, move |t, i| {
+                    concurrent(tasks, iters, move |_, _| {
                         let e = e.clone();
                         async move {
-                            let rid = format!("r{t}-{i}");
+                            // Unique across samples: a committed id is remembered.
+                            let rid = format!("r{}", NEXT_ID.fetch_add(1, Ordering::Relaxed));
                             e.reserve("BENCH", &rid, 1).await.unwrap();
-                            e.release_reservation("BENCH", &rid).await.unwrap();
+                            if commit {
+                                e.commit_reservation("BENCH", &rid).await.unwrap();
+                            } else {
+                                e.release_reservation("BENCH", &rid).await.unwrap();
+                            }
                         }
                     })
                     .await

@@ -218,6 +218,9 @@ pub struct KindCounts {
     pub panicked: u64,
     /// Calls that timed out.
     pub timeouts: u64,
+    /// Actors stopped but not yet reaped by their supervisor (activations wait while
+    /// there are too many).
+    pub unreaped: u64,
 }
 
 /// A snapshot of the engine's counters.
@@ -240,6 +243,7 @@ fn counts<E: crate::actors::entity::Entity>(d: &Directory<E>) -> KindCounts {
         passivated: d.stats.passivated.load(Ordering::Relaxed),
         panicked: d.stats.panicked.load(Ordering::Relaxed),
         timeouts: d.stats.timeouts.load(Ordering::Relaxed),
+        unreaped: (d.stats.alive.load(Ordering::Relaxed) - d.resident() as i64).max(0) as u64,
     }
 }
 

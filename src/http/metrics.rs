@@ -124,6 +124,10 @@ fn describe() {
         "Entity passivations since start, by kind"
     );
     describe_gauge!(
+        "emporium_actors_unreaped",
+        "Entity actors stopped but not yet reaped by their supervisor, by kind"
+    );
+    describe_gauge!(
         "emporium_actors_panicked",
         "Entity actors that panicked (and were re-activated), by kind"
     );
@@ -187,6 +191,7 @@ async fn scrape(State(s): State<AppState>) -> Response {
         metrics::gauge!("emporium_actors_activated", "kind" => kind).set(c.activated as f64);
         metrics::gauge!("emporium_actors_passivated", "kind" => kind).set(c.passivated as f64);
         metrics::gauge!("emporium_actors_panicked", "kind" => kind).set(c.panicked as f64);
+        metrics::gauge!("emporium_actors_unreaped", "kind" => kind).set(c.unreaped as f64);
         metrics::gauge!("emporium_actor_call_timeouts", "kind" => kind).set(c.timeouts as f64);
     }
     metrics::gauge!("emporium_barrier_flushes").set(stats.barrier.flushes as f64);
