@@ -218,6 +218,14 @@ impl Barrier {
         Some(StorageError::Durability(msg))
     }
 
+    /// `Ok` unless the barrier has failed: after a failed flush (a full disk, an I/O
+    /// error) the store is read-only — a write could never be acknowledged, so it is not
+    /// applied either, and readers never see state that a restart would take back. Every
+    /// write path of the store checks it.
+    pub fn writable(&self) -> Result<(), StorageError> {
+        self.failure().map_or(Ok(()), Err)
+    }
+
     /// Resolves if the barrier ever fails (a flush or fsync error). From then on the store
     /// refuses writes; the server keeps serving reads and exits non-zero when stopped.
     pub async fn failed(&self) {

@@ -80,6 +80,8 @@ type TableTypes<K, V> = (fn(&K), V);
 /// A typed view of one sled tree: keys of type `K`, values of type `V`.
 pub struct Table<K: ?Sized, V> {
     tree: sled::Tree,
+    /// Writes are refused once it has failed (see [`Barrier::writable`]).
+    barrier: Barrier,
     _types: PhantomData<TableTypes<K, V>>,
 }
 
@@ -87,15 +89,17 @@ impl<K: ?Sized, V> Clone for Table<K, V> {
     fn clone(&self) -> Self {
         Self {
             tree: self.tree.clone(),
+            barrier: self.barrier.clone(),
             _types: PhantomData,
         }
     }
 }
 
 impl<K: Key + ?Sized, V: Record> Table<K, V> {
-    fn open(db: &sled::Db, name: &str) -> Result<Self, StorageError> {
+    fn open(db: &sled::Db, barrier: &Barrier, name: &str) -> Result<Self, StorageError> {
         Ok(Self {
             tree: db.open_tree(name)?,
+            barrier: barrier.clone(),
             _types: PhantomData,
         })
     }
@@ -120,6 +124,7 @@ impl<K: Key + ?Sized, V: Record> Table<K, V> {
 
     /// Writes one value (not yet durable: take a barrier ticket after it).
     pub fn put(&self, key: &K, value: &V) -> Result<(), StorageError> {
+        self.barrier.writable()?;
         let bytes = checked_encode(value)?;
         self.tree.insert(key.encode(), bytes)?;
         Ok(())
@@ -127,6 +132,7 @@ impl<K: Key + ?Sized, V: Record> Table<K, V> {
 
     /// Removes one key.
     pub fn remove(&self, key: &K) -> Result<(), StorageError> {
+        self.barrier.writable()?;
         self.tree.remove(key.encode())?;
         Ok(())
     }
@@ -236,6 +242,7 @@ impl<V: Record> Table<u64, V> {
 
     /// Removes every key `<= upto`.
     pub fn remove_through(&self, upto: u64) -> Result<(), StorageError> {
+        self.barrier.writable()?;
         let mut batch = sled::Batch::default();
         for item in self.tree.range(..=upto.encode()) {
             let (k, _) = item?;
@@ -539,36 +546,51 @@ impl Store {
         if let Ok(d) = std::fs::File::open(&path) {
             let _ = d.sync_all();
         }
-        let tables = Tables {
-            product_cache: Arc::new(DecodedCache::new(PRODUCT_CACHE_ITEMS)),
-            products: Table::open(&db, "products")?,
-            carts: Table::open(&db, "carts")?,
-            stock: Table::open(&db, "stock")?,
-            meta: Table::open(&db, "meta")?,
-            index_queue: Table::open(&db, "index_queue")?,
-            events: Table::open(&db, "events")?,
-            orders: Table::open(&db, "orders")?,
-            order_index: Table::open(&db, "order_index")?,
-            idempotency: Table::open(&db, "idempotency")?,
-            payments: Table::open(&db, "payments")?,
-            gateway_ledger: Table::open(&db, "gateway_ledger")?,
-            templates: Table::open(&db, "templates")?,
-            notifications: Table::open(&db, "notifications")?,
-            mail_queue: Table::open(&db, "mail_queue")?,
-        };
-        // Multi-key writes a crash interrupted are completed before anything reads.
-        let journal = db.open_tree("journal")?;
-        let replayed = journal::replay(&db, &journal)?;
-        if replayed > 0 {
-            tracing::info!(entries = replayed, "completed interrupted multi-key writes");
-            db.flush()?;
-        }
-        let next_event = tables.events.last_key()?.map_or(1, |k| k + 1);
+        // The barrier first: every table refuses writes once it has failed.
         let sync = Arc::new(barrier::SyncTarget {
             db: db.clone(),
             log,
         });
         let (barrier, flusher) = Barrier::start(options.durability, sync.clone());
+        let opened = (|| {
+            let tables = Tables {
+                product_cache: Arc::new(DecodedCache::new(PRODUCT_CACHE_ITEMS)),
+                products: Table::open(&db, &barrier, "products")?,
+                carts: Table::open(&db, &barrier, "carts")?,
+                stock: Table::open(&db, &barrier, "stock")?,
+                meta: Table::open(&db, &barrier, "meta")?,
+                index_queue: Table::open(&db, &barrier, "index_queue")?,
+                events: Table::open(&db, &barrier, "events")?,
+                orders: Table::open(&db, &barrier, "orders")?,
+                order_index: Table::open(&db, &barrier, "order_index")?,
+                idempotency: Table::open(&db, &barrier, "idempotency")?,
+                payments: Table::open(&db, &barrier, "payments")?,
+                gateway_ledger: Table::open(&db, &barrier, "gateway_ledger")?,
+                templates: Table::open(&db, &barrier, "templates")?,
+                notifications: Table::open(&db, &barrier, "notifications")?,
+                mail_queue: Table::open(&db, &barrier, "mail_queue")?,
+            };
+            // Multi-key writes a crash interrupted are completed before anything reads.
+            let journal = db.open_tree("journal")?;
+            let replayed = journal::replay(&db, &journal)?;
+            if replayed > 0 {
+                tracing::info!(entries = replayed, "completed interrupted multi-key writes");
+                db.flush()?;
+            }
+            let next_event = tables.events.last_key()?.map_or(1, |k| k + 1);
+            Ok((tables, journal, next_event))
+        })();
+        let (tables, journal, next_event) = match opened {
+            Ok(t) => t,
+            Err(e) => {
+                // Stop the flusher, which holds the database (and its file lock).
+                barrier.shutdown();
+                if let Some(t) = flusher {
+                    let _ = t.join();
+                }
+                return Err(e);
+            }
+        };
         Ok(Store {
             inner: Arc::new(StoreInner {
                 db,
@@ -663,12 +685,7 @@ impl Store {
     /// the journal (see `journal.rs`): sled's own batches and transactions serialise every
     /// writer behind a global lock and an I/O-buffer roll.
     pub fn write(&self, mut batch: WriteBatch) -> Result<(), StorageError> {
-        // After a failed flush (a full disk, an I/O error) the store is read-only: a write
-        // could never be acknowledged, so it is not applied either, and readers never see
-        // state that a restart would take back.
-        if let Some(e) = self.inner.barrier.failure() {
-            return Err(e);
-        }
+        self.inner.barrier.writable()?;
         if batch.ops.len() == 1 {
             let (tree, key, value) = batch.ops.pop().expect("one op");
             match value {
@@ -786,6 +803,26 @@ impl Record for crate::payments::Charge {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn after_a_failed_flush_no_write_path_applies_anything() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+        let t = store.tables();
+        t.meta.put("k", &MetaValue::Number(1)).unwrap();
+        store.barrier().fail("injected");
+        let refused = |r: Result<(), StorageError>| matches!(r, Err(StorageError::Durability(_)));
+        assert!(refused(t.meta.put("k", &MetaValue::Number(2))));
+        assert!(refused(t.meta.remove("k")));
+        let mut batch = WriteBatch::default();
+        batch.put(&t.meta, "k", &MetaValue::Number(3)).unwrap();
+        batch.put(&t.meta, "other", &MetaValue::Number(3)).unwrap();
+        assert!(refused(store.write(batch)));
+        assert!(refused(t.index_queue.remove_through(10)));
+        // Reads go on, and see only what was written before.
+        assert_eq!(t.meta.get("k").unwrap(), Some(MetaValue::Number(1)));
+        assert_eq!(t.meta.get("other").unwrap(), None);
+    }
 
     #[test]
     fn the_decoded_cache_follows_every_write_and_delete() {
