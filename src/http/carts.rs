@@ -7,7 +7,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::dto::{AddItemIn, CartOut, PatchCartIn, SetQuantityIn};
+use super::dto::{AddItemIn, CartLinePath, CartOut, CartPath, PatchCartIn, SetQuantityIn};
 use super::error::ApiError;
 use super::extract::Json;
 use super::openapi::{PROBLEM_JSON, Problem};
@@ -46,7 +46,7 @@ async fn create_cart(State(s): State<AppState>) -> Result<impl IntoResponse, Api
     get,
     path = "/api/v1/carts/{id}",
     tag = "carts",
-    params(("id" = String, Path, description = "The cart's id")),
+    params(CartPath),
     responses(
         (status = 200, description = "The cart", body = CartOut),
         (status = 404, description = "Unknown or expired cart (`not_found`)", body = Problem, content_type = PROBLEM_JSON),
@@ -61,7 +61,7 @@ async fn get_cart(State(s): State<AppState>, Path(id): Path<String>) -> CartResu
     post,
     path = "/api/v1/carts/{id}/items",
     tag = "carts",
-    params(("id" = String, Path, description = "The cart's id")),
+    params(CartPath),
     request_body = AddItemIn,
     responses(
         (status = 200, description = "The cart", body = CartOut),
@@ -88,7 +88,7 @@ async fn add_item(
     put,
     path = "/api/v1/carts/{id}/items/{sku}",
     tag = "carts",
-    params(("id" = String, Path, description = "The cart's id"), ("sku" = String, Path, description = "The line's SKU", pattern = "^[A-Za-z0-9._-]{1,64}$")),
+    params(CartLinePath),
     request_body = SetQuantityIn,
     responses(
         (status = 200, description = "The cart", body = CartOut),
@@ -114,7 +114,7 @@ async fn set_quantity(
     delete,
     path = "/api/v1/carts/{id}/items/{sku}",
     tag = "carts",
-    params(("id" = String, Path, description = "The cart's id"), ("sku" = String, Path, description = "The line's SKU", pattern = "^[A-Za-z0-9._-]{1,64}$")),
+    params(CartLinePath),
     responses(
         (status = 200, description = "The cart", body = CartOut),
         (status = 409, description = "The cart is checked out or being checked out", body = Problem, content_type = PROBLEM_JSON),
@@ -134,7 +134,7 @@ async fn remove_item(
     patch,
     path = "/api/v1/carts/{id}",
     tag = "carts",
-    params(("id" = String, Path, description = "The cart's id")),
+    params(CartPath),
     request_body = PatchCartIn,
     responses(
         (status = 200, description = "The cart", body = CartOut),

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::Millis;
 use crate::domain::cart::CartStatus;
@@ -688,4 +688,41 @@ pub struct StatusOut {
     /// `ok`, `ready` or `starting`.
     #[schema(value_type = String)]
     pub status: &'static str,
+}
+
+/// The `{sku}` path parameter of the product and inventory routes (documentation only:
+/// handlers take the raw string and the engine checks it with `Sku::parse`).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct SkuPath {
+    /// The product's SKU
+    #[param(pattern = "^[A-Za-z0-9._-]{1,64}$")]
+    pub sku: String,
+}
+
+/// The `{id}` path parameter of the cart routes.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct CartPath {
+    /// The cart's id
+    pub id: String,
+}
+
+/// The `{id}` and `{sku}` path parameters of a cart line.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct CartLinePath {
+    /// The cart's id
+    pub id: String,
+    /// The line's SKU
+    #[param(pattern = "^[A-Za-z0-9._-]{1,64}$")]
+    pub sku: String,
+}
+
+/// The `{id}` path parameter of the order routes.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct OrderPath {
+    /// The order's id
+    pub id: String,
 }

@@ -5,7 +5,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::dto::{InventoryOut, RestockIn, SetOnHandIn};
+use super::dto::{InventoryOut, RestockIn, SetOnHandIn, SkuPath};
 use super::error::ApiError;
 use super::extract::Json;
 use super::openapi::{PROBLEM_JSON, Problem};
@@ -29,7 +29,7 @@ type InventoryResult = Result<axum::Json<InventoryOut>, ApiError>;
     get,
     path = "/api/v1/inventory/{sku}",
     tag = "inventory",
-    params(("sku" = String, Path, description = "The product's SKU", pattern = "^[A-Za-z0-9._-]{1,64}$")),
+    params(SkuPath),
     responses((status = 200, description = "On hand, reserved and available", body = InventoryOut)),
 )]
 async fn get_inventory(State(s): State<AppState>, Path(sku): Path<String>) -> InventoryResult {
@@ -41,7 +41,7 @@ async fn get_inventory(State(s): State<AppState>, Path(sku): Path<String>) -> In
     put,
     path = "/api/v1/admin/inventory/{sku}",
     tag = "admin",
-    params(("sku" = String, Path, description = "The product's SKU", pattern = "^[A-Za-z0-9._-]{1,64}$")),
+    params(SkuPath),
     request_body = SetOnHandIn,
     responses(
         (status = 200, description = "The stock now", body = InventoryOut),
@@ -64,7 +64,7 @@ async fn set_on_hand(
     post,
     path = "/api/v1/admin/inventory/{sku}/restock",
     tag = "admin",
-    params(("sku" = String, Path, description = "The product's SKU", pattern = "^[A-Za-z0-9._-]{1,64}$")),
+    params(SkuPath),
     request_body = RestockIn,
     responses(
         (status = 200, description = "The stock now", body = InventoryOut),

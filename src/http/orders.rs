@@ -11,7 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::dto::{CheckoutIn, OrderOut, OrderPageOut, ShipIn};
+use super::dto::{CartPath, CheckoutIn, OrderOut, OrderPageOut, OrderPath, ShipIn};
 use super::error::{ApiError, Code};
 use super::extract::Json;
 use super::openapi::{PROBLEM_JSON, Problem};
@@ -50,7 +50,7 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
     path = "/api/v1/carts/{id}/checkout",
     tag = "orders",
     params(
-        ("id" = String, Path, description = "The cart's id"),
+        CartPath,
         ("Idempotency-Key" = String, Header, description = "1–255 visible ASCII characters of the client's choice; required"),
     ),
     request_body = CheckoutIn,
@@ -97,7 +97,7 @@ async fn checkout(
     get,
     path = "/api/v1/orders/{id}",
     tag = "orders",
-    params(("id" = String, Path, description = "The order's id")),
+    params(OrderPath),
     responses((status = 200, description = "The order", body = OrderOut)),
 )]
 async fn get_order(State(s): State<AppState>, Path(id): Path<String>) -> OrderResult {
@@ -109,7 +109,7 @@ async fn get_order(State(s): State<AppState>, Path(id): Path<String>) -> OrderRe
     post,
     path = "/api/v1/orders/{id}/cancel",
     tag = "orders",
-    params(("id" = String, Path, description = "The order's id")),
+    params(OrderPath),
     responses(
         (status = 200, description = "The order, now `cancelled`", body = OrderOut),
         (status = 409, description = "Not `paid` (`invalid_transition`)", body = Problem, content_type = PROBLEM_JSON),
@@ -124,7 +124,7 @@ async fn cancel(State(s): State<AppState>, Path(id): Path<String>) -> OrderResul
     post,
     path = "/api/v1/admin/orders/{id}/ship",
     tag = "admin",
-    params(("id" = String, Path, description = "The order's id")),
+    params(OrderPath),
     request_body(content = Option<ShipIn>, description = "Carrier details (optional)"),
     responses(
         (status = 200, description = "The order, now `shipped`", body = OrderOut),
@@ -149,7 +149,7 @@ async fn ship(State(s): State<AppState>, Path(id): Path<String>, body: Bytes) ->
     post,
     path = "/api/v1/admin/orders/{id}/deliver",
     tag = "admin",
-    params(("id" = String, Path, description = "The order's id")),
+    params(OrderPath),
     responses(
         (status = 200, description = "The order, now `delivered`", body = OrderOut),
         (status = 409, description = "Not `shipped` (`invalid_transition`)", body = Problem, content_type = PROBLEM_JSON),
@@ -164,7 +164,7 @@ async fn deliver(State(s): State<AppState>, Path(id): Path<String>) -> OrderResu
     post,
     path = "/api/v1/admin/orders/{id}/refund",
     tag = "admin",
-    params(("id" = String, Path, description = "The order's id")),
+    params(OrderPath),
     responses(
         (status = 200, description = "The order, now `refunded`", body = OrderOut),
         (status = 409, description = "Not refundable (`invalid_transition`)", body = Problem, content_type = PROBLEM_JSON),

@@ -14,7 +14,8 @@ use crate::engine::SearchRequest;
 use super::AppState;
 use super::dto::{
     CategoriesOut, CategoryOut, FacetValueOut, FacetsOut, ImportReportOut, PriceBucketOut,
-    ProductIn, ProductOut, RecommendationsOut, SearchPageOut, SuggestionOut, SuggestionsOut,
+    ProductIn, ProductOut, RecommendationsOut, SearchPageOut, SkuPath, SuggestionOut,
+    SuggestionsOut,
 };
 use super::error::{ApiError, Code};
 use super::extract::Json;
@@ -218,7 +219,7 @@ pub struct ViewParams {
     path = "/api/v1/products/{sku}",
     tag = "catalog",
     params(
-        ("sku" = String, Path, description = "The product's SKU", pattern = "^[A-Za-z0-9._-]{1,64}$"),
+        SkuPath,
         ViewParams,
         ("X-Session-Id" = Option<String>, Header, description = "The viewer's session (feeds \"viewed together\")"),
     ),
@@ -260,7 +261,7 @@ pub struct RecommendParams {
     get,
     path = "/api/v1/products/{sku}/recommendations",
     tag = "catalog",
-    params(("sku" = String, Path, description = "The product's SKU", pattern = "^[A-Za-z0-9._-]{1,64}$"), RecommendParams),
+    params(SkuPath, RecommendParams),
     responses(
         (status = 200, description = "Related products and how they were found", body = RecommendationsOut),
         (status = 404, description = "No such product (`not_found`)", body = Problem, content_type = PROBLEM_JSON),
@@ -346,7 +347,7 @@ async fn create_product(
     put,
     path = "/api/v1/admin/products/{sku}",
     tag = "admin",
-    params(("sku" = String, Path, description = "The product's SKU", pattern = "^[A-Za-z0-9._-]{1,64}$")),
+    params(SkuPath),
     request_body = ProductIn,
     responses(
         (status = 200, description = "Replaced", body = ProductOut),
@@ -380,7 +381,7 @@ async fn put_product(
     delete,
     path = "/api/v1/admin/products/{sku}",
     tag = "admin",
-    params(("sku" = String, Path, description = "The product's SKU", pattern = "^[A-Za-z0-9._-]{1,64}$")),
+    params(SkuPath),
     responses((status = 204, description = "Deleted")),
 )]
 async fn delete_product(

@@ -186,24 +186,10 @@ async fn sigterm_during_checkouts_lets_them_finish_and_loses_none() {
     }
     let server = start_binary(dir.path(), &flags).await;
     for id in &placed {
-        let r: serde_json::Value = client
-            .get(format!("{}/api/v1/orders/{id}", server.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let r = server.get_json(&format!("/api/v1/orders/{id}")).await;
         assert_eq!(r["status"], "paid");
     }
-    let inv: serde_json::Value = client
-        .get(format!("{}/api/v1/inventory/TERM-1", server.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let inv = server.get_json("/api/v1/inventory/TERM-1").await;
     assert_eq!(
         (inv["on_hand"].as_u64(), inv["reserved"].as_u64()),
         (Some(92), Some(0))

@@ -102,26 +102,14 @@ async fn round(durability: &str, run_for: Duration) -> u64 {
     let mut missing = 0;
     for (i, a) in acked.iter().enumerate() {
         assert!(a.restocks > 0, "the load made progress before the kill");
-        let inv: Value = client
-            .get(format!("{}/api/v1/inventory/CRASH-{i}", server.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let inv = server
+            .get_json(&format!("/api/v1/inventory/CRASH-{i}"))
+            .await;
         let on_hand = inv["on_hand"].as_u64().unwrap_or(0);
         // At most one unacknowledged write per client can have landed too.
         assert!(on_hand <= a.restocks + 1, "more stock than was ever sent");
         missing += a.restocks.saturating_sub(on_hand);
-        let cart: Value = client
-            .get(format!("{}/api/v1/carts/{}", server.base, a.cart))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let cart = server.get_json(&format!("/api/v1/carts/{}", a.cart)).await;
         let qty = cart["items"][0]["quantity"].as_u64().unwrap_or(0);
         assert!(qty <= a.cart_adds + 1);
         missing += a.cart_adds.saturating_sub(qty);

@@ -208,14 +208,7 @@ async fn checkouts_keep_the_books_balanced_across_kill_9() {
         placed.len()
     );
     for id in &placed {
-        let r: Value = client
-            .get(format!("{}/api/v1/orders/{id}", server.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let r = server.get_json(&format!("/api/v1/orders/{id}")).await;
         assert_eq!(r["status"], "paid", "{r}");
     }
     // Recovery, not client retries, finishes the abandoned checkouts: within 30 s of the
@@ -235,14 +228,7 @@ async fn checkouts_keep_the_books_balanced_across_kill_9() {
             .unwrap();
         let mut held = 0;
         for (sku, _) in STOCK {
-            let inv: Value = client
-                .get(format!("{}/api/v1/inventory/{sku}", server.base))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let inv = server.get_json(&format!("/api/v1/inventory/{sku}")).await;
             held += inv["reserved"].as_u64().unwrap();
         }
         pending["items"].as_array().unwrap().is_empty() && held == 0

@@ -312,6 +312,16 @@ impl Server {
         assert_eq!(r.status(), 200);
     }
 
+    /// `GET path` (e.g. `/api/v1/orders/{id}`) on this server, as JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        reqwest::get(format!("{}{path}", self.base))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// A new cart holding `quantity` of `sku`; its id.
     pub async fn cart_with(&self, sku: &str, quantity: i64) -> String {
         let client = reqwest::Client::new();

@@ -168,11 +168,13 @@ async fn schemathesis_finds_no_server_error_and_no_response_breaking_the_documen
     ensure_schemathesis();
     let dir = tempfile::tempdir().unwrap();
     let server = start_binary(dir.path(), &["--demo"]).await;
+    let st_dir = tempfile::tempdir().unwrap();
     // Bounded by count: 25 examples per operation in each phase, a fixed seed (a time
     // budget would make Schemathesis repeat until it is spent); stateful runs follow the
     // document's links (cart → items → checkout → order).
     let out = tokio::task::spawn_blocking({
         let base = server.base.clone();
+        let work = st_dir.path().to_owned();
         move || {
             std::process::Command::new("python3")
                 .args([
@@ -192,6 +194,8 @@ async fn schemathesis_finds_no_server_error_and_no_response_breaking_the_documen
                     "10",
                     "--no-color",
                 ])
+                // Schemathesis keeps a cache in its working directory: not in the repo.
+                .current_dir(&work)
                 .output()
                 .expect("run schemathesis")
         }
