@@ -114,18 +114,10 @@ impl<R> Effect<R> {
         }
     }
     pub fn read(reply: R) -> Self {
-        Self {
-            reply,
-            wrote: false,
-            deferred: false,
-        }
+        Self::new(reply, false)
     }
     pub fn wrote(reply: R) -> Self {
-        Self {
-            reply,
-            wrote: true,
-            deferred: false,
-        }
+        Self::new(reply, true)
     }
     pub fn deferred(reply: R) -> Self {
         Self {

@@ -88,8 +88,7 @@ impl Entity for SkuEntity {
     async fn handle(&self, sku: &str, st: &mut SkuState, cmd: SkuCmd) -> Effect<Self::Reply> {
         let now = now_millis();
         // Expired holds never count, even if the timer has not fired yet.
-        let expire = self.expiry.load(Ordering::Acquire)
-            && st.stock.reservations.iter().any(|r| r.expires_at <= now);
+        let expire = self.expiry.load(Ordering::Acquire) && st.stock.has_expired(now);
         if (expire || !matches!(cmd, SkuCmd::Get)) && st.written.is_none() {
             st.written = Some(st.stock.clone());
         }
@@ -178,7 +177,7 @@ impl Entity for SkuEntity {
     /// The host flushes pending changes before it runs the timer, so this writes alone.
     fn on_timer(&self, sku: &str, st: &mut SkuState) -> bool {
         let now = now_millis();
-        if !st.stock.reservations.iter().any(|r| r.expires_at <= now) {
+        if !st.stock.has_expired(now) {
             return false;
         }
         st.written = Some(st.stock.clone());

@@ -221,6 +221,11 @@ impl Stock {
         true
     }
 
+    /// Whether a reservation has expired at `now`.
+    pub fn has_expired(&self, now: Millis) -> bool {
+        self.reservations.iter().any(|r| r.expires_at <= now)
+    }
+
     /// Releases every reservation that has expired at `now`.
     pub fn expire(&mut self, now: Millis) -> bool {
         let before = self.reservations.len();
