@@ -3,12 +3,16 @@
 //! Learn from the invoices before the split date; for every later basket with at least two
 //! items, hide one item, ask for recommendations for another, and count a hit if the hidden
 //! one is in the top 10 (hit-rate@10). Compared: popularity (the 10 best sellers), plain
-//! co-occurrence counts, and our scoring (`recommend::stats`), plus variants with `--grid`.
+//! co-occurrence counts, and ours — the engine's `Recommender` with every product's name
+//! (as a catalog would have them) and the training orders.
 //!
 //! Run: `cargo run --release --example reco_eval [-- --grid] [-- --explore] [-- --split 2011-07-01]`
-//! (`--explore`: where the hidden items rank, and a blend with name similarity)
+//! (`--explore`: names alone, nearness and name weight varied, where the hidden items
+//! rank; `--grid`: the co-occurrence weighting varied)
 
 use emporium::domain::history::{PastOrder, parse_time, read_uci};
+use emporium::recommend::Recommender;
+use emporium::recommend::names::NameIndex;
 use emporium::recommend::stats::{CoStats, Scoring};
 
 const FILE: &str = "../shared/data/uci-online-retail/online_retail_until_2011-09.csv";
@@ -20,6 +24,7 @@ fn learn(train: &[&PastOrder], scoring: &Scoring) -> CoStats {
         s.learn(
             &items,
             CoStats::basket_weight(scoring, items.len(), o.created_at),
+            scoring,
         );
     }
     s
@@ -82,13 +87,7 @@ fn main() {
         cases.len()
     );
 
-    let plain = Scoring {
-        beta: 0.0,
-        min_support: 1,
-        half_life_days: f64::INFINITY,
-        size_weighting: false,
-        size_exponent: 0.0,
-    };
+    let plain = Scoring::plain();
     let started = std::time::Instant::now();
     let counts = learn(&train, &plain);
     let secs = started.elapsed().as_secs_f64();
@@ -114,14 +113,9 @@ fn main() {
             .map(|(n, _)| n.to_string())
             .collect()
     });
-    let ours_scoring = Scoring::default();
-    let ours_model = learn(&train, &ours_scoring);
+    let (_dir, rec) = recommender(&train, &history.names, Scoring::default());
     let ours = hit_rate(&cases, |q| {
-        ours_model
-            .related(q, &ours_scoring, 10)
-            .into_iter()
-            .map(|(n, _)| n.to_string())
-            .collect()
+        rec.related(q, 10).into_iter().map(|(s, _)| s).collect()
     });
     println!(
         "hit-rate@10: popularity {pop:.4}, co-occurrence counts {co:.4}, ours {ours:.4} ({:.2}× popularity, {:+.1} % vs co-occurrence)",
@@ -130,7 +124,7 @@ fn main() {
     );
 
     if args.iter().any(|a| a == "--explore") {
-        content(&train, &cases, &history.names);
+        explore(&train, &cases, &history.names);
         diagnose(&train, &cases);
     }
 
@@ -168,105 +162,53 @@ fn main() {
     }
 }
 
-/// Name similarity: IDF-weighted cosine over name words.
-struct Names {
-    vecs: std::collections::HashMap<String, Vec<(String, f64)>>,
-    postings: std::collections::HashMap<String, Vec<String>>,
+/// Our recommender as the engine runs it: every product's name, the training orders.
+fn recommender(
+    train: &[&PastOrder],
+    names: &std::collections::HashMap<String, String>,
+    scoring: Scoring,
+) -> (tempfile::TempDir, Recommender) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rec = Recommender::open(dir.path(), scoring).expect("recommender");
+    for (sku, name) in names {
+        rec.set_name(sku, Some(name));
+    }
+    for o in train {
+        let items: Vec<&str> = o.items.iter().map(|i| i.sku.as_str()).collect();
+        rec.learn_order(&items, o.created_at);
+    }
+    (dir, rec)
 }
 
-impl Names {
-    fn new(names: &std::collections::HashMap<String, String>, known: &CoStats) -> Self {
-        let words = |n: &str| -> Vec<String> {
-            let mut w: Vec<String> = n
-                .split(|c: char| !c.is_alphanumeric())
-                .filter(|w| w.len() > 1)
-                .map(|w| w.to_lowercase())
-                .collect();
-            w.sort();
-            w.dedup();
-            w
-        };
-        let mut df: std::collections::HashMap<String, f64> = Default::default();
-        let items: Vec<(&String, Vec<String>)> = names
-            .iter()
-            .filter(|(k, _)| known.count(k) > 0)
-            .map(|(k, n)| (k, words(n)))
-            .collect();
-        for (_, ws) in &items {
-            for w in ws {
-                *df.entry(w.clone()).or_default() += 1.0;
-            }
-        }
-        let n = items.len() as f64;
-        let mut vecs = std::collections::HashMap::new();
-        let mut postings: std::collections::HashMap<String, Vec<String>> = Default::default();
-        for (k, ws) in items {
-            let mut v: Vec<(String, f64)> =
-                ws.iter().map(|w| (w.clone(), (n / df[w]).ln())).collect();
-            let norm = v.iter().map(|(_, x)| x * x).sum::<f64>().sqrt().max(1e-9);
-            for (_, x) in &mut v {
-                *x /= norm;
-            }
-            for w in &ws {
-                postings.entry(w.clone()).or_default().push(k.clone());
-            }
-            vecs.insert(k.clone(), v);
-        }
-        Names { vecs, postings }
-    }
-
-    fn similar(&self, item: &str) -> std::collections::HashMap<String, f64> {
-        let mut out: std::collections::HashMap<String, f64> = Default::default();
-        let Some(v) = self.vecs.get(item) else {
-            return out;
-        };
-        for (w, x) in v {
-            for other in &self.postings[w] {
-                if other == item {
-                    continue;
-                }
-                let y = self.vecs[other]
-                    .iter()
-                    .find(|(ow, _)| ow == w)
-                    .map_or(0.0, |p| p.1);
-                *out.entry(other.clone()).or_default() += x * y;
-            }
-        }
-        out
-    }
-}
-
-fn content(
+/// How much each part of the scoring adds: names alone, then nearness and name weight.
+fn explore(
     train: &[&PastOrder],
     cases: &[(String, String)],
     names: &std::collections::HashMap<String, String>,
 ) {
-    let scoring = Scoring::default();
-    let model = learn(train, &scoring);
-    let sim = Names::new(names, &model);
+    let mut ix = NameIndex::default();
+    for (sku, name) in names {
+        ix.set(sku, Some(name));
+    }
     let only = hit_rate(cases, |q| {
-        let mut v: Vec<(String, f64)> = sim.similar(q).into_iter().collect();
-        v.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        v.into_iter().take(10).map(|(k, _)| k).collect()
+        ix.similar(q, 10)
+            .into_iter()
+            .map(|(s, _)| s.to_string())
+            .collect()
     });
     println!("names only: {only:.4}");
-    for lambda in [0.05, 0.1, 0.2, 0.3, 0.5, 1.0] {
-        for pow in [1.0, 2.0] {
+    for near_boost in [0.0, 2.0, 4.0, 8.0] {
+        for name_weight in [0.0, 0.1, 0.15, 0.2, 0.3] {
+            let scoring = Scoring {
+                near_boost,
+                name_weight,
+                ..Scoring::default()
+            };
+            let (_dir, rec) = recommender(train, names, scoring);
             let h = hit_rate(cases, |q| {
-                let co = model.related(q, &scoring, 200);
-                let top = co.first().map_or(1.0, |x| x.1).max(1e-12);
-                let mut all: std::collections::HashMap<String, f64> = co
-                    .into_iter()
-                    .map(|(k, s)| (k.to_string(), s / top))
-                    .collect();
-                for (k, s) in sim.similar(q) {
-                    *all.entry(k).or_default() += lambda * f64::powf(s, pow);
-                }
-                let mut v: Vec<(String, f64)> = all.into_iter().collect();
-                v.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-                v.into_iter().take(10).map(|(k, _)| k).collect()
+                rec.related(q, 10).into_iter().map(|(s, _)| s).collect()
             });
-            println!("co + {lambda} x names^{pow}: {h:.4}");
+            println!("near_boost {near_boost} name_weight {name_weight}: {h:.4}");
         }
     }
 }

@@ -24,14 +24,16 @@ const MAX_SESSION: usize = 128;
 pub struct Recommendations {
     /// Products, best first.
     pub items: Vec<ProductView>,
-    /// How they were found: `bought_together`, `viewed_together`, `category_bestsellers`,
+    /// How the first was found: `bought_together`, `similar` (a name like this product's,
+    /// blended into bought together), `viewed_together`, `category_bestsellers`,
     /// `bestsellers` or `category`.
     pub strategy: &'static str,
 }
 
 impl Engine {
     /// Loads the recommender's snapshot, rewinds its event delivery to what the snapshot
-    /// has learned, and starts learning and saving.
+    /// has learned, starts reading every product's name (for name similarity), and starts
+    /// learning and saving.
     pub(super) fn start_recommender(&self) -> Result<(), EngineError> {
         let rec = self.inner.recommender.clone();
         crate::actors::dispatcher::set_offset(
@@ -39,7 +41,22 @@ impl Engine {
             SUBSCRIBER,
             rec.learned_through(),
         )?;
-        self.subscribe(Arc::new(Learner(rec.clone())));
+        // Every product's name, read in the background (a large catalog takes a while;
+        // until then recommendations go without name similarity); `ProductChanged`
+        // events keep them current, and the two cannot race (see `refresh_name`).
+        let (names_of, store) = (rec.clone(), self.inner.store.clone());
+        // A blocking task: shutdown waits for it (aborting cannot stop it) before the
+        // store closes.
+        self.keep(tokio::task::spawn_blocking(move || {
+            match names_of.load_names(store.tables().products.values()) {
+                Ok(n) => tracing::debug!(products = n, "recommender: names loaded"),
+                Err(e) => tracing::warn!(error = %e, "recommender: could not read product names"),
+            }
+        }));
+        self.subscribe(Arc::new(Learner {
+            recommender: rec.clone(),
+            store: self.inner.store.clone(),
+        }));
         self.every(SAVE_EVERY, |engine| async move {
             let rec = engine.inner.recommender.clone();
             let _ = tokio::task::spawn_blocking(move || {

@@ -9,6 +9,7 @@
 //! survives restarts without re-learning all history, and never learns an order twice.
 //! Views are not in the event log: those since the last snapshot are lost in a crash.
 
+pub mod names;
 pub mod stats;
 
 use std::collections::{HashMap, VecDeque};
@@ -19,13 +20,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::actors::{Delivery, Subscriber};
 use crate::domain::event::{DomainEvent, LoggedEvent};
-use crate::storage::{Record, StorageError, codec};
+use crate::storage::{Record, StorageError, Store, codec};
+use names::NameIndex;
 use stats::{CoStats, Scoring};
 
 /// Views remembered per session (older ones drop out).
 const SESSION_VIEWS: usize = 20;
 /// Sessions remembered (the oldest are forgotten first).
 const MAX_SESSIONS: usize = 100_000;
+/// Candidates taken from each of bought-together and name similarity before blending.
+const BLEND_CANDIDATES: usize = 200;
 
 /// What the recommender knows.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -53,7 +57,7 @@ impl Model {
     /// Learns one order.
     pub fn learn_order<S: AsRef<str>>(&mut self, items: &[S], at_ms: i64, scoring: &Scoring) {
         let w = CoStats::basket_weight(scoring, items.len(), at_ms);
-        self.bought.learn(items, w);
+        self.bought.learn(items, w, scoring);
         self.dirty = true;
     }
 
@@ -73,10 +77,10 @@ impl Model {
         }
         let w = CoStats::basket_weight(scoring, 2, at_ms);
         for earlier in seen.iter() {
-            self.viewed.learn(&[earlier.as_str(), sku], w);
+            self.viewed.learn(&[earlier.as_str(), sku], w, scoring);
         }
         if seen.is_empty() {
-            self.viewed.learn(&[sku], w);
+            self.viewed.learn(&[sku], w, scoring);
         }
         seen.push_back(sku.to_owned());
         if seen.len() > SESSION_VIEWS {
@@ -89,6 +93,7 @@ impl Model {
 /// The recommender: a shared model, its scoring, and where it is saved.
 pub struct Recommender {
     model: RwLock<Model>,
+    names: RwLock<NameIndex>,
     scoring: Scoring,
     path: PathBuf,
 }
@@ -112,6 +117,7 @@ impl Recommender {
         };
         Ok(Recommender {
             model: RwLock::new(model),
+            names: RwLock::default(),
             scoring,
             path,
         })
@@ -180,16 +186,15 @@ impl Recommender {
         m.dirty = true;
     }
 
-    /// Candidates for `sku`, best first: bought together, then viewed together (each
-    /// scored on its own scale, bought first), with the strategy that produced the first.
+    /// Candidates for `sku`, best first, each with where it came from: bought together
+    /// (with name similarity blended in: `bought_together`, or `similar` for a product
+    /// only its name brought), then viewed together (scored on its own scale).
     pub fn related(&self, sku: &str, limit: usize) -> Vec<(String, &'static str)> {
         let m = self.model.read().expect("model lock");
-        let mut out: Vec<(String, &'static str)> = m
+        let bought = m
             .bought
-            .related(sku, &self.scoring, limit)
-            .into_iter()
-            .map(|(s, _)| (s.to_string(), "bought_together"))
-            .collect();
+            .related(sku, &self.scoring, limit.max(BLEND_CANDIDATES));
+        let mut out = self.blend_names(sku, bought, limit);
         let viewed = Scoring {
             min_support: 1,
             ..self.scoring
@@ -200,6 +205,89 @@ impl Recommender {
             }
         }
         out
+    }
+
+    /// Blends name similarity into bought-together scores (each normalised by its best
+    /// so the weight means the same for every product). A product never bought with
+    /// anything gets nothing here: its fallbacks are the engine's.
+    fn blend_names(
+        &self,
+        sku: &str,
+        bought: Vec<(Arc<str>, f64)>,
+        limit: usize,
+    ) -> Vec<(String, &'static str)> {
+        let Some(best) = bought.first().map(|b| b.1.max(f64::MIN_POSITIVE)) else {
+            return Vec::new();
+        };
+        let mut scored: HashMap<Arc<str>, (f64, &'static str)> = bought
+            .into_iter()
+            .map(|(s, x)| (s, (x / best, "bought_together")))
+            .collect();
+        let weight = self.scoring.name_weight;
+        if weight > 0.0 {
+            for (s, sim) in self
+                .names
+                .read()
+                .expect("names lock")
+                .similar(sku, BLEND_CANDIDATES)
+            {
+                scored.entry(s).or_insert((0.0, "similar")).0 += weight * sim;
+            }
+        }
+        let mut all: Vec<(Arc<str>, (f64, &'static str))> = scored.into_iter().collect();
+        all.sort_by(|x, y| y.1.0.total_cmp(&x.1.0).then_with(|| x.0.cmp(&y.0)));
+        all.into_iter()
+            .take(limit)
+            .map(|(s, (_, why))| (s.to_string(), why))
+            .collect()
+    }
+
+    /// Sets the name of a product (`None`: it was deleted), for name similarity.
+    pub fn set_name(&self, sku: &str, name: Option<&str>) {
+        self.names.write().expect("names lock").set(sku, name);
+    }
+
+    /// Sets the name of `sku` to what `read` finds now. The read happens under the names
+    /// lock, as do the reads of [`Recommender::load_names`], so whichever applies last
+    /// also read last: a concurrent load can never put back a name older than an update.
+    pub fn refresh_name<E>(
+        &self,
+        sku: &str,
+        read: impl FnOnce() -> Result<Option<String>, E>,
+    ) -> Result<(), E> {
+        let mut names = self.names.write().expect("names lock");
+        let name = read()?;
+        names.set(sku, name.as_deref());
+        Ok(())
+    }
+
+    /// Loads every product's name from `products` (a scan of the product table), a chunk
+    /// at a time under the names lock (see [`Recommender::refresh_name`]); returns how many.
+    pub fn load_names<E>(
+        &self,
+        products: impl Iterator<Item = Result<crate::domain::product::Product, E>>,
+    ) -> Result<usize, E> {
+        const CHUNK: usize = 1_000;
+        let mut products = products.peekable();
+        let mut loaded = 0;
+        while products.peek().is_some() {
+            let mut names = self.names.write().expect("names lock");
+            for p in products.by_ref().take(CHUNK) {
+                let p = p?;
+                names.set(p.sku.as_str(), Some(&p.name));
+                loaded += 1;
+            }
+        }
+        Ok(loaded)
+    }
+
+    /// Learns one order placed at `at_ms` (tools and evaluations; the engine learns from
+    /// the event log).
+    pub fn learn_order<S: AsRef<str>>(&self, items: &[S], at_ms: i64) {
+        self.model
+            .write()
+            .expect("model lock")
+            .learn_order(items, at_ms, &self.scoring);
     }
 
     /// Best sellers (raw counts), best first.
@@ -219,8 +307,15 @@ impl Recommender {
     }
 }
 
-/// The subscriber face of a shared recommender.
-pub struct Learner(pub Arc<Recommender>);
+/// The subscriber face of a shared recommender: learns orders, and keeps product names
+/// current from `ProductChanged` (reading the product's present name from the store, so
+/// a re-delivered event is harmless).
+pub struct Learner {
+    /// What learns.
+    pub recommender: Arc<Recommender>,
+    /// Where product names are read.
+    pub store: Store,
+}
 
 impl Subscriber for Learner {
     fn name(&self) -> &str {
@@ -228,8 +323,18 @@ impl Subscriber for Learner {
     }
 
     fn handle<'a>(&'a self, event: &'a LoggedEvent) -> Delivery<'a> {
-        self.0.learn(event);
-        Box::pin(async { Ok(()) })
+        Box::pin(async move {
+            if let DomainEvent::ProductChanged { sku, .. } = &event.event {
+                self.recommender
+                    .refresh_name(sku, || {
+                        let product = self.store.tables().product(sku)?;
+                        Ok::<_, StorageError>(product.map(|p| p.name.clone()))
+                    })
+                    .map_err(|e| e.to_string())?;
+            }
+            self.recommender.learn(event);
+            Ok(())
+        })
     }
 }
 

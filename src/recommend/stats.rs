@@ -11,6 +11,11 @@
 //!   `2^(t / half_life)` — newer baskets count more, without ever rewriting old counts
 //!   (only ratios of weights are compared).
 //!
+//! - **nearness in the basket**: lines of an order keep the order they were added in; two
+//!   lines added close together (within `near_lines`) were usually chosen together (one
+//!   page, one collection), two far apart in a long order much less so, so a near pair's
+//!   weight is multiplied by `1 + near_boost`.
+//!
 //! The score of `b` for `a` is `w(a, b) / W(b)^β`: the weighted co-occurrence, damped by
 //! how common `b` is. `β = 0` ranks by co-occurrence (what "bought together" counts
 //! give), `β = 1` by lift (which over-rewards rare items); in between keeps what is
@@ -35,6 +40,30 @@ pub struct Scoring {
     pub size_weighting: bool,
     /// How much less: a basket of `n` items weighs `n^-size_exponent` (0: `1 / ln(1 + n)`).
     pub size_exponent: f64,
+    /// Lines at most this far apart in a basket count as a near pair.
+    pub near_lines: u32,
+    /// A near pair weighs `1 + near_boost` times a far one (0: nearness ignored).
+    pub near_boost: f64,
+    /// Weight of name similarity blended into "bought together" (0: none); see
+    /// [`crate::recommend::names`].
+    pub name_weight: f64,
+}
+
+impl Scoring {
+    /// Plain co-occurrence counts: no damping, recency, size or nearness weighting, no
+    /// minimum support, no names — the baseline the scoring is measured against.
+    pub fn plain() -> Scoring {
+        Scoring {
+            beta: 0.0,
+            min_support: 1,
+            half_life_days: f64::INFINITY,
+            size_weighting: false,
+            size_exponent: 0.0,
+            near_lines: 0,
+            near_boost: 0.0,
+            name_weight: 0.0,
+        }
+    }
 }
 
 impl Default for Scoring {
@@ -47,6 +76,9 @@ impl Default for Scoring {
             half_life_days: 120.0,
             size_weighting: true,
             size_exponent: 1.0,
+            near_lines: 10,
+            near_boost: 4.0,
+            name_weight: 0.15,
         }
     }
 }
@@ -131,27 +163,40 @@ impl CoStats {
         size * recency
     }
 
-    /// Learns one basket (duplicates are ignored) with the given weight.
-    pub fn learn<S: AsRef<str>>(&mut self, basket: &[S], weight: f64) {
-        let mut ids: Vec<u32> = basket.iter().map(|s| self.intern(s.as_ref())).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        if ids.is_empty() {
+    /// Learns one basket, its lines in the order they were added (repeats are ignored),
+    /// with the given weight; pairs of lines near each other weigh more (see [`Scoring`]).
+    pub fn learn<S: AsRef<str>>(&mut self, basket: &[S], weight: f64, scoring: &Scoring) {
+        // (item, first position), one per distinct item, in basket order.
+        let mut lines: Vec<(u32, usize)> = basket
+            .iter()
+            .enumerate()
+            .map(|(pos, s)| (self.intern(s.as_ref()), pos))
+            .collect();
+        lines.sort_unstable();
+        lines.dedup_by_key(|l| l.0);
+        lines.sort_unstable_by_key(|l| l.1);
+        if lines.is_empty() {
             return;
         }
         self.baskets += 1;
-        for &i in &ids {
+        for &(i, _) in &lines {
             let s = &mut self.items[i as usize];
             s.count += 1;
             s.weight += weight;
         }
-        let paired = &ids[..ids.len().min(MAX_PAIR_ITEMS)];
-        for (x, &a) in paired.iter().enumerate() {
-            for &b in &paired[x + 1..] {
+        let near = weight * (1.0 + scoring.near_boost);
+        let paired = &lines[..lines.len().min(MAX_PAIR_ITEMS)];
+        for (x, &(a, _)) in paired.iter().enumerate() {
+            for (y, &(b, _)) in paired.iter().enumerate().skip(x + 1) {
+                let w = if y - x <= scoring.near_lines as usize {
+                    near
+                } else {
+                    weight
+                };
                 for (from, to) in [(a, b), (b, a)] {
                     let p = self.pairs[from as usize].entry(to).or_default();
                     p.count += 1;
-                    p.weight += weight;
+                    p.weight += w;
                 }
             }
         }
@@ -267,10 +312,10 @@ mod tests {
     #[test]
     fn counts_and_measures() {
         let mut s = CoStats::default();
-        s.learn(&["a", "b", "c"], 1.0);
-        s.learn(&["a", "b"], 1.0);
-        s.learn(&["a", "d", "a"], 1.0);
-        s.learn(&["e"], 1.0);
+        s.learn(&["a", "b", "c"], 1.0, &Scoring::plain());
+        s.learn(&["a", "b"], 1.0, &Scoring::plain());
+        s.learn(&["a", "d", "a"], 1.0, &Scoring::plain());
+        s.learn(&["e"], 1.0, &Scoring::plain());
         assert_eq!(s.baskets(), 4);
         assert_eq!(
             (s.count("a"), s.pair_count("a", "b"), s.pair_count("b", "a")),
@@ -279,13 +324,7 @@ mod tests {
         assert_eq!(s.support("a", Some("b")), 0.5);
         assert!((s.confidence("a", "b") - 2.0 / 3.0).abs() < 1e-12);
         assert!((s.lift("a", "b") - (2.0 / 3.0) / 0.5).abs() < 1e-12);
-        let plain = Scoring {
-            beta: 0.0,
-            min_support: 1,
-            half_life_days: f64::INFINITY,
-            size_weighting: false,
-            size_exponent: 0.0,
-        };
+        let plain = Scoring::plain();
         let r = s.related("a", &plain, 10);
         assert_eq!(&*r[0].0, "b");
         assert_eq!(r.len(), 3);
@@ -310,18 +349,15 @@ mod tests {
         let mut s = CoStats::default();
         // "milk" is in every basket; "bun" goes with "sausage" specifically.
         for _ in 0..50 {
-            s.learn(&["milk", "bread"], 1.0);
+            s.learn(&["milk", "bread"], 1.0, &Scoring::plain());
         }
         for _ in 0..5 {
-            s.learn(&["sausage", "milk", "bun"], 1.0);
+            s.learn(&["sausage", "milk", "bun"], 1.0, &Scoring::plain());
         }
-        s.learn(&["sausage", "milk"], 1.0);
+        s.learn(&["sausage", "milk"], 1.0, &Scoring::plain());
         let counts = Scoring {
-            beta: 0.0,
             min_support: 2,
-            half_life_days: f64::INFINITY,
-            size_weighting: false,
-            size_exponent: 0.0,
+            ..Scoring::plain()
         };
         assert_eq!(&*s.related("sausage", &counts, 1)[0].0, "milk");
         let damped = Scoring {
@@ -329,6 +365,37 @@ mod tests {
             ..counts
         };
         assert_eq!(&*s.related("sausage", &damped, 1)[0].0, "bun");
+    }
+
+    #[test]
+    fn lines_added_near_each_other_weigh_more() {
+        // "a" first, "b" last of 13 lines: a–x1 is near, a–b is 12 lines apart.
+        let mut basket = vec!["a".to_owned()];
+        basket.extend((1..=11).map(|i| format!("x{i}")));
+        basket.push("b".to_owned());
+        let weight_of = |scoring: &Scoring, other: &str| {
+            let mut s = CoStats::default();
+            s.learn(&basket, 1.0, scoring);
+            let r = s.related("a", &Scoring::plain(), 20);
+            let found = r.iter().find(|(n, _)| &**n == other).map(|(_, w)| *w);
+            (found.unwrap(), s.pair_count("a", other))
+        };
+        let near = Scoring {
+            near_lines: 10,
+            near_boost: 4.0,
+            ..Scoring::plain()
+        };
+        assert_eq!(weight_of(&near, "x1"), (5.0, 1));
+        assert_eq!(
+            weight_of(&near, "b"),
+            (1.0, 1),
+            "far: weight only, count as ever"
+        );
+        assert_eq!(weight_of(&Scoring::plain(), "x1"), (1.0, 1));
+        // A repeated line counts once, at its first position.
+        let mut s = CoStats::default();
+        s.learn(&["a", "b", "a"], 1.0, &near);
+        assert_eq!((s.count("a"), s.pair_count("a", "b")), (1, 1));
     }
 
     #[test]

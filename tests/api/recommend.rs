@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use emporium::recommend::stats::CoStats;
+use emporium::recommend::stats::{CoStats, Scoring};
 use serde_json::json;
 
 use crate::checkout::{cart_with, checkout, checkout_body};
@@ -225,6 +225,82 @@ async fn the_model_comes_back_from_its_snapshot_without_relearning() {
     engine.shutdown().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_like_this_products_follow_what_was_bought_with_it() {
+    use emporium::domain::history::parse_past_orders;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open_engine(dir.path(), |_| {}).await;
+    for (sku, name) in [
+        ("LA", "Paper lantern pink"),
+        ("LB", "Steel hammer"),
+        ("LC", "Paper lantern blue"),
+        ("LD", "Wool socks"),
+    ] {
+        engine.create_product(sku, draft(name, 100)).await.unwrap();
+        engine.set_on_hand(sku, 5).await.unwrap();
+    }
+    let body: String = (0..2)
+        .map(|i| format!(r#"{{"id": "n{i}", "created_at": 1304244000000, "items": [{{"sku": "LA", "quantity": 1}}, {{"sku": "LB", "quantity": 1}}]}}"#) + "\n")
+        .collect();
+    engine
+        .import_orders(parse_past_orders(&body).unwrap(), |_| {})
+        .await
+        .unwrap();
+    let recs = |engine: &emporium::Engine| {
+        let engine = engine.clone();
+        async move {
+            let r = engine.recommendations("LA", 5).await.unwrap();
+            let skus: Vec<String> = r.items.iter().map(|p| p.product.sku.to_string()).collect();
+            (r.strategy, skus)
+        }
+    };
+    // Bought together first; then the product named like it, never bought with it; the
+    // unrelated one not at all.
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            recs(&engine).await == ("bought_together", vec!["LB".into(), "LC".into()])
+        })
+        .await,
+        "{:?}",
+        recs(&engine).await
+    );
+    // Renames are followed (through ProductChanged events).
+    let renamed = |name: &str| draft(name, 100);
+    engine
+        .put_product("LC", renamed("Garden hose"))
+        .await
+        .unwrap();
+    engine
+        .put_product("LD", renamed("Paper lantern green"))
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            recs(&engine).await.1 == ["LB", "LD"]
+        })
+        .await,
+        "{:?}",
+        recs(&engine).await
+    );
+    engine.shutdown().await.unwrap();
+    drop(engine);
+    // After a restart the names come from the product table (no event is re-delivered:
+    // the snapshot has learned them all).
+    let engine = open_engine(dir.path(), |_| {}).await;
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            recs(&engine).await.1 == ["LB", "LD"]
+        })
+        .await,
+        "{:?}",
+        recs(&engine).await
+    );
+    // A product with no purchase history is not given name matches: its fallbacks stay.
+    let r = engine.recommendations("LD", 5).await.unwrap();
+    assert_ne!(r.strategy, "similar");
+    engine.shutdown().await.unwrap();
+}
+
 #[test]
 fn association_maths_matches_the_published_groceries_figures() {
     let csv = std::fs::read_to_string("../shared/data/arules-groceries/groceries_transactions.csv")
@@ -239,7 +315,7 @@ fn association_maths_matches_the_published_groceries_figures() {
     }
     let mut s = CoStats::default();
     for items in baskets.values() {
-        s.learn(items, 1.0);
+        s.learn(items, 1.0, &Scoring::plain());
     }
     assert_eq!(s.baskets(), 9835);
     assert_eq!(s.count("whole milk"), 2513);

@@ -1,0 +1,225 @@
+//! Name similarity: products whose names share rare words are alike.
+//!
+//! Purchase history is sparse: most pairs of products were never bought together often
+//! enough to count, and a product new to the catalog has no history at all. Names fill
+//! part of that gap — "pink paper lantern" goes with "blue paper lantern" and "paper
+//! lantern string lights". Each name is a set of words (lower-cased letters and digits,
+//! two characters or more), each word weighs its inverse document frequency
+//! `ln(N / df)`, and two products score the cosine of their weighted word vectors.
+//! [`Recommender::related`](super::Recommender::related) blends this into "bought
+//! together" (see [`Scoring::name_weight`](super::stats::Scoring::name_weight)).
+//!
+//! The index lives in memory only: the engine fills it from the product table at start
+//! and keeps it current from `ProductChanged` events.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+/// Words shared by more products than this are skipped when looking for similar ones:
+/// they say little (their weight is low) and would make a lookup cost a scan of the
+/// catalog.
+const MAX_POSTINGS: usize = 10_000;
+
+/// The words of a product name, distinct and sorted.
+pub fn words(name: &str) -> Vec<String> {
+    let mut out: Vec<String> = name
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.chars().count() > 1)
+        .map(str::to_lowercase)
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Product names as weighted word sets, with an inverted index.
+#[derive(Debug, Default)]
+pub struct NameIndex {
+    ids: HashMap<Arc<str>, u32>,
+    skus: Vec<Arc<str>>,
+    /// Word ids of each product (empty: no name, or removed).
+    docs: Vec<Vec<u32>>,
+    words: HashMap<String, u32>,
+    /// Products having each word.
+    postings: Vec<HashSet<u32>>,
+    /// `ln` of each word's posting count (kept with the postings: a lookup then costs no
+    /// logarithm per candidate).
+    ln_df: Vec<f64>,
+    /// Products with at least one word.
+    named: usize,
+}
+
+impl NameIndex {
+    fn doc(&mut self, sku: &str) -> u32 {
+        if let Some(&d) = self.ids.get(sku) {
+            return d;
+        }
+        let d = self.skus.len() as u32;
+        let sku: Arc<str> = Arc::from(sku);
+        self.skus.push(sku.clone());
+        self.ids.insert(sku, d);
+        self.docs.push(Vec::new());
+        d
+    }
+
+    fn word(&mut self, w: String) -> u32 {
+        let next = self.postings.len() as u32;
+        let id = *self.words.entry(w).or_insert(next);
+        if id == next {
+            self.postings.push(HashSet::new());
+            self.ln_df.push(0.0);
+        }
+        id
+    }
+
+    /// Sets the name of `sku` (`None`: the product is gone).
+    pub fn set(&mut self, sku: &str, name: Option<&str>) {
+        let doc = self.doc(sku);
+        let mut new: Vec<u32> = name
+            .map(words)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|w| self.word(w))
+            .collect();
+        new.sort_unstable();
+        let old = &self.docs[doc as usize];
+        if *old == new {
+            return;
+        }
+        let old = std::mem::take(&mut self.docs[doc as usize]);
+        for &w in &old {
+            self.postings[w as usize].remove(&doc);
+        }
+        for &w in &new {
+            self.postings[w as usize].insert(doc);
+        }
+        for &w in old.iter().chain(&new) {
+            self.ln_df[w as usize] = (self.postings[w as usize].len().max(1) as f64).ln();
+        }
+        self.named = self.named + usize::from(!new.is_empty()) - usize::from(!old.is_empty());
+        self.docs[doc as usize] = new;
+    }
+
+    /// Products with a name.
+    pub fn len(&self) -> usize {
+        self.named
+    }
+
+    /// Whether no product has a name.
+    pub fn is_empty(&self) -> bool {
+        self.named == 0
+    }
+
+    /// `idf(w) = ln(N / df) = ln N - ln df`, given `ln N`.
+    fn idf(&self, ln_n: f64, word: u32) -> f64 {
+        ln_n - self.ln_df[word as usize]
+    }
+
+    fn norm(&self, ln_n: f64, doc: u32) -> f64 {
+        self.docs[doc as usize]
+            .iter()
+            .map(|&w| self.idf(ln_n, w).powi(2))
+            .sum::<f64>()
+            .sqrt()
+    }
+
+    /// The products most similar to `sku` by name, best first, with their cosine
+    /// similarity (0–1); never `sku` itself.
+    pub fn similar(&self, sku: &str, limit: usize) -> Vec<(Arc<str>, f64)> {
+        let Some(&doc) = self.ids.get(sku) else {
+            return Vec::new();
+        };
+        let ln_n = (self.named.max(1) as f64).ln();
+        let mut acc: HashMap<u32, f64> = HashMap::new();
+        for &w in &self.docs[doc as usize] {
+            let posting = &self.postings[w as usize];
+            let weight = self.idf(ln_n, w).powi(2);
+            if posting.len() > MAX_POSTINGS || weight <= 0.0 {
+                continue;
+            }
+            for &other in posting {
+                if other != doc {
+                    *acc.entry(other).or_default() += weight;
+                }
+            }
+        }
+        let own = self.norm(ln_n, doc);
+        let mut scored: Vec<(u32, f64)> = acc
+            .into_iter()
+            .map(|(d, dot)| {
+                let cos = dot / (own * self.norm(ln_n, d)).max(f64::MIN_POSITIVE);
+                (d, cos)
+            })
+            .collect();
+        let by_score = |x: &(u32, f64), y: &(u32, f64)| {
+            y.1.total_cmp(&x.1)
+                .then_with(|| self.skus[x.0 as usize].cmp(&self.skus[y.0 as usize]))
+        };
+        let k = limit.min(scored.len());
+        if k == 0 {
+            return Vec::new();
+        }
+        scored.select_nth_unstable_by(k - 1, by_score);
+        scored.truncate(k);
+        scored.sort_by(by_score);
+        scored
+            .into_iter()
+            .map(|(d, s)| (self.skus[d as usize].clone(), s))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_are_lower_cased_distinct_and_longer_than_one_character() {
+        assert_eq!(
+            words("Pink PAPER lantern, pink (S) 3-pack"),
+            ["lantern", "pack", "paper", "pink"]
+        );
+        assert_eq!(words(""), Vec::<String>::new());
+    }
+
+    #[test]
+    fn shared_rare_words_make_products_similar() {
+        let mut ix = NameIndex::default();
+        ix.set("A", Some("Pink paper lantern"));
+        ix.set("B", Some("Blue paper lantern"));
+        ix.set("C", Some("Pink cotton scarf"));
+        ix.set("D", Some("Steel hammer"));
+        ix.set("E", Some("Steel screwdriver"));
+        let sim = ix.similar("A", 10);
+        let names: Vec<&str> = sim.iter().map(|(s, _)| &**s).collect();
+        assert_eq!(
+            names,
+            ["B", "C"],
+            "two shared words beat one; D and E share none"
+        );
+        assert!(sim[0].1 > sim[1].1 && sim[0].1 <= 1.0 + 1e-12);
+        assert!(ix.similar("nope", 10).is_empty());
+        // The same name is fully similar.
+        ix.set("F", Some("blue PAPER lantern"));
+        assert!((ix.similar("B", 1)[0].1 - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn renamed_and_removed_products_leave_the_index() {
+        let mut ix = NameIndex::default();
+        ix.set("A", Some("paper lantern"));
+        ix.set("B", Some("paper lantern"));
+        ix.set("C", Some("wool socks"));
+        assert_eq!(ix.len(), 3);
+        ix.set("B", Some("wool socks"));
+        assert!(ix.similar("A", 10).is_empty());
+        assert_eq!(&*ix.similar("C", 10)[0].0, "B");
+        ix.set("B", None);
+        assert_eq!(ix.len(), 2);
+        assert!(ix.similar("C", 10).is_empty());
+        assert!(ix.similar("B", 10).is_empty());
+        // Setting the same name again changes nothing.
+        ix.set("A", Some("Paper Lantern"));
+        assert_eq!(ix.len(), 2);
+    }
+}
