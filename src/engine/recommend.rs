@@ -18,6 +18,8 @@ const HISTORY_CHUNK: usize = 256;
 const SAVE_EVERY: Duration = Duration::from_secs(30);
 /// Longest session id accepted for view tracking.
 const MAX_SESSION: usize = 128;
+/// Best sellers looked at when filling free slots of a recommendation list.
+const BESTSELLERS_SCANNED: usize = 500;
 
 /// Recommendations for a product.
 #[derive(Debug, Clone)]
@@ -102,10 +104,11 @@ impl Engine {
         Ok((available > 0).then_some(ProductView { product, available }))
     }
 
-    /// Products related to `sku`, best first: bought together, then viewed together;
-    /// without any, best sellers of the same category, then overall, then (no history at
-    /// all) other products of the category. Never the product itself, never one out of
-    /// stock.
+    /// Products related to `sku`, best first: bought together (with products named like
+    /// it blended in), then viewed together; slots still free are filled with best sellers
+    /// of the same category, then overall, then (no history at all) other products of the
+    /// category. Never the product itself, never one out of stock. `strategy` says where
+    /// the first came from.
     pub async fn recommendations(
         &self,
         sku: &str,
@@ -143,21 +146,22 @@ impl Engine {
                 strategy = Some(why);
             }
         }
-        if items.is_empty() {
-            let best = self.inner.recommender.bestsellers(2_000);
-            for s in &best {
-                if items.len() >= limit {
-                    break;
-                }
-                let same = self
-                    .inner
-                    .store
-                    .tables()
-                    .products
-                    .get(s)?
-                    .is_some_and(|p| !me.category.is_empty() && p.category == me.category);
-                if same && take(&mut items, s)? {
-                    strategy = Some("category_bestsellers");
+        // Slots the related products leave free are filled: best sellers of the same
+        // category, then overall, then (no history at all) other products of the category.
+        if items.len() < limit {
+            let best = self.inner.recommender.bestsellers(BESTSELLERS_SCANNED);
+            if !me.category.is_empty() {
+                let tables = self.inner.store.tables();
+                for s in &best {
+                    if items.len() >= limit {
+                        break;
+                    }
+                    let same = tables
+                        .product(s)?
+                        .is_some_and(|p| p.category == me.category);
+                    if same && take(&mut items, s)? && strategy.is_none() {
+                        strategy = Some("category_bestsellers");
+                    }
                 }
             }
             for s in &best {
@@ -169,12 +173,12 @@ impl Engine {
                 }
             }
         }
-        if items.is_empty() && !me.category.is_empty() {
+        if items.len() < limit && !me.category.is_empty() {
             let page = self
                 .search(super::SearchRequest {
                     category: Some(me.category.clone()),
                     in_stock: Some(true),
-                    limit: Some((limit + 1) as i64),
+                    limit: Some((2 * limit + 1) as i64),
                     ..Default::default()
                 })
                 .await?;
@@ -182,7 +186,7 @@ impl Engine {
                 if items.len() >= limit {
                     break;
                 }
-                if take(&mut items, p.product.sku.as_str())? {
+                if take(&mut items, p.product.sku.as_str())? && strategy.is_none() {
                     strategy = Some("category");
                 }
             }

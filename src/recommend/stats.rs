@@ -297,8 +297,15 @@ impl CoStats {
             .map(|(i, s)| (i as u32, s.count))
             .filter(|(_, c)| *c > 0)
             .collect();
-        all.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
-        all.truncate(limit);
+        let by_count = |x: &(u32, u32), y: &(u32, u32)| y.1.cmp(&x.1).then(x.0.cmp(&y.0));
+        if limit == 0 {
+            return Vec::new();
+        }
+        if all.len() > limit {
+            all.select_nth_unstable_by(limit - 1, by_count);
+            all.truncate(limit);
+        }
+        all.sort_by(by_count);
         all.into_iter()
             .map(|(i, c)| (self.names[i as usize].clone(), c))
             .collect()
@@ -342,6 +349,10 @@ mod tests {
         );
         assert_eq!(s.related("zzz", &plain, 10), Vec::new());
         assert_eq!(&*s.popular(1)[0].0, "a");
+        let top3: Vec<&str> = s.popular(3).iter().map(|(n, _)| &**n).collect();
+        assert_eq!(top3, ["a", "b", "c"], "ties in first-seen order");
+        assert_eq!(s.popular(100).len(), 5);
+        assert!(s.popular(0).is_empty());
     }
 
     #[test]

@@ -74,9 +74,20 @@ async fn what_was_bought_together_comes_first_and_fallbacks_fill_in() {
     let r = recs(&app, "RA").await;
     assert_eq!(r.body["strategy"], "bought_together");
     assert!(!skus(&r).contains(&"RA".to_owned()), "never itself");
-    assert!(
-        !skus(&r).contains(&"RC".to_owned()),
-        "one co-purchase is noise"
+    // One co-purchase is noise: RC is not related to RA, so it comes (if at all) only
+    // among the category's best sellers filling the free slots, after RD (bought twice).
+    let related: Vec<String> = app
+        .engine
+        .recommender()
+        .related("RA", 10)
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    assert_eq!(related, ["RB"]);
+    assert_eq!(
+        skus(&r),
+        ["RB", "RD", "RC"],
+        "free slots: category best sellers"
     );
 
     // Out of stock products are never recommended.
@@ -246,23 +257,37 @@ async fn names_like_this_products_follow_what_was_bought_with_it() {
         .import_orders(parse_past_orders(&body).unwrap(), |_| {})
         .await
         .unwrap();
+    // What the recommender relates to LA, and where each came from (the served list
+    // then fills free slots with best sellers and the category).
     let recs = |engine: &emporium::Engine| {
-        let engine = engine.clone();
-        async move {
-            let r = engine.recommendations("LA", 5).await.unwrap();
-            let skus: Vec<String> = r.items.iter().map(|p| p.product.sku.to_string()).collect();
-            (r.strategy, skus)
-        }
+        let related = engine.recommender().related("LA", 10);
+        let skus: Vec<String> = related.iter().map(|(s, _)| s.clone()).collect();
+        let whys: Vec<&str> = related.iter().map(|(_, w)| *w).collect();
+        async move { (whys, skus) }
     };
     // Bought together first; then the product named like it, never bought with it; the
     // unrelated one not at all.
     assert!(
         eventually(Duration::from_secs(5), || async {
-            recs(&engine).await == ("bought_together", vec!["LB".into(), "LC".into()])
+            recs(&engine).await
+                == (
+                    vec!["bought_together", "similar"],
+                    vec!["LB".into(), "LC".into()],
+                )
         })
         .await,
         "{:?}",
         recs(&engine).await
+    );
+    let served = engine.recommendations("LA", 2).await.unwrap();
+    assert_eq!(served.strategy, "bought_together");
+    assert_eq!(
+        served
+            .items
+            .iter()
+            .map(|p| p.product.sku.as_str())
+            .collect::<Vec<_>>(),
+        ["LB", "LC"]
     );
     // Renames are followed (through ProductChanged events).
     let renamed = |name: &str| draft(name, 100);
