@@ -349,7 +349,7 @@ mod tests {
         );
         assert_eq!(s.related("zzz", &plain, 10), Vec::new());
         assert_eq!(&*s.popular(1)[0].0, "a");
-        let top3: Vec<&str> = s.popular(3).iter().map(|(n, _)| &**n).collect();
+        let top3: Vec<String> = s.popular(3).iter().map(|(n, _)| n.to_string()).collect();
         assert_eq!(top3, ["a", "b", "c"], "ties in first-seen order");
         assert_eq!(s.popular(100).len(), 5);
         assert!(s.popular(0).is_empty());
