@@ -236,6 +236,24 @@ async fn the_model_comes_back_from_its_snapshot_without_relearning() {
     engine.shutdown().await.unwrap();
 }
 
+/// Waits until the recommender relates `sku` to exactly `want` (sku, where it came from),
+/// in that order — before the served list fills its free slots.
+async fn until_related(engine: &emporium::Engine, sku: &str, want: &[(&str, &str)]) {
+    let now = || {
+        let related = engine.recommender().related(sku, 10);
+        related
+            .iter()
+            .map(|(s, why)| (s.clone(), why.to_string()))
+            .collect::<Vec<_>>()
+    };
+    let want: Vec<(String, String)> = want
+        .iter()
+        .map(|(s, why)| (s.to_string(), why.to_string()))
+        .collect();
+    let reached = eventually(Duration::from_secs(5), || async { now() == want }).await;
+    assert!(reached, "{:?}", now());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn names_like_this_products_follow_what_was_bought_with_it() {
     use emporium::domain::history::parse_past_orders;
@@ -257,28 +275,14 @@ async fn names_like_this_products_follow_what_was_bought_with_it() {
         .import_orders(parse_past_orders(&body).unwrap(), |_| {})
         .await
         .unwrap();
-    // What the recommender relates to LA, and where each came from (the served list
-    // then fills free slots with best sellers and the category).
-    let recs = |engine: &emporium::Engine| {
-        let related = engine.recommender().related("LA", 10);
-        let skus: Vec<String> = related.iter().map(|(s, _)| s.clone()).collect();
-        let whys: Vec<&str> = related.iter().map(|(_, w)| *w).collect();
-        async move { (whys, skus) }
-    };
     // Bought together first; then the product named like it, never bought with it; the
     // unrelated one not at all.
-    assert!(
-        eventually(Duration::from_secs(5), || async {
-            recs(&engine).await
-                == (
-                    vec!["bought_together", "similar"],
-                    vec!["LB".into(), "LC".into()],
-                )
-        })
-        .await,
-        "{:?}",
-        recs(&engine).await
-    );
+    until_related(
+        &engine,
+        "LA",
+        &[("LB", "bought_together"), ("LC", "similar")],
+    )
+    .await;
     let served = engine.recommendations("LA", 2).await.unwrap();
     assert_eq!(served.strategy, "bought_together");
     assert_eq!(
@@ -290,36 +294,22 @@ async fn names_like_this_products_follow_what_was_bought_with_it() {
         ["LB", "LC"]
     );
     // Renames are followed (through ProductChanged events).
-    let renamed = |name: &str| draft(name, 100);
     engine
-        .put_product("LC", renamed("Garden hose"))
+        .put_product("LC", draft("Garden hose", 100))
         .await
         .unwrap();
     engine
-        .put_product("LD", renamed("Paper lantern green"))
+        .put_product("LD", draft("Paper lantern green", 100))
         .await
         .unwrap();
-    assert!(
-        eventually(Duration::from_secs(5), || async {
-            recs(&engine).await.1 == ["LB", "LD"]
-        })
-        .await,
-        "{:?}",
-        recs(&engine).await
-    );
+    let now = [("LB", "bought_together"), ("LD", "similar")];
+    until_related(&engine, "LA", &now).await;
     engine.shutdown().await.unwrap();
     drop(engine);
     // After a restart the names come from the product table (no event is re-delivered:
     // the snapshot has learned them all).
     let engine = open_engine(dir.path(), |_| {}).await;
-    assert!(
-        eventually(Duration::from_secs(5), || async {
-            recs(&engine).await.1 == ["LB", "LD"]
-        })
-        .await,
-        "{:?}",
-        recs(&engine).await
-    );
+    until_related(&engine, "LA", &now).await;
     // A product with no purchase history is not given name matches: its fallbacks stay.
     let r = engine.recommendations("LD", 5).await.unwrap();
     assert_ne!(r.strategy, "similar");
