@@ -107,6 +107,21 @@ fn main() {
     let pop = hit_rate(&cases, |q| {
         popular.iter().filter(|p| *p != q).cloned().collect()
     });
+    // Best sellers by units sold, the other common reading of "popularity".
+    let by_units: Vec<String> = {
+        let mut units: std::collections::HashMap<&str, u64> = Default::default();
+        for o in &train {
+            for i in &o.items {
+                *units.entry(i.sku.as_str()).or_default() += u64::from(i.quantity);
+            }
+        }
+        let mut v: Vec<(&str, u64)> = units.into_iter().collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        v.into_iter().take(11).map(|(s, _)| s.to_owned()).collect()
+    };
+    let pop_units = hit_rate(&cases, |q| {
+        by_units.iter().filter(|p| *p != q).cloned().collect()
+    });
     // The engine fills slots its related products leave free with best sellers (of the
     // product's category, then overall; the UCI products have no category), so "ours as
     // served" is filled; plain co-occurrence is shown both as is and filled the same way.
@@ -136,11 +151,12 @@ fn main() {
     let related = hit_rate(&cases, ours_list);
     let ours = hit_rate(&cases, |q| fill(ours_list(q), q));
     println!(
-        "hit-rate@10: popularity {pop:.4}, co-occurrence counts {co:.4} (filled {co_filled:.4}), ours as served {ours:.4} (related only {related:.4})"
+        "hit-rate@10: popularity {pop:.4} (by units sold {pop_units:.4}), co-occurrence counts {co:.4} (filled {co_filled:.4}), ours as served {ours:.4} (related only {related:.4})"
     );
     println!(
-        "ours: {:.2}× popularity, {:+.1} % vs co-occurrence counts, {:+.1} % vs co-occurrence filled; related only {:+.1} % vs co-occurrence counts",
+        "ours: {:.2}× popularity ({:.2}× by units), {:+.1} % vs co-occurrence counts, {:+.1} % vs co-occurrence filled; related only {:+.1} % vs co-occurrence counts",
         ours / pop,
+        ours / pop_units,
         (ours / co - 1.0) * 100.0,
         (ours / co_filled - 1.0) * 100.0,
         (related / co - 1.0) * 100.0

@@ -310,9 +310,11 @@ async fn names_like_this_products_follow_what_was_bought_with_it() {
     // the snapshot has learned them all).
     let engine = open_engine(dir.path(), |_| {}).await;
     until_related(&engine, "LA", &now).await;
-    // A product with no purchase history is not given name matches: its fallbacks stay.
+    // A product never bought: products named like it, before any best seller.
+    until_related(&engine, "LD", &[("LA", "similar")]).await;
     let r = engine.recommendations("LD", 5).await.unwrap();
-    assert_ne!(r.strategy, "similar");
+    assert_eq!(r.strategy, "similar");
+    assert_eq!(r.items[0].product.sku.as_str(), "LA");
     engine.shutdown().await.unwrap();
 }
 
