@@ -568,8 +568,9 @@ impl From<&crate::engine::ImportReport> for ImportReportOut {
 pub struct RecommendationsOut {
     /// Related products, best first (in stock, never the product itself).
     pub items: Vec<ProductOut>,
-    /// Where they came from: `bought_together`, `viewed_together`,
-    /// `category_bestsellers`, `bestsellers` or `category`.
+    /// Where the first came from: `bought_together`, `similar` (a product named like
+    /// this one), `viewed_together`, `category_bestsellers`, `bestsellers` or `category`;
+    /// the rest of the list may be filled from the later ones.
     pub strategy: String,
 }
 
