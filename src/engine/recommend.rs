@@ -26,9 +26,9 @@ const BESTSELLERS_SCANNED: usize = 500;
 pub struct Recommendations {
     /// Products, best first.
     pub items: Vec<ProductView>,
-    /// How the first was found: `bought_together`, `similar` (a name like this product's,
-    /// blended into bought together), `viewed_together`, `category_bestsellers`,
-    /// `bestsellers` or `category`.
+    /// How the first was found: `bought_together`, `similar` (named like this product:
+    /// blended into bought together, or for a product never bought with anything),
+    /// `viewed_together`, `category_bestsellers`, `bestsellers` or `category`.
     pub strategy: &'static str,
 }
 
@@ -105,10 +105,11 @@ impl Engine {
     }
 
     /// Products related to `sku`, best first: bought together (with products named like
-    /// it blended in), then viewed together; slots still free are filled with best sellers
-    /// of the same category, then overall, then (no history at all) other products of the
-    /// category. Never the product itself, never one out of stock. `strategy` says where
-    /// the first came from.
+    /// it blended in), then viewed together, then — for a product never bought with
+    /// anything — products named like it ([`Recommender::related`]); slots still free are
+    /// filled with best sellers of the same category, then overall, then (no history at
+    /// all) other products of the category. Never the product itself, never one out of
+    /// stock. `strategy` says where the first came from.
     pub async fn recommendations(
         &self,
         sku: &str,
