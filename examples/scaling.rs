@@ -4,7 +4,8 @@
 //! - catalog: products are the Icecat catalog's (19,406), repeated with a SKU suffix past
 //!   its size; per size: import rate, search latency (one client running the judged
 //!   development queries five times after a warm-up pass, 20 results), 16-client search
-//!   throughput, product reads, disk.
+//!   throughput, product reads, recommendations without order history (names, then the
+//!   category), time to open the engine again, disk.
 //! - carts: carts written straight into the store; per size: time to open the engine,
 //!   reading random carts (each activates an actor from the store), adding an item to
 //!   random carts from 16 callers in strict durability, disk.
@@ -54,9 +55,9 @@ async fn catalog() {
         .collect();
     let queries = common::icecat_dev_queries();
     println!(
-        "| products | import | search p50 / p99 (1 client) | searches/s (16 clients) | product get p50 / p99 | open | disk |"
+        "| products | import | search p50 / p99 (1 client) | searches/s (16 clients) | product get p50 / p99 | recommendations p50 / p99 (no history) | open | disk |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
     for n in [1_000usize, 10_000, 100_000] {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::new(dir.path());
@@ -134,8 +135,27 @@ async fn catalog() {
             engine.product(sku).await.unwrap();
             get.record(t.elapsed().as_micros() as u64).unwrap();
         }
+        // Recommendations with no order history: products named like it (the name
+        // index walks the postings of the product's words), then the category. Every
+        // product gets stock first (after the timings above), or none could be shown.
+        for chunk in skus.chunks(256) {
+            futures_util::future::try_join_all(chunk.iter().map(|s| engine.set_on_hand(s, 10)))
+                .await
+                .unwrap();
+        }
+        // Stock flips re-index every product; let that and its merges settle.
+        engine.search_flush().await.unwrap();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let mut recs = histogram();
+        for _ in 0..2_000 {
+            let sku = &skus[(next(&mut x) % n as u64) as usize];
+            let t = Instant::now();
+            engine.recommendations(sku, 10).await.unwrap();
+            recs.record(t.elapsed().as_micros() as u64).unwrap();
+        }
         let (s50, s99) = common::p50_p99(&one);
         let (g50, g99) = common::p50_p99(&get);
+        let (r50, r99) = common::p50_p99(&recs);
         engine.shutdown().await.unwrap();
         drop(engine);
         // Opening again reads every product's name for the recommender.
@@ -144,7 +164,7 @@ async fn catalog() {
         let reopen = t.elapsed();
         engine.shutdown().await.unwrap();
         println!(
-            "| {n} | {:.0}/s | {s50:.2} / {s99:.2} ms | {:.0} | {g50:.3} / {g99:.3} ms | {reopen:.0?} | {} MiB |",
+            "| {n} | {:.0}/s | {s50:.2} / {s99:.2} ms | {:.0} | {g50:.3} / {g99:.3} ms | {r50:.3} / {r99:.3} ms | {reopen:.0?} | {} MiB |",
             n as f64 / import.as_secs_f64(),
             searches as f64 / 3.0,
             dir_size(dir.path()) / 1048576

@@ -12,13 +12,18 @@
 //! The index lives in memory only: the engine fills it from the product table at start
 //! and keeps it current from `ProductChanged` events.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Words shared by more products than this are skipped when looking for similar ones:
-/// they say little (their weight is low) and would make a lookup cost a scan of the
-/// catalog.
-const MAX_POSTINGS: usize = 10_000;
+/// Most candidates one lookup gathers. Words are taken rarest first: a word adds new
+/// candidates only while they fit under this bound, and a commoner word then only adds to
+/// the scores of the candidates already found (a membership test each) — so a lookup
+/// costs about this many steps per word however large the catalog, and the rare words,
+/// which weigh most, always pick the candidates.
+const MAX_CANDIDATES: usize = 2_000;
+/// Fewest candidates a lookup tries to gather: a commoner word over the bound still adds
+/// new ones (its first, in index order) while fewer than this were found.
+const MIN_CANDIDATES: usize = 200;
 
 /// The words of a product name, distinct and sorted.
 pub fn words(name: &str) -> Vec<String> {
@@ -40,8 +45,8 @@ pub struct NameIndex {
     /// Word ids of each product (empty: no name, or removed).
     docs: Vec<Vec<u32>>,
     words: HashMap<String, u32>,
-    /// Products having each word.
-    postings: Vec<HashSet<u32>>,
+    /// Products having each word, sorted.
+    postings: Vec<Vec<u32>>,
     /// `ln` of each word's posting count (kept with the postings: a lookup then costs no
     /// logarithm per candidate).
     ln_df: Vec<f64>,
@@ -66,7 +71,7 @@ impl NameIndex {
         let next = self.postings.len() as u32;
         let id = *self.words.entry(w).or_insert(next);
         if id == next {
-            self.postings.push(HashSet::new());
+            self.postings.push(Vec::new());
             self.ln_df.push(0.0);
         }
         id
@@ -88,10 +93,16 @@ impl NameIndex {
         }
         let old = std::mem::take(&mut self.docs[doc as usize]);
         for &w in &old {
-            self.postings[w as usize].remove(&doc);
+            let posting = &mut self.postings[w as usize];
+            if let Ok(at) = posting.binary_search(&doc) {
+                posting.remove(at);
+            }
         }
         for &w in &new {
-            self.postings[w as usize].insert(doc);
+            let posting = &mut self.postings[w as usize];
+            if let Err(at) = posting.binary_search(&doc) {
+                posting.insert(at, doc);
+            }
         }
         for &w in old.iter().chain(&new) {
             self.ln_df[w as usize] = (self.postings[w as usize].len().max(1) as f64).ln();
@@ -130,16 +141,37 @@ impl NameIndex {
             return Vec::new();
         };
         let ln_n = (self.named.max(1) as f64).ln();
+        let mut words = self.docs[doc as usize].clone();
+        words.sort_by_key(|&w| self.postings[w as usize].len());
         let mut acc: HashMap<u32, f64> = HashMap::new();
-        for &w in &self.docs[doc as usize] {
+        for w in words {
             let posting = &self.postings[w as usize];
             let weight = self.idf(ln_n, w).powi(2);
-            if posting.len() > MAX_POSTINGS || weight <= 0.0 {
+            if weight <= 0.0 {
                 continue;
             }
+            if acc.len() + posting.len() <= MAX_CANDIDATES {
+                for &other in posting {
+                    if other != doc {
+                        *acc.entry(other).or_default() += weight;
+                    }
+                }
+                continue;
+            }
+            for (other, score) in acc.iter_mut() {
+                if posting.binary_search(other).is_ok() {
+                    *score += weight;
+                }
+            }
+            // Too few found so far: the first new ones of this commoner word.
+            let mut room = MIN_CANDIDATES.saturating_sub(acc.len());
             for &other in posting {
-                if other != doc {
-                    *acc.entry(other).or_default() += weight;
+                if room == 0 {
+                    break;
+                }
+                if other != doc && !acc.contains_key(&other) {
+                    acc.insert(other, weight);
+                    room -= 1;
                 }
             }
         }
@@ -202,6 +234,22 @@ mod tests {
         // The same name is fully similar.
         ix.set("F", Some("blue PAPER lantern"));
         assert!((ix.similar("B", 1)[0].1 - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_lookup_in_a_large_catalog_is_bounded_and_led_by_rare_words() {
+        let mut ix = NameIndex::default();
+        for i in 0..5_000 {
+            ix.set(&format!("W{i}"), Some(&format!("widget model{i}")));
+        }
+        ix.set("Q", Some("widget gizmo"));
+        ix.set("G", Some("gizmo sprocket"));
+        let sim = ix.similar("Q", 10);
+        assert_eq!(&*sim[0].0, "G", "the rare shared word leads");
+        // The common word still brings candidates (the first ones), never all 5,000.
+        assert_eq!(sim.len(), 10);
+        assert!(sim[1..].iter().all(|(s, _)| s.starts_with('W')));
+        assert!(ix.similar("W1", usize::MAX).len() <= MAX_CANDIDATES);
     }
 
     #[test]
