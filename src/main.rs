@@ -444,11 +444,6 @@ async fn import_orders(args: ImportArgs) -> anyhow::Result<()> {
             .import_orders(records, |done| bar.set_position(done as u64))
             .await?;
         bar.finish();
-        // The recommender learns from the event log; wait until it has seen everything.
-        let end = engine.event_log_end()?;
-        while engine.recommender().learned_through() < end {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
         let secs = started.elapsed().as_secs_f64();
         println!(
             "{}: imported {} orders in {secs:.1} s ({:.0}/s, learned included), {} refused",

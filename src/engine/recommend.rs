@@ -18,6 +18,8 @@ const HISTORY_CHUNK: usize = 256;
 const SAVE_EVERY: Duration = Duration::from_secs(30);
 /// Longest session id accepted for view tracking.
 const MAX_SESSION: usize = 128;
+/// Longest an order import waits for the recommender to learn what it imported.
+const LEARN_WAIT: Duration = Duration::from_secs(60);
 /// Best sellers looked at when filling free slots of a recommendation list.
 const BESTSELLERS_SCANNED: usize = 500;
 
@@ -200,7 +202,8 @@ impl Engine {
 
     /// Imports past orders from another system as history (status `delivered`, no stock
     /// change, no mail): each teaches the recommender. An order whose id was imported
-    /// before is skipped, so importing a file twice changes nothing.
+    /// before is skipped, so importing a file twice changes nothing. Returns once the
+    /// orders are durable and (waiting up to a minute) learned by the recommender.
     pub async fn import_orders(
         &self,
         records: Vec<Numbered<PastOrder>>,
@@ -266,6 +269,30 @@ impl Engine {
         }
         let barrier = self.inner.store.barrier();
         barrier.wait(barrier.ticket()).await?;
+        // Whoever imports history asks for recommendations next: answer once the
+        // recommender has learned it (it learns from the event log, asynchronously).
+        if report.imported > 0 {
+            let end = self.event_log_end()?;
+            if !self.recommender_caught_up(end, LEARN_WAIT).await {
+                tracing::warn!(
+                    through = end,
+                    "import: the recommender has not learned the imported orders yet"
+                );
+            }
+        }
         Ok(report)
+    }
+
+    /// Waits (at most `limit`) until the recommender has learned every event up to `seq`;
+    /// whether it has.
+    pub async fn recommender_caught_up(&self, seq: u64, limit: Duration) -> bool {
+        let until = tokio::time::Instant::now() + limit;
+        while self.inner.recommender.learned_through() < seq {
+            if tokio::time::Instant::now() >= until {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
     }
 }
