@@ -283,7 +283,8 @@ async fn recommendations(
 }
 
 /// Past orders from another system, kept as history (status `delivered`): they teach
-/// recommendations; no stock change, no email.
+/// recommendations; no stock change, no email. Answers once the orders are durable and
+/// the recommender has learned them (it waits up to a minute for that).
 #[utoipa::path(
     post,
     path = "/api/v1/admin/orders/import",
