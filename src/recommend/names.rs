@@ -252,6 +252,54 @@ mod tests {
         assert!(ix.similar("W1", usize::MAX).len() <= MAX_CANDIDATES);
     }
 
+    proptest::proptest! {
+        /// Below the candidate bound a lookup is exact: the same cosine scores, in the same
+        /// order, as comparing the product with every other one — also after renames.
+        #[test]
+        fn small_catalogs_are_ranked_exactly(
+            names in proptest::collection::vec(
+                proptest::collection::vec(0u8..12, 0..5), 1..40),
+            renames in proptest::collection::vec((0usize..40, proptest::collection::vec(0u8..12, 0..5)), 0..10),
+        ) {
+            let text = |ws: &[u8]| ws.iter().map(|w| format!("w{w}")).collect::<Vec<_>>().join(" ");
+            let mut ix = NameIndex::default();
+            let mut current: Vec<String> = Vec::new();
+            for (i, ws) in names.iter().enumerate() {
+                ix.set(&format!("P{i}"), Some(&text(ws)));
+                current.push(text(ws));
+            }
+            for (i, ws) in &renames {
+                if *i < current.len() {
+                    ix.set(&format!("P{i}"), Some(&text(ws)));
+                    current[*i] = text(ws);
+                }
+            }
+            // Brute force over the current names.
+            let sets: Vec<Vec<String>> = current.iter().map(|n| words(n)).collect();
+            let n = sets.iter().filter(|s| !s.is_empty()).count().max(1) as f64;
+            let df = |w: &String| sets.iter().filter(|s| s.contains(w)).count() as f64;
+            let idf2 = |w: &String| (n / df(w)).ln().powi(2);
+            let norm = |s: &Vec<String>| s.iter().map(idf2).sum::<f64>().sqrt();
+            for (q, qs) in sets.iter().enumerate() {
+                let mut want: Vec<(String, f64)> = sets
+                    .iter()
+                    .enumerate()
+                    .filter(|(d, _)| *d != q)
+                    .filter_map(|(d, ds)| {
+                        let dot: f64 = qs.iter().filter(|w| ds.contains(w)).map(idf2).sum();
+                        (dot > 0.0).then(|| (format!("P{d}"), dot / (norm(qs) * norm(ds))))
+                    })
+                    .collect();
+                want.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                let got = ix.similar(&format!("P{q}"), usize::MAX);
+                proptest::prop_assert_eq!(got.len(), want.len());
+                for ((gs, gv), (ws, wv)) in got.iter().zip(&want) {
+                    proptest::prop_assert!((gv - wv).abs() < 1e-9, "{gs} {gv} vs {ws} {wv}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn renamed_and_removed_products_leave_the_index() {
         let mut ix = NameIndex::default();
