@@ -48,10 +48,21 @@ impl Email {
 /// A boxed future of a send.
 pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
 
+/// A boxed future of several sends: one outcome per message, in order.
+pub type SendAllFuture<'a> = Pin<Box<dyn Future<Output = Vec<Result<(), String>>> + Send + 'a>>;
+
 /// Delivers messages. A send that returns `Ok` was accepted for delivery.
 pub trait Mailer: Send + Sync + 'static {
     /// Sends one message.
     fn send<'a>(&'a self, email: &'a Email) -> SendFuture<'a>;
+
+    /// Sends several messages, one outcome each; by default concurrently, one `send`
+    /// each. A mailer that can make a group durable at once overrides it.
+    fn send_all<'a>(&'a self, emails: &'a [Email]) -> SendAllFuture<'a> {
+        Box::pin(futures_util::future::join_all(
+            emails.iter().map(|e| self.send(e)),
+        ))
+    }
 }
 
 /// Writes each message to `dir/<id>.eml` (written to a temporary name, synced, renamed:
@@ -68,24 +79,87 @@ impl OutboxMailer {
     }
 }
 
+impl OutboxMailer {
+    /// Writes `emails` to the outbox: each to a temporary file, then one sync makes all
+    /// of them durable, then each is renamed into place and one directory sync makes the
+    /// renames durable — two syncs per group instead of two per message.
+    fn write_all(
+        dir: &std::path::Path,
+        emails: Vec<(String, Result<Vec<u8>, String>)>,
+    ) -> Vec<Result<(), String>> {
+        use std::io::Write;
+        let tmp = |id: &str| dir.join(format!(".{id}.tmp"));
+        let mut out: Vec<Result<(), String>> = emails
+            .iter()
+            .map(|(id, bytes)| {
+                let bytes = bytes.as_ref().map_err(Clone::clone)?;
+                let mut f = std::fs::File::create(tmp(id)).map_err(|e| format!("outbox: {e}"))?;
+                f.write_all(bytes).map_err(|e| format!("outbox: {e}"))?;
+                if !cfg!(target_os = "linux") {
+                    f.sync_data().map_err(|e| format!("outbox: {e}"))?;
+                }
+                Ok(())
+            })
+            .collect();
+        if let Err(e) = sync_file_system(dir) {
+            let e = format!("outbox: syncing: {e}");
+            for r in &mut out {
+                if r.is_ok() {
+                    *r = Err(e.clone());
+                }
+            }
+            return out;
+        }
+        for ((id, _), r) in emails.iter().zip(&mut out) {
+            if r.is_ok()
+                && let Err(e) = std::fs::rename(tmp(id), dir.join(format!("{id}.eml")))
+            {
+                *r = Err(format!("outbox: {e}"));
+            }
+        }
+        if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+            let e = format!("outbox: syncing the directory: {e}");
+            for r in &mut out {
+                if r.is_ok() {
+                    *r = Err(e.clone());
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Makes every file written in `dir`'s file system durable: one `syncfs(2)` on Linux,
+/// through rustix (its safe system-call wrappers; this crate denies `unsafe`); elsewhere
+/// each file was synced as it was written.
+fn sync_file_system(dir: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    rustix::fs::syncfs(std::fs::File::open(dir)?)?;
+    #[cfg(not(target_os = "linux"))]
+    let _ = dir;
+    Ok(())
+}
+
 impl Mailer for OutboxMailer {
     fn send<'a>(&'a self, email: &'a Email) -> SendFuture<'a> {
         Box::pin(async move {
-            let bytes = email.message()?.formatted();
+            let mut out = self.send_all(std::slice::from_ref(email)).await;
+            out.pop()
+                .unwrap_or_else(|| Err("outbox: no outcome".into()))
+        })
+    }
+
+    fn send_all<'a>(&'a self, emails: &'a [Email]) -> SendAllFuture<'a> {
+        Box::pin(async move {
+            let messages: Vec<(String, Result<Vec<u8>, String>)> = emails
+                .iter()
+                .map(|e| (e.id.clone(), e.message().map(|m| m.formatted())))
+                .collect();
             let dir = self.dir.clone();
-            let id = email.id.clone();
-            tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-                use std::io::Write;
-                let tmp = dir.join(format!(".{id}.tmp"));
-                let mut f = std::fs::File::create(&tmp)?;
-                f.write_all(&bytes)?;
-                f.sync_data()?;
-                std::fs::rename(&tmp, dir.join(format!("{id}.eml")))?;
-                std::fs::File::open(&dir)?.sync_all()
-            })
-            .await
-            .map_err(|e| format!("outbox writer: {e}"))?
-            .map_err(|e| format!("outbox: {e}"))
+            let n = emails.len();
+            tokio::task::spawn_blocking(move || OutboxMailer::write_all(&dir, messages))
+                .await
+                .unwrap_or_else(|e| vec![Err(format!("outbox writer: {e}")); n])
         })
     }
 }
@@ -161,6 +235,37 @@ mod tests {
         assert!(eml.contains("Subject: Your order"));
         assert!(eml.contains("Message-ID: <order_confirmation-7@emporium>"));
         assert!(eml.contains("multipart/alternative"));
+    }
+
+    #[tokio::test]
+    async fn a_group_lands_whole_with_one_outcome_per_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = OutboxMailer::new(dir.path().join("outbox")).unwrap();
+        let mut group: Vec<Email> = (0..5)
+            .map(|i| Email {
+                id: format!("m{i}"),
+                ..email()
+            })
+            .collect();
+        group[2].to = "not an address".into();
+        let out = m.send_all(&group).await;
+        assert_eq!(out.len(), 5);
+        assert!(out[2].as_ref().is_err_and(|e| e.starts_with("to:")));
+        assert!(out.iter().enumerate().all(|(i, r)| i == 2 || r.is_ok()));
+        let mut files: Vec<String> = std::fs::read_dir(dir.path().join("outbox"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        files.sort();
+        assert_eq!(
+            files,
+            ["m0.eml", "m1.eml", "m3.eml", "m4.eml"],
+            "no temporary files left"
+        );
+        for f in &files {
+            let eml = std::fs::read_to_string(dir.path().join("outbox").join(f)).unwrap();
+            assert!(eml.contains("Subject: Your order") && eml.contains("multipart/alternative"));
+        }
     }
 
     #[test]
