@@ -185,13 +185,8 @@ async fn bounded(n: usize, secs: u64) {
                 let mut x = k.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
                 let mut reads = 0u64;
                 while Instant::now() < deadline {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    engine
-                        .cart(&ids[(x % ids.len() as u64) as usize])
-                        .await
-                        .unwrap();
+                    let i = common::xorshift(&mut x) % ids.len() as u64;
+                    engine.cart(&ids[i as usize]).await.unwrap();
                     reads += 1;
                 }
                 reads

@@ -24,17 +24,10 @@ use emporium::domain::product::ProductDraft;
 use emporium::{Config, Durability, Engine, SearchRequest};
 
 mod common;
+use common::{clients, xorshift};
 
 fn histogram() -> hdrhistogram::Histogram<u64> {
     hdrhistogram::Histogram::new_with_bounds(1, 60_000_000, 3).unwrap()
-}
-
-/// A xorshift step: cheap, deterministic pseudo-random indexes.
-fn next(x: &mut u64) -> u64 {
-    *x ^= *x << 13;
-    *x ^= *x >> 7;
-    *x ^= *x << 17;
-    *x
 }
 
 #[tokio::main]
@@ -102,35 +95,32 @@ async fn catalog() {
             }
         }
         let deadline = Instant::now() + Duration::from_secs(3);
-        let tasks: Vec<_> = (0..16)
-            .map(|c| {
-                let (engine, queries) = (engine.clone(), queries.clone());
-                tokio::spawn(async move {
-                    let mut done = 0u64;
-                    while Instant::now() < deadline {
-                        let q = &queries[(c + done as usize) % queries.len()];
-                        engine
-                            .search(SearchRequest {
-                                q: Some(q.clone()),
-                                limit: Some(20),
-                                ..Default::default()
-                            })
-                            .await
-                            .unwrap();
-                        done += 1;
-                    }
-                    done
-                })
-            })
-            .collect();
-        let mut searches = 0;
-        for t in tasks {
-            searches += t.await.unwrap();
-        }
+        let searches: u64 = clients(16, |c| {
+            let (engine, queries) = (engine.clone(), queries.clone());
+            async move {
+                let mut done = 0u64;
+                while Instant::now() < deadline {
+                    let q = &queries[(c as usize + done as usize) % queries.len()];
+                    engine
+                        .search(SearchRequest {
+                            q: Some(q.clone()),
+                            limit: Some(20),
+                            ..Default::default()
+                        })
+                        .await
+                        .unwrap();
+                    done += 1;
+                }
+                done
+            }
+        })
+        .await
+        .into_iter()
+        .sum();
         let mut get = histogram();
         let mut x = 0x9E37_79B9_7F4A_7C15u64;
         for _ in 0..5_000 {
-            let sku = &skus[(next(&mut x) % n as u64) as usize];
+            let sku = &skus[(xorshift(&mut x) % n as u64) as usize];
             let t = Instant::now();
             engine.product(sku).await.unwrap();
             get.record(t.elapsed().as_micros() as u64).unwrap();
@@ -148,7 +138,7 @@ async fn catalog() {
         tokio::time::sleep(Duration::from_secs(3)).await;
         let mut recs = histogram();
         for _ in 0..2_000 {
-            let sku = &skus[(next(&mut x) % n as u64) as usize];
+            let sku = &skus[(xorshift(&mut x) % n as u64) as usize];
             let t = Instant::now();
             engine.recommendations(sku, 10).await.unwrap();
             recs.record(t.elapsed().as_micros() as u64).unwrap();
@@ -200,32 +190,29 @@ async fn carts() {
         let mut read = histogram();
         let mut x = 0x2545_F491_4F6C_DD1Du64;
         for _ in 0..5_000 {
-            let id = &ids[(next(&mut x) % n as u64) as usize];
+            let id = &ids[(xorshift(&mut x) % n as u64) as usize];
             let t = Instant::now();
             engine.cart(id).await.unwrap();
             read.record(t.elapsed().as_micros() as u64).unwrap();
         }
         let ids = std::sync::Arc::new(ids);
         let deadline = Instant::now() + Duration::from_secs(3);
-        let tasks: Vec<_> = (0..16u64)
-            .map(|k| {
-                let (engine, ids) = (engine.clone(), ids.clone());
-                tokio::spawn(async move {
-                    let mut x = (k + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                    let mut done = 0u64;
-                    while Instant::now() < deadline {
-                        let id = &ids[(next(&mut x) % ids.len() as u64) as usize];
-                        engine.cart_add_item(id, "SCALE-1", 1).await.unwrap();
-                        done += 1;
-                    }
-                    done
-                })
-            })
-            .collect();
-        let mut adds = 0;
-        for t in tasks {
-            adds += t.await.unwrap();
-        }
+        let adds: u64 = clients(16, |k| {
+            let (engine, ids) = (engine.clone(), ids.clone());
+            async move {
+                let mut x = (k + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                let mut done = 0u64;
+                while Instant::now() < deadline {
+                    let id = &ids[(xorshift(&mut x) % ids.len() as u64) as usize];
+                    engine.cart_add_item(id, "SCALE-1", 1).await.unwrap();
+                    done += 1;
+                }
+                done
+            }
+        })
+        .await
+        .into_iter()
+        .sum();
         let (r50, r99) = common::p50_p99(&read);
         engine.shutdown().await.unwrap();
         println!(

@@ -54,12 +54,11 @@ async fn main() {
 
     let queries = common::icecat_dev_queries();
     let deadline = Instant::now() + Duration::from_secs(seconds);
-    let mut tasks = Vec::new();
-    for c in 0..clients {
+    let per_client = common::clients(clients as u64, |c| {
         let (engine, queries) = (engine.clone(), queries.clone());
-        tasks.push(tokio::spawn(async move {
+        async move {
             let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 10_000_000, 3).unwrap();
-            let mut i = c;
+            let mut i = c as usize;
             while Instant::now() < deadline {
                 let q = &queries[i % queries.len()];
                 i += 1;
@@ -76,11 +75,12 @@ async fn main() {
                 h.record(start.elapsed().as_micros() as u64).unwrap();
             }
             h
-        }));
-    }
+        }
+    })
+    .await;
     let mut all = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 10_000_000, 3).unwrap();
-    for t in tasks {
-        all.add(t.await.unwrap()).unwrap();
+    for h in per_client {
+        all.add(h).unwrap();
     }
     println!(
         "{clients} clients, {seconds} s: {} searches ({:.0}/s)",

@@ -47,6 +47,29 @@ pub fn store_carts(dir: &std::path::Path, n: usize, keep_every: usize) -> Vec<St
     ids
 }
 
+/// A xorshift step: cheap, deterministic pseudo-random indexes.
+pub fn xorshift(x: &mut u64) -> u64 {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    *x
+}
+
+/// Runs `n` client tasks at once (each given its index) and returns their results, in
+/// order.
+pub async fn clients<T, Fut>(n: u64, client: impl Fn(u64) -> Fut) -> Vec<T>
+where
+    Fut: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let tasks: Vec<_> = (0..n).map(|k| tokio::spawn(client(k))).collect();
+    let mut out = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        out.push(t.await.expect("client task"));
+    }
+    out
+}
+
 /// This process's resident set size.
 pub fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();

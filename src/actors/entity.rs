@@ -121,9 +121,8 @@ impl<R> Effect<R> {
     }
     pub fn deferred(reply: R) -> Self {
         Self {
-            reply,
-            wrote: false,
             deferred: true,
+            ..Self::new(reply, false)
         }
     }
 }

@@ -54,10 +54,9 @@ pub(crate) struct SkuEntity {
 /// per reservation.
 pub(crate) struct SkuState {
     stock: Stock,
-    /// The stock as last written, kept while `stock` has changes not written yet.
+    /// The stock as last written: `Some` exactly while `stock` has changes not written
+    /// yet.
     written: Option<Stock>,
-    /// Whether `stock` differs from `written`.
-    dirty: bool,
     /// The events of the unwritten changes, in order.
     events: Vec<DomainEvent>,
 }
@@ -67,7 +66,6 @@ impl SkuState {
         SkuState {
             stock,
             written: None,
-            dirty: false,
             events: Vec::new(),
         }
     }
@@ -89,7 +87,8 @@ impl Entity for SkuEntity {
         let now = now_millis();
         // Expired holds never count, even if the timer has not fired yet.
         let expire = self.expiry.load(Ordering::Acquire) && st.stock.has_expired(now);
-        if (expire || !matches!(cmd, SkuCmd::Get)) && st.written.is_none() {
+        let pending = st.written.is_some();
+        if (expire || !matches!(cmd, SkuCmd::Get)) && !pending {
             st.written = Some(st.stock.clone());
         }
         let on_hand = st.stock.on_hand;
@@ -118,12 +117,12 @@ impl Entity for SkuEntity {
                 available: st.stock.available(),
             });
         }
-        st.dirty |= expired || result == Ok(true);
-        if !st.dirty {
+        let changed = expired || result == Ok(true);
+        if !(pending || changed) {
             st.written = None;
         }
         let reply = result.map(|_| st.stock.level()).map_err(SkuFailure::from);
-        if st.dirty {
+        if st.written.is_some() {
             Effect::deferred(reply)
         } else {
             Effect::read(reply)
@@ -138,9 +137,6 @@ impl Entity for SkuEntity {
         let Some(before) = st.written.take() else {
             return Ok(false);
         };
-        if !st.dirty {
-            return Ok(false);
-        }
         let flips = (before.available() > 0) != (st.stock.available() > 0);
         let write = || {
             let mut batch = WriteBatch::default();
@@ -152,7 +148,6 @@ impl Entity for SkuEntity {
         };
         let result = write();
         st.events.clear();
-        st.dirty = false;
         match result {
             Ok(_) => {
                 if flips {
@@ -181,7 +176,7 @@ impl Entity for SkuEntity {
             return false;
         }
         st.written = Some(st.stock.clone());
-        st.dirty = st.stock.expire(now);
+        st.stock.expire(now);
         match self.flush(sku, st) {
             Ok(wrote) => wrote,
             Err(e) => {
@@ -193,6 +188,6 @@ impl Entity for SkuEntity {
 
     /// A SKU with open reservations stays resident so that its expiry timer runs.
     fn may_passivate(&self, st: &SkuState) -> bool {
-        st.stock.reservations.is_empty() && !st.dirty
+        st.stock.reservations.is_empty() && st.written.is_none()
     }
 }

@@ -79,7 +79,7 @@ impl Stock {
 
     /// Units a shopper can still buy.
     pub fn available(&self) -> u64 {
-        self.on_hand.saturating_sub(self.reserved())
+        self.level().available()
     }
 
     /// Earliest expiry among open reservations.

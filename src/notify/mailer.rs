@@ -65,8 +65,9 @@ pub trait Mailer: Send + Sync + 'static {
     }
 }
 
-/// Writes each message to `dir/<id>.eml` (written to a temporary name, synced, renamed:
-/// a file in the outbox is always whole, and writing the same id again replaces it).
+/// Writes each message to `dir/<id>.eml` (written to a temporary name, made durable,
+/// renamed: a file in the outbox is always whole, and writing the same id again replaces
+/// it).
 pub struct OutboxMailer {
     dir: PathBuf,
 }
@@ -77,9 +78,7 @@ impl OutboxMailer {
         std::fs::create_dir_all(&dir)?;
         Ok(OutboxMailer { dir })
     }
-}
 
-impl OutboxMailer {
     /// Writes `emails` to the outbox: each to a temporary file, then one sync makes all
     /// of them durable, then each is renamed into place and one directory sync makes the
     /// renames durable — two syncs per group instead of two per message.
@@ -101,13 +100,14 @@ impl OutboxMailer {
                 Ok(())
             })
             .collect();
-        if let Err(e) = sync_file_system(dir) {
-            let e = format!("outbox: syncing: {e}");
-            for r in &mut out {
-                if r.is_ok() {
-                    *r = Err(e.clone());
-                }
+        // A failed sync fails every message not failed already: none is known durable.
+        let fail_rest = |out: &mut Vec<Result<(), String>>, e: String| {
+            for r in out.iter_mut().filter(|r| r.is_ok()) {
+                *r = Err(e.clone());
             }
+        };
+        if let Err(e) = sync_file_system(dir) {
+            fail_rest(&mut out, format!("outbox: syncing: {e}"));
             return out;
         }
         for ((id, _), r) in emails.iter().zip(&mut out) {
@@ -118,12 +118,7 @@ impl OutboxMailer {
             }
         }
         if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
-            let e = format!("outbox: syncing the directory: {e}");
-            for r in &mut out {
-                if r.is_ok() {
-                    *r = Err(e.clone());
-                }
-            }
+            fail_rest(&mut out, format!("outbox: syncing the directory: {e}"));
         }
         out
     }

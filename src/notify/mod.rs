@@ -157,6 +157,8 @@ pub struct Notifier {
     /// Wakes the sender when something is queued.
     wake: Arc<tokio::sync::Notify>,
     currency: String,
+    /// Templates compiled once per version.
+    compiled: templates::Cache,
 }
 
 impl Notifier {
@@ -165,6 +167,7 @@ impl Notifier {
             store,
             wake,
             currency,
+            compiled: templates::Cache::default(),
         }
     }
 
@@ -257,7 +260,7 @@ impl Notifier {
             next_attempt_at: now,
             sent_at: None,
         };
-        match templates::render(name, &tpl, &ctx) {
+        match self.compiled.render(name, &tpl, &ctx) {
             Ok(r) => {
                 n.subject = r.subject;
                 n.text = r.text;

@@ -119,63 +119,79 @@ pub struct Rendered {
     pub html: String,
 }
 
-/// A template compiled once, with the sources it was compiled from.
+/// A template compiled, with the sources it was compiled from.
 struct Compiled {
     sources: Template,
     env: minijinja::Environment<'static>,
 }
 
-/// Compiled templates by name. Compiling a template on every message was 4 % of the
-/// server's CPU under checkout load; a stored edit changes the sources, and the next
-/// message compiles again.
-static COMPILED: std::sync::LazyLock<
-    std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<Compiled>>>,
-> = std::sync::LazyLock::new(Default::default);
-
 const PARTS: [&str; 3] = ["subject", "txt", "html"];
 
-fn compiled(name: &str, template: &Template) -> Result<std::sync::Arc<Compiled>, String> {
-    let mut cache = COMPILED.lock().expect("template cache lock");
-    if let Some(c) = cache.get(name).filter(|c| c.sources == *template) {
-        return Ok(c.clone());
+impl Compiled {
+    fn new(name: &str, template: &Template) -> Result<Compiled, String> {
+        let mut env = environment();
+        for (suffix, source) in
+            PARTS
+                .iter()
+                .zip([&template.subject, &template.text, &template.html])
+        {
+            env.add_template_owned(format!("{name}.{suffix}"), source.clone())
+                .map_err(|e| format!("{suffix}: {e:#}"))?;
+        }
+        Ok(Compiled {
+            sources: template.clone(),
+            env,
+        })
     }
-    let mut env = environment();
-    for (suffix, source) in PARTS
-        .iter()
-        .zip([&template.subject, &template.text, &template.html])
-    {
-        env.add_template_owned(format!("{name}.{suffix}"), source.clone())
-            .map_err(|e| format!("{suffix}: {e:#}"))?;
+
+    fn render(&self, name: &str, ctx: &Value) -> Result<Rendered, String> {
+        let part = |suffix: &str| {
+            self.env
+                .get_template(&format!("{name}.{suffix}"))
+                .and_then(|t| t.render(ctx))
+                .map_err(|e| format!("{suffix}: {e:#}"))
+        };
+        let subject = part("subject")?
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        Ok(Rendered {
+            subject,
+            text: part("txt")?,
+            html: part("html")?,
+        })
     }
-    let c = std::sync::Arc::new(Compiled {
-        sources: template.clone(),
-        env,
-    });
-    cache.insert(name.to_owned(), c.clone());
-    Ok(c)
 }
 
-/// Renders `template` with `ctx`.
+/// Renders `template` with `ctx` (compiling it first).
 pub fn render(name: &str, template: &Template, ctx: &Value) -> Result<Rendered, String> {
-    let compiled = compiled(name, template)?;
-    let part = |suffix: &str| {
-        compiled
-            .env
-            .get_template(&format!("{name}.{suffix}"))
-            .and_then(|t| t.render(ctx))
-            .map_err(|e| format!("{suffix}: {e:#}"))
-    };
-    let subject = part("subject")?
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ");
-    Ok(Rendered {
-        subject,
-        text: part("txt")?,
-        html: part("html")?,
-    })
+    Compiled::new(name, template)?.render(name, ctx)
+}
+
+/// Compiled templates by name, kept by the notifier: compiling a template for every
+/// message was 4 % of the server's CPU under checkout load. A stored edit changes the
+/// sources, and the next message compiles again.
+#[derive(Default)]
+pub struct Cache(std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<Compiled>>>);
+
+impl Cache {
+    /// Renders `template` with `ctx`, compiling it only if these sources are new.
+    pub fn render(&self, name: &str, template: &Template, ctx: &Value) -> Result<Rendered, String> {
+        let compiled = {
+            let mut cache = self.0.lock().expect("template cache lock");
+            match cache.get(name).filter(|c| c.sources == *template) {
+                Some(c) => c.clone(),
+                None => {
+                    let c = std::sync::Arc::new(Compiled::new(name, template)?);
+                    cache.insert(name.to_owned(), c.clone());
+                    c
+                }
+            }
+        };
+        compiled.render(name, ctx)
+    }
 }
 
 /// A context with every field a template may use, for checking templates.
