@@ -191,6 +191,38 @@ async fn imported_history_teaches_recommendations_without_stock_changes_or_mail(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_import_answers_once_the_recommender_has_learned_it() {
+    use emporium::domain::history::parse_past_orders;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open_engine(dir.path(), |_| {}).await;
+    // Wide baskets: learning them (every pair of 150 lines) is far slower than storing
+    // them, so an import that did not wait would answer well before the model has them.
+    let body: String = (0..300)
+        .map(|i| {
+            let items: Vec<String> = (0..150)
+                .map(|j| format!(r#"{{"sku": "W{}", "quantity": 1}}"#, (i * 7 + j) % 400))
+                .collect();
+            format!(
+                r#"{{"id": "w{i}", "created_at": 1304244000000, "items": [{}]}}"#,
+                items.join(",")
+            ) + "\n"
+        })
+        .collect();
+    let report = engine
+        .import_orders(parse_past_orders(&body).unwrap(), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(report.imported, 300);
+    // No polling: the import's answer means learned.
+    assert_eq!(
+        engine.recommender().learned_through(),
+        engine.event_log_end().unwrap()
+    );
+    assert_eq!(engine.recommender().size().0, 300);
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_model_comes_back_from_its_snapshot_without_relearning() {
     use emporium::domain::history::parse_past_orders;
     let dir = tempfile::tempdir().unwrap();
