@@ -17,12 +17,18 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::http::{HeaderValue, Method, Request};
+use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -100,31 +106,122 @@ impl Step {
 
 #[derive(Default)]
 struct Stats {
-    steps: Mutex<BTreeMap<&'static str, Step>>,
-    /// Units bought per SKU by `201` checkouts.
-    sold: Mutex<BTreeMap<String, u64>>,
+    /// Requests sent and flows completed so far (for the progress bar and `--max-requests`).
     requests: AtomicU64,
     flows: AtomicU64,
-    transport_errors: AtomicU64,
+    /// Each shopper's own tally, merged in when it stops.
+    merged: Mutex<Tally>,
 }
 
-impl Stats {
-    fn record(&self, step: &'static str, took: Duration, status: u16) {
-        let mut steps = self.steps.lock().expect("stats");
-        let s = steps.entry(step).or_insert_with(Step::new);
+/// What one shopper saw. Kept per shopper and merged at the end, so recording a request
+/// takes no lock shared with the other shoppers.
+#[derive(Default)]
+struct Tally {
+    steps: BTreeMap<&'static str, Step>,
+    /// Units bought per SKU by `201` checkouts.
+    sold: BTreeMap<String, u64>,
+    transport_errors: u64,
+}
+
+impl Tally {
+    fn record(&mut self, step: &'static str, took: Duration, status: u16) {
+        let s = self.steps.entry(step).or_insert_with(Step::new);
         let _ = s.hist.record((took.as_micros() as u64).max(1));
         *s.statuses.entry(status).or_default() += 1;
+    }
+
+    fn merge(&mut self, other: Tally) {
+        for (name, step) in other.steps {
+            let mine = self.steps.entry(name).or_insert_with(Step::new);
+            let _ = mine.hist.add(&step.hist);
+            for (status, n) in step.statuses {
+                *mine.statuses.entry(status).or_default() += n;
+            }
+        }
+        for (sku, q) in other.sold {
+            *self.sold.entry(sku).or_default() += q;
+        }
+        self.transport_errors += other.transport_errors;
+    }
+}
+
+type Body = Full<Bytes>;
+
+/// A shopper's one keep-alive HTTP/1.1 connection, on hyper's low-level client: no pool, no
+/// URL parsing and no JSON tree per request. The client shares the machine's two cores
+/// with the server, so every microsecond it spends is one the server does not get; with
+/// reqwest and a parsed `Value` per answer it used more CPU per request than the no-op
+/// server it was measuring (see BENCHMARKS.md, "The HTTP ceiling").
+struct Conn {
+    addr: SocketAddr,
+    host: HeaderValue,
+    timeout: Duration,
+    sender: Option<SendRequest<Body>>,
+}
+
+impl Conn {
+    /// Sends one request and reads the whole answer; `None` on a transport error or a
+    /// timeout (the connection is dropped then: a late answer must not be read as the next
+    /// request's).
+    async fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+        key: Option<&str>,
+    ) -> Option<(u16, Bytes)> {
+        let attempt = async {
+            if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
+                let stream = tokio::net::TcpStream::connect(self.addr).await.ok()?;
+                stream.set_nodelay(true).ok()?;
+                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                    .await
+                    .ok()?;
+                tokio::spawn(conn);
+                self.sender = Some(sender);
+            }
+            let sender = self.sender.as_mut()?;
+            sender.ready().await.ok()?;
+            let mut req = Request::builder()
+                .method(method)
+                .uri(path)
+                .header(hyper::header::HOST, self.host.clone());
+            if body.is_some() {
+                req = req.header(hyper::header::CONTENT_TYPE, "application/json");
+            }
+            if let Some(key) = key {
+                req = req.header("idempotency-key", key);
+            }
+            let req = req.body(Full::new(body.unwrap_or_default())).ok()?;
+            let res = sender.send_request(req).await.ok()?;
+            let status = res.status().as_u16();
+            let bytes = res.into_body().collect().await.ok()?.to_bytes();
+            Some((status, bytes))
+        };
+        let answer = tokio::time::timeout(self.timeout, attempt)
+            .await
+            .ok()
+            .flatten();
+        if answer.is_none() {
+            self.sender = None;
+        }
+        answer
     }
 }
 
 struct Shopper {
-    client: reqwest::Client,
-    base: String,
+    conn: Conn,
+    tally: Tally,
     stats: Arc<Stats>,
     stop: Arc<AtomicBool>,
     max_requests: u64,
     think: Duration,
-    token: String,
+    checkout_body: Bytes,
+}
+
+#[derive(serde::Deserialize)]
+struct Created {
+    id: String,
 }
 
 impl Shopper {
@@ -133,56 +230,44 @@ impl Shopper {
             || self.stats.requests.load(Ordering::Relaxed) >= self.max_requests
     }
 
-    /// Sends one request; `None` on a transport error (counted).
-    async fn send(&self, step: &'static str, req: reqwest::RequestBuilder) -> Option<(u16, Value)> {
+    /// Sends one request and records it; `None` on a transport error (counted).
+    async fn send(
+        &mut self,
+        step: &'static str,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+        key: Option<&str>,
+    ) -> Option<(u16, Bytes)> {
         if !self.think.is_zero() {
             tokio::time::sleep(self.think).await;
         }
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let start = Instant::now();
-        let res = match req.send().await {
-            Ok(r) => r,
-            Err(_) => {
-                self.stats.transport_errors.fetch_add(1, Ordering::Relaxed);
-                return None;
-            }
+        let Some((status, body)) = self.conn.send(method, path, body, key).await else {
+            self.tally.transport_errors += 1;
+            return None;
         };
-        let status = res.status().as_u16();
-        let body = res.json::<Value>().await.unwrap_or(Value::Null);
-        self.stats.record(step, start.elapsed(), status);
+        self.tally.record(step, start.elapsed(), status);
         Some((status, body))
     }
 
-    async fn get(&self, step: &'static str, path: &str) -> Option<(u16, Value)> {
-        self.send(step, self.client.get(format!("{}{path}", self.base)))
-            .await
-    }
-
-    async fn post(&self, step: &'static str, path: &str, body: Value) -> Option<(u16, Value)> {
-        self.send(
-            step,
-            self.client.post(format!("{}{path}", self.base)).json(&body),
-        )
-        .await
+    async fn get(&mut self, step: &'static str, path: &str) -> Option<u16> {
+        let (status, _) = self.send(step, Method::GET, path, None, None).await?;
+        Some(status)
     }
 
     /// Checks out, retrying with the same key while the answer does not arrive.
-    async fn checkout(&self, cart: &str) -> Option<(u16, Value)> {
-        let key = uuid::Uuid::new_v4().to_string();
-        let body = json!({
-            "email": "shopper@example.com",
-            "payment_token": self.token,
-            "shipping_address": {"name": "Load Gen", "line1": "1 Orbit Way", "city": "Base",
-                                 "postal_code": "00001", "country": "US"}
-        });
+    async fn checkout(&mut self, cart: &str) -> Option<u16> {
+        let key = uuid::Uuid::new_v4().simple().to_string();
+        let path = format!("/api/v1/carts/{cart}/checkout");
         for _ in 0..5 {
-            let req = self
-                .client
-                .post(format!("{}/api/v1/carts/{cart}/checkout", self.base))
-                .header("Idempotency-Key", &key)
-                .json(&body);
-            if let Some(r) = self.send("checkout", req).await {
-                return Some(r);
+            let body = Some(self.checkout_body.clone());
+            if let Some((status, _)) = self
+                .send("checkout", Method::POST, &path, body, Some(&key))
+                .await
+            {
+                return Some(status);
             }
             if self.stop.load(Ordering::Relaxed) {
                 return None;
@@ -191,8 +276,9 @@ impl Shopper {
         None
     }
 
-    async fn run(self, skus: Arc<Vec<String>>, mix: Mix, seed: u64) {
+    async fn run(mut self, skus: Arc<Vec<String>>, mix: Mix, seed: u64) {
         let mut n = seed;
+        let empty = Bytes::from_static(b"{}");
         while !self.done() {
             n = n
                 .wrapping_mul(6364136223846793005)
@@ -207,21 +293,32 @@ impl Shopper {
                     .get("view", &format!("/api/v1/products/{}", pick(0)))
                     .await;
             }
-            let Some((201, cart)) = self.post("create_cart", "/api/v1/carts", json!({})).await
-            else {
+            let created = self
+                .send(
+                    "create_cart",
+                    Method::POST,
+                    "/api/v1/carts",
+                    Some(empty.clone()),
+                    None,
+                )
+                .await;
+            let Some((201, cart)) = created else {
                 continue;
             };
-            let cart = cart["id"].as_str().unwrap_or_default().to_owned();
+            let Ok(Created { id: cart }) = serde_json::from_slice(&cart) else {
+                continue;
+            };
             let lines = match mix {
                 Mix::Flow => 2,
                 Mix::Full => 1 + (n >> 40) % 3,
             };
             let mut wanted = BTreeMap::new();
+            let path = format!("/api/v1/carts/{cart}/items");
             for k in 0..lines {
                 let sku = pick(k);
-                let path = format!("/api/v1/carts/{cart}/items");
+                let body = Bytes::from(format!(r#"{{"sku":"{sku}","quantity":1}}"#));
                 if let Some((200, _)) = self
-                    .post("add_item", &path, json!({"sku": sku, "quantity": 1}))
+                    .send("add_item", Method::POST, &path, Some(body), None)
                     .await
                 {
                     *wanted.entry(sku).or_insert(0u64) += 1;
@@ -230,31 +327,33 @@ impl Shopper {
             if wanted.is_empty() {
                 continue;
             }
-            if let Some((201, _)) = self.checkout(&cart).await {
-                let mut sold = self.stats.sold.lock().expect("sold");
+            if let Some(201) = self.checkout(&cart).await {
                 for (sku, q) in wanted {
-                    *sold.entry(sku).or_default() += q;
+                    *self.tally.sold.entry(sku).or_default() += q;
                 }
                 self.stats.flows.fetch_add(1, Ordering::Relaxed);
             }
         }
+        self.stats.merged.lock().expect("tally").merge(self.tally);
     }
 }
 
-fn loopback_only(url: &str) -> Result<(), String> {
+/// The server's address and `Host` header; refuses anything but a loopback address.
+fn loopback_addr(url: &str) -> Result<(SocketAddr, String), String> {
     let parsed = reqwest::Url::parse(url).map_err(|e| format!("--url: {e}"))?;
     let host = parsed.host_str().unwrap_or_default();
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let loopback = host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    if loopback {
-        Ok(())
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let ip = if bare == "localhost" {
+        Some(std::net::IpAddr::from([127, 0, 0, 1]))
     } else {
-        Err(format!(
+        bare.parse::<std::net::IpAddr>().ok()
+    };
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    match ip {
+        Some(ip) if ip.is_loopback() => Ok((SocketAddr::new(ip, port), format!("{host}:{port}"))),
+        _ => Err(format!(
             "refusing {url}: the load generator only talks to loopback addresses"
-        ))
+        )),
     }
 }
 
@@ -322,7 +421,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(addr) = args.noop_server {
         return noop_server(addr).await;
     }
-    loopback_only(&args.url)?;
+    let (addr, host) = loopback_addr(&args.url)?;
+    let host = HeaderValue::from_str(&host)?;
     let base = args.url.trim_end_matches('/').to_owned();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(args.timeout))
@@ -377,6 +477,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
 
+    let checkout_body = Bytes::from(serde_json::to_vec(&json!({
+        "email": "shopper@example.com",
+        "payment_token": args.payment_token,
+        "shipping_address": {"name": "Load Gen", "line1": "1 Orbit Way", "city": "Base",
+                             "postal_code": "00001", "country": "US"}
+    }))?);
     let stats = Arc::new(Stats::default());
     let stop = Arc::new(AtomicBool::new(false));
     let skus = Arc::new(skus);
@@ -384,13 +490,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tasks: Vec<_> = (0..args.shoppers)
         .map(|i| {
             let shopper = Shopper {
-                client: client.clone(),
-                base: base.clone(),
+                conn: Conn {
+                    addr,
+                    host: host.clone(),
+                    timeout: Duration::from_secs(args.timeout),
+                    sender: None,
+                },
+                tally: Tally::default(),
                 stats: stats.clone(),
                 stop: stop.clone(),
                 max_requests: args.max_requests,
                 think: Duration::from_millis(args.think_ms),
-                token: args.payment_token.clone(),
+                checkout_body: checkout_body.clone(),
             };
             tokio::spawn(shopper.run(skus.clone(), args.mix, i as u64 * 7919 + 1))
         })
@@ -420,7 +531,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     bar.finish_and_clear();
 
     // Audit: what the server says was sold against what the shoppers were told.
-    let sold = stats.sold.lock().expect("sold").clone();
+    let tally = std::mem::take(&mut *stats.merged.lock().expect("tally"));
+    let sold = &tally.sold;
     let mut audit = Vec::new();
     let mut audit_ok = true;
     for sku in skus.iter().filter(|_| !args.no_audit) {
@@ -442,8 +554,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
 
-    let steps = stats.steps.lock().expect("stats");
-    let step_report: Vec<Value> = steps
+    let step_report: Vec<Value> = tally
+        .steps
         .iter()
         .map(|(name, s)| {
             let q = |p: f64| s.hist.value_at_quantile(p) as f64 / 1000.0;
@@ -460,7 +572,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "url": base, "mix": format!("{:?}", args.mix).to_lowercase(), "shoppers": args.shoppers,
         "seconds": elapsed, "requests": stats.requests.load(Ordering::Relaxed),
         "flows": flows, "flows_per_sec": flows as f64 / elapsed,
-        "transport_errors": stats.transport_errors.load(Ordering::Relaxed),
+        "transport_errors": tally.transport_errors,
         "steps": step_report, "audit_ok": audit_ok, "audit": audit,
     });
     if args.json {
