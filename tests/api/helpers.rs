@@ -256,7 +256,8 @@ pub async fn start_binary(dir: &std::path::Path, extra: &[&str]) -> Server {
             .filter(|a| **a != "--no-token" && **a != "--demo"),
     );
     let mut child = cmd
-        .env("RUST_LOG", "info")
+        // The access log (one line per request) is at `debug`; the tests read it.
+        .env("RUST_LOG", "info,emporium::http=debug")
         .env_remove("EMPORIUM_ADMIN_TOKEN")
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
