@@ -229,12 +229,17 @@ impl Notifier {
 
     async fn note(&self, event: &LoggedEvent) -> Result<(), String> {
         let tables = self.store.tables();
-        if tables
-            .notifications
-            .contains(&event.seq)
-            .map_err(|e| e.to_string())?
-        {
-            return Ok(()); // redelivered: already noted
+        let e = |e: StorageError| e.to_string();
+        if let Some(noted) = tables.notifications.get(&event.seq).map_err(e)? {
+            // Redelivered: already noted. A crash between the two inserts below can have
+            // left a pending notification without its queue entry; put it back.
+            if noted.status == NotificationStatus::Pending
+                && !tables.mail_queue.contains(&event.seq).map_err(e)?
+            {
+                tables.mail_queue.put(&event.seq, &Mark).map_err(e)?;
+                self.wake.notify_one();
+            }
+            return Ok(());
         }
         let Some((name, subject_id, to, ctx)) =
             self.plan(&event.event).map_err(|e| e.to_string())?
@@ -271,19 +276,16 @@ impl Notifier {
                 n.last_error = Some(format!("rendering: {e}"));
             }
         }
-        let mut batch = WriteBatch::default();
-        batch
-            .put(&tables.notifications, &event.seq, &n)
-            .map_err(|e| e.to_string())?;
+        // Two plain inserts, the notification first, not one multi-key write: a journal
+        // entry would copy the whole rendered mail once more. The sender only looks at
+        // queued ones, so it never finds a queue entry without its notification; a crash
+        // between the two leaves a pending notification unqueued, and the redelivery (the
+        // dispatcher's offset is written after this, and sled recovers a prefix of its
+        // log) queues it above. No flush wait: the offset orders it.
+        tables.notifications.put(&event.seq, &n).map_err(e)?;
         if n.status == NotificationStatus::Pending {
-            batch
-                .put(&tables.mail_queue, &event.seq, &Mark)
-                .map_err(|e| e.to_string())?;
+            tables.mail_queue.put(&event.seq, &Mark).map_err(e)?;
         }
-        // No flush wait here: the dispatcher's offset is written after this, so whenever the
-        // offset survives a crash this record does too (sled recovers a prefix of its log);
-        // otherwise the event is delivered again and noted again.
-        self.store.write(batch).map_err(|e| e.to_string())?;
         self.wake.notify_one();
         Ok(())
     }
@@ -496,6 +498,43 @@ mod tests {
         batch.put(&tables.notifications, &seq, &n).unwrap();
         batch.put(&tables.mail_queue, &seq, &Mark).unwrap();
         store.write(batch).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_redelivered_event_queues_its_pending_notification_again_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+        let tables = store.tables();
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let notifier = Notifier::new(store.clone(), wake, "EUR".into());
+        let logged = |seq| LoggedEvent {
+            seq,
+            at: 0,
+            event: DomainEvent::OrderDelivered {
+                order_id: format!("o{seq}"),
+            },
+        };
+        // Seq 1: a crash came between the notification's insert and its queue entry's.
+        queued(&store, 1);
+        tables.mail_queue.remove(&1).unwrap();
+        // Seq 2: already sent (its queue entry removed with the outcome).
+        queued(&store, 2);
+        let mut sent = tables.notifications.get(&2).unwrap().unwrap();
+        sent.status = NotificationStatus::Sent;
+        tables.notifications.put(&2, &sent).unwrap();
+        tables.mail_queue.remove(&2).unwrap();
+
+        for seq in [1, 2, 1] {
+            notifier.note(&logged(seq)).await.unwrap();
+        }
+        assert!(tables.mail_queue.contains(&1).unwrap(), "queued again");
+        assert!(!tables.mail_queue.contains(&2).unwrap(), "a sent one stays sent");
+        let n = tables.notifications.get(&1).unwrap().unwrap();
+        assert_eq!(
+            (n.subject.as_str(), n.attempts),
+            ("s", 0),
+            "not rendered again"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
