@@ -528,7 +528,10 @@ mod tests {
             notifier.note(&logged(seq)).await.unwrap();
         }
         assert!(tables.mail_queue.contains(&1).unwrap(), "queued again");
-        assert!(!tables.mail_queue.contains(&2).unwrap(), "a sent one stays sent");
+        assert!(
+            !tables.mail_queue.contains(&2).unwrap(),
+            "a sent one stays sent"
+        );
         let n = tables.notifications.get(&1).unwrap().unwrap();
         assert_eq!(
             (n.subject.as_str(), n.attempts),
