@@ -185,9 +185,9 @@ const SLOW_REQUEST: Duration = Duration::from_secs(1);
 
 /// The access-log line of a finished request: `warn` for a server error (5xx), `info` for
 /// a request slower than [`SLOW_REQUEST`], `debug` for the rest. Every request is counted
-/// by route and status in `/metrics` anyway; a formatted line per request cost the engine
-/// about 50 µs of CPU each (15 % of the checkout flow's throughput over HTTP,
-/// BENCHMARKS.md), so the full log is opt-in: `RUST_LOG=info,emporium::http=debug`.
+/// by route and status in `/metrics` anyway; a formatted line per request cost about
+/// 6.5 µs of server CPU each (BENCHMARKS.md, "Cost of request logging"), so the full log
+/// is opt-in: `RUST_LOG=info,emporium::http=debug`.
 fn access_log(status: StatusCode, latency: Duration) {
     let latency_ms = latency.as_secs_f64() * 1000.0;
     if status.is_server_error() {
@@ -248,6 +248,39 @@ pub async fn serve(
 mod tests {
     use super::*;
     use tower::ServiceExt;
+
+    #[test]
+    fn the_access_log_line_is_debug_unless_a_request_failed_or_was_slow() {
+        #[derive(Clone, Default)]
+        struct Buf(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let out = Buf::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            access_log(StatusCode::OK, Duration::from_millis(3));
+            access_log(StatusCode::NOT_FOUND, Duration::from_millis(3));
+            access_log(StatusCode::SERVICE_UNAVAILABLE, Duration::from_millis(3));
+            access_log(StatusCode::OK, SLOW_REQUEST);
+        });
+        let log = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = log.lines().collect();
+        assert_eq!(lines.len(), 2, "{log}");
+        assert!(lines[0].contains("WARN") && lines[0].contains("request failed"));
+        assert!(lines[1].contains("INFO") && lines[1].contains("slow request finished"));
+    }
 
     #[tokio::test]
     async fn a_panicking_handler_answers_a_problem_without_the_panic_text() {

@@ -241,14 +241,12 @@ impl Notifier {
             }
             return Ok(());
         }
-        let Some((name, subject_id, to, ctx)) =
-            self.plan(&event.event).map_err(|e| e.to_string())?
-        else {
+        let Some((name, subject_id, to, ctx)) = self.plan(&event.event).map_err(e)? else {
             return Ok(());
         };
         let now = now_millis();
         let tpl = template(&self.store, name)
-            .map_err(|e| e.to_string())?
+            .map_err(e)?
             .ok_or("no such template")?;
         let mut n = Notification {
             seq: event.seq,

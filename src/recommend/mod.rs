@@ -9,6 +9,7 @@
 //! survives restarts without re-learning all history, and never learns an order twice.
 //! Views are not in the event log: those since the last snapshot are lost in a crash.
 
+pub mod intern;
 pub mod names;
 pub mod stats;
 
@@ -106,12 +107,7 @@ impl Recommender {
     pub fn open(data_dir: &Path, scoring: Scoring) -> Result<Recommender, StorageError> {
         let path = data_dir.join("recommender.snapshot");
         let model = match std::fs::read(&path) {
-            Ok(bytes) => {
-                let mut m: Model = codec::decode(&bytes)?;
-                m.bought.reindex();
-                m.viewed.reindex();
-                m
-            }
+            Ok(bytes) => codec::decode(&bytes)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Model::default(),
             Err(e) => return Err(StorageError::Io(format!("reading {}: {e}", path.display()))),
         };

@@ -15,6 +15,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::intern::{Interner, top_k};
+
 /// Most candidates one lookup gathers. Words are taken rarest first: a word adds new
 /// candidates only while they fit under this bound, and a commoner word then only adds to
 /// the scores of the candidates already found (a membership test each) — so a lookup
@@ -40,8 +42,7 @@ pub fn words(name: &str) -> Vec<String> {
 /// Product names as weighted word sets, with an inverted index.
 #[derive(Debug, Default)]
 pub struct NameIndex {
-    ids: HashMap<Arc<str>, u32>,
-    skus: Vec<Arc<str>>,
+    skus: Interner,
     /// Word ids of each product (empty: no name, or removed).
     docs: Vec<Vec<u32>>,
     words: HashMap<String, u32>,
@@ -56,14 +57,10 @@ pub struct NameIndex {
 
 impl NameIndex {
     fn doc(&mut self, sku: &str) -> u32 {
-        if let Some(&d) = self.ids.get(sku) {
-            return d;
+        let (d, new) = self.skus.intern(sku);
+        if new {
+            self.docs.push(Vec::new());
         }
-        let d = self.skus.len() as u32;
-        let sku: Arc<str> = Arc::from(sku);
-        self.skus.push(sku.clone());
-        self.ids.insert(sku, d);
-        self.docs.push(Vec::new());
         d
     }
 
@@ -137,7 +134,7 @@ impl NameIndex {
     /// The products most similar to `sku` by name, best first, with their cosine
     /// similarity (0–1); never `sku` itself.
     pub fn similar(&self, sku: &str, limit: usize) -> Vec<(Arc<str>, f64)> {
-        let Some(&doc) = self.ids.get(sku) else {
+        let Some(doc) = self.skus.id(sku) else {
             return Vec::new();
         };
         let ln_n = (self.named.max(1) as f64).ln();
@@ -176,7 +173,7 @@ impl NameIndex {
             }
         }
         let own = self.norm(ln_n, doc);
-        let mut scored: Vec<(u32, f64)> = acc
+        let scored: Vec<(u32, f64)> = acc
             .into_iter()
             .map(|(d, dot)| {
                 let cos = dot / (own * self.norm(ln_n, d)).max(f64::MIN_POSITIVE);
@@ -185,18 +182,11 @@ impl NameIndex {
             .collect();
         let by_score = |x: &(u32, f64), y: &(u32, f64)| {
             y.1.total_cmp(&x.1)
-                .then_with(|| self.skus[x.0 as usize].cmp(&self.skus[y.0 as usize]))
+                .then_with(|| self.skus.name(x.0).cmp(self.skus.name(y.0)))
         };
-        let k = limit.min(scored.len());
-        if k == 0 {
-            return Vec::new();
-        }
-        scored.select_nth_unstable_by(k - 1, by_score);
-        scored.truncate(k);
-        scored.sort_by(by_score);
-        scored
+        top_k(scored, limit, by_score)
             .into_iter()
-            .map(|(d, s)| (self.skus[d as usize].clone(), s))
+            .map(|(d, s)| (self.skus.name(d).clone(), s))
             .collect()
     }
 }

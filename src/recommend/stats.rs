@@ -27,6 +27,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::intern::{Interner, top_k};
+
 /// Ranking parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Scoring {
@@ -108,9 +110,7 @@ pub const MAX_PAIR_ITEMS: usize = 200;
 /// Co-occurrence statistics over interned item ids.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct CoStats {
-    names: Vec<Arc<str>>,
-    #[serde(skip)]
-    ids: HashMap<Arc<str>, u32>,
+    names: Interner,
     items: Vec<ItemStat>,
     /// For each item, its partners (both directions are stored).
     pairs: Vec<HashMap<u32, PairStat>>,
@@ -123,26 +123,12 @@ const DAY_MS: f64 = 86_400_000.0;
 const EPOCH_MS: f64 = 946_684_800_000.0;
 
 impl CoStats {
-    /// Rebuilds the name index after deserialising.
-    pub fn reindex(&mut self) {
-        self.ids = self
-            .names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.clone(), i as u32))
-            .collect();
-    }
-
     fn intern(&mut self, name: &str) -> u32 {
-        if let Some(&id) = self.ids.get(name) {
-            return id;
+        let (id, new) = self.names.intern(name);
+        if new {
+            self.items.push(ItemStat::default());
+            self.pairs.push(HashMap::new());
         }
-        let id = self.names.len() as u32;
-        let name: Arc<str> = Arc::from(name);
-        self.names.push(name.clone());
-        self.ids.insert(name, id);
-        self.items.push(ItemStat::default());
-        self.pairs.push(HashMap::new());
         id
     }
 
@@ -219,15 +205,15 @@ impl CoStats {
 
     /// Baskets containing `item`.
     pub fn count(&self, item: &str) -> u32 {
-        self.ids
-            .get(item)
-            .map_or(0, |&i| self.items[i as usize].count)
+        self.names
+            .id(item)
+            .map_or(0, |i| self.items[i as usize].count)
     }
 
     /// Baskets containing both.
     pub fn pair_count(&self, a: &str, b: &str) -> u32 {
-        match (self.ids.get(a), self.ids.get(b)) {
-            (Some(&a), Some(&b)) => self.pairs[a as usize].get(&b).map_or(0, |p| p.count),
+        match (self.names.id(a), self.names.id(b)) {
+            (Some(a), Some(b)) => self.pairs[a as usize].get(&b).map_or(0, |p| p.count),
             _ => 0,
         }
     }
@@ -264,10 +250,10 @@ impl CoStats {
 
     /// The items most associated with `item`, best first, with their scores.
     pub fn related(&self, item: &str, scoring: &Scoring, limit: usize) -> Vec<(Arc<str>, f64)> {
-        let Some(&a) = self.ids.get(item) else {
+        let Some(a) = self.names.id(item) else {
             return Vec::new();
         };
-        let mut scored: Vec<(u32, f64)> = self.pairs[a as usize]
+        let scored: Vec<(u32, f64)> = self.pairs[a as usize]
             .iter()
             .filter(|(_, p)| p.count >= scoring.min_support)
             .map(|(&b, p)| {
@@ -275,39 +261,26 @@ impl CoStats {
                 (b, p.weight / wb.powf(scoring.beta))
             })
             .collect();
-        let k = limit.min(scored.len());
-        if k == 0 {
-            return Vec::new();
-        }
-        scored.select_nth_unstable_by(k - 1, |x, y| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0)));
-        scored.truncate(k);
-        scored.sort_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0)));
-        scored
-            .into_iter()
-            .map(|(b, s)| (self.names[b as usize].clone(), s))
-            .collect()
+        top_k(scored, limit, |x, y| {
+            y.1.total_cmp(&x.1).then(x.0.cmp(&y.0))
+        })
+        .into_iter()
+        .map(|(b, s)| (self.names.name(b).clone(), s))
+        .collect()
     }
 
     /// Items by how often they were bought (raw counts), best first.
     pub fn popular(&self, limit: usize) -> Vec<(Arc<str>, u32)> {
-        let mut all: Vec<(u32, u32)> = self
+        let all: Vec<(u32, u32)> = self
             .items
             .iter()
             .enumerate()
             .map(|(i, s)| (i as u32, s.count))
             .filter(|(_, c)| *c > 0)
             .collect();
-        let by_count = |x: &(u32, u32), y: &(u32, u32)| y.1.cmp(&x.1).then(x.0.cmp(&y.0));
-        if limit == 0 {
-            return Vec::new();
-        }
-        if all.len() > limit {
-            all.select_nth_unstable_by(limit - 1, by_count);
-            all.truncate(limit);
-        }
-        all.sort_by(by_count);
-        all.into_iter()
-            .map(|(i, c)| (self.names[i as usize].clone(), c))
+        top_k(all, limit, |x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)))
+            .into_iter()
+            .map(|(i, c)| (self.names.name(i).clone(), c))
             .collect()
     }
 }

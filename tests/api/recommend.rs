@@ -192,7 +192,6 @@ async fn imported_history_teaches_recommendations_without_stock_changes_or_mail(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_import_answers_once_the_recommender_has_learned_it() {
-    use emporium::domain::history::parse_past_orders;
     let dir = tempfile::tempdir().unwrap();
     let engine = open_engine(dir.path(), |_| {}).await;
     // Wide baskets: learning them (every pair of 150 lines) is far slower than storing
@@ -208,10 +207,7 @@ async fn an_order_import_answers_once_the_recommender_has_learned_it() {
             ) + "\n"
         })
         .collect();
-    let report = engine
-        .import_orders(parse_past_orders(&body).unwrap(), |_| {})
-        .await
-        .unwrap();
+    let report = import(&engine, &body).await;
     assert_eq!(report.imported, 300);
     // No polling: the import's answer means learned.
     assert_eq!(
@@ -224,7 +220,6 @@ async fn an_order_import_answers_once_the_recommender_has_learned_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_model_comes_back_from_its_snapshot_without_relearning() {
-    use emporium::domain::history::parse_past_orders;
     let dir = tempfile::tempdir().unwrap();
     let engine = open_engine(dir.path(), |_| {}).await;
     for sku in ["SX", "SY"] {
@@ -234,10 +229,7 @@ async fn the_model_comes_back_from_its_snapshot_without_relearning() {
     let body: String = (0..50)
         .map(|i| format!(r#"{{"id": "o{i}", "created_at": 1304244000000, "items": [{{"sku": "SX", "quantity": 1}}, {{"sku": "SY", "quantity": 1}}]}}"#) + "\n")
         .collect();
-    let report = engine
-        .import_orders(parse_past_orders(&body).unwrap(), |_| {})
-        .await
-        .unwrap();
+    let report = import(&engine, &body).await;
     assert_eq!(report.imported, 50);
     let end = engine.event_log_end().unwrap();
     assert!(
@@ -265,6 +257,12 @@ async fn the_model_comes_back_from_its_snapshot_without_relearning() {
     engine.shutdown().await.unwrap();
 }
 
+/// Imports past orders given as NDJSON into `engine` (answers once they are learned).
+async fn import(engine: &emporium::Engine, ndjson: &str) -> emporium::engine::ImportReport {
+    let records = emporium::domain::history::parse_past_orders(ndjson).unwrap();
+    engine.import_orders(records, |_| {}).await.unwrap()
+}
+
 /// Waits until the recommender relates `sku` to exactly `want` (sku, where it came from),
 /// in that order — before the served list fills its free slots.
 async fn until_related(engine: &emporium::Engine, sku: &str, want: &[(&str, &str)]) {
@@ -285,7 +283,6 @@ async fn until_related(engine: &emporium::Engine, sku: &str, want: &[(&str, &str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn names_like_this_products_follow_what_was_bought_with_it() {
-    use emporium::domain::history::parse_past_orders;
     let dir = tempfile::tempdir().unwrap();
     let engine = open_engine(dir.path(), |_| {}).await;
     for (sku, name) in [
@@ -300,10 +297,7 @@ async fn names_like_this_products_follow_what_was_bought_with_it() {
     let body: String = (0..2)
         .map(|i| format!(r#"{{"id": "n{i}", "created_at": 1304244000000, "items": [{{"sku": "LA", "quantity": 1}}, {{"sku": "LB", "quantity": 1}}]}}"#) + "\n")
         .collect();
-    engine
-        .import_orders(parse_past_orders(&body).unwrap(), |_| {})
-        .await
-        .unwrap();
+    import(&engine, &body).await;
     // Bought together first; then the product named like it, never bought with it; the
     // unrelated one not at all.
     until_related(
