@@ -57,6 +57,15 @@ pub struct Config {
     /// A cart with items and an email, unchanged this long, gets a reminder (checked by
     /// the cart sweep, every `cart_sweep_interval`).
     pub abandoned_cart_after: Duration,
+    /// Failed checkouts a cart may have per `failed_checkout_window`; the next one is
+    /// refused (`429`) until the oldest leaves the window.
+    pub failed_checkouts_per_window: usize,
+    /// The window of `failed_checkouts_per_window`; at most one payment-failure mail goes
+    /// per cart per window.
+    pub failed_checkout_window: Duration,
+    /// A failed checkout that charged nothing is deleted this long after it was made (by
+    /// the cart sweep).
+    pub failed_order_retention: Duration,
 }
 
 impl Config {
@@ -84,6 +93,9 @@ impl Config {
             mail_max_attempts: 6,
             mail_retry_base: Duration::from_secs(2),
             abandoned_cart_after: Duration::from_secs(24 * 3600),
+            failed_checkouts_per_window: 5,
+            failed_checkout_window: Duration::from_secs(3600),
+            failed_order_retention: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }

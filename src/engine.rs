@@ -67,6 +67,18 @@ pub enum EngineError {
     /// stock below what is reserved).
     #[error("{0}")]
     StockConflict(String),
+    /// The SKU holds as many open reservations as its record can store.
+    #[error("the item holds {max} open reservations, the most it can; try again shortly")]
+    TooManyReservations {
+        /// The bound ([`crate::domain::inventory::MAX_RESERVATIONS`]).
+        max: usize,
+    },
+    /// The cart's checkouts failed too often lately; it may check out again later.
+    #[error("too many failed checkouts of this cart; try again in {retry_after_secs} s")]
+    TooManyCheckoutAttempts {
+        /// Seconds until the oldest counted failure leaves the window.
+        retry_after_secs: u64,
+    },
     /// No such reservation.
     #[error("no reservation {0}")]
     UnknownReservation(String),
@@ -127,6 +139,9 @@ impl From<CartFailure> for EngineError {
             CartFailure::Rule(CartError::CheckoutInProgress) => EngineError::CheckoutInProgress,
             CartFailure::Empty => EngineError::EmptyCart,
             CartFailure::KeyReused => EngineError::IdempotencyKeyReused,
+            CartFailure::TooManyFailures(ms) => EngineError::TooManyCheckoutAttempts {
+                retry_after_secs: (ms.max(0) as u64).div_ceil(1000).max(1),
+            },
             CartFailure::Rule(CartError::TooManyLines) => EngineError::TooManyLines,
             CartFailure::Rule(CartError::Invalid(i)) => EngineError::Invalid(i),
             CartFailure::Storage(s) => EngineError::Storage(s),
@@ -143,6 +158,9 @@ impl From<SkuFailure> for EngineError {
             SkuFailure::Rule(InventoryError::Invalid(i)) => EngineError::Invalid(i),
             SkuFailure::Rule(InventoryError::UnknownReservation(id)) => {
                 EngineError::UnknownReservation(id)
+            }
+            SkuFailure::Rule(InventoryError::TooManyReservations { max }) => {
+                EngineError::TooManyReservations { max }
             }
             SkuFailure::Rule(other) => EngineError::StockConflict(other.to_string()),
             SkuFailure::Storage(s) => EngineError::Storage(s),
@@ -334,6 +352,10 @@ impl Engine {
                 store: store.clone(),
                 ttl_ms: millis(config.cart_ttl),
                 currency: config.currency.clone(),
+                failures: crate::domain::cart::FailurePolicy {
+                    limit: config.failed_checkouts_per_window,
+                    window_ms: millis(config.failed_checkout_window),
+                },
             },
             barrier.clone(),
             dcfg,
@@ -672,6 +694,9 @@ impl Engine {
             if let Err(e) = engine.prune_idempotency_keys() {
                 tracing::warn!(error = %e, "idempotency key sweep failed");
             }
+            if let Err(e) = engine.prune_failed_orders().await {
+                tracing::warn!(error = %e, "failed order sweep failed");
+            }
             if let Err(e) = engine.sweep_abandoned_carts().await {
                 tracing::warn!(error = %e, "abandoned cart sweep failed");
             }
@@ -761,7 +786,8 @@ impl Engine {
         .await
     }
 
-    /// Turns a reservation into a sale.
+    /// Turns a reservation into a sale. A reservation that has lapsed is refused
+    /// ([`EngineError::UnknownReservation`]): reserve again.
     pub async fn commit_reservation(
         &self,
         sku: &str,
@@ -770,6 +796,7 @@ impl Engine {
         check_reservation_id(reservation)?;
         self.reservation_call(sku, || SkuCmd::Commit {
             id: reservation.to_owned(),
+            quantity: 0,
         })
         .await
     }
@@ -1024,7 +1051,14 @@ impl Engine {
         self.keep(tokio::spawn(crate::actors::dispatcher::run(
             self.inner.store.clone(),
             subscriber,
+            crate::actors::dispatcher::RetryPolicy::default(),
         )));
+    }
+
+    /// Events subscriber `name` skipped after its retries were spent (poison events):
+    /// sequence number and the last error.
+    pub fn skipped_events(&self, name: &str) -> Result<Vec<(u64, String)>, EngineError> {
+        Ok(crate::actors::dispatcher::skipped(&self.inner.store, name)?)
     }
 
     /// How far subscriber `name` has got (the last delivered sequence number).
@@ -1111,10 +1145,11 @@ fn parse_cursor(c: &str) -> Option<usize> {
 }
 
 fn check_reservation_id(id: &str) -> Result<(), Invalid> {
-    if id.is_empty() || id.len() > 128 || id.chars().any(char::is_control) {
+    use crate::domain::inventory::MAX_RESERVATION_ID;
+    if id.is_empty() || id.len() > MAX_RESERVATION_ID || id.chars().any(char::is_control) {
         return Err(Invalid::new(
             "reservation",
-            "must be 1 to 128 printable characters",
+            format!("must be 1 to {MAX_RESERVATION_ID} bytes of printable characters"),
         ));
     }
     Ok(())

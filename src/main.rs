@@ -127,8 +127,9 @@ struct ServeArgs {
     /// Seconds between background passes over orders with outstanding work.
     #[arg(long, env = "EMPORIUM_RECOVERY_INTERVAL_SECS", default_value_t = 10)]
     recovery_interval_secs: u64,
-    /// Requests per second each client IP may make on shopper routes (0: no limit; behind
-    /// a proxy every client shares the proxy's address, so leave it off there).
+    /// Requests per second each client IP (each /64 for IPv6) may make on shopper routes
+    /// (0: no limit, and `serve` warns at start; behind a proxy every client shares the
+    /// proxy's address, so leave it off there and limit at the proxy).
     #[arg(long, env = "EMPORIUM_RATE_LIMIT_PER_SEC", default_value_t = 0.0)]
     rate_limit_per_sec: f64,
     /// Burst allowed above that rate (default: two seconds' worth).
@@ -137,6 +138,18 @@ struct ServeArgs {
     /// Most API requests in flight; more are answered 503 at once instead of queueing.
     #[arg(long, env = "EMPORIUM_MAX_IN_FLIGHT", default_value_t = 1024)]
     max_in_flight: usize,
+    /// Require `Authorization: Bearer <token>` on /metrics (without it /metrics is open to
+    /// anyone who can reach the listen address).
+    #[arg(long, env = "EMPORIUM_METRICS_TOKEN", hide_env_values = true)]
+    metrics_token: Option<String>,
+    /// Most connections open at once; at the cap the server stops accepting until one
+    /// closes.
+    #[arg(long, env = "EMPORIUM_MAX_CONNECTIONS", default_value_t = 4096)]
+    max_connections: usize,
+    /// Seconds a client has to send a request's headers before its connection is closed
+    /// (stalled and idle connections cannot pile up).
+    #[arg(long, env = "EMPORIUM_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    header_read_timeout_secs: u64,
     /// Do not count HTTP requests for /metrics (to measure what counting costs).
     #[arg(long, env = "EMPORIUM_NO_REQUEST_METRICS")]
     no_request_metrics: bool,
@@ -296,8 +309,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 (args.rate_limit_per_sec, burst)
             }),
             max_in_flight: args.max_in_flight,
+            metrics_token: args
+                .metrics_token
+                .as_deref()
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(Into::into),
         },
     );
+    if args.rate_limit_per_sec <= 0.0 {
+        tracing::warn!(
+            "no per-client rate limit (--rate-limit-per-sec): limit clients here or at a proxy in front"
+        );
+    }
+    if args.metrics_token.is_none() {
+        tracing::info!("/metrics is open to every client that reaches the listen address (--metrics-token restricts it)");
+    }
     ready.store(true, Ordering::Release);
     tracing::info!(addr = %listener.local_addr()?, data_dir = %args.data_dir.display(), "emporium serving");
 
@@ -321,7 +348,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         shutdown_signal().await;
         tracing::info!("shutting down: finishing in-flight requests");
     };
-    emporium::http::serve(listener, app, shutdown).await?;
+    let serve_options = emporium::http::ServeOptions {
+        header_read_timeout: Duration::from_secs(args.header_read_timeout_secs.max(1)),
+        max_connections: args.max_connections.max(1),
+        ..Default::default()
+    };
+    emporium::http::serve_with(listener, app, shutdown, serve_options).await?;
     if failed.load(Ordering::Acquire) {
         anyhow::bail!(
             "a flush or fsync failed; acknowledged writes up to the failure are safe, nothing after it was acknowledged"

@@ -1,6 +1,6 @@
 //! The cart entity: one actor per cart, state = the stored [`Cart`] (or nothing).
 
-use crate::domain::cart::{Cart, CartError, CartStatus};
+use crate::domain::cart::{Cart, CartError, CartStatus, FailurePolicy};
 use crate::domain::event::DomainEvent;
 use crate::domain::order::{CheckoutRequest, IdempotencyRecord, Order, OrderLine};
 use crate::domain::{Millis, Sku, now_millis};
@@ -21,16 +21,21 @@ pub(crate) enum CartCmd {
     SetEmail(String),
     /// Deletes the cart if it has expired (the store sweep).
     ExpireIfDue,
-    /// Starts a checkout (or finds the one this idempotency key started).
+    /// Starts a checkout (or finds the one this idempotency key started). `rerun` names
+    /// that order when its outcome was transient: the key then starts a new one.
     BeginCheckout {
         key: String,
         request: Box<CheckoutRequest>,
         fingerprint: Vec<u8>,
+        rerun: Option<String>,
     },
-    /// Ends the checkout of `order_id`: closes the cart if placed, reopens it otherwise.
+    /// Ends the checkout of `order_id`: closes the cart if placed, reopens it otherwise
+    /// and counts the failure (`payment_failed`: a decline or gateway failure, which may
+    /// be mailed).
     FinishCheckout {
         order_id: String,
         placed: bool,
+        payment_failed: bool,
     },
     /// Records a reminder (and emits `CartAbandoned`) if the cart is still abandoned.
     MarkAbandoned {
@@ -75,6 +80,9 @@ pub enum CartFailure {
     /// The idempotency key was used with a different request.
     #[error("the Idempotency-Key was used with a different request")]
     KeyReused,
+    /// The cart's checkouts failed too often lately.
+    #[error("too many failed checkouts; retry in {0} ms")]
+    TooManyFailures(Millis),
     /// The store failed; nothing changed.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -84,6 +92,8 @@ pub(crate) struct CartEntity {
     pub store: Store,
     pub ttl_ms: Millis,
     pub currency: String,
+    /// How many failed checkouts a cart may have per window.
+    pub failures: FailurePolicy,
 }
 
 /// The key of an idempotency record.
@@ -112,19 +122,25 @@ impl CartEntity {
         key: &str,
         request: CheckoutRequest,
         fingerprint: Vec<u8>,
+        rerun: Option<&str>,
         now: Millis,
     ) -> Result<(CheckoutStart, bool), CartFailure> {
         let tables = self.store.tables();
         let record_key = idempotency_key(id, key);
         if let Some(r) = tables.idempotency.get(&record_key)? {
-            return if r.fingerprint == fingerprint {
-                Ok((CheckoutStart::Existing(r.order_id), false))
-            } else {
-                Err(CartFailure::KeyReused)
-            };
+            if r.fingerprint != fingerprint {
+                return Err(CartFailure::KeyReused);
+            }
+            // A key whose order ended in a transient failure runs again, once per retry:
+            // only the retry that names the order it found starts a new one.
+            if rerun != Some(r.order_id.as_str()) {
+                return Ok((CheckoutStart::Existing(r.order_id), false));
+            }
         }
         let cart = state.as_ref().ok_or(CartFailure::NotFound)?;
         cart.open()?;
+        cart.may_check_out(self.failures, now)
+            .map_err(CartFailure::TooManyFailures)?;
         // Priced as the cart shows it: a product deleted since it was added cannot be
         // bought; the rest can.
         let lines: Vec<OrderLine> = tables
@@ -166,6 +182,7 @@ impl CartEntity {
         state: &mut Option<Cart>,
         order_id: &str,
         placed: bool,
+        payment_failed: bool,
         now: Millis,
     ) -> Effect<Result<CartReply, CartFailure>> {
         let Some(cart) = state.as_ref() else {
@@ -175,7 +192,11 @@ impl CartEntity {
             // Already finished (a retried step) or not this order's: nothing to do.
             return Effect::read(Ok(CartReply::Cart(cart.clone())));
         }
-        let mut next = cart.clone();
+        let mut next = if placed {
+            cart.clone()
+        } else {
+            cart.checkout_failed(order_id, payment_failed, self.failures, now)
+        };
         next.checkout = None;
         next.updated_at = now;
         if placed {
@@ -244,6 +265,7 @@ impl Entity for CartEntity {
                     key,
                     request,
                     fingerprint,
+                    rerun,
                 },
                 _,
             ) => {
@@ -253,14 +275,22 @@ impl Entity for CartEntity {
                     key,
                     (**request).clone(),
                     fingerprint.clone(),
+                    rerun.as_deref(),
                     now,
                 ) {
                     Ok((start, wrote)) => Effect::new(Ok(CartReply::Checkout(start)), wrote),
                     Err(e) => Effect::read(Err(e)),
                 };
             }
-            (CartCmd::FinishCheckout { order_id, placed }, _) => {
-                return self.finish_checkout(state, order_id, *placed, now);
+            (
+                CartCmd::FinishCheckout {
+                    order_id,
+                    placed,
+                    payment_failed,
+                },
+                _,
+            ) => {
+                return self.finish_checkout(state, order_id, *placed, *payment_failed, now);
             }
             (CartCmd::MarkAbandoned { idle_before }, Some(c)) => {
                 if !c.is_abandoned(*idle_before) {

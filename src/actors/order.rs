@@ -24,7 +24,8 @@ use crate::domain::event::{DomainEvent, EventItem};
 use crate::domain::inventory::InventoryError;
 use crate::domain::now_millis;
 use crate::domain::order::{
-    CheckoutFailure, InvalidTransition, Lifecycle, Order, OrderStatus, Owed, PaymentState, Step,
+    CheckoutFailure, InvalidTransition, Lifecycle, Order, OrderLine, OrderStatus, Owed,
+    PaymentState, Step,
 };
 use crate::payments::{
     ChargeOutcome, ChargeRequest, GatewayPolicy, Payment, PaymentGateway, RefundRecord,
@@ -33,7 +34,7 @@ use crate::storage::{
     Mark, ORDERS_ACTIVE, ORDERS_ALL, StorageError, Store, Tables, WriteBatch, order_index_key,
 };
 
-use super::cart::{CartCmd, CartEntity, CartFailure};
+use super::cart::{CartCmd, CartEntity, CartFailure, CartReply};
 use super::entity::{CallError, Directory, Effect, Entity};
 use super::sku::{SkuCmd, SkuEntity, SkuFailure};
 
@@ -48,6 +49,9 @@ pub(crate) enum OrderCmd {
     Change(Lifecycle),
     /// Drive whatever is outstanding (recovery).
     Drive,
+    /// Delete the order if it is a failed checkout that charged nothing, made before
+    /// this time (the retention sweep).
+    Prune(i64),
 }
 
 /// Why an order command failed.
@@ -109,6 +113,17 @@ pub(crate) fn stage_order(
 /// again later (by the retrying client or the recovery sweep).
 type Done = bool;
 
+/// How committing a paid order's lines went.
+enum Committed {
+    /// Every line is sold.
+    All,
+    /// These lines' reservations lapsed and their stock is gone; every other line is
+    /// sold.
+    Short(Vec<String>),
+    /// Some line did not answer: drive the step again later.
+    Retry,
+}
+
 impl OrderEntity {
     /// Writes `next` (with extra puts and its events) and makes it the state.
     fn save(
@@ -127,16 +142,18 @@ impl OrderEntity {
         Ok(())
     }
 
-    /// Calls every line's SKU at once with the command `cmd` builds.
+    /// Calls the SKU of every line that `only` keeps, at once, with the command `cmd`
+    /// builds.
     async fn each_line(
         &self,
         order: &Order,
+        only: impl Fn(&OrderLine) -> bool,
         cmd: impl Fn(&str, u32) -> SkuCmd,
     ) -> Vec<(
         String,
         Result<Result<crate::domain::inventory::StockLevel, SkuFailure>, CallError>,
     )> {
-        let calls = order.lines.iter().map(|l| {
+        let calls = order.lines.iter().filter(|l| only(l)).map(|l| {
             let c = cmd(&order.id, l.quantity);
             async move {
                 let sku = l.sku.to_string();
@@ -151,7 +168,7 @@ impl OrderEntity {
     #[tracing::instrument(name = "saga.reserve", skip_all, fields(lines = order.lines.len()))]
     async fn reserve_all(&self, order: &Order) -> Result<(), CheckoutFailure> {
         let results = self
-            .each_line(order, |id, quantity| SkuCmd::Reserve {
+            .each_line(order, |_| true, |id, quantity| SkuCmd::Reserve {
                 id: id.to_owned(),
                 quantity,
             })
@@ -175,16 +192,18 @@ impl OrderEntity {
         }
     }
 
-    /// Runs every line's SKU command; whether all went through (`ok` decides per reply).
+    /// Runs the SKU command of every line `only` keeps; whether all went through (`ok`
+    /// decides per reply).
     async fn all_lines(
         &self,
         order: &Order,
         what: &str,
+        only: impl Fn(&OrderLine) -> bool,
         cmd: impl Fn(&str, u32) -> SkuCmd,
         ok: impl Fn(&Result<crate::domain::inventory::StockLevel, SkuFailure>) -> bool,
     ) -> Done {
         let mut done = true;
-        for (sku, r) in self.each_line(order, cmd).await {
+        for (sku, r) in self.each_line(order, only, cmd).await {
             match r {
                 Ok(reply) if ok(&reply) => {}
                 Ok(reply) => {
@@ -200,22 +219,42 @@ impl OrderEntity {
         done
     }
 
+    /// Commits every line. A line whose reservation lapsed (the charge outlasted it)
+    /// takes its units again if they are there; if they are not, it is `Short`, and the
+    /// paid order must be compensated, refund included.
     #[tracing::instrument(name = "saga.commit", skip_all, fields(lines = order.lines.len()))]
-    async fn commit_all(&self, order: &Order) -> Done {
-        self.all_lines(
-            order,
-            "commit",
-            |id, _| SkuCmd::Commit { id: id.to_owned() },
-            |r| match r {
-                Ok(_) => true,
+    async fn commit_all(&self, order: &Order) -> Committed {
+        let results = self
+            .each_line(order, |_| true, |id, quantity| SkuCmd::Commit {
+                id: id.to_owned(),
+                quantity,
+            })
+            .await;
+        let mut short = Vec::new();
+        let mut retry = false;
+        for (sku, r) in results {
+            match r {
+                Ok(Ok(_)) => {}
                 // Committed before and forgotten since (the SKU remembers the last few
-                // commits): reservations of a paid order do not lapse while recovery
-                // runs, and in service the commit follows the payment within seconds.
-                Err(SkuFailure::Rule(InventoryError::UnknownReservation(_))) => true,
-                Err(_) => false,
-            },
-        )
-        .await
+                // commits, and lapses apart): reservations do not lapse while startup
+                // recovery runs, and a lapsed one is answered as such, not as unknown.
+                Ok(Err(SkuFailure::Rule(InventoryError::UnknownReservation(_)))) => {}
+                Ok(Err(SkuFailure::Rule(InventoryError::OutOfStock { .. }))) => short.push(sku),
+                Ok(Err(e)) => {
+                    tracing::warn!(order = %order.id, sku, error = %e, "commit refused; will retry");
+                    retry = true;
+                }
+                Err(e) => {
+                    tracing::warn!(order = %order.id, sku, error = %e, "commit failed; will retry");
+                    retry = true;
+                }
+            }
+        }
+        match (retry, short.is_empty()) {
+            (true, _) => Committed::Retry,
+            (false, true) => Committed::All,
+            (false, false) => Committed::Short(short),
+        }
     }
 
     #[tracing::instrument(name = "saga.release", skip_all, fields(lines = order.lines.len()))]
@@ -223,17 +262,20 @@ impl OrderEntity {
         self.all_lines(
             order,
             "release",
+            |_| true,
             |id, _| SkuCmd::Release { id: id.to_owned() },
             Result::is_ok,
         )
         .await
     }
 
+    /// Puts the units of every line `only` keeps back in stock (once per order and SKU).
     #[tracing::instrument(name = "saga.return_stock", skip_all, fields(lines = order.lines.len()))]
-    async fn return_all(&self, order: &Order) -> Done {
+    async fn return_lines(&self, order: &Order, only: impl Fn(&OrderLine) -> bool) -> Done {
         self.all_lines(
             order,
             "return",
+            only,
             |id, quantity| SkuCmd::Return {
                 id: id.to_owned(),
                 quantity,
@@ -243,22 +285,26 @@ impl OrderEntity {
         .await
     }
 
-    /// Closes (placed) or reopens (failed) the cart the order came from.
+    /// Closes (placed) or reopens (failed) the cart the order came from. `None` if the
+    /// cart did not answer; else whether the cart chose this order's payment failure as
+    /// the one it mails this window (see [`crate::domain::cart::Cart::checkout_failed`]).
     #[tracing::instrument(name = "saga.finish_cart", skip_all, fields(placed))]
-    async fn finish_cart(&self, order: &Order, placed: bool) -> Done {
+    async fn finish_cart(&self, order: &Order, placed: bool, payment_failed: bool) -> Option<bool> {
         let cmd = || CartCmd::FinishCheckout {
             order_id: order.id.clone(),
             placed,
+            payment_failed,
         };
         match self.carts.call_applied(&order.cart_id, cmd).await {
-            Ok(Ok(_)) | Ok(Err(CartFailure::NotFound)) => true,
+            Ok(Ok(CartReply::Cart(cart))) => Some(cart.mails_failure_of(&order.id)),
+            Ok(Ok(CartReply::Checkout(_))) | Ok(Err(CartFailure::NotFound)) => Some(false),
             Ok(Err(e)) => {
                 tracing::warn!(order = %order.id, error = %e, "closing the cart failed; will retry");
-                false
+                None
             }
             Err(e) => {
                 tracing::warn!(order = %order.id, error = %e, "closing the cart failed; will retry");
-                false
+                None
             }
         }
     }
@@ -313,7 +359,19 @@ impl OrderEntity {
                     wrote = true;
                 }
                 Step::Complete => {
-                    if !self.commit_all(&order).await || !self.finish_cart(&order, true).await {
+                    match self.commit_all(&order).await {
+                        Committed::All => {}
+                        Committed::Retry => return Ok(wrote),
+                        Committed::Short(short) => {
+                            tracing::warn!(order = %order.id, skus = ?short,
+                                "reservations lapsed during the charge and the stock is gone: refunding");
+                            let failure = CheckoutFailure::OutOfStock(short);
+                            self.save(state, order.compensating(failure, now), |_| Ok(()), &[])?;
+                            wrote = true;
+                            continue;
+                        }
+                    }
+                    if self.finish_cart(&order, true, false).await.is_none() {
                         return Ok(wrote);
                     }
                     let event = DomainEvent::OrderPlaced {
@@ -326,30 +384,74 @@ impl OrderEntity {
                     wrote = true;
                 }
                 Step::Compensate(failure) => {
-                    if !self.release_all(&order).await {
+                    // Compensating a paid order (its commit found lapsed reservations and
+                    // no stock): every line but the short ones was sold and goes back.
+                    let captured = order.payment.is_some();
+                    let undone = if captured {
+                        let short = match &failure {
+                            CheckoutFailure::OutOfStock(s) => s.clone(),
+                            _ => Vec::new(),
+                        };
+                        self.return_lines(&order, |l| !short.iter().any(|s| s == l.sku.as_str()))
+                            .await
+                    } else {
+                        self.release_all(&order).await
+                    };
+                    if !undone {
                         return Ok(wrote);
                     }
-                    // A charge whose outcome stayed unknown may have landed: refund by key
-                    // (a no-op if there is no charge).
-                    if matches!(failure, CheckoutFailure::Gateway(_))
-                        && let Err(e) = self.policy.refund(&*self.gateway, &order.id).await
-                    {
-                        tracing::warn!(order = %order.id, error = %e, "refund failed; will retry");
-                        return Ok(wrote);
+                    // Unless the gateway declined it, a charge may have landed: before a
+                    // crash, with an outcome that stayed unknown, or captured before the
+                    // commit failed. Refund by key (a no-op if there is no charge).
+                    let mut refunded = None;
+                    if !matches!(failure, CheckoutFailure::Declined(_)) {
+                        match self.policy.refund(&*self.gateway, &order.id).await {
+                            Ok(charge) => refunded = charge.map(|c| c.refunded),
+                            Err(e) => {
+                                tracing::warn!(order = %order.id, error = %e, "refund failed; will retry");
+                                return Ok(wrote);
+                            }
+                        }
                     }
-                    if !self.finish_cart(&order, false).await {
+                    let payment_failed = matches!(
+                        failure,
+                        CheckoutFailure::Declined(_) | CheckoutFailure::Gateway(_)
+                    );
+                    let Some(mailed) = self.finish_cart(&order, false, payment_failed).await else {
                         return Ok(wrote);
-                    }
-                    let events = match &failure {
+                    };
+                    let mut events = match &failure {
                         CheckoutFailure::Declined(r) | CheckoutFailure::Gateway(r) => {
                             vec![DomainEvent::PaymentFailed {
                                 order_id: order.id.clone(),
                                 reason: r.clone(),
+                                notify: mailed,
                             }]
                         }
                         _ => Vec::new(),
                     };
-                    self.save(state, order.failed(failure, now), |_| Ok(()), &events)?;
+                    let mut next = order.failed(failure, now);
+                    let payment = match refunded.filter(|_| captured) {
+                        Some(amount) => {
+                            next = next.settled(Owed::Refund, now);
+                            events.push(DomainEvent::OrderRefunded {
+                                order_id: order.id.clone(),
+                                amount,
+                            });
+                            self.refunded_payment(&order.id, amount, now)?
+                        }
+                        None => None,
+                    };
+                    let payments = &self.store.tables().payments;
+                    self.save(
+                        state,
+                        next,
+                        |b| match &payment {
+                            Some(p) => b.put(payments, order.id.as_str(), p),
+                            None => Ok(()),
+                        },
+                        &events,
+                    )?;
                     wrote = true;
                 }
                 Step::Done | Step::Failed => {
@@ -382,6 +484,23 @@ impl OrderEntity {
         self.policy.charge(&*self.gateway, &request).await
     }
 
+    /// The order's payment record with `amount` refunded (once), if there is one.
+    fn refunded_payment(
+        &self,
+        order_id: &str,
+        amount: u64,
+        now: i64,
+    ) -> Result<Option<Payment>, StorageError> {
+        let payment = self.store.tables().payments.get(order_id)?;
+        Ok(payment.map(|mut p| {
+            if p.status != PaymentState::Refunded {
+                p.status = PaymentState::Refunded;
+                p.refunds.push(RefundRecord { amount, at: now });
+            }
+            p
+        }))
+    }
+
     /// Pays off one owed item; whether it went through.
     #[tracing::instrument(name = "saga.settle", skip_all, fields(owed = ?owed))]
     async fn settle(
@@ -401,16 +520,7 @@ impl OrderEntity {
                     }
                 };
                 let payments = &self.store.tables().payments;
-                let payment = payments.get(order.id.as_str())?.map(|mut p| {
-                    if p.status != PaymentState::Refunded {
-                        p.status = PaymentState::Refunded;
-                        p.refunds.push(RefundRecord {
-                            amount: refunded,
-                            at: now,
-                        });
-                    }
-                    p
-                });
+                let payment = self.refunded_payment(&order.id, refunded, now)?;
                 self.save(
                     state,
                     order.settled(owed, now),
@@ -422,12 +532,35 @@ impl OrderEntity {
                 )?;
             }
             Owed::ReturnStock => {
-                if !self.return_all(order).await {
+                if !self.return_lines(order, |_| true).await {
                     return Ok(false);
                 }
                 self.save(state, order.settled(owed, now), |_| Ok(()), &[])?;
             }
         }
+        Ok(true)
+    }
+
+    /// Deletes a failed checkout that charged nothing and was made before `before`, with
+    /// its index entry; whether it did.
+    fn prune(&self, state: &mut Option<Order>, before: i64) -> Result<bool, StorageError> {
+        let Some(order) = state.as_ref() else {
+            return Ok(false);
+        };
+        if order.status != OrderStatus::Failed
+            || order.payment.is_some()
+            || order.is_active()
+            || order.created_at >= before
+        {
+            return Ok(false);
+        }
+        let tables = self.store.tables();
+        let mut batch = WriteBatch::default();
+        batch.remove(&tables.orders, order.id.as_str());
+        let key = order_index_key(OrderStatus::Failed.tag(), order.created_at, &order.id);
+        batch.remove(&tables.order_index, &key);
+        self.store.write(batch)?;
+        *state = None;
         Ok(true)
     }
 
@@ -514,6 +647,11 @@ impl Entity for OrderEntity {
                 let (reply, wrote) = self.change(state, change).await;
                 Effect::new(reply, wrote)
             }
+            OrderCmd::Prune(before) => match self.prune(state, before) {
+                Ok(true) => Effect::wrote(Err(OrderFailure::NotFound)),
+                Ok(false) => Effect::read(state.clone().ok_or(OrderFailure::NotFound)),
+                Err(e) => Effect::read(Err(e.into())),
+            },
         }
     }
 

@@ -18,7 +18,8 @@ pub(crate) enum SkuCmd {
     SetOnHand(i64),
     Restock(i64),
     Reserve { id: String, quantity: u32 },
-    Commit { id: String },
+    /// Commits `id`; `quantity` is what a lapsed reservation takes again.
+    Commit { id: String, quantity: u32 },
     Release { id: String },
     Return { id: String, quantity: u32 },
 }
@@ -105,7 +106,7 @@ impl Entity for SkuEntity {
                 metrics::counter!("emporium_reservations_total", "result" => result).increment(1);
                 r
             }
-            SkuCmd::Commit { id } => st.stock.commit(&id),
+            SkuCmd::Commit { id, quantity } => st.stock.commit(&id, quantity),
             SkuCmd::Release { id } => Ok(st.stock.release(&id)),
             SkuCmd::Return { id, quantity } => st.stock.return_units(&id, quantity),
         };

@@ -51,6 +51,31 @@ pub struct Cart {
     pub updated_at: Millis,
     /// When the cart is gone unless it changes before then.
     pub expires_at: Millis,
+    /// When its recent checkouts failed, oldest first (only those inside the window of
+    /// [`FailurePolicy`], at most its limit): a cart that fails too often is refused for a
+    /// while, so an anonymous client cannot loop declined payments.
+    pub failed_checkouts: Vec<Millis>,
+    /// The order whose payment failure was last mailed, and when: at most one such mail
+    /// per cart per window.
+    pub failure_mailed: Option<(String, Millis)>,
+}
+
+/// How a cart bounds failed checkouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailurePolicy {
+    /// Failed checkouts allowed per window; the next is refused until the oldest leaves it.
+    pub limit: usize,
+    /// The window, which also spaces payment-failure mails.
+    pub window_ms: Millis,
+}
+
+impl Default for FailurePolicy {
+    fn default() -> Self {
+        FailurePolicy {
+            limit: 5,
+            window_ms: 3600 * 1000,
+        }
+    }
 }
 
 /// Why a cart change was refused.
@@ -83,7 +108,56 @@ impl Cart {
             created_at: now,
             updated_at: now,
             expires_at: now + ttl_ms,
+            failed_checkouts: Vec::new(),
+            failure_mailed: None,
         }
+    }
+
+    /// `Err(ms until the next checkout may start)` if the cart has used up its failed
+    /// checkouts for the window.
+    pub fn may_check_out(&self, policy: FailurePolicy, now: Millis) -> Result<(), Millis> {
+        let recent: Vec<Millis> = self
+            .failed_checkouts
+            .iter()
+            .copied()
+            .filter(|at| *at > now - policy.window_ms)
+            .collect();
+        if recent.len() < policy.limit {
+            return Ok(());
+        }
+        Err(recent[recent.len() - policy.limit] + policy.window_ms - now)
+    }
+
+    /// Records that the checkout of `order_id` failed at `now`; a payment failure also
+    /// gets the cart's mail for the window if it is free. Recording the same order again
+    /// changes nothing (a retried compensation).
+    pub fn checkout_failed(
+        &self,
+        order_id: &str,
+        payment: bool,
+        policy: FailurePolicy,
+        now: Millis,
+    ) -> Cart {
+        let mut next = self.clone();
+        next.failed_checkouts.retain(|at| *at > now - policy.window_ms);
+        next.failed_checkouts.push(now);
+        let excess = next.failed_checkouts.len().saturating_sub(policy.limit.max(1));
+        next.failed_checkouts.drain(..excess);
+        let mail_free = self
+            .failure_mailed
+            .as_ref()
+            .is_none_or(|(_, at)| *at <= now - policy.window_ms);
+        if payment && mail_free {
+            next.failure_mailed = Some((order_id.to_owned(), now));
+        }
+        next
+    }
+
+    /// Whether the payment failure of `order_id` is the one mailed for this cart.
+    pub fn mails_failure_of(&self, order_id: &str) -> bool {
+        self.failure_mailed
+            .as_ref()
+            .is_some_and(|(id, _)| id == order_id)
     }
 
     /// Whether the cart has expired at `now`.
@@ -340,6 +414,31 @@ mod tests {
             (priced.subtotal, priced.total, priced.item_count),
             (500, 500, 2)
         );
+    }
+
+    #[test]
+    fn failed_checkouts_are_capped_per_window_and_one_payment_mail_goes_per_window() {
+        let policy = FailurePolicy {
+            limit: 3,
+            window_ms: 100,
+        };
+        let mut c = Cart::new("c".into(), 0, 1000);
+        for (i, at) in [10, 20, 30].into_iter().enumerate() {
+            assert_eq!(c.may_check_out(policy, at), Ok(()));
+            c = c.checkout_failed(&format!("o{i}"), true, policy, at);
+        }
+        assert!(c.mails_failure_of("o0"), "the first failure is mailed");
+        assert!(!c.mails_failure_of("o1") && !c.mails_failure_of("o2"));
+        // Three failures inside the window: refused until the oldest leaves it.
+        assert_eq!(c.may_check_out(policy, 40), Err(70));
+        assert_eq!(c.may_check_out(policy, 110), Ok(()));
+        c = c.checkout_failed("o3", true, policy, 111);
+        assert!(c.mails_failure_of("o3"), "a new window, a new mail");
+        assert!(c.failed_checkouts.len() <= 3, "the record stays bounded");
+        assert_eq!(c.may_check_out(policy, 112), Err(8));
+        // A failure that is not a payment's takes no mail.
+        let d = Cart::new("d".into(), 0, 1000).checkout_failed("x", false, policy, 5);
+        assert!(!d.mails_failure_of("x"));
     }
 
     #[test]

@@ -66,6 +66,11 @@ pub enum DomainEvent {
         order_id: String,
         /// Why.
         reason: String,
+        /// Whether the shopper is mailed about it: at most one payment-failure mail goes
+        /// per cart per hour, so a client looping declined payments cannot mail-bomb an
+        /// address. (Events logged before this field existed were all mailed.)
+        #[serde(default = "yes")]
+        notify: bool,
     },
     /// A paid order was cancelled (refunded, stock returned).
     OrderCancelled {
@@ -107,6 +112,10 @@ pub enum DomainEvent {
         /// Which cart.
         cart_id: String,
     },
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A line of an order in an event.

@@ -13,8 +13,20 @@ pub const MAX_ON_HAND: u64 = 1_000_000_000;
 /// Recently committed reservation ids remembered per SKU, so that a retried commit is
 /// recognised as done rather than refused.
 pub const COMMITTED_MEMORY: usize = 64;
-/// Most open reservations per SKU (a bound on the actor's state).
-pub const MAX_RESERVATIONS: usize = 100_000;
+/// Recently lapsed reservation ids remembered per SKU, so that a commit arriving after
+/// its reservation lapsed (a checkout whose charge outlasted the reservation) is told
+/// apart from one that was committed and forgotten: it takes the stock again if there is
+/// some, and is refused otherwise, so the saga refunds.
+pub const LAPSED_MEMORY: usize = 32;
+/// Longest reservation id (order ids are 32 characters).
+pub const MAX_RESERVATION_ID: usize = 64;
+/// Most open reservations per SKU. The stock is one stored record, and a record must stay
+/// under the store's limit (48 KiB, below sled's blob threshold): with ids of
+/// [`MAX_RESERVATION_ID`] bytes a reservation encodes to at most 79 bytes, the memories of
+/// commits, returns and lapses to at most 10.4 KiB, so 480 reservations fit with room to
+/// spare (`storage` tests encode a stock at this bound). A reservation beyond it is
+/// refused with [`InventoryError::TooManyReservations`].
+pub const MAX_RESERVATIONS: usize = 480;
 
 /// A hold on stock for a checkout.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +50,8 @@ pub struct Stock {
     pub committed: Vec<String>,
     /// Ids of the most recent returns (newest last), so a retried return adds nothing.
     pub returned: Vec<String>,
+    /// Ids of the most recently lapsed reservations (newest last): see [`LAPSED_MEMORY`].
+    pub lapsed: Vec<String>,
 }
 
 /// Why an inventory operation was refused.
@@ -62,6 +76,12 @@ pub enum InventoryError {
         requested: u64,
         /// Units held by open reservations.
         reserved: u64,
+    },
+    /// The SKU holds as many open reservations as its record can store.
+    #[error("this item has {max} open reservations, the most it can hold; try again shortly")]
+    TooManyReservations {
+        /// [`MAX_RESERVATIONS`].
+        max: usize,
     },
     /// A value is out of range.
     #[error(transparent)]
@@ -152,6 +172,13 @@ impl Stock {
         if quantity == 0 {
             return Err(Invalid::new("quantity", "must be at least 1").into());
         }
+        if id.is_empty() || id.len() > MAX_RESERVATION_ID {
+            return Err(Invalid::new(
+                "reservation",
+                format!("1 to {MAX_RESERVATION_ID} bytes"),
+            )
+            .into());
+        }
         if let Some(r) = self.reservations.iter().find(|r| r.id == id) {
             return if r.quantity == quantity {
                 Ok(false)
@@ -167,35 +194,57 @@ impl Stock {
             return Err(InventoryError::OutOfStock { available });
         }
         if self.reservations.len() >= MAX_RESERVATIONS {
-            return Err(InventoryError::OutOfStock { available: 0 });
+            return Err(InventoryError::TooManyReservations {
+                max: MAX_RESERVATIONS,
+            });
         }
         self.reservations.push(Reservation {
             id: id.to_owned(),
             quantity,
             expires_at: now + ttl_ms,
         });
+        self.lapsed.retain(|l| l != id);
         self.check_invariant();
         Ok(true)
     }
 
     /// Turns a reservation into a sale: its units leave `on_hand`. Committing an id that
     /// was recently committed is a no-op that succeeds (`Ok(false)`).
-    pub fn commit(&mut self, id: &str) -> Result<bool, InventoryError> {
+    ///
+    /// A reservation that lapsed before its commit (remembered in [`Stock::lapsed`]) is
+    /// not a silent success: its `quantity` is taken from what is available now, or the
+    /// commit is refused with [`InventoryError::OutOfStock`], so that the saga refunds.
+    pub fn commit(&mut self, id: &str, quantity: u32) -> Result<bool, InventoryError> {
         let Some(i) = self.reservations.iter().position(|r| r.id == id) else {
-            return if self.committed.iter().any(|c| c == id) {
-                Ok(false)
-            } else {
-                Err(InventoryError::UnknownReservation(id.to_owned()))
+            if self.committed.iter().any(|c| c == id) {
+                return Ok(false);
+            }
+            let lapsed = self.lapsed.iter().position(|l| l == id);
+            let (Some(l), 1..) = (lapsed, quantity) else {
+                return Err(InventoryError::UnknownReservation(id.to_owned()));
             };
+            let available = self.available();
+            if u64::from(quantity) > available {
+                return Err(InventoryError::OutOfStock { available });
+            }
+            self.lapsed.remove(l);
+            self.on_hand -= u64::from(quantity);
+            self.remember_commit(id.to_owned());
+            self.check_invariant();
+            return Ok(true);
         };
         let r = self.reservations.remove(i);
         self.on_hand -= u64::from(r.quantity);
-        self.committed.push(r.id);
+        self.remember_commit(r.id);
+        self.check_invariant();
+        Ok(true)
+    }
+
+    fn remember_commit(&mut self, id: String) {
+        self.committed.push(id);
         if self.committed.len() > COMMITTED_MEMORY {
             self.committed.remove(0);
         }
-        self.check_invariant();
-        Ok(true)
     }
 
     /// Puts `quantity` sold units back on hand (a cancelled order), once per `id`: a
@@ -226,10 +275,21 @@ impl Stock {
         self.reservations.iter().any(|r| r.expires_at <= now)
     }
 
-    /// Releases every reservation that has expired at `now`.
+    /// Releases every reservation that has expired at `now`, remembering their ids (see
+    /// [`Stock::commit`]).
     pub fn expire(&mut self, now: Millis) -> bool {
         let before = self.reservations.len();
-        self.reservations.retain(|r| r.expires_at > now);
+        let lapsed = &mut self.lapsed;
+        self.reservations.retain(|r| {
+            let keep = r.expires_at > now;
+            if !keep {
+                lapsed.push(r.id.clone());
+            }
+            keep
+        });
+        if lapsed.len() > LAPSED_MEMORY {
+            lapsed.drain(..lapsed.len() - LAPSED_MEMORY);
+        }
         self.reservations.len() != before
     }
 }
@@ -300,11 +360,11 @@ mod tests {
     fn commit_takes_stock_and_is_idempotent() {
         let mut s = stocked(5);
         s.reserve("r1", 3, 0, 10).unwrap();
-        assert_eq!(s.commit("r1"), Ok(true));
+        assert_eq!(s.commit("r1", 3), Ok(true));
         assert_eq!((s.on_hand, s.available()), (2, 2));
-        assert_eq!(s.commit("r1"), Ok(false));
+        assert_eq!(s.commit("r1", 3), Ok(false));
         assert!(matches!(
-            s.commit("nope"),
+            s.commit("nope", 1),
             Err(InventoryError::UnknownReservation(_))
         ));
         assert!(matches!(
@@ -347,6 +407,50 @@ mod tests {
         assert!(!s.release("b"));
     }
 
+    #[test]
+    fn a_commit_after_its_reservation_lapsed_takes_the_stock_again_or_is_refused() {
+        let mut s = stocked(3);
+        s.reserve("late", 2, 0, 10).unwrap();
+        assert!(s.expire(10));
+        // Lapsed, and the stock is still there: the commit takes it, once.
+        assert_eq!(s.commit("late", 2), Ok(true));
+        assert_eq!((s.on_hand, s.available()), (1, 1));
+        assert_eq!(s.commit("late", 2), Ok(false));
+        // Lapsed while another shopper bought the stock: refused, nothing changes.
+        s.reserve("gone", 1, 20, 10).unwrap();
+        s.expire(30);
+        s.reserve("other", 1, 31, 10).unwrap();
+        let before = s.clone();
+        assert_eq!(
+            s.commit("gone", 1),
+            Err(InventoryError::OutOfStock { available: 0 })
+        );
+        assert_eq!(s, before);
+        // Reserving a lapsed id again makes it an ordinary reservation.
+        s.release("other");
+        s.reserve("gone", 1, 40, 10).unwrap();
+        assert!(s.lapsed.is_empty());
+        assert_eq!(s.commit("gone", 1), Ok(true));
+        assert_eq!(s.on_hand, 0);
+    }
+
+    #[test]
+    fn a_sku_refuses_reservations_beyond_what_its_record_holds() {
+        let mut s = stocked(MAX_ON_HAND as i64);
+        for i in 0..MAX_RESERVATIONS {
+            s.reserve(&format!("{i:064}"), 1, 0, 10).unwrap();
+        }
+        assert_eq!(
+            s.reserve("one-more", 1, 0, 10),
+            Err(InventoryError::TooManyReservations {
+                max: MAX_RESERVATIONS
+            })
+        );
+        assert!(s.reserve(&"x".repeat(MAX_RESERVATION_ID + 1), 1, 0, 10).is_err());
+        s.release(&format!("{:064}", 0));
+        assert_eq!(s.reserve("one-more", 1, 0, 10), Ok(true));
+    }
+
     #[derive(Debug, Clone)]
     enum Op {
         Set(i64),
@@ -381,7 +485,7 @@ mod tests {
                     Op::Set(n) => s.set_on_hand(n),
                     Op::Restock(n) => s.restock(n),
                     Op::Reserve(i, q) => s.reserve(&format!("r{i}"), q, now, 30),
-                    Op::Commit(i) => s.commit(&format!("r{i}")),
+                    Op::Commit(i) => s.commit(&format!("r{i}"), 2),
                     Op::Release(i) => Ok(s.release(&format!("r{i}"))),
                     Op::Expire(at) => Ok(s.expire(at)),
                 };

@@ -10,7 +10,7 @@ use crate::actors::order::{OrderCmd, OrderFailure};
 use crate::actors::sku::SkuCmd;
 use crate::domain::now_millis;
 use crate::domain::order::{
-    CheckoutFailure, CheckoutRequest, Lifecycle, Order, OrderStatus, Outcome, Shipment,
+    CheckoutFailure, CheckoutRequest, Lifecycle, Order, OrderStatus, Outcome, Shipment, Step,
 };
 use crate::payments::{Charge, Payment};
 use crate::storage::{ORDERS_ACTIVE, ORDERS_ALL};
@@ -106,31 +106,21 @@ impl Engine {
         let fingerprint = request.fingerprint();
         // Prices are read from the catalog: only what is durable.
         self.catalog_durable().await?;
-        let start = self
-            .inner
-            .carts
-            .call(cart_id, || CartCmd::BeginCheckout {
-                key: key.to_owned(),
-                request: Box::new(request.clone()),
-                fingerprint: fingerprint.clone(),
-            })
-            .await??;
-        let (replay, order_id) = match start {
-            CartReply::Checkout(CheckoutStart::Started(id)) => (false, id),
-            CartReply::Checkout(CheckoutStart::Existing(id)) => (true, id),
-            CartReply::Cart(_) => {
-                return Err(EngineError::Unavailable("unexpected cart reply".into()));
-            }
-        };
-        let order = self
-            .inner
-            .orders
-            .call_within(
-                &order_id,
-                || OrderCmd::Checkout,
-                self.inner.config.checkout_timeout,
-            )
-            .await;
+        let (mut replay, mut order_id) = self
+            .begin_checkout(cart_id, key, &request, &fingerprint, None)
+            .await?;
+        let mut order = self.run_checkout(&order_id).await;
+        // A transient outcome is not the key's final answer: a retry with the key runs the
+        // checkout once more, as a new order (the old one stays failed, compensated).
+        let transient = matches!(&order, Ok(Ok(o))
+            if matches!(o.outcome, Some(Outcome::Failed(CheckoutFailure::Unavailable(_)))));
+        if replay && transient {
+            let rerun = Some(order_id.clone());
+            (replay, order_id) = self
+                .begin_checkout(cart_id, key, &request, &fingerprint, rerun)
+                .await?;
+            order = self.run_checkout(&order_id).await;
+        }
         let outcome = match &order {
             _ if replay => "replayed",
             Ok(Ok(o)) => match &o.outcome {
@@ -152,6 +142,47 @@ impl Engine {
                 "the checkout is still in progress; retry with the same Idempotency-Key".into(),
             )),
         }
+    }
+
+    /// Admits a checkout at the cart: whether it is a replay of the key, and its order.
+    async fn begin_checkout(
+        &self,
+        cart_id: &str,
+        key: &str,
+        request: &CheckoutRequest,
+        fingerprint: &[u8],
+        rerun: Option<String>,
+    ) -> Result<(bool, String), EngineError> {
+        let start = self
+            .inner
+            .carts
+            .call(cart_id, || CartCmd::BeginCheckout {
+                key: key.to_owned(),
+                request: Box::new(request.clone()),
+                fingerprint: fingerprint.to_vec(),
+                rerun: rerun.clone(),
+            })
+            .await??;
+        match start {
+            CartReply::Checkout(CheckoutStart::Started(id)) => Ok((false, id)),
+            CartReply::Checkout(CheckoutStart::Existing(id)) => Ok((true, id)),
+            CartReply::Cart(_) => Err(EngineError::Unavailable("unexpected cart reply".into())),
+        }
+    }
+
+    /// Drives the checkout saga of `order_id`, waiting at most the checkout timeout.
+    async fn run_checkout(
+        &self,
+        order_id: &str,
+    ) -> Result<Result<Order, OrderFailure>, crate::actors::CallError> {
+        self.inner
+            .orders
+            .call_within(
+                order_id,
+                || OrderCmd::Checkout,
+                self.inner.config.checkout_timeout,
+            )
+            .await
     }
 
     /// An order (a checkout that failed never became one: not found).
@@ -253,9 +284,9 @@ impl Engine {
         Ok(OrderPage { items, next_cursor })
     }
 
-    /// Drives every order with outstanding work (an interrupted saga, an owed refund or
-    /// stock return) as far as it goes. Returns how many were driven.
-    pub async fn recover_orders(&self) -> Result<usize, EngineError> {
+    /// Ids of the orders with outstanding work (an interrupted saga, an owed refund or
+    /// stock return), oldest first.
+    fn active_orders(&self) -> Result<Vec<String>, EngineError> {
         let mut ids = Vec::new();
         let mut after: Option<Vec<u8>> = None;
         loop {
@@ -271,6 +302,13 @@ impl Engine {
                     .filter_map(|(k, _)| String::from_utf8(k[9..].to_vec()).ok()),
             );
         }
+        Ok(ids)
+    }
+
+    /// Drives every order with outstanding work as far as it goes. Returns how many were
+    /// driven.
+    pub async fn recover_orders(&self) -> Result<usize, EngineError> {
+        let ids = self.active_orders()?;
         let n = ids.len();
         let timeout = self.inner.config.checkout_timeout;
         futures_util::stream::iter(ids)
@@ -288,12 +326,40 @@ impl Engine {
         Ok(n)
     }
 
+    /// How many orders are still before or in their charge (the saga's `Reserve` step).
+    fn orders_mid_charge(&self) -> Result<usize, EngineError> {
+        let orders = &self.inner.store.tables().orders;
+        let mut n = 0;
+        for id in self.active_orders()? {
+            if orders.get(&id)?.is_some_and(|o| o.step == Step::Reserve) {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     /// Startup: interrupted checkouts are driven forward or back while reservations
     /// cannot lapse (a paid order's are committed, not expired, however long the
     /// downtime), then lapsing resumes and every SKU holding reservations is activated so
-    /// that its expiry timer runs again.
+    /// that its expiry timer runs again. Lapsing resumes only once no order is left before
+    /// or in its charge: a drive that timed out (a slow gateway) is driven again first, so
+    /// no reservation lapses under an order that is being charged.
     pub(super) async fn recover_at_start(&self) -> Result<(), EngineError> {
-        let driven = self.recover_orders().await?;
+        let mut driven = self.recover_orders().await?;
+        let mut pause = std::time::Duration::from_millis(50);
+        loop {
+            let mid_charge = self.orders_mid_charge()?;
+            if mid_charge == 0 {
+                break;
+            }
+            tracing::warn!(
+                orders = mid_charge,
+                "recovery: orders are still being charged; reservations stay held until they finish"
+            );
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_secs(2));
+            driven += self.recover_orders().await?;
+        }
         self.inner.sku_expiry.store(true, Ordering::Release);
         let mut held = 0;
         for page in self.inner.store.tables().stock.pages(1000) {
@@ -318,6 +384,39 @@ impl Engine {
                 tracing::warn!(error = %e, "order recovery sweep failed");
             }
         });
+    }
+
+    /// Deletes failed checkouts that charged nothing, once they are older than the
+    /// configured retention (each through its order's actor). Returns how many.
+    pub async fn prune_failed_orders(&self) -> Result<usize, EngineError> {
+        // Never before its idempotency key is forgotten: a retry must find its order.
+        let config = &self.inner.config;
+        let keep = config.failed_order_retention.max(config.idempotency_ttl);
+        let horizon = now_millis() - super::millis(keep);
+        let tag = OrderStatus::Failed.tag();
+        let end = crate::storage::order_index_key(tag, horizon.max(0), "");
+        let mut pruned = 0;
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let page = self.inner.store.tables().order_index.scan_prefix(
+                &[tag],
+                after.as_deref(),
+                1000,
+            )?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            for (key, _) in page.iter().take_while(|(k, _)| *k < end) {
+                let id = String::from_utf8_lossy(&key[9..]).into_owned();
+                let r = self.inner.orders.call(&id, || OrderCmd::Prune(horizon)).await?;
+                if let Err(OrderFailure::NotFound) = r {
+                    pruned += 1;
+                }
+            }
+            if page.last().is_some_and(|(k, _)| *k >= end) {
+                break;
+            }
+        }
+        Ok(pruned)
     }
 
     /// Forgets idempotency keys older than the configured retention. Returns how many.

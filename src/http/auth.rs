@@ -1,4 +1,5 @@
-//! Admin authentication: `Authorization: Bearer <token>`; missing → 401, wrong → 403.
+//! Admin (and, when configured, `/metrics`) authentication: `Authorization: Bearer
+//! <token>`; missing → 401, wrong → 403.
 //! The comparison takes the same time whatever the token, so it leaks nothing.
 
 use axum::extract::{Request, State};
@@ -14,6 +15,25 @@ pub async fn require_admin(
     req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
+    require_bearer(&admin_token, "admin", req, next).await
+}
+
+/// Middleware guarding `/metrics` when a metrics token is configured.
+pub async fn require_metrics(
+    State(metrics_token): State<std::sync::Arc<str>>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    require_bearer(&metrics_token, "metrics", req, next).await
+}
+
+/// Runs `next` only for a request that presents `token` as its bearer token.
+async fn require_bearer(
+    token: &str,
+    what: &str,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -26,14 +46,14 @@ pub async fn require_admin(
     match presented {
         None => Err(ApiError::new(
             Code::Unauthorized,
-            "send Authorization: Bearer <admin token>",
+            format!("send Authorization: Bearer <{what} token>"),
         )),
-        Some(t) if constant_time_eq::constant_time_eq(t.as_bytes(), admin_token.as_bytes()) => {
+        Some(t) if constant_time_eq::constant_time_eq(t.as_bytes(), token.as_bytes()) => {
             Ok(next.run(req).await)
         }
         Some(_) => Err(ApiError::new(
             Code::Forbidden,
-            "the admin token is not valid",
+            format!("the {what} token is not valid"),
         )),
     }
 }

@@ -64,7 +64,9 @@ codes! {
     ValidationFailed => "validation_failed", UNPROCESSABLE_ENTITY, "The request breaks a rule";
     EmptyCart => "empty_cart", UNPROCESSABLE_ENTITY, "The cart is empty";
     IdempotencyKeyReused => "idempotency_key_reused", UNPROCESSABLE_ENTITY, "The Idempotency-Key was used with a different request";
+    TooManyReservations => "too_many_reservations", CONFLICT, "The item holds as many reservations as it can";
     TooManyRequests => "too_many_requests", TOO_MANY_REQUESTS, "Too many requests";
+    TooManyCheckoutAttempts => "too_many_checkout_attempts", TOO_MANY_REQUESTS, "Too many failed checkouts of this cart";
     Internal => "internal", INTERNAL_SERVER_ERROR, "Internal server error";
     PaymentGatewayError => "payment_gateway_error", BAD_GATEWAY, "The payment gateway failed";
     Unavailable => "unavailable", SERVICE_UNAVAILABLE, "The service is temporarily unavailable";
@@ -146,6 +148,13 @@ impl From<EngineError> for ApiError {
                 ApiError::new(Code::OutOfStock, detail).with("available", available)
             }
             EngineError::StockConflict(_) => ApiError::new(Code::StockConflict, detail),
+            EngineError::TooManyReservations { max } => {
+                ApiError::new(Code::TooManyReservations, detail).with("max", max)
+            }
+            EngineError::TooManyCheckoutAttempts { retry_after_secs } => {
+                ApiError::new(Code::TooManyCheckoutAttempts, detail)
+                    .with("retry_after", retry_after_secs)
+            }
             EngineError::Storage(StorageError::TooLarge(n)) => ApiError::new(
                 Code::ValidationFailed,
                 format!("the record would be {n} bytes, over the limit"),
@@ -214,12 +223,17 @@ impl IntoResponse for ApiError {
         body.insert("status".into(), json!(self.code.status().as_u16()));
         body.insert("detail".into(), json!(self.detail));
         body.insert("code".into(), json!(self.code.as_str()));
+        let retry_after = self.extra.get("retry_after").and_then(Value::as_u64);
         for (k, v) in self.extra {
             body.entry(k).or_insert(v);
         }
         let mut res = (self.code.status(), axum::Json(Value::Object(body))).into_response();
         res.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(secs) = retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
         if self.code == Code::Unauthorized {
             res.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

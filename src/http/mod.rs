@@ -72,6 +72,8 @@ pub struct HttpOptions {
     pub rate_limit: Option<(f64, f64)>,
     /// Most API requests in flight; more are shed with 503.
     pub max_in_flight: usize,
+    /// When set, `/metrics` answers only requests bearing this token.
+    pub metrics_token: Option<Arc<str>>,
 }
 
 impl Default for HttpOptions {
@@ -81,6 +83,7 @@ impl Default for HttpOptions {
             metrics: true,
             rate_limit: None,
             max_in_flight: 1024,
+            metrics_token: None,
         }
     }
 }
@@ -119,9 +122,16 @@ fn api_router(options: &HttpOptions, admin_token: Arc<str>) -> OpenApiRouter<App
             Arc::new(tokio::sync::Semaphore::new(options.max_in_flight.max(1))),
             limits::shed,
         ));
+    let metrics = match &options.metrics_token {
+        Some(token) => metrics::router().route_layer(axum::middleware::from_fn_with_state(
+            token.clone(),
+            auth::require_metrics,
+        )),
+        None => metrics::router(),
+    };
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(health::router())
-        .merge(metrics::router())
+        .merge(metrics)
         .merge(api)
 }
 
@@ -229,19 +239,107 @@ async fn record_route(
     next.run(req).await
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then stops accepting and
-/// finishes the requests in flight.
+/// Bounds on connections, so that clients that open connections and stall cannot exhaust
+/// file descriptors or hold up a shutdown (slowloris).
+#[derive(Debug, Clone, Copy)]
+pub struct ServeOptions {
+    /// A client must send a request's headers within this time, or the connection is
+    /// closed (also an idle keep-alive connection waiting for its next request).
+    pub header_read_timeout: Duration,
+    /// Most connections open at once; the listener stops accepting while at the cap (the
+    /// kernel's backlog holds the rest).
+    pub max_connections: usize,
+    /// On shutdown, how long requests in flight may take to finish before their
+    /// connections are dropped.
+    pub drain_timeout: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 4096,
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// [`serve_with`] with the default [`ServeOptions`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    serve_with(listener, app, shutdown, ServeOptions::default()).await
+}
+
+/// Serves `app` (HTTP/1.1 and HTTP/2) on `listener` until `shutdown` resolves, then stops
+/// accepting and finishes the requests in flight, for at most `options.drain_timeout`.
+/// Each request carries its peer address as [`axum::extract::ConnectInfo`].
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    options: ServeOptions,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use tower::ServiceExt;
+
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.header_read_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let slots = Arc::new(tokio::sync::Semaphore::new(options.max_connections.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        // At the cap, wait for a connection to close before accepting another.
+        let permit = tokio::select! {
+            permit = slots.clone().acquire_owned() => permit.expect("never closed"),
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors or a connection reset before it was accepted:
+                    // not fatal; pause so that a full descriptor table can drain.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            app.clone().oneshot(req.map(axum::body::Body::new))
+        });
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(options.drain_timeout) => {
+            tracing::warn!(drain_timeout = ?options.drain_timeout,
+                "connections still open after the drain timeout; closing them");
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

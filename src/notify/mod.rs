@@ -183,8 +183,12 @@ impl Notifier {
             DomainEvent::OrderShipped { order_id, .. } => ("order_shipped", order_id),
             DomainEvent::OrderCancelled { order_id } => ("order_cancelled", order_id),
             DomainEvent::OrderRefunded { order_id, .. } => ("order_refunded", order_id),
-            DomainEvent::PaymentFailed { order_id, reason } => {
-                let Some(o) = order(order_id)? else {
+            DomainEvent::PaymentFailed {
+                order_id,
+                reason,
+                notify,
+            } => {
+                let (true, Some(o)) = (*notify, order(order_id)?) else {
                     return Ok(None);
                 };
                 let ctx = json!({"order": order_context(&o), "reason": reason, "shop": "Emporium"});
@@ -280,7 +284,23 @@ impl Notifier {
         // between the two leaves a pending notification unqueued, and the redelivery (the
         // dispatcher's offset is written after this, and sled recovers a prefix of its
         // log) queues it above. No flush wait: the offset orders it.
-        tables.notifications.put(&event.seq, &n).map_err(e)?;
+        let stored = tables.notifications.put(&event.seq, &n);
+        if let Err(StorageError::TooLarge(size)) = stored {
+            // A mail too large to store cannot be sent either: record it as failed, with
+            // the reason, and let the queue move on.
+            tracing::warn!(seq = event.seq, template = name, size, "rendered mail over the record limit; not sent");
+            n.status = NotificationStatus::Failed;
+            n.last_error = Some(format!(
+                "the rendered mail is {size} bytes, over the store's {}-byte record limit; not sent",
+                crate::storage::MAX_RECORD_BYTES
+            ));
+            n.text.clear();
+            n.html.clear();
+            n.subject = n.subject.chars().take(200).collect();
+            tables.notifications.put(&event.seq, &n).map_err(e)?;
+        } else {
+            stored.map_err(e)?;
+        }
         if n.status == NotificationStatus::Pending {
             tables.mail_queue.put(&event.seq, &Mark).map_err(e)?;
         }

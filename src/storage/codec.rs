@@ -16,6 +16,14 @@ pub trait Record: Serialize + DeserializeOwned {
     const VERSION: u8;
     /// Short name used in error messages.
     const NAME: &'static str;
+
+    /// Reads a value written under an older `version` (`body` is what follows the version
+    /// byte), or `None` if that version is unknown. Override it when bumping
+    /// [`Record::VERSION`]: decode the old layout with [`decode_body`] and convert.
+    fn upgrade(version: u8, body: &[u8]) -> Option<Result<Self, StorageError>> {
+        let _ = (version, body);
+        None
+    }
 }
 
 /// Encodes `value` as `[VERSION] ++ bincode(value)`.
@@ -34,18 +42,25 @@ pub fn decode<T: Record>(bytes: &[u8]) -> Result<T, StorageError> {
         return Err(StorageError::Corrupt(format!("{}: empty value", T::NAME)));
     };
     if version != T::VERSION {
-        return Err(StorageError::Corrupt(format!(
-            "{}: unknown version {version} (this build reads {})",
-            T::NAME,
-            T::VERSION
-        )));
+        return T::upgrade(version, body).unwrap_or_else(|| {
+            Err(StorageError::Corrupt(format!(
+                "{}: unknown version {version} (this build reads {})",
+                T::NAME,
+                T::VERSION
+            )))
+        });
     }
+    decode_body(T::NAME, body)
+}
+
+/// Decodes a value's bytes after its version byte (any serde type: old layouts too),
+/// checking that every byte was consumed.
+pub fn decode_body<T: DeserializeOwned>(name: &str, body: &[u8]) -> Result<T, StorageError> {
     let (value, used) = bincode::serde::decode_from_slice(body, bincode::config::standard())
-        .map_err(|e| StorageError::Corrupt(format!("{}: {e}", T::NAME)))?;
+        .map_err(|e| StorageError::Corrupt(format!("{name}: {e}")))?;
     if used != body.len() {
         return Err(StorageError::Corrupt(format!(
-            "{}: {} trailing bytes",
-            T::NAME,
+            "{name}: {} trailing bytes",
             body.len() - used
         )));
     }

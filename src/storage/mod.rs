@@ -761,13 +761,67 @@ impl Record for crate::domain::product::Product {
 }
 
 impl Record for crate::domain::cart::Cart {
-    const VERSION: u8 = 2;
+    const VERSION: u8 = 3;
     const NAME: &'static str = "cart";
+
+    /// Version 2 did not count failed checkouts.
+    fn upgrade(version: u8, body: &[u8]) -> Option<Result<Self, StorageError>> {
+        use crate::domain::cart::{Cart, CartStatus, Line};
+        use crate::domain::Millis;
+        #[derive(serde::Deserialize)]
+        struct V2 {
+            id: String,
+            lines: Vec<Line>,
+            email: Option<String>,
+            status: CartStatus,
+            checkout: Option<String>,
+            reminded_at: Option<Millis>,
+            created_at: Millis,
+            updated_at: Millis,
+            expires_at: Millis,
+        }
+        (version == 2).then(|| {
+            codec::decode_body::<V2>(Self::NAME, body).map(|v| Cart {
+                id: v.id,
+                lines: v.lines,
+                email: v.email,
+                status: v.status,
+                checkout: v.checkout,
+                reminded_at: v.reminded_at,
+                created_at: v.created_at,
+                updated_at: v.updated_at,
+                expires_at: v.expires_at,
+                failed_checkouts: Vec::new(),
+                failure_mailed: None,
+            })
+        })
+    }
 }
 
 impl Record for crate::domain::inventory::Stock {
-    const VERSION: u8 = 2;
+    const VERSION: u8 = 3;
     const NAME: &'static str = "stock";
+
+    /// Version 2 had no memory of lapsed reservations.
+    fn upgrade(version: u8, body: &[u8]) -> Option<Result<Self, StorageError>> {
+        use crate::domain::inventory::{Reservation, Stock};
+        #[derive(serde::Deserialize)]
+        struct V2 {
+            on_hand: u64,
+            reservations: Vec<Reservation>,
+            committed: Vec<String>,
+            returned: Vec<String>,
+        }
+        (version == 2).then(|| {
+            codec::decode_body::<V2>(Self::NAME, body).map(|v| Stock {
+                on_hand: v.on_hand,
+                reservations: v.reservations,
+                committed: v.committed,
+                returned: v.returned,
+                lapsed: Vec::new(),
+            })
+        })
+    }
 }
 
 impl Record for crate::domain::order::Order {
@@ -803,6 +857,57 @@ impl Record for crate::payments::Charge {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stock_at_its_reservation_bound_fits_in_a_record_with_every_field_at_its_widest() {
+        use crate::domain::inventory::*;
+        let id = |i: usize| format!("{i:0width$}", width = MAX_RESERVATION_ID);
+        let stock = Stock {
+            on_hand: u64::MAX,
+            reservations: (0..MAX_RESERVATIONS)
+                .map(|i| Reservation {
+                    id: id(i),
+                    quantity: u32::MAX,
+                    expires_at: i64::MIN,
+                })
+                .collect(),
+            committed: (0..COMMITTED_MEMORY).map(id).collect(),
+            returned: (0..COMMITTED_MEMORY).map(id).collect(),
+            lapsed: (0..LAPSED_MEMORY).map(id).collect(),
+        };
+        let bytes = checked_encode(&stock).expect("fits under MAX_RECORD_BYTES");
+        assert!(bytes.len() <= MAX_RECORD_BYTES, "{} bytes", bytes.len());
+        assert_eq!(codec::decode::<Stock>(&bytes).unwrap(), stock);
+    }
+
+    #[test]
+    fn a_stock_written_by_version_2_is_read_with_an_empty_lapse_memory() {
+        use crate::domain::inventory::{Reservation, Stock};
+        #[derive(serde::Serialize)]
+        struct V2 {
+            on_hand: u64,
+            reservations: Vec<Reservation>,
+            committed: Vec<String>,
+            returned: Vec<String>,
+        }
+        let v2 = V2 {
+            on_hand: 7,
+            reservations: vec![Reservation {
+                id: "r".into(),
+                quantity: 2,
+                expires_at: 9,
+            }],
+            committed: vec!["c".into()],
+            returned: vec![],
+        };
+        let mut bytes = vec![2u8];
+        bytes.extend(bincode::serde::encode_to_vec(&v2, bincode::config::standard()).unwrap());
+        let stock: Stock = codec::decode(&bytes).unwrap();
+        assert_eq!((stock.on_hand, stock.reserved()), (7, 2));
+        assert_eq!(stock.committed, ["c"]);
+        assert!(stock.lapsed.is_empty());
+        assert!(codec::decode::<Stock>(&[9, 0]).is_err(), "unknown versions stay errors");
+    }
 
     #[test]
     fn after_a_failed_flush_no_write_path_applies_anything() {

@@ -85,8 +85,16 @@ pub async fn spawn_app() -> TestApp {
 
 /// [`spawn_app`] with HTTP options of the test's choosing.
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut HttpOptions)) -> TestApp {
+    spawn_app_configured(|_| {}, tweak).await
+}
+
+/// [`spawn_app`] with engine configuration and HTTP options of the test's choosing.
+pub async fn spawn_app_configured(
+    configure: impl FnOnce(&mut Config),
+    tweak: impl FnOnce(&mut HttpOptions),
+) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let engine = open_engine(dir.path(), |_| {}).await;
+    let engine = open_engine(dir.path(), configure).await;
     let state = AppState {
         engine: engine.clone(),
         admin_token: ADMIN_TOKEN.into(),

@@ -11,6 +11,7 @@ mod crash;
 mod crash_checkout;
 mod disk_full;
 mod events;
+mod hardening;
 mod lifecycle;
 mod metrics;
 mod model;

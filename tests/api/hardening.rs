@@ -1,0 +1,309 @@
+//! What a hostile shopper or a long outage could do, and the bounds that stop it: failed
+//! checkouts capped per cart, one payment-failure mail per cart per hour, failed checkouts
+//! pruned, commits after a lapsed reservation, transient outcomes that do not stick, a
+//! SKU's reservation bound, and a mail too large to store.
+
+use std::time::Duration;
+
+use emporium::EngineError;
+use emporium::domain::inventory::MAX_RESERVATIONS;
+use emporium::domain::order::OrderStatus;
+use serde_json::{Value, json};
+
+use crate::checkout::{cart_with, checkout, checkout_body};
+use crate::helpers::*;
+
+async fn notifications(app: &TestApp) -> Vec<Value> {
+    let list = app
+        .send(app.admin(app.client.get(app.url("/api/v1/admin/notifications?limit=100"))))
+        .await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    list.body["items"].as_array().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cart_looping_declined_payments_is_refused_after_five_and_mails_once() {
+    let app = spawn_app().await;
+    app.create_product("LOOP-1", 500, 10).await;
+    let cart = cart_with(&app, &[("LOOP-1", 1)]).await;
+    for i in 0..5 {
+        let r = checkout(&app, &cart, Some(&format!("k{i}")), &checkout_body("tok_decline")).await;
+        assert_eq!(r.status, 402, "{}", r.text);
+    }
+    // The sixth failure in the hour is not attempted: 429 with Retry-After, and nothing
+    // is stored for it — not even for a card that would pay.
+    let orders_before = app.engine.all_orders().unwrap().len();
+    for token in ["tok_decline", "tok_visa"] {
+        let r = app
+            .client
+            .post(app.url(&format!("/api/v1/carts/{cart}/checkout")))
+            .header("Idempotency-Key", format!("late-{token}"))
+            .json(&checkout_body(token))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 429);
+        let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((3000..=3600).contains(&retry), "Retry-After {retry}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["code"], "too_many_checkout_attempts", "{body}");
+    }
+    assert_eq!(app.engine.all_orders().unwrap().len(), orders_before);
+    // A replay of an earlier key still answers what it answered.
+    let again = checkout(&app, &cart, Some("k0"), &checkout_body("tok_decline")).await;
+    assert_eq!(again.status, 402);
+
+    // Five payment failures, one mail.
+    let failed_events = app.engine.events(0, 1000).await.unwrap().0;
+    let failed_events = failed_events
+        .iter()
+        .filter(|e| e.event.kind() == "PaymentFailed")
+        .count();
+    assert_eq!(failed_events, 5, "every failure is still an event");
+    let seq = app.engine.events(0, 1000).await.unwrap().0.last().unwrap().seq;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            app.engine.subscriber_offset("notifier") >= seq
+        })
+        .await
+    );
+    let mails: Vec<Value> = notifications(&app)
+        .await
+        .into_iter()
+        .filter(|n| n["template"] == "payment_failed")
+        .collect();
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_checkouts_that_charged_nothing_are_pruned_after_their_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open_engine(dir.path(), |c| {
+        c.failed_order_retention = Duration::ZERO;
+        c.idempotency_ttl = Duration::ZERO;
+    })
+    .await;
+    engine.create_product("PR-1", draft("Prunable", 100)).await.unwrap();
+    engine.set_on_hand("PR-1", 5).await.unwrap();
+    let failed = engine.create_cart().await.unwrap().cart.id;
+    engine.cart_add_item(&failed, "PR-1", 1).await.unwrap();
+    let declined = engine
+        .checkout(&failed, "d", &checkout_request("tok_decline"))
+        .await;
+    assert!(matches!(declined, Err(EngineError::PaymentDeclined(_))));
+    let paid = engine.create_cart().await.unwrap().cart.id;
+    engine.cart_add_item(&paid, "PR-1", 1).await.unwrap();
+    let order = engine
+        .checkout(&paid, "p", &checkout_request("tok_visa"))
+        .await
+        .unwrap();
+    assert_eq!(engine.all_orders().unwrap().len(), 2);
+
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(engine.prune_failed_orders().await.unwrap(), 1);
+    let left = engine.all_orders().unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!((left[0].id.as_str(), left[0].status), (order.id.as_str(), OrderStatus::Paid));
+    assert_eq!(engine.prune_failed_orders().await.unwrap(), 0);
+    engine.shutdown().await.unwrap();
+}
+
+/// An engine whose reservations lapse long before a `tok_slow` charge answers.
+async fn slow_charges(dir: &std::path::Path) -> emporium::Engine {
+    open_engine(dir, |c| {
+        c.reservation_ttl = Duration::from_millis(300);
+        c.simulated_gateway_delay = Duration::from_millis(1500);
+    })
+    .await
+}
+
+async fn cart_of(engine: &emporium::Engine, sku: &str, quantity: i64) -> String {
+    let id = engine.create_cart().await.unwrap().cart.id;
+    engine.cart_add_item(&id, sku, quantity).await.unwrap();
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_charge_that_outlived_its_reservation_is_refunded_when_the_stock_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = slow_charges(dir.path()).await;
+    engine.create_product("LAPSE-1", draft("Last one", 900)).await.unwrap();
+    engine.set_on_hand("LAPSE-1", 1).await.unwrap();
+    let slow_cart = cart_of(&engine, "LAPSE-1", 1).await;
+    let slow = {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            engine
+                .checkout(&slow_cart, "slow", &checkout_request("tok_slow"))
+                .await
+        })
+    };
+    // The slow checkout's hold lapses while its charge is under way; another shopper
+    // takes the last unit.
+    for held in [1, 0] {
+        assert!(
+            eventually(Duration::from_secs(5), || async {
+                engine.inventory("LAPSE-1").await.unwrap().reserved == held
+            })
+            .await,
+            "the hold is taken, then lapses"
+        );
+    }
+    let fast_cart = cart_of(&engine, "LAPSE-1", 1).await;
+    engine
+        .checkout(&fast_cart, "fast", &checkout_request("tok_visa"))
+        .await
+        .unwrap();
+
+    // The slow one is charged, finds no stock to commit, and is refunded: no paid order
+    // without its stock, no charge kept without an order.
+    match slow.await.unwrap() {
+        Err(EngineError::ItemsOutOfStock(skus)) => assert_eq!(skus, ["LAPSE-1"]),
+        other => panic!("expected out of stock, got {other:?}"),
+    }
+    let inv = engine.inventory("LAPSE-1").await.unwrap();
+    assert_eq!((inv.on_hand, inv.reserved), (0, 0), "sold exactly once");
+    let charges = engine.gateway_charges().unwrap();
+    assert_eq!(charges.len(), 2);
+    let orders = engine.all_orders().unwrap();
+    let failed = orders.iter().find(|o| o.status == OrderStatus::Failed).unwrap();
+    let refunded = charges.iter().find(|c| c.key == failed.id).unwrap();
+    assert_eq!(refunded.refunded, refunded.amount, "the charge is refunded");
+    assert_eq!(
+        failed.payment.as_ref().unwrap().status,
+        emporium::domain::order::PaymentState::Refunded
+    );
+    let paid = orders.iter().filter(|o| o.status == OrderStatus::Paid).count();
+    assert_eq!(paid, 1);
+    let (events, _) = engine.events(0, 1000).await.unwrap();
+    assert!(
+        events.iter().any(|e| matches!(&e.event,
+            emporium::domain::event::DomainEvent::OrderRefunded { order_id, .. } if *order_id == failed.id)),
+        "the refund is an event (and the shopper is mailed)"
+    );
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_charge_that_outlived_its_reservation_takes_the_stock_that_is_still_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = slow_charges(dir.path()).await;
+    engine.create_product("LAPSE-2", draft("Two left", 900)).await.unwrap();
+    engine.set_on_hand("LAPSE-2", 2).await.unwrap();
+    let slow_cart = cart_of(&engine, "LAPSE-2", 1).await;
+    let slow = {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            engine
+                .checkout(&slow_cart, "slow", &checkout_request("tok_slow"))
+                .await
+        })
+    };
+    for held in [1, 0] {
+        assert!(
+            eventually(Duration::from_secs(5), || async {
+                engine.inventory("LAPSE-2").await.unwrap().reserved == held
+            })
+            .await,
+            "the hold is taken, then lapses"
+        );
+    }
+    let fast_cart = cart_of(&engine, "LAPSE-2", 1).await;
+    engine
+        .checkout(&fast_cart, "fast", &checkout_request("tok_visa"))
+        .await
+        .unwrap();
+    let order = slow.await.unwrap().expect("the slow checkout is placed");
+    assert_eq!(order.status, OrderStatus::Paid);
+    let inv = engine.inventory("LAPSE-2").await.unwrap();
+    assert_eq!((inv.on_hand, inv.reserved), (0, 0), "each unit sold once");
+    assert!(engine.gateway_charges().unwrap().iter().all(|c| c.refunded == 0));
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transient_failure_is_not_the_keys_final_answer_and_a_retry_runs_once_more() {
+    let app = spawn_app().await;
+    app.create_product("BUSY-1", 300, 100_000).await;
+    // Every reservation the SKU's record can hold is taken: the checkout cannot reserve,
+    // for now.
+    let mut holds = tokio::task::JoinSet::new();
+    for i in 0..MAX_RESERVATIONS {
+        let engine = app.engine.clone();
+        holds.spawn(async move { engine.reserve("BUSY-1", &format!("hold-{i}"), 1).await });
+    }
+    while let Some(r) = holds.join_next().await {
+        r.unwrap().unwrap();
+    }
+    assert!(matches!(
+        app.engine.reserve("BUSY-1", "one-more", 1).await,
+        Err(EngineError::TooManyReservations { max: MAX_RESERVATIONS })
+    ));
+    let cart = cart_with(&app, &[("BUSY-1", 1)]).await;
+    let body = checkout_body("tok_visa");
+    let first = checkout(&app, &cart, Some("same-key"), &body).await;
+    assert_eq!(first.status, 503, "{}", first.text);
+    assert_eq!(first.json()["code"], "unavailable");
+    // Still full: the retry runs again (and is unavailable again).
+    let second = checkout(&app, &cart, Some("same-key"), &body).await;
+    assert_eq!(second.status, 503, "{}", second.text);
+
+    app.engine.release_reservation("BUSY-1", "hold-0").await.unwrap();
+    let third = checkout(&app, &cart, Some("same-key"), &body).await;
+    assert_eq!(third.status, 201, "{}", third.text);
+    // From now on the key's answer is final: the same order, byte for byte.
+    let fourth = checkout(&app, &cart, Some("same-key"), &body).await;
+    assert_eq!((fourth.status, &fourth.text), (201, &third.text));
+    let paid: Vec<_> = app
+        .engine
+        .all_orders()
+        .unwrap()
+        .into_iter()
+        .filter(|o| o.status == OrderStatus::Paid)
+        .collect();
+    assert_eq!(paid.len(), 1, "one order, one charge");
+    assert_eq!(app.engine.gateway_charges().unwrap().len(), 1);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mail_too_large_to_store_is_marked_failed_and_the_queue_moves_on() {
+    let app = spawn_app().await;
+    app.create_product("MAIL-1", 300, 10).await;
+    let put = |text: &str| {
+        app.send(
+            app.admin(
+                app.client
+                    .put(app.url("/api/v1/admin/templates/order_confirmation")),
+            )
+            .json(&json!({"subject": "Receipt", "text": text, "html": "<p>hi</p>"})),
+        )
+    };
+    // A template that renders to ~100 KB: over the store's record limit.
+    let r = put("{% for i in range(10000) %}0123456789{% endfor %}").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let big = cart_with(&app, &[("MAIL-1", 1)]).await;
+    assert_eq!(checkout(&app, &big, Some("a"), &checkout_body("tok_visa")).await.status, 201);
+    let r = put("Thanks for order {{ order.number }}").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let small = cart_with(&app, &[("MAIL-1", 1)]).await;
+    assert_eq!(checkout(&app, &small, Some("b"), &checkout_body("tok_visa")).await.status, 201);
+
+    let settled = eventually(Duration::from_secs(10), || async {
+        let n = notifications(&app).await;
+        n.len() == 2 && n.iter().all(|n| n["status"] != "pending")
+    })
+    .await;
+    let n = notifications(&app).await;
+    assert!(settled, "{n:?}");
+    assert_eq!(n[0]["status"], "failed", "{}", n[0]);
+    assert!(
+        n[0]["last_error"].as_str().unwrap().contains("record limit"),
+        "{}",
+        n[0]
+    );
+    assert_eq!(n[1]["status"], "sent", "{}", n[1]);
+    assert!(app.engine.skipped_events("notifier").unwrap().is_empty());
+    app.stop().await;
+}
