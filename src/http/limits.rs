@@ -11,39 +11,76 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use dashmap::DashMap;
 
 use super::error::{ApiError, Code};
 
-/// Most client addresses tracked before idle ones are forgotten.
+/// Most clients tracked; beyond it the least recently seen are forgotten (a forgotten
+/// client starts again with a full bucket). Bounded without a scan: an attacker spraying
+/// addresses costs one cache insert per request, not a sweep of every bucket.
 const MAX_CLIENTS: usize = 100_000;
 
-/// Token buckets by client IP.
+/// Whom a bucket belongs to: an IPv4 address, or an IPv6 /64 (one host usually owns a
+/// whole /64, so per-address buckets would give it 2^64 of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Client {
+    /// An IPv4 address (IPv4-mapped IPv6 addresses included).
+    V4(std::net::Ipv4Addr),
+    /// The first 64 bits of an IPv6 address.
+    V6Prefix(u64),
+}
+
+impl From<IpAddr> for Client {
+    fn from(ip: IpAddr) -> Client {
+        match ip {
+            IpAddr::V4(v4) => Client::V4(v4),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Client::V4(v4),
+                None => Client::V6Prefix((u128::from(v6) >> 64) as u64),
+            },
+        }
+    }
+}
+
+/// Token buckets by client (see [`Client`]).
 pub struct RateLimiter {
     per_sec: f64,
     burst: f64,
-    buckets: DashMap<IpAddr, (f64, Instant)>,
+    buckets: quick_cache::sync::Cache<Client, Arc<std::sync::Mutex<(f64, Instant)>>>,
 }
 
 impl RateLimiter {
     /// `per_sec` requests per second on average, bursts of up to `burst`.
     pub fn new(per_sec: f64, burst: f64) -> RateLimiter {
+        RateLimiter::with_capacity(per_sec, burst, MAX_CLIENTS)
+    }
+
+    fn with_capacity(per_sec: f64, burst: f64, clients: usize) -> RateLimiter {
         RateLimiter {
             per_sec: per_sec.max(0.001),
             burst: burst.max(1.0),
-            buckets: DashMap::new(),
+            buckets: quick_cache::sync::Cache::new(clients),
         }
+    }
+
+    /// Clients tracked now (at most [`MAX_CLIENTS`]).
+    pub fn tracked(&self) -> usize {
+        self.buckets.len()
     }
 
     /// Takes a token for `ip`, or says how long until one is there.
     pub fn check(&self, ip: IpAddr) -> Result<(), Duration> {
         let now = Instant::now();
-        if self.buckets.len() > MAX_CLIENTS {
-            let horizon = Duration::from_secs_f64(self.burst / self.per_sec);
-            self.buckets
-                .retain(|_, (_, at)| now.duration_since(*at) < horizon);
-        }
-        let mut b = self.buckets.entry(ip).or_insert((self.burst, now));
+        let bucket = match self
+            .buckets
+            .get_or_insert_with(&Client::from(ip), || {
+                Ok::<_, std::convert::Infallible>(Arc::new(std::sync::Mutex::new((
+                    self.burst, now,
+                ))))
+            }) {
+            Ok(b) => b,
+            Err(never) => match never {},
+        };
+        let mut b = bucket.lock().expect("bucket lock");
         let (tokens, at) = *b;
         let tokens = (tokens + now.duration_since(at).as_secs_f64() * self.per_sec).min(self.burst);
         if tokens >= 1.0 {
@@ -118,5 +155,34 @@ mod tests {
         assert!(l.check(other).is_ok(), "each address has its own bucket");
         std::thread::sleep(Duration::from_millis(120));
         assert!(l.check(ip).is_ok());
+    }
+
+    #[test]
+    fn an_ipv6_host_gets_one_bucket_for_its_whole_slash_64() {
+        let l = RateLimiter::new(0.001, 2.0);
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff:ffff:ffff:fffe".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert!(l.check(a).is_ok());
+        assert!(l.check(b).is_ok());
+        assert!(l.check(a).is_err(), "a and b share one /64 bucket");
+        assert!(l.check(other).is_ok(), "the next /64 has its own");
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(Client::from(mapped), Client::from(v4));
+    }
+
+    #[test]
+    fn a_spray_of_addresses_keeps_the_bucket_table_bounded() {
+        let l = RateLimiter::with_capacity(1.0, 1.0, 1_000);
+        for i in 0..50_000u32 {
+            let ip = IpAddr::V4(std::net::Ipv4Addr::from(i));
+            let _ = l.check(ip);
+        }
+        assert!(l.tracked() <= 1_000, "{} buckets", l.tracked());
+        // A client seen often stays tracked: its bucket is not reset by the spray.
+        let steady: IpAddr = "198.51.100.1".parse().unwrap();
+        assert!(l.check(steady).is_ok());
+        assert!(l.check(steady).is_err());
     }
 }

@@ -27,8 +27,10 @@ use stats::{CoStats, Scoring};
 
 /// Views remembered per session (older ones drop out).
 const SESSION_VIEWS: usize = 20;
-/// Sessions remembered (the oldest are forgotten first).
-const MAX_SESSIONS: usize = 100_000;
+/// Sessions remembered (the oldest are forgotten first). Session ids are chosen by
+/// clients (`X-Session-Id`, at most 128 bytes), so this bounds what they can make the
+/// server hold: at most 20,000 × (128 + 20 × 64) bytes ≈ 28 MB, however many they send.
+const MAX_SESSIONS: usize = 20_000;
 /// Candidates taken from each of bought-together and name similarity before blending.
 const BLEND_CANDIDATES: usize = 200;
 
@@ -45,8 +47,6 @@ pub struct Model {
     sessions: HashMap<String, VecDeque<String>>,
     #[serde(skip)]
     session_order: VecDeque<String>,
-    #[serde(skip)]
-    dirty: bool,
 }
 
 impl Record for Model {
@@ -59,7 +59,6 @@ impl Model {
     pub fn learn_order<S: AsRef<str>>(&mut self, items: &[S], at_ms: i64, scoring: &Scoring) {
         let w = CoStats::basket_weight(scoring, items.len(), at_ms);
         self.bought.learn(items, w, scoring);
-        self.dirty = true;
     }
 
     /// Records that `session` viewed `sku`: it pairs with the session's earlier views.
@@ -87,13 +86,27 @@ impl Model {
         if seen.len() > SESSION_VIEWS {
             seen.pop_front();
         }
-        self.dirty = true;
     }
 }
 
+/// Views waiting for the model's lock, at most (older ones are dropped first).
+const MAX_PENDING_VIEWS: usize = 10_000;
+
 /// The recommender: a shared model, its scoring, and where it is saved.
+///
+/// Request handlers never wait for the model's lock behind a snapshot: a snapshot is
+/// encoded under the *read* lock with `saving` set, and writers stay off the lock while it
+/// is (they never queue for it, so no reader queues behind a writer either). A product
+/// view, the one write a request makes, takes the lock only if it is free at once;
+/// otherwise it is parked in `pending_views` and applied by the next writer.
 pub struct Recommender {
     model: RwLock<Model>,
+    /// Views that found the model locked, applied by the next writer.
+    pending_views: std::sync::Mutex<VecDeque<(String, String, i64)>>,
+    /// Set while a snapshot is encoded: writers keep off the lock.
+    saving: std::sync::atomic::AtomicBool,
+    /// The model changed since the last snapshot.
+    dirty: std::sync::atomic::AtomicBool,
     names: RwLock<NameIndex>,
     scoring: Scoring,
     path: PathBuf,
@@ -113,6 +126,9 @@ impl Recommender {
         };
         Ok(Recommender {
             model: RwLock::new(model),
+            pending_views: Default::default(),
+            saving: Default::default(),
+            dirty: Default::default(),
             names: RwLock::default(),
             scoring,
             path,
@@ -124,22 +140,67 @@ impl Recommender {
         self.model.read().expect("model lock").learned_through
     }
 
+    /// The model for writing, if that is possible at once: not while a snapshot is
+    /// encoded, and never by queueing for the lock. Views parked meanwhile are applied
+    /// first.
+    fn try_model_mut(&self) -> Option<std::sync::RwLockWriteGuard<'_, Model>> {
+        use std::sync::atomic::Ordering;
+        if self.saving.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut m = self.model.try_write().ok()?;
+        let parked = std::mem::take(&mut *self.pending_views.lock().expect("views lock"));
+        for (session, sku, at) in parked {
+            m.view(&session, &sku, at, &self.scoring);
+        }
+        self.dirty.store(true, Ordering::Release);
+        Some(m)
+    }
+
+    /// The model for writing, waiting (off the lock) while a snapshot is encoded: for
+    /// background writers and tools.
+    fn model_mut(&self) -> std::sync::RwLockWriteGuard<'_, Model> {
+        loop {
+            if let Some(m) = self.try_model_mut() {
+                return m;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+    }
+
     /// Saves the model if it changed (written to a temporary file, synced, renamed).
+    /// Encoding holds only the read lock: readers go on meanwhile.
     pub fn save(&self) -> Result<bool, StorageError> {
+        use std::sync::atomic::Ordering;
+        struct Saving<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Saving<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
         let bytes = {
-            let mut m = self.model.write().expect("model lock");
-            if !m.dirty {
+            let _saving = Saving(&self.saving);
+            self.saving.store(true, Ordering::Release);
+            if !self.dirty.swap(false, Ordering::AcqRel) {
                 return Ok(false);
             }
-            m.dirty = false;
-            codec::encode(&*m)?
+            let m = self.model.read().expect("model lock");
+            codec::encode(&*m)
         };
+        let written = bytes.and_then(|bytes| self.write_snapshot(&bytes));
+        if written.is_err() {
+            self.dirty.store(true, Ordering::Release);
+        }
+        written.map(|()| true)
+    }
+
+    fn write_snapshot(&self, bytes: &[u8]) -> Result<(), StorageError> {
         let io = |e: std::io::Error| StorageError::Io(format!("saving the recommender: {e}"));
         let tmp = self.path.with_extension("tmp");
         {
             use std::io::Write;
             let mut f = std::fs::File::create(&tmp).map_err(io)?;
-            f.write_all(&bytes).map_err(io)?;
+            f.write_all(bytes).map_err(io)?;
             f.sync_data().map_err(io)?;
         }
         std::fs::rename(&tmp, &self.path).map_err(io)?;
@@ -148,20 +209,43 @@ impl Recommender {
         {
             let _ = d.sync_all();
         }
-        Ok(true)
+        Ok(())
     }
 
-    /// Records a product view in a session.
+    /// Records a product view in a session. Never waits for the model's lock: if it is
+    /// taken, the view is parked and applied by the next writer (at most
+    /// [`MAX_PENDING_VIEWS`] wait; beyond that the oldest are dropped — views are a
+    /// signal, not a record).
     pub fn view(&self, session: &str, sku: &str, at_ms: i64) {
-        self.model
-            .write()
-            .expect("model lock")
-            .view(session, sku, at_ms, &self.scoring);
+        if let Some(mut m) = self.try_model_mut() {
+            m.view(session, sku, at_ms, &self.scoring);
+            return;
+        }
+        let mut parked = self.pending_views.lock().expect("views lock");
+        if parked.len() >= MAX_PENDING_VIEWS {
+            parked.pop_front();
+        }
+        parked.push_back((session.to_owned(), sku.to_owned(), at_ms));
     }
 
     /// Learns an event (idempotent: events at or before `learned_through` are skipped).
     pub fn learn(&self, event: &LoggedEvent) {
-        let mut m = self.model.write().expect("model lock");
+        let mut m = self.model_mut();
+        self.learn_into(&mut m, event);
+    }
+
+    /// [`Recommender::learn`] if the model can be written at once; whether it was.
+    pub fn try_learn(&self, event: &LoggedEvent) -> bool {
+        match self.try_model_mut() {
+            Some(mut m) => {
+                self.learn_into(&mut m, event);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn learn_into(&self, m: &mut Model, event: &LoggedEvent) {
         if event.seq <= m.learned_through {
             return;
         }
@@ -179,7 +263,6 @@ impl Recommender {
             _ => {}
         }
         m.learned_through = event.seq;
-        m.dirty = true;
     }
 
     /// Candidates for `sku`, best first, each with where it came from: bought together
@@ -293,10 +376,7 @@ impl Recommender {
     /// Learns one order placed at `at_ms` (tools and evaluations; the engine learns from
     /// the event log).
     pub fn learn_order<S: AsRef<str>>(&self, items: &[S], at_ms: i64) {
-        self.model
-            .write()
-            .expect("model lock")
-            .learn_order(items, at_ms, &self.scoring);
+        self.model_mut().learn_order(items, at_ms, &self.scoring);
     }
 
     /// Best sellers (raw counts), best first.
@@ -341,7 +421,10 @@ impl Subscriber for Learner {
                     })
                     .map_err(|e| e.to_string())?;
             }
-            self.recommender.learn(event);
+            // Off the lock while a snapshot is being encoded (see `Recommender`).
+            while !self.recommender.try_learn(event) {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
             Ok(())
         })
     }
@@ -391,5 +474,55 @@ mod tests {
         assert_eq!(related[0], ("B".to_owned(), "bought_together"));
         assert!(related.contains(&("D".to_owned(), "viewed_together")));
         assert_eq!(again.bestsellers(1), ["A"]);
+    }
+
+    #[test]
+    fn a_spray_of_client_chosen_sessions_keeps_the_session_memory_bounded() {
+        let mut m = Model::default();
+        let scoring = Scoring::default();
+        for i in 0..(MAX_SESSIONS * 3) {
+            m.view(&format!("session-{i}"), "A", 1_300_000_000_000, &scoring);
+        }
+        assert_eq!(m.sessions.len(), MAX_SESSIONS);
+        assert_eq!(m.session_order.len(), MAX_SESSIONS);
+        for v in 0..(SESSION_VIEWS * 3) {
+            m.view("busy", &format!("P{v}"), 1_300_000_000_000, &scoring);
+        }
+        assert_eq!(m.sessions["busy"].len(), SESSION_VIEWS);
+    }
+
+    #[test]
+    fn a_snapshot_being_encoded_holds_up_neither_views_nor_recommendations() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Arc::new(Recommender::open(dir.path(), Scoring::default()).unwrap());
+        r.learn(&placed(1, &["A", "B"]));
+        r.learn(&placed(2, &["A", "B"]));
+        // What `save` holds while it encodes: the flag and the read lock.
+        r.saving.store(true, std::sync::atomic::Ordering::Release);
+        let encoding = r.model.read().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let handler = {
+            let r = r.clone();
+            std::thread::spawn(move || {
+                // A request handler's calls: neither may wait for the snapshot.
+                r.view("s", "A", 1_300_000_000_000);
+                r.view("s", "C", 1_300_000_000_000);
+                let related = r.related("A", 5);
+                tx.send(related).unwrap();
+            })
+        };
+        let related = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the handler did not wait for the snapshot");
+        assert_eq!(related[0].0, "B");
+        handler.join().unwrap();
+        assert!(!r.try_learn(&placed(3, &["A", "D"])), "writers keep off");
+        drop(encoding);
+        r.saving.store(false, std::sync::atomic::Ordering::Release);
+        // The parked views are applied by the next writer.
+        r.learn(&placed(3, &["A", "D"]));
+        assert_eq!(r.learned_through(), 3);
+        let related = r.related("C", 5);
+        assert!(related.iter().any(|(s, why)| s == "A" && *why == "viewed_together"), "{related:?}");
     }
 }
