@@ -323,7 +323,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     if args.metrics_token.is_none() {
-        tracing::info!("/metrics is open to every client that reaches the listen address (--metrics-token restricts it)");
+        tracing::info!(
+            "/metrics is open to every client that reaches the listen address (--metrics-token restricts it)"
+        );
     }
     ready.store(true, Ordering::Release);
     tracing::info!(addr = %listener.local_addr()?, data_dir = %args.data_dir.display(), "emporium serving");

@@ -23,12 +23,7 @@ pub(crate) enum CartCmd {
     ExpireIfDue,
     /// Starts a checkout (or finds the one this idempotency key started). `rerun` names
     /// that order when its outcome was transient: the key then starts a new one.
-    BeginCheckout {
-        key: String,
-        request: Box<CheckoutRequest>,
-        fingerprint: Vec<u8>,
-        rerun: Option<String>,
-    },
+    BeginCheckout(Box<CheckoutAsk>),
     /// Ends the checkout of `order_id`: closes the cart if placed, reopens it otherwise
     /// and counts the failure (`payment_failed`: a decline or gateway failure, which may
     /// be mailed).
@@ -41,6 +36,19 @@ pub(crate) enum CartCmd {
     MarkAbandoned {
         idle_before: Millis,
     },
+}
+
+/// A checkout request as the cart admits it.
+#[derive(Debug, Clone)]
+pub(crate) struct CheckoutAsk {
+    /// The client's idempotency key.
+    pub key: String,
+    /// The validated request.
+    pub request: CheckoutRequest,
+    /// [`CheckoutRequest::fingerprint`].
+    pub fingerprint: Vec<u8>,
+    /// The order whose transient failure this request reruns, if any.
+    pub rerun: Option<String>,
 }
 
 /// How a checkout request was admitted.
@@ -119,21 +127,18 @@ impl CartEntity {
         &self,
         id: &str,
         state: &mut Option<Cart>,
-        key: &str,
-        request: CheckoutRequest,
-        fingerprint: Vec<u8>,
-        rerun: Option<&str>,
+        ask: &CheckoutAsk,
         now: Millis,
     ) -> Result<(CheckoutStart, bool), CartFailure> {
         let tables = self.store.tables();
-        let record_key = idempotency_key(id, key);
+        let record_key = idempotency_key(id, &ask.key);
         if let Some(r) = tables.idempotency.get(&record_key)? {
-            if r.fingerprint != fingerprint {
+            if r.fingerprint != ask.fingerprint {
                 return Err(CartFailure::KeyReused);
             }
             // A key whose order ended in a transient failure runs again, once per retry:
             // only the retry that names the order it found starts a new one.
-            if rerun != Some(r.order_id.as_str()) {
+            if ask.rerun.as_deref() != Some(r.order_id.as_str()) {
                 return Ok((CheckoutStart::Existing(r.order_id), false));
             }
         }
@@ -156,7 +161,7 @@ impl CartEntity {
         let order = Order::new(
             order_id.clone(),
             id.to_owned(),
-            request,
+            ask.request.clone(),
             lines,
             self.currency.clone(),
             now,
@@ -164,7 +169,7 @@ impl CartEntity {
         let mut locked = cart.clone();
         locked.checkout = Some(order_id.clone());
         let record = IdempotencyRecord {
-            fingerprint,
+            fingerprint: ask.fingerprint.clone(),
             order_id: order_id.clone(),
             created_at: now,
         };
@@ -260,24 +265,8 @@ impl Entity for CartEntity {
                         .ok_or(CartFailure::NotFound),
                 );
             }
-            (
-                CartCmd::BeginCheckout {
-                    key,
-                    request,
-                    fingerprint,
-                    rerun,
-                },
-                _,
-            ) => {
-                return match self.begin_checkout(
-                    id,
-                    state,
-                    key,
-                    (**request).clone(),
-                    fingerprint.clone(),
-                    rerun.as_deref(),
-                    now,
-                ) {
+            (CartCmd::BeginCheckout(ask), _) => {
+                return match self.begin_checkout(id, state, ask, now) {
                     Ok((start, wrote)) => Effect::new(Ok(CartReply::Checkout(start)), wrote),
                     Err(e) => Effect::read(Err(e)),
                 };

@@ -95,7 +95,12 @@ pub fn skipped(
 /// Hands `event` to `subscriber`, retrying as `policy` says; when the attempts are spent
 /// the event is recorded as skipped (and retried for as long as that record cannot be
 /// written).
-async fn deliver(store: &Store, subscriber: &dyn Subscriber, event: &LoggedEvent, policy: RetryPolicy) {
+async fn deliver(
+    store: &Store,
+    subscriber: &dyn Subscriber,
+    event: &LoggedEvent,
+    policy: RetryPolicy,
+) {
     let name = subscriber.name();
     let mut backoff = policy.first_backoff;
     let mut attempts = 0;
@@ -234,7 +239,9 @@ mod tests {
                 order_id: format!("o{i}"),
             })
             .collect();
-        store.write_with_events(WriteBatch::default(), &events).unwrap();
+        store
+            .write_with_events(WriteBatch::default(), &events)
+            .unwrap();
         let first = store.events_after(0, 10).unwrap()[0].seq;
         let picky = Arc::new(Picky {
             poison: first + 1,

@@ -168,10 +168,14 @@ impl OrderEntity {
     #[tracing::instrument(name = "saga.reserve", skip_all, fields(lines = order.lines.len()))]
     async fn reserve_all(&self, order: &Order) -> Result<(), CheckoutFailure> {
         let results = self
-            .each_line(order, |_| true, |id, quantity| SkuCmd::Reserve {
-                id: id.to_owned(),
-                quantity,
-            })
+            .each_line(
+                order,
+                |_| true,
+                |id, quantity| SkuCmd::Reserve {
+                    id: id.to_owned(),
+                    quantity,
+                },
+            )
             .await;
         let mut short = Vec::new();
         let mut broken = None;
@@ -225,10 +229,14 @@ impl OrderEntity {
     #[tracing::instrument(name = "saga.commit", skip_all, fields(lines = order.lines.len()))]
     async fn commit_all(&self, order: &Order) -> Committed {
         let results = self
-            .each_line(order, |_| true, |id, quantity| SkuCmd::Commit {
-                id: id.to_owned(),
-                quantity,
-            })
+            .each_line(
+                order,
+                |_| true,
+                |id, quantity| SkuCmd::Commit {
+                    id: id.to_owned(),
+                    quantity,
+                },
+            )
             .await;
         let mut short = Vec::new();
         let mut retry = false;

@@ -17,11 +17,22 @@ pub(crate) enum SkuCmd {
     Get,
     SetOnHand(i64),
     Restock(i64),
-    Reserve { id: String, quantity: u32 },
+    Reserve {
+        id: String,
+        quantity: u32,
+    },
     /// Commits `id`; `quantity` is what a lapsed reservation takes again.
-    Commit { id: String, quantity: u32 },
-    Release { id: String },
-    Return { id: String, quantity: u32 },
+    Commit {
+        id: String,
+        quantity: u32,
+    },
+    Release {
+        id: String,
+    },
+    Return {
+        id: String,
+        quantity: u32,
+    },
 }
 
 /// Why an inventory command failed.

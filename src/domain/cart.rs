@@ -139,9 +139,13 @@ impl Cart {
         now: Millis,
     ) -> Cart {
         let mut next = self.clone();
-        next.failed_checkouts.retain(|at| *at > now - policy.window_ms);
+        next.failed_checkouts
+            .retain(|at| *at > now - policy.window_ms);
         next.failed_checkouts.push(now);
-        let excess = next.failed_checkouts.len().saturating_sub(policy.limit.max(1));
+        let excess = next
+            .failed_checkouts
+            .len()
+            .saturating_sub(policy.limit.max(1));
         next.failed_checkouts.drain(..excess);
         let mail_free = self
             .failure_mailed

@@ -173,11 +173,9 @@ impl Stock {
             return Err(Invalid::new("quantity", "must be at least 1").into());
         }
         if id.is_empty() || id.len() > MAX_RESERVATION_ID {
-            return Err(Invalid::new(
-                "reservation",
-                format!("1 to {MAX_RESERVATION_ID} bytes"),
-            )
-            .into());
+            return Err(
+                Invalid::new("reservation", format!("1 to {MAX_RESERVATION_ID} bytes")).into(),
+            );
         }
         if let Some(r) = self.reservations.iter().find(|r| r.id == id) {
             return if r.quantity == quantity {
@@ -446,7 +444,10 @@ mod tests {
                 max: MAX_RESERVATIONS
             })
         );
-        assert!(s.reserve(&"x".repeat(MAX_RESERVATION_ID + 1), 1, 0, 10).is_err());
+        assert!(
+            s.reserve(&"x".repeat(MAX_RESERVATION_ID + 1), 1, 0, 10)
+                .is_err()
+        );
         s.release(&format!("{:064}", 0));
         assert_eq!(s.reserve("one-more", 1, 0, 10), Ok(true));
     }

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use futures_util::StreamExt;
 
 use super::{Engine, EngineError, is_cart_id};
-use crate::actors::cart::{CartCmd, CartReply, CheckoutStart};
+use crate::actors::cart::{CartCmd, CartReply, CheckoutAsk, CheckoutStart};
 use crate::actors::order::{OrderCmd, OrderFailure};
 use crate::actors::sku::SkuCmd;
 use crate::domain::now_millis;
@@ -156,11 +156,13 @@ impl Engine {
         let start = self
             .inner
             .carts
-            .call(cart_id, || CartCmd::BeginCheckout {
-                key: key.to_owned(),
-                request: Box::new(request.clone()),
-                fingerprint: fingerprint.to_vec(),
-                rerun: rerun.clone(),
+            .call(cart_id, || {
+                CartCmd::BeginCheckout(Box::new(CheckoutAsk {
+                    key: key.to_owned(),
+                    request: request.clone(),
+                    fingerprint: fingerprint.to_vec(),
+                    rerun: rerun.clone(),
+                }))
             })
             .await??;
         match start {
@@ -407,7 +409,11 @@ impl Engine {
             after = Some(last.clone());
             for (key, _) in page.iter().take_while(|(k, _)| *k < end) {
                 let id = String::from_utf8_lossy(&key[9..]).into_owned();
-                let r = self.inner.orders.call(&id, || OrderCmd::Prune(horizon)).await?;
+                let r = self
+                    .inner
+                    .orders
+                    .call(&id, || OrderCmd::Prune(horizon))
+                    .await?;
                 if let Err(OrderFailure::NotFound) = r {
                     pruned += 1;
                 }

@@ -70,13 +70,9 @@ impl RateLimiter {
     /// Takes a token for `ip`, or says how long until one is there.
     pub fn check(&self, ip: IpAddr) -> Result<(), Duration> {
         let now = Instant::now();
-        let bucket = match self
-            .buckets
-            .get_or_insert_with(&Client::from(ip), || {
-                Ok::<_, std::convert::Infallible>(Arc::new(std::sync::Mutex::new((
-                    self.burst, now,
-                ))))
-            }) {
+        let bucket = match self.buckets.get_or_insert_with(&Client::from(ip), || {
+            Ok::<_, std::convert::Infallible>(Arc::new(std::sync::Mutex::new((self.burst, now))))
+        }) {
             Ok(b) => b,
             Err(never) => match never {},
         };

@@ -288,7 +288,12 @@ impl Notifier {
         if let Err(StorageError::TooLarge(size)) = stored {
             // A mail too large to store cannot be sent either: record it as failed, with
             // the reason, and let the queue move on.
-            tracing::warn!(seq = event.seq, template = name, size, "rendered mail over the record limit; not sent");
+            tracing::warn!(
+                seq = event.seq,
+                template = name,
+                size,
+                "rendered mail over the record limit; not sent"
+            );
             n.status = NotificationStatus::Failed;
             n.last_error = Some(format!(
                 "the rendered mail is {size} bytes, over the store's {}-byte record limit; not sent",

@@ -523,6 +523,11 @@ mod tests {
         r.learn(&placed(3, &["A", "D"]));
         assert_eq!(r.learned_through(), 3);
         let related = r.related("C", 5);
-        assert!(related.iter().any(|(s, why)| s == "A" && *why == "viewed_together"), "{related:?}");
+        assert!(
+            related
+                .iter()
+                .any(|(s, why)| s == "A" && *why == "viewed_together"),
+            "{related:?}"
+        );
     }
 }

@@ -766,8 +766,8 @@ impl Record for crate::domain::cart::Cart {
 
     /// Version 2 did not count failed checkouts.
     fn upgrade(version: u8, body: &[u8]) -> Option<Result<Self, StorageError>> {
-        use crate::domain::cart::{Cart, CartStatus, Line};
         use crate::domain::Millis;
+        use crate::domain::cart::{Cart, CartStatus, Line};
         #[derive(serde::Deserialize)]
         struct V2 {
             id: String,
@@ -906,7 +906,10 @@ mod tests {
         assert_eq!((stock.on_hand, stock.reserved()), (7, 2));
         assert_eq!(stock.committed, ["c"]);
         assert!(stock.lapsed.is_empty());
-        assert!(codec::decode::<Stock>(&[9, 0]).is_err(), "unknown versions stay errors");
+        assert!(
+            codec::decode::<Stock>(&[9, 0]).is_err(),
+            "unknown versions stay errors"
+        );
     }
 
     #[test]

@@ -15,7 +15,12 @@ use crate::helpers::*;
 
 async fn notifications(app: &TestApp) -> Vec<Value> {
     let list = app
-        .send(app.admin(app.client.get(app.url("/api/v1/admin/notifications?limit=100"))))
+        .send(
+            app.admin(
+                app.client
+                    .get(app.url("/api/v1/admin/notifications?limit=100")),
+            ),
+        )
         .await;
     assert_eq!(list.status, 200, "{}", list.body);
     list.body["items"].as_array().unwrap().clone()
@@ -27,7 +32,13 @@ async fn a_cart_looping_declined_payments_is_refused_after_five_and_mails_once()
     app.create_product("LOOP-1", 500, 10).await;
     let cart = cart_with(&app, &[("LOOP-1", 1)]).await;
     for i in 0..5 {
-        let r = checkout(&app, &cart, Some(&format!("k{i}")), &checkout_body("tok_decline")).await;
+        let r = checkout(
+            &app,
+            &cart,
+            Some(&format!("k{i}")),
+            &checkout_body("tok_decline"),
+        )
+        .await;
         assert_eq!(r.status, 402, "{}", r.text);
     }
     // The sixth failure in the hour is not attempted: 429 with Retry-After, and nothing
@@ -43,7 +54,11 @@ async fn a_cart_looping_declined_payments_is_refused_after_five_and_mails_once()
             .await
             .unwrap();
         assert_eq!(r.status(), 429);
-        let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        let retry: u64 = r.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert!((3000..=3600).contains(&retry), "Retry-After {retry}");
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["code"], "too_many_checkout_attempts", "{body}");
@@ -60,7 +75,15 @@ async fn a_cart_looping_declined_payments_is_refused_after_five_and_mails_once()
         .filter(|e| e.event.kind() == "PaymentFailed")
         .count();
     assert_eq!(failed_events, 5, "every failure is still an event");
-    let seq = app.engine.events(0, 1000).await.unwrap().0.last().unwrap().seq;
+    let seq = app
+        .engine
+        .events(0, 1000)
+        .await
+        .unwrap()
+        .0
+        .last()
+        .unwrap()
+        .seq;
     assert!(
         eventually(Duration::from_secs(10), || async {
             app.engine.subscriber_offset("notifier") >= seq
@@ -84,7 +107,10 @@ async fn failed_checkouts_that_charged_nothing_are_pruned_after_their_retention(
         c.idempotency_ttl = Duration::ZERO;
     })
     .await;
-    engine.create_product("PR-1", draft("Prunable", 100)).await.unwrap();
+    engine
+        .create_product("PR-1", draft("Prunable", 100))
+        .await
+        .unwrap();
     engine.set_on_hand("PR-1", 5).await.unwrap();
     let failed = engine.create_cart().await.unwrap().cart.id;
     engine.cart_add_item(&failed, "PR-1", 1).await.unwrap();
@@ -104,7 +130,10 @@ async fn failed_checkouts_that_charged_nothing_are_pruned_after_their_retention(
     assert_eq!(engine.prune_failed_orders().await.unwrap(), 1);
     let left = engine.all_orders().unwrap();
     assert_eq!(left.len(), 1);
-    assert_eq!((left[0].id.as_str(), left[0].status), (order.id.as_str(), OrderStatus::Paid));
+    assert_eq!(
+        (left[0].id.as_str(), left[0].status),
+        (order.id.as_str(), OrderStatus::Paid)
+    );
     assert_eq!(engine.prune_failed_orders().await.unwrap(), 0);
     engine.shutdown().await.unwrap();
 }
@@ -128,7 +157,10 @@ async fn cart_of(engine: &emporium::Engine, sku: &str, quantity: i64) -> String 
 async fn a_charge_that_outlived_its_reservation_is_refunded_when_the_stock_is_gone() {
     let dir = tempfile::tempdir().unwrap();
     let engine = slow_charges(dir.path()).await;
-    engine.create_product("LAPSE-1", draft("Last one", 900)).await.unwrap();
+    engine
+        .create_product("LAPSE-1", draft("Last one", 900))
+        .await
+        .unwrap();
     engine.set_on_hand("LAPSE-1", 1).await.unwrap();
     let slow_cart = cart_of(&engine, "LAPSE-1", 1).await;
     let slow = {
@@ -167,14 +199,20 @@ async fn a_charge_that_outlived_its_reservation_is_refunded_when_the_stock_is_go
     let charges = engine.gateway_charges().unwrap();
     assert_eq!(charges.len(), 2);
     let orders = engine.all_orders().unwrap();
-    let failed = orders.iter().find(|o| o.status == OrderStatus::Failed).unwrap();
+    let failed = orders
+        .iter()
+        .find(|o| o.status == OrderStatus::Failed)
+        .unwrap();
     let refunded = charges.iter().find(|c| c.key == failed.id).unwrap();
     assert_eq!(refunded.refunded, refunded.amount, "the charge is refunded");
     assert_eq!(
         failed.payment.as_ref().unwrap().status,
         emporium::domain::order::PaymentState::Refunded
     );
-    let paid = orders.iter().filter(|o| o.status == OrderStatus::Paid).count();
+    let paid = orders
+        .iter()
+        .filter(|o| o.status == OrderStatus::Paid)
+        .count();
     assert_eq!(paid, 1);
     let (events, _) = engine.events(0, 1000).await.unwrap();
     assert!(
@@ -189,7 +227,10 @@ async fn a_charge_that_outlived_its_reservation_is_refunded_when_the_stock_is_go
 async fn a_charge_that_outlived_its_reservation_takes_the_stock_that_is_still_there() {
     let dir = tempfile::tempdir().unwrap();
     let engine = slow_charges(dir.path()).await;
-    engine.create_product("LAPSE-2", draft("Two left", 900)).await.unwrap();
+    engine
+        .create_product("LAPSE-2", draft("Two left", 900))
+        .await
+        .unwrap();
     engine.set_on_hand("LAPSE-2", 2).await.unwrap();
     let slow_cart = cart_of(&engine, "LAPSE-2", 1).await;
     let slow = {
@@ -218,7 +259,13 @@ async fn a_charge_that_outlived_its_reservation_takes_the_stock_that_is_still_th
     assert_eq!(order.status, OrderStatus::Paid);
     let inv = engine.inventory("LAPSE-2").await.unwrap();
     assert_eq!((inv.on_hand, inv.reserved), (0, 0), "each unit sold once");
-    assert!(engine.gateway_charges().unwrap().iter().all(|c| c.refunded == 0));
+    assert!(
+        engine
+            .gateway_charges()
+            .unwrap()
+            .iter()
+            .all(|c| c.refunded == 0)
+    );
     engine.shutdown().await.unwrap();
 }
 
@@ -238,7 +285,9 @@ async fn a_transient_failure_is_not_the_keys_final_answer_and_a_retry_runs_once_
     }
     assert!(matches!(
         app.engine.reserve("BUSY-1", "one-more", 1).await,
-        Err(EngineError::TooManyReservations { max: MAX_RESERVATIONS })
+        Err(EngineError::TooManyReservations {
+            max: MAX_RESERVATIONS
+        })
     ));
     let cart = cart_with(&app, &[("BUSY-1", 1)]).await;
     let body = checkout_body("tok_visa");
@@ -249,7 +298,10 @@ async fn a_transient_failure_is_not_the_keys_final_answer_and_a_retry_runs_once_
     let second = checkout(&app, &cart, Some("same-key"), &body).await;
     assert_eq!(second.status, 503, "{}", second.text);
 
-    app.engine.release_reservation("BUSY-1", "hold-0").await.unwrap();
+    app.engine
+        .release_reservation("BUSY-1", "hold-0")
+        .await
+        .unwrap();
     let third = checkout(&app, &cart, Some("same-key"), &body).await;
     assert_eq!(third.status, 201, "{}", third.text);
     // From now on the key's answer is final: the same order, byte for byte.
@@ -284,11 +336,21 @@ async fn a_mail_too_large_to_store_is_marked_failed_and_the_queue_moves_on() {
     let r = put("{% for i in range(10000) %}0123456789{% endfor %}").await;
     assert_eq!(r.status, 200, "{}", r.body);
     let big = cart_with(&app, &[("MAIL-1", 1)]).await;
-    assert_eq!(checkout(&app, &big, Some("a"), &checkout_body("tok_visa")).await.status, 201);
+    assert_eq!(
+        checkout(&app, &big, Some("a"), &checkout_body("tok_visa"))
+            .await
+            .status,
+        201
+    );
     let r = put("Thanks for order {{ order.number }}").await;
     assert_eq!(r.status, 200, "{}", r.body);
     let small = cart_with(&app, &[("MAIL-1", 1)]).await;
-    assert_eq!(checkout(&app, &small, Some("b"), &checkout_body("tok_visa")).await.status, 201);
+    assert_eq!(
+        checkout(&app, &small, Some("b"), &checkout_body("tok_visa"))
+            .await
+            .status,
+        201
+    );
 
     let settled = eventually(Duration::from_secs(10), || async {
         let n = notifications(&app).await;
@@ -299,11 +361,89 @@ async fn a_mail_too_large_to_store_is_marked_failed_and_the_queue_moves_on() {
     assert!(settled, "{n:?}");
     assert_eq!(n[0]["status"], "failed", "{}", n[0]);
     assert!(
-        n[0]["last_error"].as_str().unwrap().contains("record limit"),
+        n[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("record limit"),
         "{}",
         n[0]
     );
     assert_eq!(n[1]["status"], "sent", "{}", n[1]);
     assert!(app.engine.skipped_events("notifier").unwrap().is_empty());
     app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_connections_time_out_count_against_a_cap_and_do_not_hold_up_shutdown() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open_engine(dir.path(), |_| {}).await;
+    let state = emporium::http::AppState {
+        engine: engine.clone(),
+        admin_token: ADMIN_TOKEN.into(),
+        ready: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
+    };
+    let app = emporium::http::app(state, &emporium::http::HttpOptions::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let options = emporium::http::ServeOptions {
+        header_read_timeout: Duration::from_secs(2),
+        max_connections: 2,
+        drain_timeout: Duration::from_secs(5),
+    };
+    let server = tokio::spawn(emporium::http::serve_with(
+        listener,
+        app,
+        async {
+            let _ = stopped.await;
+        },
+        options,
+    ));
+    let health = b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+
+    // Two clients that send half a request line and stall hold both connections.
+    let mut stalled = Vec::new();
+    for _ in 0..2 {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /health HTTP/1.1\r\nHo").await.unwrap();
+        stalled.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A third is not served while they are open (the cap) …
+    let mut third = TcpStream::connect(addr).await.unwrap();
+    third.write_all(health).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), third.read(&mut buf))
+            .await
+            .is_err(),
+        "a connection over the cap is not served"
+    );
+    // … and is served once the header-read timeout has closed the stalled ones.
+    let n = tokio::time::timeout(Duration::from_secs(10), third.read(&mut buf))
+        .await
+        .expect("served after the stalled connections were closed")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    for mut s in stalled {
+        // Closed by the server (an end of stream, a reset, or a last 408 before it).
+        let _ = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("the stalled connection was closed");
+    }
+
+    // A stalled connection open at shutdown does not hold it up.
+    let mut late = TcpStream::connect(addr).await.unwrap();
+    late.write_all(b"GET /he").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("shutdown finished")
+        .unwrap()
+        .unwrap();
+    engine.shutdown().await.unwrap();
 }

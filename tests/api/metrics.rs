@@ -184,19 +184,8 @@ fn the_parser_refuses_malformed_text() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_are_valid_prometheus_text_with_the_operators_series() {
-    let app = spawn_app().await;
-    app.create_product("MET-1", 500, 1).await;
-    let cart = cart_with(&app, &[("MET-1", 1)]).await;
-    let r = checkout(&app, &cart, Some("a"), &checkout_body("tok_visa")).await;
-    assert_eq!(r.status, 201);
-    let cart = cart_with(&app, &[("MET-1", 1)]).await;
-    let r = checkout(&app, &cart, Some("b"), &checkout_body("tok_visa")).await;
-    assert_eq!(r.status, 409, "{}", r.text);
-    let _ = app.get("/api/v1/products?q=product").await;
-    let _ = app.post_json("/api/v1/carts/nope/items", json!({})).await;
-
+/// Scrapes `/metrics` and parses it strictly.
+async fn scrape(app: &TestApp) -> (Vec<Sample>, HashMap<String, String>) {
     let res = app.client.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(res.status(), 200);
     assert!(
@@ -206,48 +195,64 @@ async fn metrics_are_valid_prometheus_text_with_the_operators_series() {
             .starts_with("text/plain")
     );
     let text = res.text().await.unwrap();
-    let (samples, types) = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_valid_prometheus_text_with_the_operators_series() {
+    let app = spawn_app().await;
+    // The recorder is process-wide and other tests run beside this one, so every check
+    // is on how much a series grew across this test's own traffic: at least what it did.
+    let (before, _) = scrape(&app).await;
+    app.create_product("MET-1", 500, 1).await;
+    let cart = cart_with(&app, &[("MET-1", 1)]).await;
+    let r = checkout(&app, &cart, Some("a"), &checkout_body("tok_visa")).await;
+    assert_eq!(r.status, 201);
+    let cart = cart_with(&app, &[("MET-1", 1)]).await;
+    let r = checkout(&app, &cart, Some("b"), &checkout_body("tok_visa")).await;
+    assert_eq!(r.status, 409, "{}", r.text);
+    let _ = app.get("/api/v1/products?q=product").await;
+    let _ = app.post_json("/api/v1/carts/nope/items", json!({})).await;
+    // Every event so far reaches the notifier before the second scrape.
+    let end = app.engine.event_log_end().unwrap();
+    assert!(
+        eventually(std::time::Duration::from_secs(10), || async {
+            app.engine.subscriber_offset("notifier") >= end
+        })
+        .await
+    );
+
+    let (samples, types) = scrape(&app).await;
+    let grew = |name: &str, labels: &[(&str, &str)]| {
+        value(&samples, name, labels).unwrap_or(0.0) - value(&before, name, labels).unwrap_or(0.0)
+    };
     assert_eq!(types["emporium_http_requests_total"], "counter");
     assert_eq!(types["emporium_http_request_duration_seconds"], "histogram");
+    let carts = [
+        ("route", "/api/v1/carts"),
+        ("status", "201"),
+        ("method", "POST"),
+    ];
+    assert!(grew("emporium_http_requests_total", &carts) >= 2.0);
+    let refused = [("route", "/api/v1/carts/{id}/checkout"), ("status", "409")];
+    assert!(grew("emporium_http_requests_total", &refused) >= 1.0);
+    let timed = [("route", "/api/v1/carts/{id}/checkout")];
+    assert!(grew("emporium_http_request_duration_seconds_count", &timed) >= 2.0);
+    assert!(grew("emporium_checkouts_total", &[("outcome", "paid")]) >= 1.0);
+    assert!(grew("emporium_checkouts_total", &[("outcome", "out_of_stock")]) >= 1.0);
+    assert!(grew("emporium_reservations_total", &[("result", "ok")]) >= 1.0);
+    assert!(grew("emporium_reservations_total", &[("result", "refused")]) >= 1.0);
+    assert!(grew("emporium_search_duration_seconds_count", &[]) >= 1.0);
+    assert!(grew("emporium_barrier_batch_size_count", &[]) >= 1.0);
+    assert!(grew("emporium_barrier_flush_seconds_count", &[]) >= 1.0);
+    // Gauges read from this engine at scrape time (shared series: the last scraped
+    // engine's values, so only their presence and sense are checked).
     assert!(
-        value(
-            &samples,
-            "emporium_http_requests_total",
-            &[
-                ("route", "/api/v1/carts"),
-                ("status", "201"),
-                ("method", "POST")
-            ]
-        )
-        .unwrap()
-            >= 2.0
+        value(&samples, "emporium_actors_resident", &[("kind", "cart")]).is_some_and(|v| v >= 0.0)
     );
-    assert!(
-        value(
-            &samples,
-            "emporium_http_requests_total",
-            &[("route", "/api/v1/carts/{id}/checkout"), ("status", "409")]
-        )
-        .unwrap()
-            >= 1.0
-    );
-    assert!(value(&samples, "emporium_checkouts_total", &[("outcome", "paid")]).unwrap() >= 1.0);
-    assert!(
-        value(
-            &samples,
-            "emporium_checkouts_total",
-            &[("outcome", "out_of_stock")]
-        )
-        .unwrap()
-            >= 1.0
-    );
-    assert!(value(&samples, "emporium_reservations_total", &[("result", "ok")]).unwrap() >= 1.0);
-    assert!(value(&samples, "emporium_search_duration_seconds_count", &[]).unwrap() >= 1.0);
-    assert!(value(&samples, "emporium_barrier_batch_size_count", &[]).unwrap() >= 1.0);
-    assert!(value(&samples, "emporium_barrier_flush_seconds_count", &[]).unwrap() >= 1.0);
-    assert!(value(&samples, "emporium_actors_resident", &[("kind", "cart")]).is_some());
-    assert!(value(&samples, "emporium_actors_activated", &[("kind", "order")]).unwrap() >= 1.0);
+    // Two checkouts, two order actors.
+    let orders = value(&samples, "emporium_actors_activated", &[("kind", "order")]);
+    assert!(orders.is_some_and(|v| v >= 2.0), "{orders:?}");
     assert!(
         value(
             &samples,
@@ -256,7 +261,45 @@ async fn metrics_are_valid_prometheus_text_with_the_operators_series() {
         )
         .is_some()
     );
-    assert!(value(&samples, "emporium_events_delivered_total", &[]).unwrap_or(0.0) >= 0.0);
+    // The order's events (stock, paid, placed) were delivered to the notifier.
+    let delivered = [("subscriber", "notifier")];
+    assert!(
+        grew("emporium_events_delivered_total", &delivered) >= 3.0,
+        "{}",
+        grew("emporium_events_delivered_total", &delivered)
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metrics_token_closes_the_endpoint_to_everyone_without_it() {
+    let app = spawn_app_with(|o| o.metrics_token = Some("m-secret".into())).await;
+    let get = |token: Option<&str>| {
+        let mut req = app.client.get(app.url("/metrics"));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        app.send(req)
+    };
+    let none = get(None).await;
+    assert_eq!((none.status, none.code()), (401, "unauthorized"));
+    let wrong = get(Some("nope")).await;
+    assert_eq!((wrong.status, wrong.code()), (403, "forbidden"));
+    let admin = get(Some(ADMIN_TOKEN)).await;
+    assert_eq!(
+        admin.status, 403,
+        "the admin token is not the metrics token"
+    );
+    let ok = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth("m-secret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert!(ok.text().await.unwrap().contains("# TYPE"));
+    assert_eq!(app.get("/health").await.status, 200, "health stays open");
     app.stop().await;
 }
 
