@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::domain::event::{DomainEvent, ProductChange};
 use crate::domain::product::{Product, ProductDraft};
 use crate::domain::{Invalid, Sku, now_millis};
-use crate::storage::{StorageError, Store, WriteBatch};
+use crate::storage::{GroupWriter, StorageError, Store, WriteBatch};
 
 use super::entity::{Effect, Entity};
 
@@ -96,32 +96,39 @@ impl CatalogEntity {
                 CatalogOutcome::Deleted
             }
             CatalogCmd::Import(items) => {
+                // Each product is its own group (product, re-index entry, event); the
+                // groups go out in writes that each stay under the journal's limit.
+                let mut writer = GroupWriter::new(&self.store);
                 let mut failed = Vec::new();
                 let mut written = 0;
                 for (i, (sku, draft)) in items.iter().enumerate() {
                     let existing = products.get(sku.as_str())?;
-                    match draft.clone().into_product(
+                    let p = match draft.clone().into_product(
                         sku.clone(),
                         &self.currency,
                         now,
                         existing.as_ref(),
                     ) {
-                        Ok(p) => {
-                            match self.stage_put(&mut batch, &mut events, &p, existing.is_none()) {
-                                Ok(()) => written += 1,
-                                Err(StorageError::TooLarge(n)) => failed.push((
-                                    i,
-                                    Invalid::new(
-                                        "product",
-                                        format!("{n} bytes encoded, over the limit"),
-                                    ),
-                                )),
-                                Err(e) => return Err(e.into()),
-                            }
+                        Ok(p) => p,
+                        Err(e) => {
+                            failed.push((i, e));
+                            continue;
                         }
-                        Err(e) => failed.push((i, e)),
+                    };
+                    let (mut one, mut one_events) = (WriteBatch::default(), Vec::new());
+                    let staged = self
+                        .stage_put(&mut one, &mut one_events, &p, existing.is_none())
+                        .and_then(|()| writer.add(one, one_events));
+                    match staged {
+                        Ok(()) => written += 1,
+                        Err(StorageError::TooLarge(n)) => failed.push((
+                            i,
+                            Invalid::new("product", format!("{n} bytes encoded, over the limit")),
+                        )),
+                        Err(e) => return Err(e.into()),
                     }
                 }
+                writer.flush()?;
                 CatalogOutcome::Imported(written, failed)
             }
         };

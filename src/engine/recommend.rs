@@ -10,7 +10,7 @@ use crate::domain::import::Numbered;
 use crate::domain::now_millis;
 use crate::domain::order::{Order, OrderLine};
 use crate::recommend::{Learner, Recommender, SUBSCRIBER};
-use crate::storage::{StorageError, WriteBatch};
+use crate::storage::{GroupWriter, StorageError, WriteBatch};
 
 /// Past orders written per store batch during an import.
 const HISTORY_CHUNK: usize = 256;
@@ -217,8 +217,9 @@ impl Engine {
         };
         let mut done = 0;
         for chunk in records.chunks(HISTORY_CHUNK) {
-            let mut batch = WriteBatch::default();
-            let mut events = Vec::new();
+            // Each order (with its index entries and event) is one group; the groups go
+            // out in writes that stay under the journal's limit.
+            let mut writer = GroupWriter::new(&self.inner.store);
             for (line, r) in chunk {
                 let o = match r {
                     Ok(o) => o,
@@ -246,11 +247,11 @@ impl Engine {
                         }
                     })
                     .collect();
-                events.push(DomainEvent::OrderImported {
+                let event = DomainEvent::OrderImported {
                     order_id: id.clone(),
                     created_at: o.created_at,
                     items: EventItem::of(&lines),
-                });
+                };
                 let order = Order::imported(
                     id,
                     o.email.clone().unwrap_or_default(),
@@ -258,12 +259,17 @@ impl Engine {
                     currency.clone(),
                     o.created_at,
                 );
+                let mut batch = WriteBatch::default();
                 crate::actors::order::stage_order(tables, &mut batch, None, &order)?;
-                report.imported += 1;
+                match writer.add(batch, vec![event]) {
+                    Ok(()) => report.imported += 1,
+                    Err(StorageError::TooLarge(n)) => report
+                        .failed
+                        .push((*line, format!("{n} bytes encoded, over the limit"))),
+                    Err(e) => return Err(e.into()),
+                }
             }
-            if !events.is_empty() {
-                self.inner.store.write_with_events(batch, &events)?;
-            }
+            writer.flush()?;
             done += chunk.len();
             progress(done);
         }

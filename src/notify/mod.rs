@@ -389,18 +389,22 @@ async fn send_due(
                 Ok(r) => r,
                 Err(_) => vec![Err("the mailer did not answer in 30 s".into()); emails.len()],
             };
-        let mut batch = WriteBatch::default();
+        // Each outcome (the notification and its queue entry) is atomic; the group's go
+        // out in as few writes as keep each under the journal's limit.
+        let mut writer = crate::storage::GroupWriter::new(store);
         for ((seq, n), outcome) in group.iter_mut().zip(outcomes) {
             let done = record_outcome(n, outcome, config);
             if !done {
                 due_later(n.next_attempt_at);
             }
-            batch.put(&tables.notifications, seq, n)?;
+            let mut one = WriteBatch::default();
+            one.put(&tables.notifications, seq, n)?;
             if done {
-                batch.remove(&tables.mail_queue, seq);
+                one.remove(&tables.mail_queue, seq);
             }
+            writer.add(one, Vec::new())?;
         }
-        store.write(batch)?;
+        writer.flush()?;
     }
     Ok(next_due)
 }

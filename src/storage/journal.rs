@@ -29,13 +29,17 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
+/// The length of what [`encode`] writes for `ops`.
+pub(super) fn encoded_len(ops: &[Op]) -> usize {
+    4 + ops
+        .iter()
+        .map(|(t, k, v)| 9 + t.name().len() + k.len() + v.as_ref().map_or(0, |v| 4 + v.len()))
+        .sum::<usize>()
+}
+
 /// Encodes the operations: `count`, then per op `tree`, `key`, flag, `value`.
 pub(super) fn encode(ops: &[Op]) -> Vec<u8> {
-    let size: usize = ops
-        .iter()
-        .map(|(t, k, v)| 13 + t.name().len() + k.len() + v.as_ref().map_or(0, Vec::len))
-        .sum();
-    let mut out = Vec::with_capacity(4 + size);
+    let mut out = Vec::with_capacity(encoded_len(ops));
     out.extend_from_slice(&(ops.len() as u32).to_be_bytes());
     for (tree, key, value) in ops {
         put_bytes(&mut out, &tree.name());
@@ -143,6 +147,7 @@ mod tests {
             (a.clone(), Vec::new(), Some(Vec::new())),
         ];
         let entry = encode(&ops);
+        assert_eq!(encoded_len(&ops), entry.len());
         let decoded = decode(&entry).unwrap();
         assert_eq!(decoded.len(), 3);
         assert_eq!(decoded[1], (b"b".to_vec(), b"gone".to_vec(), None));

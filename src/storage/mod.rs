@@ -56,6 +56,14 @@ impl From<sled::Error> for StorageError {
 /// separate blob files, which the barrier does not fsync; every record stays far below.
 pub const MAX_RECORD_BYTES: usize = 48 * 1024;
 
+/// Largest journal entry (a multi-key write, see `journal.rs`): the entry is one sled
+/// value, and values near sled's blob threshold (a quarter of a 512 KiB segment in 0.34.7,
+/// less headers; 64 KiB was seen) would go to a blob file the barrier does not fsync. A
+/// batch whose entry would be larger is refused whole ([`StorageError::TooLarge`]);
+/// writers of many independent records split them ([`GroupWriter`]). Room is left for a
+/// record of [`MAX_RECORD_BYTES`] with its index entries and event.
+pub const MAX_JOURNAL_BYTES: usize = 60 * 1024;
+
 /// Options for [`Store::open`].
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -325,6 +333,78 @@ impl WriteBatch {
     /// Whether nothing was added.
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
+    }
+
+    /// Bytes its journal entry takes (see [`MAX_JOURNAL_BYTES`]).
+    pub fn encoded_len(&self) -> usize {
+        journal::encoded_len(&self.ops)
+    }
+
+    /// Moves every operation of `other` to the end of this batch.
+    pub fn append(&mut self, mut other: WriteBatch) {
+        self.ops.append(&mut other.ops);
+    }
+}
+
+/// Writes many independent groups of operations (each with its events), each group
+/// atomic, in as few writes as keep every journal entry within [`MAX_JOURNAL_BYTES`]: an
+/// import of thousands of products is many entries, never one huge one.
+pub struct GroupWriter<'a> {
+    store: &'a Store,
+    batch: WriteBatch,
+    events: Vec<crate::domain::event::DomainEvent>,
+    bytes: usize,
+    /// Writes made so far.
+    pub writes: usize,
+}
+
+impl<'a> GroupWriter<'a> {
+    /// A writer into `store`.
+    pub fn new(store: &'a Store) -> Self {
+        GroupWriter {
+            store,
+            batch: WriteBatch::default(),
+            events: Vec::new(),
+            bytes: 4,
+            writes: 0,
+        }
+    }
+
+    /// Adds a group; writes what was gathered first if the group would not fit beside it.
+    /// A group that alone exceeds the limit is refused ([`StorageError::TooLarge`]) and
+    /// nothing of it is written.
+    pub fn add(
+        &mut self,
+        group: WriteBatch,
+        events: Vec<crate::domain::event::DomainEvent>,
+    ) -> Result<(), StorageError> {
+        let mut size = group.encoded_len() - 4;
+        for e in &events {
+            size += Store::event_entry_len(e)?;
+        }
+        if size + 4 > MAX_JOURNAL_BYTES {
+            return Err(StorageError::TooLarge(size + 4));
+        }
+        if self.bytes + size > MAX_JOURNAL_BYTES {
+            self.flush()?;
+        }
+        self.batch.append(group);
+        self.events.extend(events);
+        self.bytes += size;
+        Ok(())
+    }
+
+    /// Writes what is gathered.
+    pub fn flush(&mut self) -> Result<(), StorageError> {
+        if self.batch.is_empty() && self.events.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.batch);
+        let events = std::mem::take(&mut self.events);
+        self.bytes = 4;
+        self.store.write_with_events(batch, &events)?;
+        self.writes += 1;
+        Ok(())
     }
 }
 
@@ -635,6 +715,13 @@ impl Store {
         Ok(seqs)
     }
 
+    /// The journal bytes an event adds to a write (its log entry: key, JSON and framing).
+    pub fn event_entry_len(e: &crate::domain::event::DomainEvent) -> Result<usize, StorageError> {
+        let json = serde_json::to_string(e).map_err(|e| StorageError::Encode(e.to_string()))?;
+        // Tree name, u64 key, version byte, `at` and the JSON's length (varints), framing.
+        Ok(json.len() + "events".len() + 8 + 1 + 10 + 5 + 13)
+    }
+
     /// Waits until an event is appended (or returns at once if one was appended since the
     /// returned future was created — callers re-check the log after it resolves).
     pub fn events_appended(&self) -> tokio::sync::futures::Notified<'_> {
@@ -686,6 +773,9 @@ impl Store {
     /// writer behind a global lock and an I/O-buffer roll.
     pub fn write(&self, mut batch: WriteBatch) -> Result<(), StorageError> {
         self.inner.barrier.writable()?;
+        if batch.ops.is_empty() {
+            return Ok(());
+        }
         if batch.ops.len() == 1 {
             let (tree, key, value) = batch.ops.pop().expect("one op");
             match value {
@@ -695,6 +785,9 @@ impl Store {
             return Ok(());
         }
         let entry = journal::encode(&batch.ops);
+        if entry.len() > MAX_JOURNAL_BYTES {
+            return Err(StorageError::TooLarge(entry.len()));
+        }
         let seq = self
             .inner
             .journal_seq
@@ -857,6 +950,73 @@ impl Record for crate::payments::Charge {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_multi_key_write_over_the_journal_limit_is_refused_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+        let meta = &store.tables().meta;
+        let big = |i: usize| MetaValue::Text(format!("{i}").repeat(40 * 1024));
+        let mut batch = WriteBatch::default();
+        batch.put(meta, "a", &big(1)).unwrap();
+        batch.put(meta, "b", &big(2)).unwrap();
+        assert!(batch.encoded_len() > MAX_JOURNAL_BYTES);
+        assert!(matches!(store.write(batch), Err(StorageError::TooLarge(_))));
+        assert_eq!(meta.get("a").unwrap(), None, "nothing of it applied");
+        assert_eq!(meta.get("b").unwrap(), None);
+    }
+
+    #[test]
+    fn a_group_writer_splits_independent_groups_into_writes_under_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+        let meta = &store.tables().meta;
+        let mut writer = GroupWriter::new(&store);
+        for i in 0..40 {
+            let mut group = WriteBatch::default();
+            group
+                .put(
+                    meta,
+                    &format!("k{i}"),
+                    &MetaValue::Text("x".repeat(6 * 1024)),
+                )
+                .unwrap();
+            group
+                .put(meta, &format!("n{i}"), &MetaValue::Number(i))
+                .unwrap();
+            let event = crate::domain::event::DomainEvent::CartAbandoned {
+                cart_id: format!("c{i}"),
+            };
+            writer.add(group, vec![event]).unwrap();
+        }
+        writer.flush().unwrap();
+        // 40 groups of ~6 KiB: several writes, each of them accepted under the limit.
+        assert!(
+            (4..=10).contains(&writer.writes),
+            "{} writes",
+            writer.writes
+        );
+        for i in 0..40u64 {
+            assert!(meta.get(&format!("k{i}")).unwrap().is_some());
+            assert_eq!(
+                meta.get(&format!("n{i}")).unwrap(),
+                Some(MetaValue::Number(i))
+            );
+        }
+        assert_eq!(store.events_after(0, 100).unwrap().len(), 40);
+        // A group that cannot fit alone is refused, and nothing of it is written.
+        let mut huge = WriteBatch::default();
+        for k in ["h1", "h2"] {
+            huge.put(meta, k, &MetaValue::Text("y".repeat(40 * 1024)))
+                .unwrap();
+        }
+        assert!(matches!(
+            writer.add(huge, Vec::new()),
+            Err(StorageError::TooLarge(_))
+        ));
+        writer.flush().unwrap();
+        assert_eq!(meta.get("h1").unwrap(), None);
+    }
 
     #[test]
     fn a_stock_at_its_reservation_bound_fits_in_a_record_with_every_field_at_its_widest() {

@@ -447,3 +447,38 @@ async fn stalled_connections_time_out_count_against_a_cap_and_do_not_hold_up_shu
         .unwrap();
     engine.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_import_is_written_in_entries_under_the_journal_limit() {
+    use emporium::domain::Sku;
+    use emporium::domain::import::ImportItem;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open_engine(dir.path(), |_| {}).await;
+    // 1,500 products of ~9 KB each: 13 MB that, written as one batch per 2,000-record
+    // chunk, would be one journal entry of 13 MB (a sled blob file, never fsynced). The
+    // store refuses any entry over its limit, so this import succeeds only if it splits.
+    let items: Vec<_> = (0..1500)
+        .map(|i| {
+            let mut d = draft(&format!("Bulk product {i}"), 100 + i);
+            d.description = format!("Long description {i}. ").repeat(400);
+            let item = ImportItem {
+                sku: Sku::parse(&format!("BULK-{i:05}")).unwrap(),
+                draft: d,
+                stock: Some(3),
+            };
+            (i as usize + 1, Ok(item))
+        })
+        .collect();
+    let report = engine.import_products(items, |_| {}).await.unwrap();
+    assert_eq!(
+        (report.imported, report.failed.len()),
+        (1500, 0),
+        "{:?}",
+        report.failed.first()
+    );
+    assert_eq!(engine.product_count(), 1500);
+    assert_eq!(engine.product("BULK-01499").await.unwrap().available, 3);
+    let (events, _) = engine.events(0, 1000).await.unwrap();
+    assert_eq!(events.len(), 1000, "each product's event is logged");
+    engine.shutdown().await.unwrap();
+}
