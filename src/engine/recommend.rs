@@ -181,7 +181,9 @@ impl Engine {
                 .search(super::SearchRequest {
                     category: Some(me.category.clone()),
                     in_stock: Some(true),
-                    limit: Some((2 * limit + 1) as i64),
+                    // Enough to fill the list past this product, within the search's
+                    // own page bound.
+                    limit: Some((2 * limit + 1).min(100) as i64),
                     ..Default::default()
                 })
                 .await?;

@@ -482,3 +482,70 @@ async fn a_large_import_is_written_in_entries_under_the_journal_limit() {
     assert_eq!(events.len(), 1000, "each product's event is logged");
     engine.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_recommendations_can_be_asked_for() {
+    let app = spawn_app().await;
+    for i in 0..60 {
+        app.create_product_in(&format!("R50-{i:02}"), "Optics/Lenses", 100 + i, 5)
+            .await;
+    }
+    app.engine.search_flush().await.unwrap();
+    let r = app
+        .get("/api/v1/products/R50-00/recommendations?limit=50")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 50, "{}", r.body);
+    let r = app
+        .get("/api/v1/products/R50-00/recommendations?limit=51")
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_order_list_pages_through_imported_history() {
+    let app = spawn_app().await;
+    app.create_product("HIST-1", 100, 5).await;
+    let body: Vec<String> = (0..5)
+        .map(|i| {
+            format!(
+                r#"{{"id": "past-{i}", "created_at": "2011-05-0{}T10:00:00Z", "items": [{{"sku": "HIST-1", "quantity": 1}}]}}"#,
+                i + 1
+            )
+        })
+        .collect();
+    let r = app
+        .send(
+            app.admin(app.client.post(app.url("/api/v1/admin/orders/import")))
+                .header("content-type", "application/x-ndjson")
+                .body(body.join("\n")),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["imported"].as_u64()),
+        (200, Some(5)),
+        "{}",
+        r.body
+    );
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = "/api/v1/admin/orders?limit=2&status=delivered".to_owned();
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let r = app.send(app.admin(app.client.get(app.url(&url)))).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        for o in r.body["items"].as_array().unwrap() {
+            seen.push(o["id"].as_str().unwrap().to_owned());
+        }
+        match r.body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    let want: Vec<String> = (0..5).map(|i| format!("imported-past-{i}")).collect();
+    assert_eq!(seen, want, "every imported order once, oldest first");
+    app.stop().await;
+}
