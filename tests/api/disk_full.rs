@@ -1,5 +1,6 @@
-//! A full disk: the data directory on a small tmpfs (mounting one needs root; the test says
-//! so and skips otherwise). When a flush fails for lack of space, writes answer `507` and
+//! A full disk: the data directory on a small tmpfs. Mounting one needs root: elsewhere the
+//! test says loudly that it did not run, and where `EMPORIUM_REQUIRE_DISK_FULL_TEST` is set
+//! (`.ci/run`, which runs as root) not running is a failure, never a silent pass. When a flush fails for lack of space, writes answer `507` and
 //! are not acknowledged, reads keep working and `/ready` turns 503; after space is freed
 //! and the process restarted, everything acknowledged is there and writes work again.
 
@@ -50,8 +51,14 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_loses_nothing_acknowledged()
     let root = tempfile::tempdir().unwrap();
     let mnt = root.path().join("mnt");
     let Some(_fs) = Tmpfs::mount(&mnt, 48) else {
+        let why = "mounting a tmpfs failed: it needs root (CAP_SYS_ADMIN)";
+        assert!(
+            std::env::var_os("EMPORIUM_REQUIRE_DISK_FULL_TEST").is_none(),
+            "the full-disk test must run here, but {why}"
+        );
         eprintln!(
-            "SKIPPED a_full_disk_…: mounting a tmpfs needs root (CAP_SYS_ADMIN); run the tests as root to exercise a full disk"
+            "\n!!! SKIPPED a_full_disk_refuses_writes_…: {why}; nothing about a full disk was tested. \
+             Run the tests as root (as .ci/run does) to exercise it.\n"
         );
         return;
     };
