@@ -32,7 +32,7 @@ mod notify;
 mod orders;
 mod recommend;
 pub use notify::TemplateView;
-pub use orders::OrderPage;
+pub use orders::{MAX_IDEMPOTENCY_KEY, OrderPage};
 pub use recommend::Recommendations;
 
 /// Errors of the engine API. Each variant is an outcome a caller can act on; the HTTP

@@ -77,6 +77,14 @@ pub enum InventoryError {
         /// Units held by open reservations.
         reserved: u64,
     },
+    /// Adding the units would take the stock over [`MAX_ON_HAND`].
+    #[error("{on_hand} on hand: the stock may not exceed {max}")]
+    AboveMaximum {
+        /// Units on hand now.
+        on_hand: u64,
+        /// [`MAX_ON_HAND`].
+        max: u64,
+    },
     /// The SKU holds as many open reservations as its record can store.
     #[error("this item has {max} open reservations, the most it can hold; try again shortly")]
     TooManyReservations {
@@ -150,11 +158,17 @@ impl Stock {
         if quantity < 1 {
             return Err(Invalid::new("quantity", "must be at least 1").into());
         }
+        if quantity as u64 > MAX_ON_HAND {
+            return Err(Invalid::new("quantity", format!("must be at most {MAX_ON_HAND}")).into());
+        }
         let on_hand = self.on_hand.saturating_add(quantity as u64);
         if on_hand > MAX_ON_HAND {
-            return Err(
-                Invalid::new("quantity", format!("stock may not exceed {MAX_ON_HAND}")).into(),
-            );
+            // A valid quantity that the present stock level cannot take: a conflict with
+            // the state, like setting stock below what is reserved.
+            return Err(InventoryError::AboveMaximum {
+                on_hand: self.on_hand,
+                max: MAX_ON_HAND,
+            });
         }
         self.on_hand = on_hand;
         Ok(true)

@@ -90,16 +90,16 @@ pub struct Address {
 const MAX_FIELD: usize = 200;
 
 fn text(field: &'static str, v: &str, min: usize) -> Result<String, Invalid> {
-    let v = v.trim();
-    let n = v.chars().count();
-    if n < min {
-        return Err(Invalid::new(field, "is required"));
-    }
-    if n > MAX_FIELD {
+    // The length counts what was sent, as the API document declares it.
+    if v.chars().count() > MAX_FIELD {
         return Err(Invalid::new(
             field,
             format!("at most {MAX_FIELD} characters"),
         ));
+    }
+    let v = v.trim();
+    if v.chars().count() < min {
+        return Err(Invalid::new(field, "is required"));
     }
     if v.chars().any(char::is_control) {
         return Err(Invalid::new(field, "must not contain control characters"));
@@ -142,7 +142,7 @@ pub const MAX_TOKEN: usize = 200;
 impl CheckoutRequest {
     /// Checks every field; the result is normalised (trimmed).
     pub fn validated(&self) -> Result<CheckoutRequest, Invalid> {
-        let token = self.payment_token.trim();
+        let token = self.payment_token.as_str();
         if token.is_empty()
             || token.len() > MAX_TOKEN
             || !token.bytes().all(|b| b.is_ascii_graphic())

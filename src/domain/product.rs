@@ -95,19 +95,19 @@ fn check_len(field: &'static str, s: &str, max: usize) -> Result<(), Invalid> {
 
 /// Normalises a category path: trims each segment, drops empty ones (so `"/A//B/"` is
 /// `"A/B"`), and checks depth and length.
+///
+/// The limits apply to the path as sent (at most [`limits::CATEGORY_LEVELS`] segments
+/// between slashes, each at most [`limits::CATEGORY_SEGMENT_CHARS`] characters), so that
+/// the API document can state them exactly ([`CATEGORY_PATTERN`]).
 pub fn normalize_category(path: &str) -> Result<String, Invalid> {
-    let segments: Vec<&str> = path
-        .split('/')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect();
-    if segments.len() > limits::CATEGORY_LEVELS {
+    let raw: Vec<&str> = path.split('/').collect();
+    if raw.len() > limits::CATEGORY_LEVELS {
         return Err(Invalid::new(
             "category",
             format!("at most {} levels", limits::CATEGORY_LEVELS),
         ));
     }
-    for s in &segments {
+    for s in &raw {
         check_len("category", s, limits::CATEGORY_SEGMENT_CHARS)?;
         if s.chars().any(char::is_control) {
             return Err(Invalid::new(
@@ -116,8 +116,18 @@ pub fn normalize_category(path: &str) -> Result<String, Invalid> {
             ));
         }
     }
+    let segments: Vec<&str> = raw
+        .into_iter()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
     Ok(segments.join("/"))
 }
+
+/// What [`normalize_category`] accepts, as a regular expression (ECMA 262 and Python
+/// alike) for the API document.
+pub const CATEGORY_PATTERN: &str =
+    "^[^/\\x00-\\x1f\\x7f-\\x9f]{0,100}(/[^/\\x00-\\x1f\\x7f-\\x9f]{0,100}){0,4}$";
 
 impl ProductDraft {
     /// Validates the draft into a product. `existing` is the stored product being
@@ -129,11 +139,12 @@ impl ProductDraft {
         now: Millis,
         existing: Option<&Product>,
     ) -> Result<Product, Invalid> {
+        // Lengths count what was sent (as the API document declares them), before trimming.
+        check_len("name", &self.name, limits::NAME_CHARS)?;
         let name = self.name.trim().to_owned();
         if name.is_empty() {
             return Err(Invalid::new("name", "must not be empty"));
         }
-        check_len("name", &name, limits::NAME_CHARS)?;
         check_len("description", &self.description, limits::DESCRIPTION_CHARS)?;
         let category = normalize_category(&self.category)?;
         if !(0..=limits::PRICE).contains(&self.price) {

@@ -63,12 +63,17 @@ fn check_key(key: &str) -> Result<(), EngineError> {
 }
 
 fn shipment_field(v: Option<String>, field: &'static str) -> Result<Option<String>, EngineError> {
+    // The length counts what was sent, as the API document declares it.
+    if v.as_ref().is_some_and(|s| s.chars().count() > 200) {
+        return Err(crate::domain::Invalid::new(field, "at most 200 characters").into());
+    }
     match v.as_deref().map(str::trim) {
         None | Some("") => Ok(None),
-        Some(s) if s.chars().count() > 200 || s.chars().any(char::is_control) => Err(
-            crate::domain::Invalid::new(field, "at most 200 characters, no control characters")
-                .into(),
-        ),
+        Some(s) if s.chars().any(char::is_control) => Err(crate::domain::Invalid::new(
+            field,
+            "at most 200 characters, no control characters",
+        )
+        .into()),
         Some(s) => Ok(Some(s.to_owned())),
     }
 }

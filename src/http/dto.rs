@@ -13,6 +13,29 @@ use crate::domain::order::{Address, CheckoutRequest, Order, OrderLine};
 use crate::domain::product::{AttrValue, ProductDraft};
 use crate::engine::{CartView, InventoryView, ProductView};
 
+/// Integers on the wire as JSON Schema counts them: `3` and `3.0` alike (a number with
+/// no fractional part is an integer there, and generated clients may send either).
+pub mod int {
+    use serde::{Deserialize, Deserializer, de::Error};
+
+    /// An integer field.
+    pub fn de<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Num {
+            Int(i64),
+            Big(u64),
+            Float(f64),
+        }
+        match Num::deserialize(d)? {
+            Num::Int(i) => Ok(i),
+            Num::Big(n) => Err(D::Error::custom(format!("{n} is out of range"))),
+            Num::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(f as i64),
+            Num::Float(f) => Err(D::Error::custom(format!("{f} is not an integer"))),
+        }
+    }
+}
+
 /// Renders stored milliseconds as RFC 3339 UTC.
 pub fn rfc3339(ms: Millis) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
@@ -47,6 +70,7 @@ pub struct ProductIn {
     pub category: String,
     /// Price in minor units.
     #[schema(minimum = 0)]
+    #[serde(deserialize_with = "int::de")]
     pub price: i64,
     /// Must be the store's currency if given.
     pub currency: Option<String>,
@@ -224,6 +248,7 @@ pub struct AddItemIn {
     pub sku: String,
     /// How many (at least 1; a line holds at most 999).
     #[schema(minimum = 1, maximum = 999)]
+    #[serde(deserialize_with = "int::de")]
     pub quantity: i64,
 }
 
@@ -233,6 +258,7 @@ pub struct AddItemIn {
 pub struct SetQuantityIn {
     /// New quantity; 0 removes the line.
     #[schema(minimum = 0, maximum = 999)]
+    #[serde(deserialize_with = "int::de")]
     pub quantity: i64,
 }
 
@@ -271,6 +297,7 @@ impl From<InventoryView> for InventoryOut {
 pub struct SetOnHandIn {
     /// New stock level.
     #[schema(minimum = 0, maximum = 1_000_000_000)]
+    #[serde(deserialize_with = "int::de")]
     pub on_hand: i64,
 }
 
@@ -280,6 +307,7 @@ pub struct SetOnHandIn {
 pub struct RestockIn {
     /// Units received (at least 1).
     #[schema(minimum = 1, maximum = 1_000_000_000)]
+    #[serde(deserialize_with = "int::de")]
     pub quantity: i64,
 }
 

@@ -22,7 +22,8 @@ pub fn admin_router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct EventParams {
     /// Events after this sequence number (default 0: from the start).
-    after: Option<u64>,
+    #[param(minimum = 0)]
+    after: Option<i64>,
     /// `next_cursor` of the previous page (wins over `after`).
     cursor: Option<String>,
     /// Events per page, 1–1000 (default 100).
@@ -46,7 +47,8 @@ async fn list(
         (_, Some(c)) => c.parse().map_err(|_| {
             ApiError::new(Code::InvalidRequest, "cursor: not a cursor from this API")
         })?,
-        (Some(a), None) => a,
+        (Some(a), None) => u64::try_from(a)
+            .map_err(|_| ApiError::new(Code::InvalidRequest, "after: must not be negative"))?,
         (None, None) => 0,
     };
     let (events, next) = s.engine.events(after, p.limit.unwrap_or(100)).await?;

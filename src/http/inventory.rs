@@ -68,6 +68,7 @@ async fn set_on_hand(
     request_body = RestockIn,
     responses(
         (status = 200, description = "The stock now", body = InventoryOut),
+        (status = 409, description = "The stock would exceed 1,000,000,000 units (`stock_conflict`)", body = Problem, content_type = PROBLEM_JSON),
         (status = 422, description = "Out of range (`validation_failed`)", body = Problem, content_type = PROBLEM_JSON),
     ),
 )]

@@ -139,7 +139,7 @@ fn api_router(options: &HttpOptions, admin_token: Arc<str>) -> OpenApiRouter<App
 pub fn app(state: AppState, options: &HttpOptions) -> Router {
     metrics::handle();
     let (routes, doc) = api_router(options, state.admin_token.clone()).split_for_parts();
-    openapi::publish(doc);
+    openapi::publish(doc, &state.engine.config().currency);
     let router = routes.fallback(|| async { ApiError::no_route() });
     let router = if options.metrics {
         router.route_layer(axum::middleware::from_fn(metrics::track))

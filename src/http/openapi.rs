@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 
 use axum::http::header;
 use axum::response::IntoResponse;
+use serde_json::{Value, json};
 use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
@@ -223,12 +224,305 @@ fn add_links(doc: &mut OpenApi) {
 /// [`super::app`] built in the process publishes it; every app has the same routes).
 static DOC: OnceLock<String> = OnceLock::new();
 
-/// Finishes `doc` (the shared responses, links) and keeps it for the route.
-pub(super) fn publish(mut doc: OpenApi) {
+/// Finishes `doc` (the shared responses, links, the input limits) and keeps it for the
+/// route.
+pub(super) fn publish(mut doc: OpenApi, currency: &str) {
     DOC.get_or_init(|| {
         CommonResponses.modify(&mut doc);
-        doc.to_json().expect("the OpenAPI document serializes")
+        let mut json = serde_json::to_value(&doc).expect("the OpenAPI document serializes");
+        declare_limits(&mut json, currency);
+        json.to_string()
     });
+}
+
+/// A character the server trims (Rust's `char::is_whitespace`, which Python's `\s` does
+/// not match exactly: it also counts U+001C–U+001F), as a class body.
+const WS: &str =
+    "\\t\\n\\x0b\\x0c\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
+/// A control character (`char::is_control`), as a class body.
+const CONTROL: &str = "\\x00-\\x1f\\x7f-\\x9f";
+/// What `Sku::parse` accepts.
+const SKU: &str = "^[A-Za-z0-9._-]{1,64}$";
+
+/// Free text that must have `min` characters left after trimming, of at most `max`
+/// characters as sent, with or without control characters.
+fn text(min: usize, max: usize, controls: bool) -> Value {
+    let any = if controls {
+        "[\\s\\S]".to_owned()
+    } else {
+        format!("[^{CONTROL}]")
+    };
+    let solid = if controls {
+        format!("[^{WS}]")
+    } else {
+        format!("[^{WS}{CONTROL}]")
+    };
+    let mut pattern = format!("^{any}*");
+    for _ in 0..min {
+        pattern.push_str(&format!("{solid}{any}*"));
+    }
+    pattern.push('$');
+    json!({"maxLength": max, "pattern": pattern})
+}
+
+/// Merges `constraints` into the schema at `pointer` (which must exist: a renamed field
+/// fails the document's test, not silently the declaration).
+fn constrain(doc: &mut Value, pointer: &str, constraints: Value) {
+    let target = doc
+        .pointer_mut(pointer)
+        .unwrap_or_else(|| panic!("no {pointer} in the OpenAPI document"));
+    if let (Some(t), Value::Object(c)) = (target.as_object_mut(), constraints) {
+        t.extend(c);
+    }
+}
+
+/// Merges `constraints` into the schema of parameter `name` of `method path`.
+fn constrain_param(doc: &mut Value, path: &str, method: &str, name: &str, constraints: Value) {
+    let pointer = format!("/paths/{}/{method}/parameters", path.replace('/', "~1"));
+    let params = doc
+        .pointer_mut(&pointer)
+        .and_then(Value::as_array_mut)
+        .unwrap_or_else(|| panic!("no parameters at {pointer}"));
+    let param = params
+        .iter_mut()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no parameter {name} of {method} {path}"));
+    if let (Some(t), Value::Object(c)) = (param["schema"].as_object_mut(), constraints) {
+        t.extend(c);
+    }
+}
+
+/// Declares every limit the server enforces on what clients send, from the constants the
+/// server checks, so that a client generated from the document sends only what the
+/// server accepts, and the server refuses what the document rules out (Schemathesis
+/// checks both ways, `tests/api/openapi.rs`). What a schema cannot say — a template that
+/// does not render, a cart that is empty — stays a `422` or `409`.
+fn declare_limits(doc: &mut Value, currency: &str) {
+    use crate::domain::inventory::MAX_ON_HAND;
+    use crate::domain::product::{CATEGORY_PATTERN, limits};
+    let s = |name: &str, field: &str| format!("/components/schemas/{name}/properties/{field}");
+    let sku = json!({"pattern": SKU});
+    let category = json!({"pattern": CATEGORY_PATTERN});
+
+    // Products, as created (the SKU is required) and as replaced (the path names it).
+    constrain(
+        doc,
+        &s("ProductIn", "sku"),
+        json!({"type": "string", "pattern": SKU}),
+    );
+    constrain(
+        doc,
+        "/components/schemas/ProductIn",
+        json!({"required": ["sku", "name", "price"]}),
+    );
+    constrain(
+        doc,
+        &s("ProductIn", "name"),
+        text(1, limits::NAME_CHARS, true),
+    );
+    constrain(
+        doc,
+        &s("ProductIn", "description"),
+        json!({"maxLength": limits::DESCRIPTION_CHARS}),
+    );
+    constrain(doc, &s("ProductIn", "category"), category.clone());
+    constrain(
+        doc,
+        &s("ProductIn", "price"),
+        json!({"maximum": limits::PRICE}),
+    );
+    constrain(
+        doc,
+        &s("ProductIn", "currency"),
+        json!({"enum": [currency, null]}),
+    );
+    constrain(
+        doc,
+        &s("ProductIn", "attributes"),
+        json!({"maxProperties": limits::ATTRIBUTES,
+               "propertyNames": {"type": "string", "maxLength": limits::ATTRIBUTE_CHARS,
+                                 "pattern": format!("[^{WS}]")}}),
+    );
+    constrain(
+        doc,
+        "/components/schemas/AttrIn/oneOf/0",
+        json!({"maxLength": limits::ATTRIBUTE_CHARS}),
+    );
+    constrain(
+        doc,
+        "/components/schemas/AttrIn/oneOf/1",
+        json!({"maxItems": limits::ATTRIBUTE_VALUES,
+               "items": {"type": "string", "maxLength": limits::ATTRIBUTE_CHARS}}),
+    );
+    constrain(
+        doc,
+        &s("ProductIn", "images"),
+        json!({"maxItems": limits::IMAGES,
+               "items": {"type": "string", "maxLength": limits::IMAGE_CHARS,
+                         "pattern": "^(https?://|/)"}}),
+    );
+    let mut replace = doc["components"]["schemas"]["ProductIn"].clone();
+    if let Some(o) = replace.as_object_mut() {
+        o["properties"].as_object_mut().map(|p| p.remove("sku"));
+        o.insert("required".into(), json!(["name", "price"]));
+        o.insert(
+            "description".into(),
+            json!("A product in a replace request: the path names it."),
+        );
+    }
+    doc["components"]["schemas"]["ProductReplaceIn"] = replace;
+    constrain(
+        doc,
+        "/paths/~1api~1v1~1admin~1products~1{sku}/put/requestBody/content/application~1json/schema",
+        json!({"$ref": "#/components/schemas/ProductReplaceIn"}),
+    );
+    for import in ["products", "orders"] {
+        let body = format!("/paths/~1api~1v1~1admin~1{import}~1import/post/requestBody/content");
+        constrain(
+            doc,
+            &format!("{body}/application~1x-ndjson/schema"),
+            json!({"pattern": format!("[^{WS}]")}),
+        );
+    }
+
+    // Carts and checkout.
+    constrain(doc, &s("AddItemIn", "sku"), sku.clone());
+    constrain(doc, &s("PatchCartIn", "email"), json!({"maxLength": 254}));
+    constrain(doc, &s("CheckoutIn", "email"), json!({"maxLength": 254}));
+    constrain(
+        doc,
+        &s("CheckoutIn", "payment_token"),
+        json!({"pattern": format!("^[!-~]{{1,{}}}$", crate::domain::order::MAX_TOKEN)}),
+    );
+    for field in ["name", "line1", "city", "postal_code"] {
+        constrain(doc, &s("AddressIn", field), text(1, 200, false));
+    }
+    constrain(doc, &s("AddressIn", "country"), text(2, 200, false));
+    constrain(doc, &s("AddressIn", "line2"), text(0, 200, false));
+    constrain_param(
+        doc,
+        "/api/v1/carts/{id}/checkout",
+        "post",
+        "Idempotency-Key",
+        json!({"pattern": format!("^[!-~]{{1,{}}}$", crate::engine::MAX_IDEMPOTENCY_KEY)}),
+    );
+
+    // Orders and stock.
+    for field in ["carrier", "tracking"] {
+        constrain(doc, &s("ShipIn", field), text(0, 200, false));
+    }
+    constrain(
+        doc,
+        &s("SetOnHandIn", "on_hand"),
+        json!({"maximum": MAX_ON_HAND}),
+    );
+
+    // Query strings.
+    let page = |max: u64| json!({"minimum": 1, "maximum": max});
+    constrain_param(doc, "/api/v1/products", "get", "limit", page(100));
+    constrain_param(
+        doc,
+        "/api/v1/products",
+        "get",
+        "q",
+        json!({"maxLength": crate::engine::MAX_QUERY_CHARS}),
+    );
+    constrain_param(doc, "/api/v1/products", "get", "category", category);
+    constrain_param(
+        doc,
+        "/api/v1/products",
+        "get",
+        "brand",
+        json!({"maxLength": 200}),
+    );
+    for bound in ["min_price", "max_price"] {
+        constrain_param(doc, "/api/v1/products", "get", bound, json!({"minimum": 0}));
+    }
+    constrain_param(
+        doc,
+        "/api/v1/products",
+        "get",
+        "sort",
+        json!({"enum": ["", "relevance", "price_asc", "price_desc", "newest"]}),
+    );
+    constrain_param(
+        doc,
+        "/api/v1/products",
+        "get",
+        "cursor",
+        json!({"pattern": format!("^(o0*([0-9]{{1,4}}|{}))?$", crate::engine::MAX_SEARCH_OFFSET)}),
+    );
+    constrain_param(doc, "/api/v1/search/suggest", "get", "limit", page(50));
+    constrain_param(
+        doc,
+        "/api/v1/search/suggest",
+        "get",
+        "q",
+        json!({"maxLength": crate::engine::MAX_QUERY_CHARS}),
+    );
+    constrain_param(
+        doc,
+        "/api/v1/products/{sku}/recommendations",
+        "get",
+        "limit",
+        page(50),
+    );
+    constrain_param(doc, "/api/v1/admin/orders", "get", "limit", page(100));
+    constrain_param(
+        doc,
+        "/api/v1/admin/orders",
+        "get",
+        "status",
+        json!({"enum": ["", "pending", "paid", "shipped", "delivered", "cancelled", "refunded"]}),
+    );
+    constrain_param(
+        doc,
+        "/api/v1/admin/orders",
+        "get",
+        "cursor",
+        json!({"pattern": "^([0-7][0-9a-fA-F]{15}[!-~]{1,160})?$"}),
+    );
+    constrain_param(doc, "/api/v1/admin/events", "get", "limit", page(1000));
+    constrain_param(
+        doc,
+        "/api/v1/admin/events",
+        "get",
+        "cursor",
+        json!({"pattern": "^[0-9]{1,19}$"}),
+    );
+    constrain_param(
+        doc,
+        "/api/v1/admin/notifications",
+        "get",
+        "limit",
+        page(1000),
+    );
+    constrain_param(
+        doc,
+        "/api/v1/admin/notifications",
+        "get",
+        "cursor",
+        json!({"pattern": "^[0-9]{0,19}$"}),
+    );
+    constrain_param(
+        doc,
+        "/api/v1/admin/templates/{name}",
+        "get",
+        "name",
+        json!({"enum": crate::notify::templates::NAMES}),
+    );
+    constrain_param(
+        doc,
+        "/api/v1/admin/templates/{name}",
+        "put",
+        "name",
+        json!({"enum": crate::notify::templates::NAMES}),
+    );
+    let part = crate::notify::templates::MAX_PART;
+    constrain(doc, &s("TemplateIn", "subject"), text(1, part, true));
+    for field in ["text", "html"] {
+        constrain(doc, &s("TemplateIn", field), json!({"maxLength": part}));
+    }
 }
 
 /// `GET /api/v1/openapi.json`.

@@ -132,12 +132,15 @@ async fn cancel(State(s): State<AppState>, Path(id): Path<String>) -> OrderResul
     ),
 )]
 async fn ship(State(s): State<AppState>, Path(id): Path<String>, body: Bytes) -> OrderResult {
-    let ship: ShipIn = if body.iter().all(u8::is_ascii_whitespace) {
-        ShipIn::default()
+    // No body, or JSON `null`, is no carrier details (the document says the body is
+    // optional and may be `null`).
+    let ship: Option<ShipIn> = if body.iter().all(u8::is_ascii_whitespace) {
+        None
     } else {
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::new(Code::InvalidRequest, format!("body: {e}")))?
     };
+    let ship = ship.unwrap_or_default();
     Ok(out(&s
         .engine
         .ship_order(&id, ship.carrier, ship.tracking)

@@ -18,7 +18,7 @@ use super::dto::{
     SuggestionsOut,
 };
 use super::error::{ApiError, Code};
-use super::extract::Json;
+use super::extract::{ImportBody, Json};
 use super::openapi::{PROBLEM_JSON, Problem};
 
 /// Public routes.
@@ -182,9 +182,9 @@ async fn suggest(
     path = "/api/v1/admin/products/import",
     tag = "admin",
     request_body(
-        description = "Products (as for create) as a JSON array or NDJSON, up to 100,000",
+        description = "Products as a JSON array of objects or NDJSON, up to 100,000: records shaped as for create, or Icecat or Algolia (BestBuy) records; each is checked and refused by line",
         content(
-            (Vec<ProductIn> = "application/json"),
+            (Vec<Object> = "application/json"),
             (String = "application/x-ndjson"),
         ),
     ),
@@ -192,7 +192,7 @@ async fn suggest(
 )]
 async fn import(
     State(s): State<AppState>,
-    body: String,
+    ImportBody(body): ImportBody,
 ) -> Result<axum::Json<ImportReportOut>, ApiError> {
     let items = parse_items(&body, 0).map_err(|e| ApiError::new(Code::InvalidRequest, e))?;
     if items.len() > super::IMPORT_MAX_PRODUCTS {
@@ -300,7 +300,7 @@ async fn recommendations(
 )]
 async fn import_orders(
     State(s): State<AppState>,
-    body: String,
+    ImportBody(body): ImportBody,
 ) -> Result<axum::Json<ImportReportOut>, ApiError> {
     let records = crate::domain::history::parse_past_orders(&body)
         .map_err(|e| ApiError::new(Code::InvalidRequest, e))?;

@@ -20,8 +20,9 @@ pub const NAMES: [&str; 6] = [
     "cart_abandoned",
 ];
 
-/// Longest part of a template accepted (bytes).
-pub const MAX_PART: usize = 64 * 1024;
+/// Longest part of a template accepted, in characters (three parts of ASCII stay under
+/// the store's record limit).
+pub const MAX_PART: usize = 12_000;
 
 /// A template as stored (an override of the default).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -221,8 +222,8 @@ pub fn check(name: &str, template: &Template) -> Result<(), String> {
         ("text", &template.text),
         ("html", &template.html),
     ] {
-        if source.len() > MAX_PART {
-            return Err(format!("{part}: at most {MAX_PART} bytes"));
+        if source.chars().count() > MAX_PART {
+            return Err(format!("{part}: at most {MAX_PART} characters"));
         }
     }
     if template.subject.trim().is_empty() {
