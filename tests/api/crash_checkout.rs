@@ -341,3 +341,81 @@ async fn checkouts_keep_the_books_balanced_across_kill_9() {
     assert!(per_order.is_empty(), "events of unknown orders");
     engine.shutdown().await.unwrap();
 }
+
+/// `kill -9` while a checkout's charge is under way, and a downtime longer than the
+/// reservation TTL: on restart, recovery charges the order again (the gateway answers
+/// with its one charge) before reservations may lapse — even though each recovery drive
+/// gives up waiting sooner than the slow charge answers — so the paid order's stock is
+/// deducted, exactly once, and nothing is left held or charged twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_charge_interrupted_by_kill_9_outliving_its_reservation_is_settled_exactly_once() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    // The recovery drive waits 1 s (request timeout − 1); the charge takes 2.5 s.
+    let flags = [
+        "--reservation-ttl-secs",
+        "1",
+        "--gateway-slow-ms",
+        "2500",
+        "--request-timeout-secs",
+        "2",
+        "--recovery-interval-secs",
+        "1",
+    ];
+    let server = start_binary(&data, &flags).await;
+    server
+        .stock_product(BINARY_TOKEN, "LAST-1", "The last one", 4200, 1)
+        .await;
+    let cart = server.cart_with("LAST-1", 1).await;
+    let base = server.base.clone();
+    let attempt = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(format!("{base}/api/v1/carts/{cart}/checkout"))
+            .header("Idempotency-Key", "slow")
+            .json(&checkout_body("tok_slow"))
+            .send()
+            .await
+    });
+    // Reserved, and the charge under way.
+    let held = crate::helpers::eventually(Duration::from_secs(5), || async {
+        server.get_json("/api/v1/inventory/LAST-1").await["reserved"] == 1
+    })
+    .await;
+    assert!(held);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.kill9();
+    let _ = attempt.await;
+    // Down for longer than the reservation's TTL.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let server = start_binary(&data, &flags).await;
+    let settled = crate::helpers::eventually(Duration::from_secs(20), || async {
+        let inv = server.get_json("/api/v1/inventory/LAST-1").await;
+        inv["reserved"] == 0 && inv["on_hand"] == 0
+    })
+    .await;
+    assert!(
+        settled,
+        "{}",
+        server.get_json("/api/v1/inventory/LAST-1").await
+    );
+    // Startup held the reservations until the charge had answered (and did not rely on
+    // the commit taking lapsed units again).
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    assert!(
+        log.contains("reservations stay held until they finish"),
+        "recovery did not wait for the charge:\n{log}"
+    );
+    assert!(server.terminate().success());
+
+    let engine = open_engine(&data, |_| {}).await;
+    let orders = engine.all_orders().unwrap();
+    assert_eq!(orders.len(), 1);
+    assert_eq!(orders[0].status, OrderStatus::Paid, "{:?}", orders[0].step);
+    assert!(!orders[0].is_active());
+    let inv = engine.inventory("LAST-1").await.unwrap();
+    assert_eq!((inv.on_hand, inv.reserved), (0, 0), "sold exactly once");
+    let charges = engine.gateway_charges().unwrap();
+    assert_eq!(charges.len(), 1);
+    assert_eq!((charges[0].amount, charges[0].refunded), (4200, 0));
+    engine.shutdown().await.unwrap();
+}
