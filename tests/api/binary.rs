@@ -83,6 +83,33 @@ async fn sigterm_finishes_cleanly_with_exit_zero_and_keeps_every_write() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_warns_at_start_when_no_rate_limit_is_set_and_not_when_one_is() {
+    let root = tempfile::tempdir().unwrap();
+    let warning = "no per-client rate limit";
+    let open = start_binary(&root.path().join("open"), &[]).await;
+    let limited = start_binary(
+        &root.path().join("limited"),
+        &["--rate-limit-per-sec", "50"],
+    )
+    .await;
+    let (open_log, limited_log) = (open.log.clone(), limited.log.clone());
+    assert!(open.terminate().success());
+    assert!(limited.terminate().success());
+    let open_log = std::fs::read_to_string(open_log).unwrap();
+    assert!(
+        open_log
+            .lines()
+            .any(|l| l.contains("WARN") && l.contains(warning)),
+        "{open_log}"
+    );
+    assert!(
+        !std::fs::read_to_string(limited_log)
+            .unwrap()
+            .contains(warning)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_data_directory_serves_the_demo_catalog_once() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_binary(dir.path(), &["--demo"]).await;
