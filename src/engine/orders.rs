@@ -299,20 +299,27 @@ impl Engine {
     /// Ids of the orders with outstanding work (an interrupted saga, an owed refund or
     /// stock return), oldest first.
     fn active_orders(&self) -> Result<Vec<String>, EngineError> {
+        self.indexed_orders(ORDERS_ACTIVE, None)
+    }
+
+    /// Ids of the orders under index `tag`, oldest first, up to the index key `end`
+    /// (excluded) if given; read a page at a time.
+    fn indexed_orders(&self, tag: u8, end: Option<&[u8]>) -> Result<Vec<String>, EngineError> {
+        let index = &self.inner.store.tables().order_index;
         let mut ids = Vec::new();
         let mut after: Option<Vec<u8>> = None;
         loop {
-            let page = self.inner.store.tables().order_index.scan_prefix(
-                &[ORDERS_ACTIVE],
-                after.as_deref(),
-                1000,
-            )?;
+            let page = index.scan_prefix(&[tag], after.as_deref(), 1000)?;
             let Some((last, _)) = page.last() else { break };
             after = Some(last.clone());
-            ids.extend(
-                page.into_iter()
-                    .filter_map(|(k, _)| String::from_utf8(k[9..].to_vec()).ok()),
-            );
+            for (key, _) in page {
+                if end.is_some_and(|end| key.as_slice() >= end) {
+                    return Ok(ids);
+                }
+                if let Ok(id) = String::from_utf8(key[9..].to_vec()) {
+                    ids.push(id);
+                }
+            }
         }
         Ok(ids)
     }
@@ -408,28 +415,14 @@ impl Engine {
         let tag = OrderStatus::Failed.tag();
         let end = crate::storage::order_index_key(tag, horizon.max(0), "");
         let mut pruned = 0;
-        let mut after: Option<Vec<u8>> = None;
-        loop {
-            let page = self.inner.store.tables().order_index.scan_prefix(
-                &[tag],
-                after.as_deref(),
-                1000,
-            )?;
-            let Some((last, _)) = page.last() else { break };
-            after = Some(last.clone());
-            for (key, _) in page.iter().take_while(|(k, _)| *k < end) {
-                let id = String::from_utf8_lossy(&key[9..]).into_owned();
-                let r = self
-                    .inner
-                    .orders
-                    .call(&id, || OrderCmd::Prune(horizon))
-                    .await?;
-                if let Err(OrderFailure::NotFound) = r {
-                    pruned += 1;
-                }
-            }
-            if page.last().is_some_and(|(k, _)| *k >= end) {
-                break;
+        for id in self.indexed_orders(tag, Some(&end))? {
+            let r = self
+                .inner
+                .orders
+                .call(&id, || OrderCmd::Prune(horizon))
+                .await?;
+            if let Err(OrderFailure::NotFound) = r {
+                pruned += 1;
             }
         }
         Ok(pruned)

@@ -138,31 +138,34 @@ async fn failed_checkouts_that_charged_nothing_are_pruned_after_their_retention(
     engine.shutdown().await.unwrap();
 }
 
-/// An engine whose reservations lapse long before a `tok_slow` charge answers.
-async fn slow_charges(dir: &std::path::Path) -> emporium::Engine {
-    open_engine(dir, |c| {
-        c.reservation_ttl = Duration::from_millis(300);
-        c.simulated_gateway_delay = Duration::from_millis(1500);
-    })
-    .await
-}
-
 async fn cart_of(engine: &emporium::Engine, sku: &str, quantity: i64) -> String {
     let id = engine.create_cart().await.unwrap().cart.id;
     engine.cart_add_item(&id, sku, quantity).await.unwrap();
     id
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_charge_that_outlived_its_reservation_is_refunded_when_the_stock_is_gone() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = slow_charges(dir.path()).await;
+/// A `tok_slow` checkout of one unit of `sku` (with `on_hand` in stock) whose hold lapses
+/// while its charge is under way (the TTL is 300 ms, the charge 1.5 s), while another
+/// shopper buys one unit with a fast card: the engine and the slow checkout's outcome.
+async fn slow_charge_outlives_its_hold(
+    dir: &std::path::Path,
+    sku: &str,
+    on_hand: i64,
+) -> (
+    emporium::Engine,
+    Result<emporium::domain::order::Order, EngineError>,
+) {
+    let engine = open_engine(dir, |c| {
+        c.reservation_ttl = Duration::from_millis(300);
+        c.simulated_gateway_delay = Duration::from_millis(1500);
+    })
+    .await;
     engine
-        .create_product("LAPSE-1", draft("Last one", 900))
+        .create_product(sku, draft("Scarce", 900))
         .await
         .unwrap();
-    engine.set_on_hand("LAPSE-1", 1).await.unwrap();
-    let slow_cart = cart_of(&engine, "LAPSE-1", 1).await;
+    engine.set_on_hand(sku, on_hand).await.unwrap();
+    let slow_cart = cart_of(&engine, sku, 1).await;
     let slow = {
         let engine = engine.clone();
         tokio::spawn(async move {
@@ -171,26 +174,31 @@ async fn a_charge_that_outlived_its_reservation_is_refunded_when_the_stock_is_go
                 .await
         })
     };
-    // The slow checkout's hold lapses while its charge is under way; another shopper
-    // takes the last unit.
     for held in [1, 0] {
         assert!(
             eventually(Duration::from_secs(5), || async {
-                engine.inventory("LAPSE-1").await.unwrap().reserved == held
+                engine.inventory(sku).await.unwrap().reserved == held
             })
             .await,
             "the hold is taken, then lapses"
         );
     }
-    let fast_cart = cart_of(&engine, "LAPSE-1", 1).await;
+    let fast_cart = cart_of(&engine, sku, 1).await;
     engine
         .checkout(&fast_cart, "fast", &checkout_request("tok_visa"))
         .await
         .unwrap();
+    let outcome = slow.await.unwrap();
+    (engine, outcome)
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_charge_that_outlived_its_reservation_is_refunded_when_the_stock_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, outcome) = slow_charge_outlives_its_hold(dir.path(), "LAPSE-1", 1).await;
     // The slow one is charged, finds no stock to commit, and is refunded: no paid order
     // without its stock, no charge kept without an order.
-    match slow.await.unwrap() {
+    match outcome {
         Err(EngineError::ItemsOutOfStock(skus)) => assert_eq!(skus, ["LAPSE-1"]),
         other => panic!("expected out of stock, got {other:?}"),
     }
@@ -226,36 +234,8 @@ async fn a_charge_that_outlived_its_reservation_is_refunded_when_the_stock_is_go
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_charge_that_outlived_its_reservation_takes_the_stock_that_is_still_there() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = slow_charges(dir.path()).await;
-    engine
-        .create_product("LAPSE-2", draft("Two left", 900))
-        .await
-        .unwrap();
-    engine.set_on_hand("LAPSE-2", 2).await.unwrap();
-    let slow_cart = cart_of(&engine, "LAPSE-2", 1).await;
-    let slow = {
-        let engine = engine.clone();
-        tokio::spawn(async move {
-            engine
-                .checkout(&slow_cart, "slow", &checkout_request("tok_slow"))
-                .await
-        })
-    };
-    for held in [1, 0] {
-        assert!(
-            eventually(Duration::from_secs(5), || async {
-                engine.inventory("LAPSE-2").await.unwrap().reserved == held
-            })
-            .await,
-            "the hold is taken, then lapses"
-        );
-    }
-    let fast_cart = cart_of(&engine, "LAPSE-2", 1).await;
-    engine
-        .checkout(&fast_cart, "fast", &checkout_request("tok_visa"))
-        .await
-        .unwrap();
-    let order = slow.await.unwrap().expect("the slow checkout is placed");
+    let (engine, outcome) = slow_charge_outlives_its_hold(dir.path(), "LAPSE-2", 2).await;
+    let order = outcome.expect("the slow checkout is placed");
     assert_eq!(order.status, OrderStatus::Paid);
     let inv = engine.inventory("LAPSE-2").await.unwrap();
     assert_eq!((inv.on_hand, inv.reserved), (0, 0), "each unit sold once");
