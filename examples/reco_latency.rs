@@ -1,6 +1,6 @@
 //! Recommendation latency and learning throughput on the UCI Online Retail history.
 //!
-//! Opens an engine on a temporary directory, creates a product for every UCI stock code
+//! Starts the application (as `emporium serve` does) on a temporary directory, creates a product for every UCI stock code
 //! (name and price from the file, stock 1,000), imports the cleaned orders (they teach the
 //! recommender through the event log) and then measures `recommendations` for the 1,000
 //! best-selling products: in-process, and over HTTP from 1 and 16 clients against a server
@@ -11,13 +11,13 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
+use emporium::app::{Application, Settings};
 use emporium::domain::history::read_uci;
 use emporium::domain::import::parse_items;
-use emporium::{Config, Durability, Engine};
+use emporium::http::HttpOptions;
+use emporium::{Config, Durability};
 use hdrhistogram::Histogram;
 
 const FILE: &str = "../shared/data/uci-online-retail/online_retail_until_2011-09.csv";
@@ -40,7 +40,25 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::new(dir.path());
     config.durability = Durability::Relaxed;
-    let engine = Engine::open(config).await.unwrap();
+    // The server the binary runs, on a free loopback port (measured over HTTP below).
+    let app = Application::build(Settings {
+        engine: config,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        admin_token: "bench".into(),
+        http: HttpOptions {
+            request_timeout: Duration::from_secs(10),
+            ..Default::default()
+        },
+        serve: Default::default(),
+        demo: false,
+    })
+    .await
+    .unwrap();
+    let (engine, addr) = (app.engine().clone(), app.addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
     let history = read_uci(std::fs::File::open(FILE).expect("UCI file")).unwrap();
     let products: String = history
         .names
@@ -95,21 +113,6 @@ async fn main() {
     report("in-process, 1 caller", &h, started.elapsed().as_secs_f64());
 
     // Over HTTP.
-    let state = emporium::http::AppState {
-        engine: engine.clone(),
-        admin_token: "bench".into(),
-        ready: Arc::new(AtomicBool::new(true)),
-    };
-    let app = emporium::http::app(
-        state,
-        &emporium::http::HttpOptions {
-            request_timeout: Duration::from_secs(10),
-            ..Default::default()
-        },
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(emporium::http::serve(listener, app, std::future::pending()));
     let client = reqwest::Client::new();
     for clients in [1usize, 16] {
         let started = Instant::now();
@@ -151,6 +154,6 @@ async fn main() {
             started.elapsed().as_secs_f64(),
         );
     }
-    server.abort();
-    engine.shutdown().await.unwrap();
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
 }

@@ -7,13 +7,14 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::actors::CallError;
 use crate::actors::cart::{CartCmd, CartEntity, CartFailure, CartReply};
 use crate::actors::catalog::{CatalogCmd, CatalogEntity, CatalogFailure, CatalogOutcome};
 use crate::actors::entity::{Directory, DirectoryConfig};
 use crate::actors::order::OrderEntity;
 use crate::actors::sku::{SkuCmd, SkuEntity, SkuFailure};
-use crate::actors::{CallError, Subscriber};
 use crate::config::Config;
+use crate::dispatcher::Subscriber;
 use crate::domain::cart::{Cart, CartError, PricedCart};
 use crate::domain::event::LoggedEvent;
 use crate::domain::import::ImportItem;
@@ -645,7 +646,7 @@ impl Engine {
 
     async fn price_cart(&self, cart: Cart) -> Result<CartView, EngineError> {
         self.catalog_durable().await?;
-        let priced = self.inner.store.tables().price_cart(&cart)?;
+        let priced = crate::catalog::price_cart(self.inner.store.tables(), &cart)?;
         Ok(CartView {
             cart,
             priced,
@@ -1048,22 +1049,22 @@ impl Engine {
 
     /// Starts delivering the event log to `subscriber`, from its stored offset on.
     pub fn subscribe(&self, subscriber: Arc<dyn Subscriber>) {
-        self.keep(tokio::spawn(crate::actors::dispatcher::run(
+        self.keep(tokio::spawn(crate::dispatcher::run(
             self.inner.store.clone(),
             subscriber,
-            crate::actors::dispatcher::RetryPolicy::default(),
+            crate::dispatcher::RetryPolicy::default(),
         )));
     }
 
     /// Events subscriber `name` skipped after its retries were spent (poison events):
     /// sequence number and the last error.
     pub fn skipped_events(&self, name: &str) -> Result<Vec<(u64, String)>, EngineError> {
-        Ok(crate::actors::dispatcher::skipped(&self.inner.store, name)?)
+        Ok(crate::dispatcher::skipped(&self.inner.store, name)?)
     }
 
     /// How far subscriber `name` has got (the last delivered sequence number).
     pub fn subscriber_offset(&self, name: &str) -> u64 {
-        crate::actors::dispatcher::offset(&self.inner.store, name)
+        crate::dispatcher::offset(&self.inner.store, name)
     }
 
     /// The durability mode in force.

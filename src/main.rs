@@ -14,13 +14,12 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use emporium::http::{AppState, HttpOptions};
+use emporium::app::{Application, Settings};
+use emporium::http::{HttpOptions, ServeOptions};
 use emporium::{Config, Durability, Engine};
 
 #[derive(Parser)]
@@ -272,96 +271,52 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // A checkout answers before the request times out (its saga goes on regardless).
     config.checkout_timeout = Duration::from_secs(args.request_timeout_secs.max(2) - 1);
 
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("binding {}", args.listen))?;
-    let engine = Engine::open(config).await.context("opening the engine")?;
-    if !args.no_demo && engine.product_count() == 0 {
-        let report = engine
-            .import_products(emporium::demo::items(), |_| {})
-            .await
-            .context("loading the demo catalog")?;
-        tracing::info!(
-            products = report.imported,
-            "loaded the built-in demo catalog (start with --no-demo to skip it)"
-        );
-    }
-    // Ready means searchable too: the first search must see the catalog.
-    engine
-        .search_flush()
-        .await
-        .context("bringing the search index up to date")?;
-    let ready = Arc::new(AtomicBool::new(false));
-    let state = AppState {
-        engine: engine.clone(),
-        admin_token: admin_token.into(),
-        ready: ready.clone(),
-    };
-    let app = emporium::http::app(
-        state,
-        &HttpOptions {
-            request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
-            metrics: !args.no_request_metrics,
-            rate_limit: (args.rate_limit_per_sec > 0.0).then(|| {
-                let burst = args
-                    .rate_limit_burst
-                    .unwrap_or(2.0 * args.rate_limit_per_sec);
-                (args.rate_limit_per_sec, burst)
-            }),
-            max_in_flight: args.max_in_flight,
-            metrics_token: args
-                .metrics_token
-                .as_deref()
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .map(Into::into),
-        },
-    );
-    if args.rate_limit_per_sec <= 0.0 {
+    let rate_limit = (args.rate_limit_per_sec > 0.0).then(|| {
+        let burst = args
+            .rate_limit_burst
+            .unwrap_or(2.0 * args.rate_limit_per_sec);
+        (args.rate_limit_per_sec, burst)
+    });
+    if rate_limit.is_none() {
         tracing::warn!(
             "no per-client rate limit (--rate-limit-per-sec): limit clients here or at a proxy in front"
         );
     }
-    if args.metrics_token.is_none() {
+    let metrics_token = args
+        .metrics_token
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    if metrics_token.is_none() {
         tracing::info!(
             "/metrics is open to every client that reaches the listen address (--metrics-token restricts it)"
         );
     }
-    ready.store(true, Ordering::Release);
-    tracing::info!(addr = %listener.local_addr()?, data_dir = %args.data_dir.display(), "emporium serving");
-
-    // A failed flush or fsync (a full disk, an I/O error) leaves the store read-only:
-    // writes answer 507/503 and are not applied, reads keep working, `/ready` turns 503 so
-    // that a balancer sends traffic elsewhere, and the process exits 1 when stopped. A
-    // restart (after freeing space) brings writes back with everything acknowledged.
-    let failed = Arc::new(AtomicBool::new(false));
-    tokio::spawn({
-        let (engine, failed, ready) = (engine.clone(), failed.clone(), ready.clone());
-        async move {
-            engine.durability_failed().await;
-            failed.store(true, Ordering::Release);
-            ready.store(false, Ordering::Release);
-            tracing::error!(
-                "durability barrier failed: serving reads only; free space and restart to accept writes again"
-            );
-        }
-    });
+    let settings = Settings {
+        engine: config,
+        listen: args.listen,
+        admin_token,
+        http: HttpOptions {
+            request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
+            metrics: !args.no_request_metrics,
+            rate_limit,
+            max_in_flight: args.max_in_flight,
+            metrics_token: metrics_token.map(Into::into),
+        },
+        serve: ServeOptions {
+            header_read_timeout: Duration::from_secs(args.header_read_timeout_secs.max(1)),
+            max_connections: args.max_connections.max(1),
+            ..Default::default()
+        },
+        demo: !args.no_demo,
+    };
+    let app = Application::build(settings).await?;
+    tracing::info!(addr = %app.addr(), data_dir = %args.data_dir.display(), "emporium serving");
     let shutdown = async {
         shutdown_signal().await;
         tracing::info!("shutting down: finishing in-flight requests");
     };
-    let serve_options = emporium::http::ServeOptions {
-        header_read_timeout: Duration::from_secs(args.header_read_timeout_secs.max(1)),
-        max_connections: args.max_connections.max(1),
-        ..Default::default()
-    };
-    emporium::http::serve_with(listener, app, shutdown, serve_options).await?;
-    if failed.load(Ordering::Acquire) {
-        anyhow::bail!(
-            "a flush or fsync failed; acknowledged writes up to the failure are safe, nothing after it was acknowledged"
-        );
-    }
-    engine.shutdown().await.context("closing the store")?;
+    app.run_until(shutdown).await?;
     tracing::info!("stopped cleanly");
     Ok(())
 }

@@ -6,8 +6,6 @@ use crate::domain::order::{CheckoutRequest, IdempotencyRecord, Order, OrderLine}
 use crate::domain::{Millis, Sku, now_millis};
 use crate::storage::{StorageError, Store, WriteBatch};
 
-use super::order::stage_order;
-
 use super::entity::{Effect, Entity};
 
 /// Commands a cart accepts.
@@ -148,8 +146,7 @@ impl CartEntity {
             .map_err(CartFailure::TooManyFailures)?;
         // Priced as the cart shows it: a product deleted since it was added cannot be
         // bought; the rest can.
-        let lines: Vec<OrderLine> = tables
-            .price_cart(cart)?
+        let lines: Vec<OrderLine> = crate::catalog::price_cart(tables, cart)?
             .lines
             .into_iter()
             .map(OrderLine::from)
@@ -176,7 +173,7 @@ impl CartEntity {
         let mut batch = WriteBatch::default();
         batch.put(&tables.carts, id, &locked)?;
         batch.put(&tables.idempotency, record_key.as_str(), &record)?;
-        stage_order(tables, &mut batch, None, &order)?;
+        tables.stage_order(&mut batch, None, &order)?;
         self.store.write(batch)?;
         *state = Some(locked);
         Ok((CheckoutStart::Started(order_id), true))

@@ -18,10 +18,8 @@
 
 pub(crate) mod cart;
 pub(crate) mod catalog;
-pub mod dispatcher;
 pub(crate) mod entity;
 pub(crate) mod order;
 pub(crate) mod sku;
 
-pub use dispatcher::{Delivery, Subscriber};
 pub use entity::CallError;

@@ -30,9 +30,7 @@ use crate::domain::order::{
 use crate::payments::{
     ChargeOutcome, ChargeRequest, GatewayPolicy, Payment, PaymentGateway, RefundRecord,
 };
-use crate::storage::{
-    Mark, ORDERS_ACTIVE, ORDERS_ALL, StorageError, Store, Tables, WriteBatch, order_index_key,
-};
+use crate::storage::{StorageError, Store, WriteBatch, order_index_key};
 
 use super::cart::{CartCmd, CartEntity, CartFailure, CartReply};
 use super::entity::{CallError, Directory, Effect, Entity};
@@ -76,39 +74,6 @@ pub(crate) struct OrderEntity {
     pub policy: GatewayPolicy,
 }
 
-/// Adds `after` and its index entries to `batch`; `before` is the stored version, if any.
-pub(crate) fn stage_order(
-    tables: &Tables,
-    batch: &mut WriteBatch,
-    before: Option<&Order>,
-    after: &Order,
-) -> Result<(), StorageError> {
-    batch.put(&tables.orders, after.id.as_str(), after)?;
-    let key = |tag: u8| order_index_key(tag, after.created_at, &after.id);
-    if before.is_none() {
-        batch.put(&tables.order_index, &key(ORDERS_ALL), &Mark)?;
-    }
-    // A failed checkout never became an order: it leaves the listing of all orders.
-    if after.status == OrderStatus::Failed
-        && before.is_some_and(|b| b.status != OrderStatus::Failed)
-    {
-        batch.remove(&tables.order_index, &key(ORDERS_ALL));
-    }
-    if before.map(|b| b.status) != Some(after.status) {
-        if let Some(b) = before {
-            batch.remove(&tables.order_index, &key(b.status.tag()));
-        }
-        batch.put(&tables.order_index, &key(after.status.tag()), &Mark)?;
-    }
-    let was_active = before.is_some_and(Order::is_active);
-    match (was_active, after.is_active()) {
-        (false, true) => batch.put(&tables.order_index, &key(ORDERS_ACTIVE), &Mark)?,
-        (true, false) => batch.remove(&tables.order_index, &key(ORDERS_ACTIVE)),
-        _ => {}
-    }
-    Ok(())
-}
-
 /// Whether a call to another entity went through; a `false` leaves the step to be driven
 /// again later (by the retrying client or the recovery sweep).
 type Done = bool;
@@ -135,7 +100,7 @@ impl OrderEntity {
     ) -> Result<(), StorageError> {
         let tables = self.store.tables();
         let mut batch = WriteBatch::default();
-        stage_order(tables, &mut batch, state.as_ref(), &next)?;
+        tables.stage_order(&mut batch, state.as_ref(), &next)?;
         extra(&mut batch)?;
         self.store.write_with_events(batch, events)?;
         *state = Some(next);

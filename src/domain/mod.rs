@@ -11,7 +11,9 @@ pub mod event;
 pub mod history;
 pub mod import;
 pub mod inventory;
+pub mod notification;
 pub mod order;
+pub mod payment;
 pub mod product;
 
 /// Milliseconds since the Unix epoch, UTC. All stored times use it.

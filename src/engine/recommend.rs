@@ -40,11 +40,7 @@ impl Engine {
     /// learning and saving.
     pub(super) fn start_recommender(&self) -> Result<(), EngineError> {
         let rec = self.inner.recommender.clone();
-        crate::actors::dispatcher::set_offset(
-            &self.inner.store,
-            SUBSCRIBER,
-            rec.learned_through(),
-        )?;
+        crate::dispatcher::set_offset(&self.inner.store, SUBSCRIBER, rec.learned_through())?;
         // Every product's name, read in the background (a large catalog takes a while;
         // until then recommendations go without name similarity); `ProductChanged`
         // events keep them current, and the two cannot race (see `refresh_name`).
@@ -262,7 +258,7 @@ impl Engine {
                     o.created_at,
                 );
                 let mut batch = WriteBatch::default();
-                crate::actors::order::stage_order(tables, &mut batch, None, &order)?;
+                tables.stage_order(&mut batch, None, &order)?;
                 match writer.add(batch, vec![event]) {
                     Ok(()) => report.imported += 1,
                     Err(StorageError::TooLarge(n)) => report

@@ -62,7 +62,7 @@ impl RateLimiter {
         }
     }
 
-    /// Clients tracked now (at most [`MAX_CLIENTS`]).
+    /// Clients tracked now (at most 100,000).
     pub fn tracked(&self) -> usize {
         self.buckets.len()
     }

@@ -5,10 +5,9 @@
 //! template is checked when it is stored, by compiling every part and rendering it with a
 //! sample context, so a broken template is refused at `PUT`, never found at send time.
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::domain::Millis;
+pub use crate::domain::notification::Template;
 
 /// Names of the templates, in the order they are listed.
 pub const NAMES: [&str; 6] = [
@@ -23,19 +22,6 @@ pub const NAMES: [&str; 6] = [
 /// Longest part of a template accepted, in characters (three parts of ASCII stay under
 /// the store's record limit).
 pub const MAX_PART: usize = 12_000;
-
-/// A template as stored (an override of the default).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Template {
-    /// Subject line.
-    pub subject: String,
-    /// Plain-text body.
-    pub text: String,
-    /// HTML body.
-    pub html: String,
-    /// When it was stored (`None` for a built-in default).
-    pub updated_at: Option<Millis>,
-}
 
 const ITEMS_TEXT: &str = "{% for i in order.items %}  {{ i.quantity }} × {{ i.name }} ({{ i.sku }})  {{ i.line_total|money(order.currency) }}\n{% endfor %}";
 const ITEMS_HTML: &str = "<table>{% for i in order.items %}<tr><td>{{ i.quantity }} ×</td><td>{{ i.name }}</td><td>{{ i.line_total|money(order.currency) }}</td></tr>{% endfor %}</table>";

@@ -12,10 +12,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
-use crate::domain::Millis;
-use crate::domain::order::PaymentState;
+pub use crate::domain::payment::{Charge, Payment, RefundRecord};
 
 /// What to charge.
 #[derive(Debug, Clone)]
@@ -28,23 +25,6 @@ pub struct ChargeRequest {
     pub currency: String,
     /// The payment method's token.
     pub token: String,
-}
-
-/// A charge as the gateway knows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Charge {
-    /// The gateway's id.
-    pub id: String,
-    /// The idempotency key it was made with.
-    pub key: String,
-    /// Amount captured.
-    pub amount: u64,
-    /// ISO 4217.
-    pub currency: String,
-    /// Amount refunded so far.
-    pub refunded: u64,
-    /// When it was made.
-    pub created_at: Millis,
 }
 
 /// Why a gateway call failed.
@@ -70,34 +50,6 @@ pub trait PaymentGateway: Send + Sync + 'static {
     fn refund<'a>(&'a self, key: &'a str) -> GatewayFuture<'a, Option<Charge>>;
     /// The charge made with `key`, if any.
     fn lookup<'a>(&'a self, key: &'a str) -> GatewayFuture<'a, Option<Charge>>;
-}
-
-/// Our record of an order's payment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Payment {
-    /// The gateway's charge id.
-    pub id: String,
-    /// The order paid.
-    pub order_id: String,
-    /// Amount captured.
-    pub amount: u64,
-    /// ISO 4217.
-    pub currency: String,
-    /// Captured or refunded.
-    pub status: PaymentState,
-    /// Refunds made, with their times.
-    pub refunds: Vec<RefundRecord>,
-    /// When it was captured.
-    pub created_at: Millis,
-}
-
-/// One refund of a payment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RefundRecord {
-    /// Amount returned.
-    pub amount: u64,
-    /// When.
-    pub at: Millis,
 }
 
 /// Timeouts and retries for gateway calls.

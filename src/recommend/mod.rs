@@ -19,7 +19,7 @@ use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 
-use crate::actors::{Delivery, Subscriber};
+use crate::dispatcher::{Delivery, Subscriber};
 use crate::domain::event::{DomainEvent, LoggedEvent};
 use crate::storage::{Record, StorageError, Store, codec};
 use names::NameIndex;
@@ -214,7 +214,7 @@ impl Recommender {
 
     /// Records a product view in a session. Never waits for the model's lock: if it is
     /// taken, the view is parked and applied by the next writer (at most
-    /// [`MAX_PENDING_VIEWS`] wait; beyond that the oldest are dropped — views are a
+    /// 10,000 wait; beyond that the oldest are dropped — views are a
     /// signal, not a record).
     pub fn view(&self, session: &str, sku: &str, at_ms: i64) {
         if let Some(mut m) = self.try_model_mut() {

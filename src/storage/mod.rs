@@ -476,14 +476,14 @@ pub struct Tables {
     /// Checkout idempotency records by `{cart id}:{key}`.
     pub idempotency: Table<str, crate::domain::order::IdempotencyRecord>,
     /// Payments by order id, as this engine recorded them.
-    pub payments: Table<str, crate::payments::Payment>,
+    pub payments: Table<str, crate::domain::payment::Payment>,
     /// The simulated gateway's own ledger of charges, by idempotency key (it stands in
     /// for an external system, so it keeps its own books).
-    pub gateway_ledger: Table<str, crate::payments::Charge>,
+    pub gateway_ledger: Table<str, crate::domain::payment::Charge>,
     /// Email templates stored over the built-in defaults, by name.
-    pub templates: Table<str, crate::notify::templates::Template>,
+    pub templates: Table<str, crate::domain::notification::Template>,
     /// Notifications by the sequence number of the event that caused them.
-    pub notifications: Table<u64, crate::notify::Notification>,
+    pub notifications: Table<u64, crate::domain::notification::Notification>,
     /// Notifications still to be sent, by sequence number.
     pub mail_queue: Table<u64, Mark>,
 }
@@ -499,30 +499,6 @@ impl Tables {
     ) -> Result<Option<Arc<crate::domain::product::Product>>, StorageError> {
         self.product_cache.get(&self.products, sku)
     }
-
-    /// Prices `cart` from the catalog ([`crate::domain::cart::price`]); a failed read is an
-    /// error, never a silently missing line.
-    pub fn price_cart(
-        &self,
-        cart: &crate::domain::cart::Cart,
-    ) -> Result<crate::domain::cart::PricedCart, StorageError> {
-        let mut failed = None;
-        let priced =
-            crate::domain::cart::price(cart, |sku| match self.products.get(sku.as_str()) {
-                Ok(p) => p.map(|p| crate::domain::cart::CatalogEntry {
-                    name: p.name,
-                    unit_price: p.price,
-                }),
-                Err(e) => {
-                    failed.get_or_insert(e);
-                    None
-                }
-            });
-        match failed {
-            Some(e) => Err(e),
-            None => Ok(priced),
-        }
-    }
 }
 
 /// Index tag of the "every order" listing.
@@ -537,6 +513,45 @@ pub fn order_index_key(tag: u8, created_at: i64, id: &str) -> Vec<u8> {
     k.extend_from_slice(&(created_at.max(0) as u64).to_be_bytes());
     k.extend_from_slice(id.as_bytes());
     k
+}
+
+impl Tables {
+    /// Adds order `after` and its index entries to `batch`; `before` is the stored
+    /// version, if any. The order index is kept here, beside the table it indexes, so
+    /// every writer of an order (its actor, the cart that creates it, the history import)
+    /// keeps it the same way.
+    pub fn stage_order(
+        &self,
+        batch: &mut WriteBatch,
+        before: Option<&crate::domain::order::Order>,
+        after: &crate::domain::order::Order,
+    ) -> Result<(), StorageError> {
+        use crate::domain::order::{Order, OrderStatus};
+        batch.put(&self.orders, after.id.as_str(), after)?;
+        let key = |tag: u8| order_index_key(tag, after.created_at, &after.id);
+        if before.is_none() {
+            batch.put(&self.order_index, &key(ORDERS_ALL), &Mark)?;
+        }
+        // A failed checkout never became an order: it leaves the listing of all orders.
+        if after.status == OrderStatus::Failed
+            && before.is_some_and(|b| b.status != OrderStatus::Failed)
+        {
+            batch.remove(&self.order_index, &key(ORDERS_ALL));
+        }
+        if before.map(|b| b.status) != Some(after.status) {
+            if let Some(b) = before {
+                batch.remove(&self.order_index, &key(b.status.tag()));
+            }
+            batch.put(&self.order_index, &key(after.status.tag()), &Mark)?;
+        }
+        let was_active = before.is_some_and(Order::is_active);
+        match (was_active, after.is_active()) {
+            (false, true) => batch.put(&self.order_index, &key(ORDERS_ACTIVE), &Mark)?,
+            (true, false) => batch.remove(&self.order_index, &key(ORDERS_ACTIVE)),
+            _ => {}
+        }
+        Ok(())
+    }
 }
 
 /// An empty value (index entries).
@@ -927,22 +942,22 @@ impl Record for crate::domain::order::IdempotencyRecord {
     const NAME: &'static str = "idempotency";
 }
 
-impl Record for crate::payments::Payment {
+impl Record for crate::domain::payment::Payment {
     const VERSION: u8 = 1;
     const NAME: &'static str = "payment";
 }
 
-impl Record for crate::notify::templates::Template {
+impl Record for crate::domain::notification::Template {
     const VERSION: u8 = 1;
     const NAME: &'static str = "template";
 }
 
-impl Record for crate::notify::Notification {
+impl Record for crate::domain::notification::Notification {
     const VERSION: u8 = 1;
     const NAME: &'static str = "notification";
 }
 
-impl Record for crate::payments::Charge {
+impl Record for crate::domain::payment::Charge {
     const VERSION: u8 = 1;
     const NAME: &'static str = "charge";
 }
@@ -1190,3 +1205,7 @@ mod lock_tests {
         release.join().unwrap();
     }
 }
+
+/// The layering, checked on the source (in a file of its own, which it does not read).
+#[cfg(test)]
+mod layering;

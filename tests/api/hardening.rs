@@ -359,29 +359,25 @@ async fn stalled_connections_time_out_count_against_a_cap_and_do_not_hold_up_shu
     use tokio::net::TcpStream;
 
     let dir = tempfile::tempdir().unwrap();
-    let engine = open_engine(dir.path(), |_| {}).await;
-    let state = emporium::http::AppState {
-        engine: engine.clone(),
+    let app = emporium::app::Application::build(emporium::app::Settings {
+        engine: test_config(dir.path()),
+        listen: "127.0.0.1:0".parse().unwrap(),
         admin_token: ADMIN_TOKEN.into(),
-        ready: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
-    };
-    let app = emporium::http::app(state, &emporium::http::HttpOptions::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let options = emporium::http::ServeOptions {
-        header_read_timeout: Duration::from_secs(2),
-        max_connections: 2,
-        drain_timeout: Duration::from_secs(5),
-    };
-    let server = tokio::spawn(emporium::http::serve_with(
-        listener,
-        app,
-        async {
-            let _ = stopped.await;
+        http: Default::default(),
+        serve: emporium::http::ServeOptions {
+            header_read_timeout: Duration::from_secs(2),
+            max_connections: 2,
+            drain_timeout: Duration::from_secs(5),
         },
-        options,
-    ));
+        demo: false,
+    })
+    .await
+    .unwrap();
+    let addr = app.addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
     let health = b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
 
     // Two clients that send half a request line and stall hold both connections.
@@ -425,7 +421,6 @@ async fn stalled_connections_time_out_count_against_a_cap_and_do_not_hold_up_shu
         .expect("shutdown finished")
         .unwrap()
         .unwrap();
-    engine.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,12 +2,11 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
+use emporium::app::{Application, Settings};
 use emporium::domain::product::ProductDraft;
-use emporium::http::{AppState, HttpOptions};
+use emporium::http::{HttpOptions, ServeOptions};
 use emporium::{Config, Durability, Engine};
 use serde_json::{Value, json};
 
@@ -94,27 +93,32 @@ pub async fn spawn_app_configured(
     tweak: impl FnOnce(&mut HttpOptions),
 ) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let engine = open_engine(dir.path(), configure).await;
-    let state = AppState {
-        engine: engine.clone(),
-        admin_token: ADMIN_TOKEN.into(),
-        ready: Arc::new(AtomicBool::new(true)),
-    };
-    let mut options = HttpOptions {
+    let mut config = test_config(dir.path());
+    configure(&mut config);
+    let mut http = HttpOptions {
         request_timeout: Duration::from_secs(10),
         ..Default::default()
     };
-    tweak(&mut options);
-    let app = emporium::http::app(state, &options);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    tweak(&mut http);
+    // What the binary boots, on a free loopback port.
+    let app = Application::build(Settings {
+        engine: config,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        admin_token: ADMIN_TOKEN.into(),
+        http,
+        serve: ServeOptions::default(),
+        demo: false,
+    })
+    .await
+    .expect("the application starts");
+    let (addr, engine) = (app.addr(), app.engine().clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        emporium::http::serve(listener, app, async {
+        app.run_until(async {
             let _ = rx.await;
         })
         .await
-        .unwrap();
+        .expect("the application stops cleanly");
     });
     TestApp {
         addr,
@@ -209,14 +213,14 @@ impl TestApp {
         r.body["id"].as_str().unwrap().to_owned()
     }
 
+    /// Stops the server and closes the engine (as the binary does on SIGTERM).
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         if let Some(s) = self.server.take() {
-            let _ = s.await;
+            s.await.expect("the server task");
         }
-        self.engine.shutdown().await.unwrap();
     }
 }
 

@@ -1,0 +1,70 @@
+//! The layering, checked on the source: `storage` uses nothing of ours but `domain`, and
+//! `domain` nothing but itself. (A `use` of a module above would compile; this fails.)
+
+/// The `crate::…` modules a source text names.
+fn modules_named(source: &str) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for (i, _) in source.match_indices("crate::") {
+        let rest = &source[i + "crate::".len()..];
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        if !name.is_empty() {
+            out.insert(name);
+        }
+    }
+    out
+}
+
+fn assert_uses_only(layer: &str, files: &[(&str, &str)], allowed: &[&str]) {
+    for (file, source) in files {
+        for module in modules_named(source) {
+            assert!(
+                allowed.contains(&module.as_str()),
+                "{layer}/{file} names crate::{module}: {layer} may use only {allowed:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn storage_uses_nothing_above_it() {
+    assert_uses_only(
+        "storage",
+        &[
+            ("mod.rs", include_str!("mod.rs")),
+            ("barrier.rs", include_str!("barrier.rs")),
+            ("codec.rs", include_str!("codec.rs")),
+            ("journal.rs", include_str!("journal.rs")),
+            ("keys.rs", include_str!("keys.rs")),
+        ],
+        &["storage", "domain"],
+    );
+}
+
+#[test]
+fn domain_uses_nothing_but_itself() {
+    assert_uses_only(
+        "domain",
+        &[
+            ("mod.rs", include_str!("../domain/mod.rs")),
+            ("cart.rs", include_str!("../domain/cart.rs")),
+            ("event.rs", include_str!("../domain/event.rs")),
+            ("history.rs", include_str!("../domain/history.rs")),
+            ("import.rs", include_str!("../domain/import.rs")),
+            ("inventory.rs", include_str!("../domain/inventory.rs")),
+            ("notification.rs", include_str!("../domain/notification.rs")),
+            ("order.rs", include_str!("../domain/order.rs")),
+            ("payment.rs", include_str!("../domain/payment.rs")),
+            ("product.rs", include_str!("../domain/product.rs")),
+        ],
+        &["domain"],
+    );
+}
+
+#[test]
+fn the_check_sees_a_module_above() {
+    let names = modules_named("use crate::engine::Engine; let x = crate::domain::now();");
+    assert_eq!(names.into_iter().collect::<Vec<_>>(), ["domain", "engine"]);
+}
