@@ -16,7 +16,9 @@ async fn a_panicking_cart_is_reactivated_from_its_persisted_state_and_others_kee
     engine.cart_add_item(&victim, "P", 3).await.unwrap();
     engine.cart_add_item(&bystander, "P", 1).await.unwrap();
 
-    engine.debug_panic_cart(&victim).await.unwrap();
+    emporium::engine::testing::panic_cart(&engine, &victim)
+        .await
+        .unwrap();
     assert!(
         eventually(Duration::from_secs(5), || async {
             engine.stats().carts.panicked == 1

@@ -1,0 +1,108 @@
+//! Cart use cases: create, read, change lines and email, and the expiry sweep.
+
+use super::{Engine, EngineError, is_cart_id};
+use crate::actors::cart::{CartCmd, CartReply};
+use crate::domain::cart::{Cart, PricedCart};
+use crate::domain::{Sku, now_millis};
+
+/// A cart priced from the catalog.
+#[derive(Debug, Clone)]
+pub struct CartView {
+    /// The stored cart.
+    pub cart: Cart,
+    /// Lines and totals at current catalog prices.
+    pub priced: PricedCart,
+    /// The store's currency.
+    pub currency: String,
+}
+
+impl Engine {
+    /// Creates an empty cart with a fresh random id (122 random bits).
+    pub async fn create_cart(&self) -> Result<CartView, EngineError> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        self.cart_call(&id, || CartCmd::Create).await
+    }
+
+    /// A cart, priced from the catalog.
+    pub async fn cart(&self, id: &str) -> Result<CartView, EngineError> {
+        self.cart_call(id, || CartCmd::Get).await
+    }
+
+    /// Adds `quantity` of `sku` to the cart.
+    pub async fn cart_add_item(
+        &self,
+        id: &str,
+        sku: &str,
+        quantity: i64,
+    ) -> Result<CartView, EngineError> {
+        let sku = Sku::parse(sku)?;
+        self.cart_call(id, || CartCmd::Add(sku.clone(), quantity))
+            .await
+    }
+
+    /// Sets the quantity of `sku`; 0 removes the line.
+    pub async fn cart_set_quantity(
+        &self,
+        id: &str,
+        sku: &str,
+        quantity: i64,
+    ) -> Result<CartView, EngineError> {
+        let sku = Sku::parse(sku)?;
+        self.cart_call(id, || CartCmd::Set(sku.clone(), quantity))
+            .await
+    }
+
+    /// Removes the line of `sku` (no-op if absent).
+    pub async fn cart_remove_item(&self, id: &str, sku: &str) -> Result<CartView, EngineError> {
+        let sku = Sku::parse(sku)?;
+        self.cart_call(id, || CartCmd::Remove(sku.clone())).await
+    }
+
+    /// Records the shopper's email on the cart.
+    pub async fn cart_set_email(&self, id: &str, email: &str) -> Result<CartView, EngineError> {
+        let email = email.to_owned();
+        self.cart_call(id, || CartCmd::SetEmail(email.clone()))
+            .await
+    }
+
+    async fn cart_call(
+        &self,
+        id: &str,
+        cmd: impl Fn() -> CartCmd,
+    ) -> Result<CartView, EngineError> {
+        if !is_cart_id(id) {
+            return Err(EngineError::NotFound("cart"));
+        }
+        match self.inner.carts.call(id, cmd).await?? {
+            CartReply::Cart(cart) => self.price_cart(cart).await,
+            CartReply::Checkout(_) => Err(EngineError::Unavailable("unexpected cart reply".into())),
+        }
+    }
+
+    async fn price_cart(&self, cart: Cart) -> Result<CartView, EngineError> {
+        self.catalog_durable().await?;
+        let priced = crate::catalog::price_cart(self.inner.store.tables(), &cart)?;
+        Ok(CartView {
+            cart,
+            priced,
+            currency: self.inner.config.currency.clone(),
+        })
+    }
+
+    /// Deletes every stored cart whose expiry has passed. Each goes through its actor, so
+    /// a resident cart and the store never disagree. Returns how many were removed.
+    pub async fn sweep_expired_carts(&self) -> Result<usize, EngineError> {
+        let now = now_millis();
+        let mut removed = 0;
+        for page in self.inner.store.tables().carts.pages(1000) {
+            for (_, cart) in page?.iter().filter(|(_, c)| c.is_expired(now)) {
+                if let Err(EngineError::NotFound(_)) =
+                    self.cart_call(&cart.id, || CartCmd::ExpireIfDue).await
+                {
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+}

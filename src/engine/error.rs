@@ -1,0 +1,151 @@
+//! The engine's error type: every outcome a caller can act on, each mapped to a status by
+//! the HTTP layer's one table.
+
+use super::{CallError, CartError, CartFailure, CatalogFailure, InventoryError, SkuFailure};
+use crate::domain::Invalid;
+use crate::search::SearchError;
+use crate::storage::StorageError;
+
+/// Errors of the engine API. Each variant is an outcome a caller can act on; the HTTP
+/// layer maps every one of them through a single table.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EngineError {
+    /// The thing does not exist.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A cart line names a SKU that is not in the catalog.
+    #[error("unknown sku {0}")]
+    UnknownSku(String),
+    /// A field is invalid.
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// A cart already has the maximum number of lines.
+    #[error("a cart holds at most {} lines", crate::domain::cart::MAX_LINES)]
+    TooManyLines,
+    /// The cart was checked out and refuses changes.
+    #[error("the cart is checked out")]
+    CartCheckedOut,
+    /// A product with this SKU exists.
+    #[error("product {0} already exists")]
+    AlreadyExists(String),
+    /// Not enough stock.
+    #[error("out of stock: only {available} available")]
+    OutOfStock {
+        /// What could have been reserved.
+        available: u64,
+    },
+    /// A stock change conflicts with the current state (reservation id reuse, setting
+    /// stock below what is reserved).
+    #[error("{0}")]
+    StockConflict(String),
+    /// The SKU holds as many open reservations as its record can store.
+    #[error("the item holds {max} open reservations, the most it can; try again shortly")]
+    TooManyReservations {
+        /// The bound ([`crate::domain::inventory::MAX_RESERVATIONS`]).
+        max: usize,
+    },
+    /// The cart's checkouts failed too often lately; it may check out again later.
+    #[error("too many failed checkouts of this cart; try again in {retry_after_secs} s")]
+    TooManyCheckoutAttempts {
+        /// Seconds until the oldest counted failure leaves the window.
+        retry_after_secs: u64,
+    },
+    /// No such reservation.
+    #[error("no reservation {0}")]
+    UnknownReservation(String),
+    /// The store failed; nothing was acknowledged.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// An actor did not answer or failed.
+    #[error("temporarily unavailable: {0}")]
+    Unavailable(String),
+    /// A query parameter is malformed (`400`, not a rule violation).
+    #[error("{0}")]
+    BadQuery(String),
+    /// The search index failed.
+    #[error(transparent)]
+    Search(#[from] SearchError),
+    /// Nothing in the cart can be bought.
+    #[error("the cart is empty")]
+    EmptyCart,
+    /// A checkout of the cart is in progress (under another idempotency key).
+    #[error("a checkout of this cart is in progress")]
+    CheckoutInProgress,
+    /// The idempotency key is missing or malformed.
+    #[error("Idempotency-Key: {0}")]
+    IdempotencyKey(&'static str),
+    /// The idempotency key was used with a different request.
+    #[error("the Idempotency-Key was used with a different request")]
+    IdempotencyKeyReused,
+    /// Lines of a checkout lacked stock.
+    #[error("not enough stock for {}", .0.join(", "))]
+    ItemsOutOfStock(Vec<String>),
+    /// The payment was declined.
+    #[error("the payment was declined: {0}")]
+    PaymentDeclined(String),
+    /// The payment gateway failed.
+    #[error("the payment gateway failed: {0}")]
+    PaymentGateway(String),
+    /// The order cannot make this transition.
+    #[error(transparent)]
+    InvalidTransition(#[from] crate::domain::order::InvalidTransition),
+}
+
+impl From<CallError> for EngineError {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Storage(s) => EngineError::Storage(s),
+            other => EngineError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+impl From<CartFailure> for EngineError {
+    fn from(e: CartFailure) -> Self {
+        match e {
+            CartFailure::NotFound => EngineError::NotFound("cart"),
+            CartFailure::AlreadyExists => EngineError::Unavailable("cart id collision".into()),
+            CartFailure::UnknownSku(s) => EngineError::UnknownSku(s.to_string()),
+            CartFailure::Rule(CartError::CheckedOut) => EngineError::CartCheckedOut,
+            CartFailure::Rule(CartError::CheckoutInProgress) => EngineError::CheckoutInProgress,
+            CartFailure::Empty => EngineError::EmptyCart,
+            CartFailure::KeyReused => EngineError::IdempotencyKeyReused,
+            CartFailure::TooManyFailures(ms) => EngineError::TooManyCheckoutAttempts {
+                retry_after_secs: (ms.max(0) as u64).div_ceil(1000).max(1),
+            },
+            CartFailure::Rule(CartError::TooManyLines) => EngineError::TooManyLines,
+            CartFailure::Rule(CartError::Invalid(i)) => EngineError::Invalid(i),
+            CartFailure::Storage(s) => EngineError::Storage(s),
+        }
+    }
+}
+
+impl From<SkuFailure> for EngineError {
+    fn from(e: SkuFailure) -> Self {
+        match e {
+            SkuFailure::Rule(InventoryError::OutOfStock { available }) => {
+                EngineError::OutOfStock { available }
+            }
+            SkuFailure::Rule(InventoryError::Invalid(i)) => EngineError::Invalid(i),
+            SkuFailure::Rule(InventoryError::UnknownReservation(id)) => {
+                EngineError::UnknownReservation(id)
+            }
+            SkuFailure::Rule(InventoryError::TooManyReservations { max }) => {
+                EngineError::TooManyReservations { max }
+            }
+            SkuFailure::Rule(other) => EngineError::StockConflict(other.to_string()),
+            SkuFailure::Storage(s) => EngineError::Storage(s),
+        }
+    }
+}
+
+impl From<CatalogFailure> for EngineError {
+    fn from(e: CatalogFailure) -> Self {
+        match e {
+            CatalogFailure::AlreadyExists(s) => EngineError::AlreadyExists(s.to_string()),
+            CatalogFailure::NotFound(_) => EngineError::NotFound("product"),
+            CatalogFailure::Invalid(i) => EngineError::Invalid(i),
+            CatalogFailure::Storage(s) => EngineError::Storage(s),
+        }
+    }
+}

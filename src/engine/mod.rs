@@ -1,0 +1,322 @@
+//! The engine facade: one typed async method per use case.
+//!
+//! The HTTP layer, embedding programs and the criterion benches all call this, so what
+//! is benchmarked is what is served. Methods validate their input, route to the owning
+//! actor, and return views (a cart priced from the catalog, a product with its stock).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::actors::CallError;
+use crate::actors::cart::{CartEntity, CartFailure};
+use crate::actors::catalog::{CatalogEntity, CatalogFailure};
+use crate::actors::entity::{Directory, DirectoryConfig};
+use crate::actors::order::OrderEntity;
+use crate::actors::sku::{SkuEntity, SkuFailure};
+use crate::config::Config;
+use crate::domain::cart::CartError;
+use crate::domain::inventory::InventoryError;
+use crate::payments::PaymentGateway;
+use crate::payments::simulated::SimulatedGateway;
+use crate::search::SearchIndex;
+use crate::search::indexer::{Indexer, index_dir};
+use crate::storage::{BarrierStats, Durability, Store, StoreOptions};
+
+mod background;
+mod carts;
+mod catalog;
+mod error;
+mod events;
+mod inventory;
+mod notify;
+mod orders;
+mod recommend;
+mod search;
+pub mod testing;
+pub use carts::CartView;
+pub use catalog::{ImportReport, ProductView};
+pub use error::EngineError;
+pub use inventory::InventoryView;
+pub use notify::TemplateView;
+pub use orders::{MAX_IDEMPOTENCY_KEY, OrderPage};
+pub use recommend::Recommendations;
+pub use search::{MAX_QUERY_CHARS, MAX_SEARCH_OFFSET, SearchPage, SearchRequest};
+
+/// Resident actors and activity, per kind.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KindCounts {
+    /// Actors in memory now.
+    pub resident: usize,
+    /// Activations since start.
+    pub activated: u64,
+    /// Passivations since start.
+    pub passivated: u64,
+    /// Panics since start.
+    pub panicked: u64,
+    /// Calls that timed out.
+    pub timeouts: u64,
+    /// Actors stopped but not yet reaped by their supervisor (activations wait while
+    /// there are too many).
+    pub unreaped: u64,
+}
+
+/// A snapshot of the engine's counters.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EngineStats {
+    /// Cart actors.
+    pub carts: KindCounts,
+    /// SKU actors.
+    pub skus: KindCounts,
+    /// Order actors.
+    pub orders: KindCounts,
+    /// Durability barrier.
+    pub barrier: BarrierStats,
+}
+
+fn counts<E: crate::actors::entity::Entity>(d: &Directory<E>) -> KindCounts {
+    KindCounts {
+        resident: d.resident(),
+        activated: d.stats.activated.load(Ordering::Relaxed),
+        passivated: d.stats.passivated.load(Ordering::Relaxed),
+        panicked: d.stats.panicked.load(Ordering::Relaxed),
+        timeouts: d.stats.timeouts.load(Ordering::Relaxed),
+        unreaped: (d.stats.alive.load(Ordering::Relaxed) - d.resident() as i64).max(0) as u64,
+    }
+}
+
+struct Inner {
+    config: Config,
+    store: Store,
+    carts: Arc<Directory<CartEntity>>,
+    skus: Arc<Directory<SkuEntity>>,
+    catalog: Arc<Directory<CatalogEntity>>,
+    orders: Arc<Directory<OrderEntity>>,
+    recommender: Arc<crate::recommend::Recommender>,
+    /// Whether SKU reservations may lapse (off during startup recovery).
+    sku_expiry: Arc<std::sync::atomic::AtomicBool>,
+    catalog_ticket: Arc<AtomicU64>,
+    search: Arc<SearchIndex>,
+    /// Searches run at most this many at a time (cores + 1: one more keeps the cores busy
+    /// across hand-offs); more would only time-slice the cores and stretch every search's
+    /// latency. Waiting is first come, first served. Measured: p99 at 16 clients 24 ms →
+    /// 12.5 ms, same throughput.
+    search_slots: tokio::sync::Semaphore,
+    indexer: Indexer,
+    background: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// The commerce engine. Cheap to clone; all clones share one store and actor system.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+/// The id of the catalog writer entity.
+const CATALOG: &str = "catalog";
+
+/// Whether `id` has the shape of a cart id we issue (32 lowercase hex digits). Anything
+/// else cannot exist, so it is answered "not found" without touching an actor.
+fn is_cart_id(id: &str) -> bool {
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn millis(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl Engine {
+    /// Opens the store in `config.data_dir`, starts the actor system and recovers every
+    /// checkout a crash interrupted, with the built-in simulated payment gateway. Must be
+    /// called inside a tokio runtime.
+    pub async fn open(config: Config) -> Result<Engine, EngineError> {
+        Self::open_with_gateway(config, None).await
+    }
+
+    /// [`Engine::open`] with a payment gateway of the caller's (`None`: the simulated one).
+    pub async fn open_with_gateway(
+        config: Config,
+        gateway: Option<Arc<dyn PaymentGateway>>,
+    ) -> Result<Engine, EngineError> {
+        let store = Store::open(
+            &config.data_dir,
+            &StoreOptions {
+                durability: config.durability,
+                cache_capacity_bytes: config.cache_capacity_bytes,
+            },
+        )?;
+        let dcfg = DirectoryConfig {
+            passivate_after: config.passivate_after,
+            call_timeout: config.call_timeout,
+            max_resident: config.max_resident_actors,
+        };
+        let started = |e: ractor::ActorProcessingErr| {
+            EngineError::Unavailable(format!("starting actors: {e}"))
+        };
+        // The index is brought in line with the store before anything can write.
+        let (search, indexer) = {
+            let (dir, store, force) = (
+                index_dir(&config.data_dir),
+                store.clone(),
+                config.rebuild_index,
+            );
+            blocking(move || Indexer::start(&dir, store, force)).await?
+        };
+        let barrier = store.barrier().clone();
+        let sku_expiry = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let carts = Directory::start(
+            CartEntity {
+                store: store.clone(),
+                ttl_ms: millis(config.cart_ttl),
+                currency: config.currency.clone(),
+                failures: crate::domain::cart::FailurePolicy {
+                    limit: config.failed_checkouts_per_window,
+                    window_ms: millis(config.failed_checkout_window),
+                },
+            },
+            barrier.clone(),
+            dcfg,
+        )
+        .await
+        .map_err(started)?;
+        let skus = Directory::start(
+            SkuEntity {
+                store: store.clone(),
+                reservation_ttl_ms: millis(config.reservation_ttl),
+                on_stock_flip: indexer.waker(),
+                expiry: sku_expiry.clone(),
+            },
+            barrier.clone(),
+            dcfg,
+        )
+        .await
+        .map_err(started)?;
+        let catalog_ticket = Arc::new(AtomicU64::new(0));
+        let catalog = Directory::start(
+            CatalogEntity {
+                store: store.clone(),
+                currency: config.currency.clone(),
+                last_ticket: catalog_ticket.clone(),
+                on_change: indexer.waker(),
+            },
+            barrier.clone(),
+            dcfg,
+        )
+        .await
+        .map_err(started)?;
+        let recommender = Arc::new(crate::recommend::Recommender::open(
+            &config.data_dir,
+            crate::recommend::stats::Scoring::default(),
+        )?);
+        let gateway = gateway.unwrap_or_else(|| {
+            Arc::new(SimulatedGateway::new(
+                store.clone(),
+                config.simulated_gateway_delay,
+            ))
+        });
+        let orders = Directory::start(
+            OrderEntity {
+                store: store.clone(),
+                skus: skus.clone(),
+                carts: carts.clone(),
+                gateway,
+                policy: config.gateway_policy,
+            },
+            barrier,
+            dcfg,
+        )
+        .await
+        .map_err(started)?;
+        let engine = Engine {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                carts,
+                skus,
+                catalog,
+                orders,
+                recommender,
+                sku_expiry,
+                catalog_ticket,
+                search,
+                search_slots: tokio::sync::Semaphore::new(
+                    std::thread::available_parallelism().map_or(2, |n| n.get()) + 1,
+                ),
+                indexer,
+                background: Default::default(),
+            }),
+        };
+        engine.recover_at_start().await?;
+        engine.start_notifications()?;
+        engine.start_recommender()?;
+        engine.start_cart_sweeper();
+        engine.start_recovery_sweeper();
+        Ok(engine)
+    }
+
+    /// The configuration the engine was opened with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Counters for metrics, tests and benchmarks.
+    pub fn stats(&self) -> EngineStats {
+        EngineStats {
+            carts: counts(&self.inner.carts),
+            skus: counts(&self.inner.skus),
+            orders: counts(&self.inner.orders),
+            barrier: self.inner.store.barrier().stats(),
+        }
+    }
+
+    /// Resolves if the durability barrier fails: from then on nothing is acknowledged, and
+    /// a server should exit non-zero.
+    pub async fn durability_failed(&self) {
+        self.inner.store.barrier().failed().await
+    }
+
+    /// Stops the actors, makes everything durable and closes the store.
+    pub async fn shutdown(&self) -> Result<(), EngineError> {
+        let tasks: Vec<_> = self
+            .inner
+            .background
+            .lock()
+            .expect("background lock")
+            .drain(..)
+            .collect();
+        for t in tasks {
+            t.abort();
+            let _ = t.await;
+        }
+        let rec = self.inner.recommender.clone();
+        match tokio::task::spawn_blocking(move || rec.save()).await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not save the recommender"),
+            Err(e) => tracing::warn!(error = %e, "could not save the recommender"),
+            Ok(Ok(_)) => {}
+        }
+        self.inner.orders.shutdown().await;
+        self.inner.carts.shutdown().await;
+        self.inner.skus.shutdown().await;
+        self.inner.catalog.shutdown().await;
+        let inner = self.inner.clone();
+        let _ = tokio::task::spawn_blocking(move || inner.indexer.shutdown()).await;
+        self.inner.store.close()?;
+        Ok(())
+    }
+    /// The durability mode in force.
+    pub fn durability(&self) -> Durability {
+        self.inner.store.barrier().mode()
+    }
+}
+
+/// Runs blocking work (tantivy, the indexer's start) off the async workers.
+async fn blocking<T: Send + 'static, E: Into<EngineError> + Send + 'static>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, EngineError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| EngineError::Unavailable(e.to_string()))?
+        .map_err(Into::into)
+}
