@@ -6,7 +6,92 @@ use crate::domain::order::{CheckoutRequest, IdempotencyRecord, Order, OrderLine}
 use crate::domain::{Millis, Sku, now_millis};
 use crate::storage::{StorageError, Store, WriteBatch};
 
-use super::entity::{Effect, Entity};
+use super::entity::{CallError, Directory, Effect, Entity};
+
+/// What a call to an entity answers: the actor's answer, or why there was none.
+pub(crate) type Answer<T, F> = Result<Result<T, F>, CallError>;
+
+/// The typed face of the cart actors: one method per command, so no message enum or
+/// reply variant leaves this module.
+#[derive(Clone)]
+pub(crate) struct CartHandle(pub(crate) std::sync::Arc<Directory<CartEntity>>);
+
+impl CartHandle {
+    async fn cart(&self, id: &str, cmd: impl Fn() -> CartCmd) -> Answer<Cart, CartFailure> {
+        Ok(match self.0.call(id, cmd).await? {
+            Ok(CartReply::Cart(cart)) => Ok(cart),
+            // Only `BeginCheckout` answers `Checkout`; any other command a cart.
+            Ok(CartReply::Checkout(_)) => return Err(CallError::Failed(CartEntity::KIND)),
+            Err(e) => Err(e),
+        })
+    }
+
+    /// Creates an empty cart with id `id`.
+    pub async fn create(&self, id: &str) -> Answer<Cart, CartFailure> {
+        self.cart(id, || CartCmd::Create).await
+    }
+
+    /// The cart.
+    pub async fn get(&self, id: &str) -> Answer<Cart, CartFailure> {
+        self.cart(id, || CartCmd::Get).await
+    }
+
+    /// Adds `quantity` of `sku`.
+    pub async fn add_item(&self, id: &str, sku: &Sku, quantity: i64) -> Answer<Cart, CartFailure> {
+        self.cart(id, || CartCmd::Add(sku.clone(), quantity)).await
+    }
+
+    /// Sets the quantity of `sku` (0 removes the line).
+    pub async fn set_quantity(
+        &self,
+        id: &str,
+        sku: &Sku,
+        quantity: i64,
+    ) -> Answer<Cart, CartFailure> {
+        self.cart(id, || CartCmd::Set(sku.clone(), quantity)).await
+    }
+
+    /// Removes the line of `sku`.
+    pub async fn remove_item(&self, id: &str, sku: &Sku) -> Answer<Cart, CartFailure> {
+        self.cart(id, || CartCmd::Remove(sku.clone())).await
+    }
+
+    /// Records the shopper's email.
+    pub async fn set_email(&self, id: &str, email: &str) -> Answer<Cart, CartFailure> {
+        self.cart(id, || CartCmd::SetEmail(email.to_owned())).await
+    }
+
+    /// Deletes the cart if it has expired (`NotFound` then).
+    pub async fn expire_if_due(&self, id: &str) -> Answer<Cart, CartFailure> {
+        self.cart(id, || CartCmd::ExpireIfDue).await
+    }
+
+    /// Records a reminder if the cart is still abandoned.
+    pub async fn mark_abandoned(&self, id: &str, idle_before: Millis) -> Answer<Cart, CartFailure> {
+        self.cart(id, || CartCmd::MarkAbandoned { idle_before })
+            .await
+    }
+
+    /// Admits a checkout (or finds the one its key started).
+    pub async fn begin_checkout(
+        &self,
+        id: &str,
+        ask: CheckoutAsk,
+    ) -> Answer<CheckoutStart, CartFailure> {
+        let ask = Box::new(ask);
+        Ok(
+            match self
+                .0
+                .call(id, || CartCmd::BeginCheckout(ask.clone()))
+                .await?
+            {
+                Ok(CartReply::Checkout(start)) => Ok(start),
+                Ok(CartReply::Cart(_)) => return Err(CallError::Failed(CartEntity::KIND)),
+                Err(e) => Err(e),
+            },
+        )
+    }
+}
 
 /// Commands a cart accepts.
 #[derive(Debug, Clone)]

@@ -11,7 +11,71 @@ use crate::domain::product::{Product, ProductDraft};
 use crate::domain::{Invalid, Sku, now_millis};
 use crate::storage::{GroupWriter, StorageError, Store, WriteBatch};
 
-use super::entity::{Effect, Entity};
+use super::cart::Answer;
+use super::entity::{CallError, Directory, Effect, Entity};
+
+/// The id of the one catalog writer.
+const CATALOG: &str = "catalog";
+
+/// The typed face of the catalog writer.
+#[derive(Clone)]
+pub(crate) struct CatalogHandle(pub(crate) Arc<Directory<CatalogEntity>>);
+
+impl CatalogHandle {
+    async fn stored(&self, cmd: CatalogCmd) -> Answer<(Product, bool), CatalogFailure> {
+        Ok(match self.0.call(CATALOG, || cmd.clone()).await? {
+            Ok(CatalogOutcome::Stored(product, created)) => Ok((product, created)),
+            Ok(_) => return Err(CallError::Failed(CatalogEntity::KIND)),
+            Err(e) => Err(e),
+        })
+    }
+
+    /// Creates a product (`AlreadyExists` if the SKU is taken).
+    pub async fn create(&self, sku: &Sku, draft: &ProductDraft) -> Answer<Product, CatalogFailure> {
+        let stored = self
+            .stored(CatalogCmd::Create(sku.clone(), draft.clone()))
+            .await?;
+        Ok(stored.map(|(p, _)| p))
+    }
+
+    /// Creates or replaces a product; whether it was created.
+    pub async fn put(
+        &self,
+        sku: &Sku,
+        draft: &ProductDraft,
+    ) -> Answer<(Product, bool), CatalogFailure> {
+        self.stored(CatalogCmd::Put(sku.clone(), draft.clone()))
+            .await
+    }
+
+    /// Deletes a product.
+    pub async fn delete(&self, sku: &Sku) -> Answer<(), CatalogFailure> {
+        Ok(self
+            .0
+            .call(CATALOG, || CatalogCmd::Delete(sku.clone()))
+            .await?
+            .map(|_| ()))
+    }
+
+    /// Creates or replaces many products: how many were written, and the refused ones by
+    /// index.
+    pub async fn import(
+        &self,
+        items: Arc<Vec<(Sku, ProductDraft)>>,
+    ) -> Answer<(usize, Vec<(usize, Invalid)>), CatalogFailure> {
+        Ok(
+            match self
+                .0
+                .call(CATALOG, || CatalogCmd::Import(items.clone()))
+                .await?
+            {
+                Ok(CatalogOutcome::Imported(n, refused)) => Ok((n, refused)),
+                Ok(_) => return Err(CallError::Failed(CatalogEntity::KIND)),
+                Err(e) => Err(e),
+            },
+        )
+    }
+}
 
 /// Commands the catalog accepts.
 #[derive(Debug, Clone)]

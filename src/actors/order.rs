@@ -32,8 +32,57 @@ use crate::payments::{
 };
 use crate::storage::{StorageError, Store, WriteBatch, order_index_key};
 
+use super::cart::Answer;
 use super::cart::{CartCmd, CartEntity, CartFailure, CartReply};
 use super::entity::{CallError, Directory, Effect, Entity};
+
+/// The typed face of the order actors.
+#[derive(Clone)]
+pub(crate) struct OrderHandle(pub(crate) Arc<Directory<OrderEntity>>);
+
+impl OrderHandle {
+    /// Runs the checkout saga of order `id` to its end (or answers how it ended), waiting
+    /// at most `timeout` (the saga goes on regardless).
+    pub async fn checkout(
+        &self,
+        id: &str,
+        timeout: std::time::Duration,
+    ) -> Answer<Order, OrderFailure> {
+        self.0.call_within(id, || OrderCmd::Checkout, timeout).await
+    }
+
+    /// The order.
+    pub async fn get(&self, id: &str) -> Answer<Order, OrderFailure> {
+        self.0.call(id, || OrderCmd::Get).await
+    }
+
+    /// A lifecycle change, with the work it owes.
+    pub async fn change(
+        &self,
+        id: &str,
+        change: &Lifecycle,
+        timeout: std::time::Duration,
+    ) -> Answer<Order, OrderFailure> {
+        self.0
+            .call_within(id, || OrderCmd::Change(change.clone()), timeout)
+            .await
+    }
+
+    /// Drives whatever the order has outstanding (recovery).
+    pub async fn drive(
+        &self,
+        id: &str,
+        timeout: std::time::Duration,
+    ) -> Answer<Order, OrderFailure> {
+        self.0.call_within(id, || OrderCmd::Drive, timeout).await
+    }
+
+    /// Deletes the order if it is a failed checkout that charged nothing made before
+    /// `before`; `NotFound` then.
+    pub async fn prune(&self, id: &str, before: i64) -> Answer<Order, OrderFailure> {
+        self.0.call(id, || OrderCmd::Prune(before)).await
+    }
+}
 use super::sku::{SkuCmd, SkuEntity, SkuFailure};
 
 /// Commands an order accepts.

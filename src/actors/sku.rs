@@ -9,7 +9,62 @@ use crate::domain::inventory::{InventoryError, Stock, StockLevel};
 use crate::domain::{Millis, now_millis};
 use crate::storage::{StorageError, Store, WriteBatch};
 
-use super::entity::{Effect, Entity};
+use super::cart::Answer;
+use super::entity::{Directory, Effect, Entity};
+
+/// The typed face of the SKU actors: one method per command (the checkout saga, inside
+/// `actors`, also sends commands directly, answered as soon as applied).
+#[derive(Clone)]
+pub(crate) struct SkuHandle(pub(crate) Arc<Directory<SkuEntity>>);
+
+impl SkuHandle {
+    async fn stock(&self, sku: &str, cmd: SkuCmd) -> Answer<StockLevel, SkuFailure> {
+        self.0.call(sku, || cmd.clone()).await
+    }
+
+    /// Stock on hand and reserved (lapsed reservations released first).
+    pub async fn get(&self, sku: &str) -> Answer<StockLevel, SkuFailure> {
+        self.stock(sku, SkuCmd::Get).await
+    }
+
+    /// Sets the units on hand.
+    pub async fn set_on_hand(&self, sku: &str, on_hand: i64) -> Answer<StockLevel, SkuFailure> {
+        self.stock(sku, SkuCmd::SetOnHand(on_hand)).await
+    }
+
+    /// Adds received units.
+    pub async fn restock(&self, sku: &str, quantity: i64) -> Answer<StockLevel, SkuFailure> {
+        self.stock(sku, SkuCmd::Restock(quantity)).await
+    }
+
+    /// Holds `quantity` units under reservation `id`.
+    pub async fn reserve(
+        &self,
+        sku: &str,
+        id: &str,
+        quantity: u32,
+    ) -> Answer<StockLevel, SkuFailure> {
+        let id = id.to_owned();
+        self.stock(sku, SkuCmd::Reserve { id, quantity }).await
+    }
+
+    /// Commits reservation `id` (a lapsed one takes `quantity` again, if not 0).
+    pub async fn commit(
+        &self,
+        sku: &str,
+        id: &str,
+        quantity: u32,
+    ) -> Answer<StockLevel, SkuFailure> {
+        let id = id.to_owned();
+        self.stock(sku, SkuCmd::Commit { id, quantity }).await
+    }
+
+    /// Releases reservation `id`.
+    pub async fn release(&self, sku: &str, id: &str) -> Answer<StockLevel, SkuFailure> {
+        let id = id.to_owned();
+        self.stock(sku, SkuCmd::Release { id }).await
+    }
+}
 
 /// Commands a SKU accepts.
 #[derive(Debug, Clone)]

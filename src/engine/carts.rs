@@ -1,7 +1,7 @@
 //! Cart use cases: create, read, change lines and email, and the expiry sweep.
 
 use super::{Engine, EngineError, is_cart_id};
-use crate::actors::cart::{CartCmd, CartReply};
+use crate::actors::cart::CartFailure;
 use crate::domain::cart::{Cart, PricedCart};
 use crate::domain::{Sku, now_millis};
 
@@ -16,16 +16,29 @@ pub struct CartView {
     pub currency: String,
 }
 
+/// `NotFound` for anything that is not the shape of a cart id we issue (32 lowercase hex
+/// digits): it cannot exist, so no actor is asked.
+fn check_cart_id(id: &str) -> Result<(), EngineError> {
+    if is_cart_id(id) {
+        Ok(())
+    } else {
+        Err(EngineError::NotFound("cart"))
+    }
+}
+
 impl Engine {
     /// Creates an empty cart with a fresh random id (122 random bits).
     pub async fn create_cart(&self) -> Result<CartView, EngineError> {
         let id = uuid::Uuid::new_v4().simple().to_string();
-        self.cart_call(&id, || CartCmd::Create).await
+        let cart = self.inner.carts.create(&id).await??;
+        self.price_cart(cart).await
     }
 
     /// A cart, priced from the catalog.
     pub async fn cart(&self, id: &str) -> Result<CartView, EngineError> {
-        self.cart_call(id, || CartCmd::Get).await
+        check_cart_id(id)?;
+        let cart = self.inner.carts.get(id).await??;
+        self.price_cart(cart).await
     }
 
     /// Adds `quantity` of `sku` to the cart.
@@ -36,8 +49,9 @@ impl Engine {
         quantity: i64,
     ) -> Result<CartView, EngineError> {
         let sku = Sku::parse(sku)?;
-        self.cart_call(id, || CartCmd::Add(sku.clone(), quantity))
-            .await
+        check_cart_id(id)?;
+        let cart = self.inner.carts.add_item(id, &sku, quantity).await??;
+        self.price_cart(cart).await
     }
 
     /// Sets the quantity of `sku`; 0 removes the line.
@@ -48,35 +62,24 @@ impl Engine {
         quantity: i64,
     ) -> Result<CartView, EngineError> {
         let sku = Sku::parse(sku)?;
-        self.cart_call(id, || CartCmd::Set(sku.clone(), quantity))
-            .await
+        check_cart_id(id)?;
+        let cart = self.inner.carts.set_quantity(id, &sku, quantity).await??;
+        self.price_cart(cart).await
     }
 
     /// Removes the line of `sku` (no-op if absent).
     pub async fn cart_remove_item(&self, id: &str, sku: &str) -> Result<CartView, EngineError> {
         let sku = Sku::parse(sku)?;
-        self.cart_call(id, || CartCmd::Remove(sku.clone())).await
+        check_cart_id(id)?;
+        let cart = self.inner.carts.remove_item(id, &sku).await??;
+        self.price_cart(cart).await
     }
 
     /// Records the shopper's email on the cart.
     pub async fn cart_set_email(&self, id: &str, email: &str) -> Result<CartView, EngineError> {
-        let email = email.to_owned();
-        self.cart_call(id, || CartCmd::SetEmail(email.clone()))
-            .await
-    }
-
-    async fn cart_call(
-        &self,
-        id: &str,
-        cmd: impl Fn() -> CartCmd,
-    ) -> Result<CartView, EngineError> {
-        if !is_cart_id(id) {
-            return Err(EngineError::NotFound("cart"));
-        }
-        match self.inner.carts.call(id, cmd).await?? {
-            CartReply::Cart(cart) => self.price_cart(cart).await,
-            CartReply::Checkout(_) => Err(EngineError::Unavailable("unexpected cart reply".into())),
-        }
+        check_cart_id(id)?;
+        let cart = self.inner.carts.set_email(id, email).await??;
+        self.price_cart(cart).await
     }
 
     async fn price_cart(&self, cart: Cart) -> Result<CartView, EngineError> {
@@ -96,8 +99,7 @@ impl Engine {
         let mut removed = 0;
         for page in self.inner.store.tables().carts.pages(1000) {
             for (_, cart) in page?.iter().filter(|(_, c)| c.is_expired(now)) {
-                if let Err(EngineError::NotFound(_)) =
-                    self.cart_call(&cart.id, || CartCmd::ExpireIfDue).await
+                if let Err(CartFailure::NotFound) = self.inner.carts.expire_if_due(&cart.id).await?
                 {
                     removed += 1;
                 }

@@ -3,9 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::{CATALOG, Engine, EngineError};
-use crate::actors::catalog::{CatalogCmd, CatalogOutcome};
-use crate::actors::sku::SkuCmd;
+use super::{Engine, EngineError};
 use crate::domain::Sku;
 use crate::domain::import::ImportItem;
 use crate::domain::product::{Product, ProductDraft};
@@ -39,7 +37,7 @@ impl Engine {
             .read_product(&sku)
             .await?
             .ok_or(EngineError::NotFound("product"))?;
-        let stock = self.inner.skus.call(sku.as_str(), || SkuCmd::Get).await??;
+        let stock = self.inner.skus.get(sku.as_str()).await??;
         Ok(ProductView {
             product,
             available: stock.available(),
@@ -67,12 +65,8 @@ impl Engine {
         draft: ProductDraft,
     ) -> Result<ProductView, EngineError> {
         let sku = Sku::parse(sku)?;
-        let out = self
-            .inner
-            .catalog
-            .call(CATALOG, || CatalogCmd::Create(sku.clone(), draft.clone()))
-            .await??;
-        self.stored_view(out).await.map(|(v, _)| v)
+        let product = self.inner.catalog.create(&sku, &draft).await??;
+        self.stored_view(product).await
     }
 
     /// Creates or replaces a product; the flag says whether it was created.
@@ -82,44 +76,22 @@ impl Engine {
         draft: ProductDraft,
     ) -> Result<(ProductView, bool), EngineError> {
         let sku = Sku::parse(sku)?;
-        let out = self
-            .inner
-            .catalog
-            .call(CATALOG, || CatalogCmd::Put(sku.clone(), draft.clone()))
-            .await??;
-        self.stored_view(out).await
+        let (product, created) = self.inner.catalog.put(&sku, &draft).await??;
+        Ok((self.stored_view(product).await?, created))
     }
 
     /// Deletes a product (its stock record stays, so re-adding it keeps the count).
     pub async fn delete_product(&self, sku: &str) -> Result<(), EngineError> {
         let sku = Sku::parse(sku).map_err(|_| EngineError::NotFound("product"))?;
-        self.inner
-            .catalog
-            .call(CATALOG, || CatalogCmd::Delete(sku.clone()))
-            .await??;
-        Ok(())
+        Ok(self.inner.catalog.delete(&sku).await??)
     }
 
-    async fn stored_view(&self, out: CatalogOutcome) -> Result<(ProductView, bool), EngineError> {
-        match out {
-            CatalogOutcome::Stored(product, created) => {
-                let stock = self
-                    .inner
-                    .skus
-                    .call(product.sku.as_str(), || SkuCmd::Get)
-                    .await??;
-                Ok((
-                    ProductView {
-                        product: product.into(),
-                        available: stock.available(),
-                    },
-                    created,
-                ))
-            }
-            CatalogOutcome::Deleted | CatalogOutcome::Imported(..) => {
-                Err(EngineError::NotFound("product"))
-            }
-        }
+    async fn stored_view(&self, product: Product) -> Result<ProductView, EngineError> {
+        let stock = self.inner.skus.get(product.sku.as_str()).await??;
+        Ok(ProductView {
+            product: product.into(),
+            available: stock.available(),
+        })
     }
 
     /// Every SKU in the store, in order (a full scan: for tools and consistency checks).
@@ -159,17 +131,11 @@ impl Engine {
                 }
             }
             let batch = Arc::new(batch);
-            let out = self
-                .inner
-                .catalog
-                .call(CATALOG, || CatalogCmd::Import(batch.clone()))
-                .await??;
-            if let CatalogOutcome::Imported(n, refused) = out {
-                report.imported += n;
-                for (i, e) in refused {
-                    report.failed.push((lines[i].0, e.to_string()));
-                    lines[i].2 = None; // not stored: no stock to set
-                }
+            let (n, refused) = self.inner.catalog.import(batch).await??;
+            report.imported += n;
+            for (i, e) in refused {
+                report.failed.push((lines[i].0, e.to_string()));
+                lines[i].2 = None; // not stored: no stock to set
             }
             // Stock goes through each SKU's actor, up to 64 at a time. A refused stock
             // level is reported on its line; a failing actor or store stops the import.
@@ -184,11 +150,7 @@ impl Engine {
                     };
                     let engine = self.clone();
                     pending.spawn(async move {
-                        let r = engine
-                            .inner
-                            .skus
-                            .call(sku.as_str(), || SkuCmd::SetOnHand(on_hand))
-                            .await;
+                        let r = engine.inner.skus.set_on_hand(sku.as_str(), on_hand).await;
                         (line, r)
                     });
                 }

@@ -1,7 +1,8 @@
 //! Inventory use cases: stock levels, restocks and reservations, by SKU.
 
 use super::{Engine, EngineError};
-use crate::actors::sku::SkuCmd;
+use crate::actors::cart::Answer;
+use crate::actors::sku::SkuFailure;
 use crate::domain::inventory::StockLevel;
 use crate::domain::{Invalid, Sku};
 
@@ -30,54 +31,39 @@ impl InventoryView {
 }
 
 impl Engine {
-    /// Stock operations that shoppers and admins address by SKU: only SKUs in the catalog.
-    async fn sku_call(
-        &self,
-        sku: &str,
-        cmd: impl Fn() -> SkuCmd,
-    ) -> Result<InventoryView, EngineError> {
+    /// A SKU that shoppers and admins address: only SKUs in the catalog.
+    async fn catalog_sku(&self, sku: &str) -> Result<Sku, EngineError> {
         let sku = Sku::parse(sku).map_err(|_| EngineError::NotFound("product"))?;
         if self.read_product(&sku).await?.is_none() {
             return Err(EngineError::NotFound("product"));
         }
-        self.stock_call(&sku, cmd).await
-    }
-
-    /// Reservation traffic (checkout's hot path): no catalog read. The checkout has
-    /// priced every line from the catalog already, and a SKU without stock refuses any
-    /// reservation on its own.
-    async fn reservation_call(
-        &self,
-        sku: &str,
-        cmd: impl Fn() -> SkuCmd,
-    ) -> Result<InventoryView, EngineError> {
-        let sku = Sku::parse(sku).map_err(|_| EngineError::NotFound("product"))?;
-        self.stock_call(&sku, cmd).await
-    }
-
-    async fn stock_call(
-        &self,
-        sku: &Sku,
-        cmd: impl Fn() -> SkuCmd,
-    ) -> Result<InventoryView, EngineError> {
-        let stock = self.inner.skus.call(sku.as_str(), cmd).await??;
-        Ok(InventoryView::new(sku, &stock))
+        Ok(sku)
     }
 
     /// Stock of a SKU in the catalog.
     pub async fn inventory(&self, sku: &str) -> Result<InventoryView, EngineError> {
-        self.sku_call(sku, || SkuCmd::Get).await
+        let sku = self.catalog_sku(sku).await?;
+        view(&sku, self.inner.skus.get(sku.as_str()).await)
     }
 
     /// Sets the stock on hand (refused below what is reserved).
     pub async fn set_on_hand(&self, sku: &str, on_hand: i64) -> Result<InventoryView, EngineError> {
-        self.sku_call(sku, || SkuCmd::SetOnHand(on_hand)).await
+        let sku = self.catalog_sku(sku).await?;
+        view(
+            &sku,
+            self.inner.skus.set_on_hand(sku.as_str(), on_hand).await,
+        )
     }
 
     /// Adds received stock.
     pub async fn restock(&self, sku: &str, quantity: i64) -> Result<InventoryView, EngineError> {
-        self.sku_call(sku, || SkuCmd::Restock(quantity)).await
+        let sku = self.catalog_sku(sku).await?;
+        view(&sku, self.inner.skus.restock(sku.as_str(), quantity).await)
     }
+
+    // Reservation traffic (checkout's hot path) reads no catalog: the checkout has priced
+    // every line from the catalog already, and a SKU without stock refuses any
+    // reservation on its own.
 
     /// Holds `quantity` units under `reservation` (idempotent on the id).
     pub async fn reserve(
@@ -86,12 +72,14 @@ impl Engine {
         reservation: &str,
         quantity: u32,
     ) -> Result<InventoryView, EngineError> {
-        check_reservation_id(reservation)?;
-        self.reservation_call(sku, || SkuCmd::Reserve {
-            id: reservation.to_owned(),
-            quantity,
-        })
-        .await
+        let sku = reservation_sku(sku, reservation)?;
+        view(
+            &sku,
+            self.inner
+                .skus
+                .reserve(sku.as_str(), reservation, quantity)
+                .await,
+        )
     }
 
     /// Turns a reservation into a sale. A reservation that has lapsed is refused
@@ -101,12 +89,11 @@ impl Engine {
         sku: &str,
         reservation: &str,
     ) -> Result<InventoryView, EngineError> {
-        check_reservation_id(reservation)?;
-        self.reservation_call(sku, || SkuCmd::Commit {
-            id: reservation.to_owned(),
-            quantity: 0,
-        })
-        .await
+        let sku = reservation_sku(sku, reservation)?;
+        view(
+            &sku,
+            self.inner.skus.commit(sku.as_str(), reservation, 0).await,
+        )
     }
 
     /// Releases a reservation (no-op if unknown).
@@ -115,12 +102,23 @@ impl Engine {
         sku: &str,
         reservation: &str,
     ) -> Result<InventoryView, EngineError> {
-        check_reservation_id(reservation)?;
-        self.reservation_call(sku, || SkuCmd::Release {
-            id: reservation.to_owned(),
-        })
-        .await
+        let sku = reservation_sku(sku, reservation)?;
+        view(
+            &sku,
+            self.inner.skus.release(sku.as_str(), reservation).await,
+        )
     }
+}
+
+/// The view of a stock answer.
+fn view(sku: &Sku, answer: Answer<StockLevel, SkuFailure>) -> Result<InventoryView, EngineError> {
+    Ok(InventoryView::new(sku, &answer??))
+}
+
+/// The SKU and reservation id of a reservation call, checked.
+fn reservation_sku(sku: &str, reservation: &str) -> Result<Sku, EngineError> {
+    check_reservation_id(reservation)?;
+    Sku::parse(sku).map_err(|_| EngineError::NotFound("product"))
 }
 
 fn check_reservation_id(id: &str) -> Result<(), Invalid> {

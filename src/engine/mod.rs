@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::actors::CallError;
-use crate::actors::cart::{CartEntity, CartFailure};
-use crate::actors::catalog::{CatalogEntity, CatalogFailure};
+use crate::actors::cart::{CartEntity, CartFailure, CartHandle};
+use crate::actors::catalog::{CatalogEntity, CatalogFailure, CatalogHandle};
 use crate::actors::entity::{Directory, DirectoryConfig};
-use crate::actors::order::OrderEntity;
-use crate::actors::sku::{SkuEntity, SkuFailure};
+use crate::actors::order::{OrderEntity, OrderHandle};
+use crate::actors::sku::{SkuEntity, SkuFailure, SkuHandle};
 use crate::config::Config;
 use crate::domain::cart::CartError;
 use crate::domain::inventory::InventoryError;
@@ -87,10 +87,10 @@ fn counts<E: crate::actors::entity::Entity>(d: &Directory<E>) -> KindCounts {
 struct Inner {
     config: Config,
     store: Store,
-    carts: Arc<Directory<CartEntity>>,
-    skus: Arc<Directory<SkuEntity>>,
-    catalog: Arc<Directory<CatalogEntity>>,
-    orders: Arc<Directory<OrderEntity>>,
+    carts: CartHandle,
+    skus: SkuHandle,
+    catalog: CatalogHandle,
+    orders: OrderHandle,
     recommender: Arc<crate::recommend::Recommender>,
     /// Whether SKU reservations may lapse (off during startup recovery).
     sku_expiry: Arc<std::sync::atomic::AtomicBool>,
@@ -110,9 +110,6 @@ struct Inner {
 pub struct Engine {
     inner: Arc<Inner>,
 }
-
-/// The id of the catalog writer entity.
-const CATALOG: &str = "catalog";
 
 /// Whether `id` has the shape of a cart id we issue (32 lowercase hex digits). Anything
 /// else cannot exist, so it is answered "not found" without touching an actor.
@@ -233,10 +230,10 @@ impl Engine {
             inner: Arc::new(Inner {
                 config,
                 store,
-                carts,
-                skus,
-                catalog,
-                orders,
+                carts: CartHandle(carts),
+                skus: SkuHandle(skus),
+                catalog: CatalogHandle(catalog),
+                orders: OrderHandle(orders),
                 recommender,
                 sku_expiry,
                 catalog_ticket,
@@ -264,9 +261,9 @@ impl Engine {
     /// Counters for metrics, tests and benchmarks.
     pub fn stats(&self) -> EngineStats {
         EngineStats {
-            carts: counts(&self.inner.carts),
-            skus: counts(&self.inner.skus),
-            orders: counts(&self.inner.orders),
+            carts: counts(&self.inner.carts.0),
+            skus: counts(&self.inner.skus.0),
+            orders: counts(&self.inner.orders.0),
             barrier: self.inner.store.barrier().stats(),
         }
     }
@@ -296,10 +293,10 @@ impl Engine {
             Err(e) => tracing::warn!(error = %e, "could not save the recommender"),
             Ok(Ok(_)) => {}
         }
-        self.inner.orders.shutdown().await;
-        self.inner.carts.shutdown().await;
-        self.inner.skus.shutdown().await;
-        self.inner.catalog.shutdown().await;
+        self.inner.orders.0.shutdown().await;
+        self.inner.carts.0.shutdown().await;
+        self.inner.skus.0.shutdown().await;
+        self.inner.catalog.0.shutdown().await;
         let inner = self.inner.clone();
         let _ = tokio::task::spawn_blocking(move || inner.indexer.shutdown()).await;
         self.inner.store.close()?;

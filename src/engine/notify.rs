@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use super::{Engine, EngineError};
-use crate::actors::cart::{CartCmd, CartReply};
 use crate::domain::Invalid;
 use crate::domain::now_millis;
 use crate::notify::mailer::{Mailer, OutboxMailer, SmtpMailer};
@@ -138,10 +137,10 @@ impl Engine {
                 let reply = self
                     .inner
                     .carts
-                    .call(&cart.id, || CartCmd::MarkAbandoned { idle_before })
+                    .mark_abandoned(&cart.id, idle_before)
                     .await?;
                 // Marked now if its reminder time moved (the actor re-checks the rule).
-                if let Ok(CartReply::Cart(c)) = reply
+                if let Ok(c) = reply
                     && c.reminded_at != cart.reminded_at
                 {
                     marked += 1;

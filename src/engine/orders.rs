@@ -5,9 +5,8 @@ use std::sync::atomic::Ordering;
 use futures_util::StreamExt;
 
 use super::{Engine, EngineError, is_cart_id};
-use crate::actors::cart::{CartCmd, CartReply, CheckoutAsk, CheckoutStart};
-use crate::actors::order::{OrderCmd, OrderFailure};
-use crate::actors::sku::SkuCmd;
+use crate::actors::cart::{CheckoutAsk, CheckoutStart};
+use crate::actors::order::OrderFailure;
 use crate::domain::now_millis;
 use crate::domain::order::{
     CheckoutFailure, CheckoutRequest, Lifecycle, Order, OrderStatus, Outcome, Shipment, Step,
@@ -163,22 +162,15 @@ impl Engine {
         fingerprint: &[u8],
         rerun: Option<String>,
     ) -> Result<(bool, String), EngineError> {
-        let start = self
-            .inner
-            .carts
-            .call(cart_id, || {
-                CartCmd::BeginCheckout(Box::new(CheckoutAsk {
-                    key: key.to_owned(),
-                    request: request.clone(),
-                    fingerprint: fingerprint.to_vec(),
-                    rerun: rerun.clone(),
-                }))
-            })
-            .await??;
-        match start {
-            CartReply::Checkout(CheckoutStart::Started(id)) => Ok((false, id)),
-            CartReply::Checkout(CheckoutStart::Existing(id)) => Ok((true, id)),
-            CartReply::Cart(_) => Err(EngineError::Unavailable("unexpected cart reply".into())),
+        let ask = CheckoutAsk {
+            key: key.to_owned(),
+            request: request.clone(),
+            fingerprint: fingerprint.to_vec(),
+            rerun,
+        };
+        match self.inner.carts.begin_checkout(cart_id, ask).await?? {
+            CheckoutStart::Started(id) => Ok((false, id)),
+            CheckoutStart::Existing(id) => Ok((true, id)),
         }
     }
 
@@ -187,14 +179,8 @@ impl Engine {
         &self,
         order_id: &str,
     ) -> Result<Result<Order, OrderFailure>, crate::actors::CallError> {
-        self.inner
-            .orders
-            .call_within(
-                order_id,
-                || OrderCmd::Checkout,
-                self.inner.config.checkout_timeout,
-            )
-            .await
+        let timeout = self.inner.config.checkout_timeout;
+        self.inner.orders.checkout(order_id, timeout).await
     }
 
     /// An order (a checkout that failed never became one: not found).
@@ -202,22 +188,15 @@ impl Engine {
         if !is_cart_id(id) {
             return Err(EngineError::NotFound("order"));
         }
-        Ok(self.inner.orders.call(id, || OrderCmd::Get).await??)
+        Ok(self.inner.orders.get(id).await??)
     }
 
     async fn change_order(&self, id: &str, change: Lifecycle) -> Result<Order, EngineError> {
         if !is_cart_id(id) {
             return Err(EngineError::NotFound("order"));
         }
-        Ok(self
-            .inner
-            .orders
-            .call_within(
-                id,
-                || OrderCmd::Change(change.clone()),
-                self.inner.config.checkout_timeout,
-            )
-            .await??)
+        let timeout = self.inner.config.checkout_timeout;
+        Ok(self.inner.orders.change(id, &change, timeout).await??)
     }
 
     /// `paid → cancelled`: the payment is refunded and the stock returned.
@@ -332,12 +311,7 @@ impl Engine {
         let timeout = self.inner.config.checkout_timeout;
         futures_util::stream::iter(ids)
             .for_each_concurrent(RECOVERY_CONCURRENCY, |id| async move {
-                if let Err(e) = self
-                    .inner
-                    .orders
-                    .call_within(&id, || OrderCmd::Drive, timeout)
-                    .await
-                {
+                if let Err(e) = self.inner.orders.drive(&id, timeout).await {
                     tracing::warn!(order = %id, error = %e, "recovery could not drive the order; will retry");
                 }
             })
@@ -388,7 +362,7 @@ impl Engine {
                 }
                 held += 1;
                 let sku = String::from_utf8_lossy(&key).into_owned();
-                self.inner.skus.call(&sku, || SkuCmd::Get).await??;
+                self.inner.skus.get(&sku).await??;
             }
         }
         if driven > 0 || held > 0 {
@@ -416,11 +390,7 @@ impl Engine {
         let end = crate::storage::order_index_key(tag, horizon.max(0), "");
         let mut pruned = 0;
         for id in self.indexed_orders(tag, Some(&end))? {
-            let r = self
-                .inner
-                .orders
-                .call(&id, || OrderCmd::Prune(horizon))
-                .await?;
+            let r = self.inner.orders.prune(&id, horizon).await?;
             if let Err(OrderFailure::NotFound) = r {
                 pruned += 1;
             }

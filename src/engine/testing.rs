@@ -6,5 +6,5 @@ use super::{Engine, EngineError};
 /// Makes the actor of cart `id` panic, to exercise supervision (the next message
 /// re-activates it from the store).
 pub async fn panic_cart(engine: &Engine, id: &str) -> Result<(), EngineError> {
-    Ok(engine.inner.carts.panic_entity(id).await?)
+    Ok(engine.inner.carts.0.panic_entity(id).await?)
 }
