@@ -53,9 +53,23 @@ pub enum EngineError {
     /// No such reservation.
     #[error("no reservation {0}")]
     UnknownReservation(String),
-    /// The store failed; nothing was acknowledged.
+    /// A record would be larger than the store accepts; nothing was written.
+    #[error("the record would be {bytes} bytes, over the store's limit")]
+    TooLarge {
+        /// Its encoded size.
+        bytes: usize,
+    },
+    /// The disk is full: the store accepts no writes until it has space and restarts;
+    /// reads still work. Nothing was acknowledged.
+    #[error("the disk is full: {0}")]
+    DiskFull(String),
+    /// The store cannot acknowledge writes (a flush or fsync failed, or it is closing);
+    /// nothing was acknowledged.
+    #[error("writes cannot be acknowledged: {0}")]
+    NotAcknowledged(String),
+    /// The store failed otherwise (an I/O error, corrupt data); nothing was acknowledged.
     #[error(transparent)]
-    Storage(#[from] StorageError),
+    Storage(StorageError),
     /// An actor did not answer or failed.
     #[error("temporarily unavailable: {0}")]
     Unavailable(String),
@@ -91,10 +105,22 @@ pub enum EngineError {
     InvalidTransition(#[from] crate::domain::order::InvalidTransition),
 }
 
+impl From<StorageError> for EngineError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::TooLarge(bytes) => EngineError::TooLarge { bytes },
+            StorageError::DiskFull(reason) => EngineError::DiskFull(reason),
+            StorageError::Durability(reason) => EngineError::NotAcknowledged(reason),
+            StorageError::Closed => EngineError::NotAcknowledged("the store is closed".into()),
+            other => EngineError::Storage(other),
+        }
+    }
+}
+
 impl From<CallError> for EngineError {
     fn from(e: CallError) -> Self {
         match e {
-            CallError::Storage(s) => EngineError::Storage(s),
+            CallError::Storage(s) => s.into(),
             other => EngineError::Unavailable(other.to_string()),
         }
     }
@@ -115,7 +141,7 @@ impl From<CartFailure> for EngineError {
             },
             CartFailure::Rule(CartError::TooManyLines) => EngineError::TooManyLines,
             CartFailure::Rule(CartError::Invalid(i)) => EngineError::Invalid(i),
-            CartFailure::Storage(s) => EngineError::Storage(s),
+            CartFailure::Storage(s) => s.into(),
         }
     }
 }
@@ -134,7 +160,7 @@ impl From<SkuFailure> for EngineError {
                 EngineError::TooManyReservations { max }
             }
             SkuFailure::Rule(other) => EngineError::StockConflict(other.to_string()),
-            SkuFailure::Storage(s) => EngineError::Storage(s),
+            SkuFailure::Storage(s) => s.into(),
         }
     }
 }
@@ -145,7 +171,7 @@ impl From<CatalogFailure> for EngineError {
             CatalogFailure::AlreadyExists(s) => EngineError::AlreadyExists(s.to_string()),
             CatalogFailure::NotFound(_) => EngineError::NotFound("product"),
             CatalogFailure::Invalid(i) => EngineError::Invalid(i),
-            CatalogFailure::Storage(s) => EngineError::Storage(s),
+            CatalogFailure::Storage(s) => s.into(),
         }
     }
 }

@@ -33,6 +33,7 @@ mod orders;
 mod recommend;
 mod search;
 pub mod testing;
+pub use crate::search::{CategoryNode, PriceBucket, Suggestion};
 pub use carts::CartView;
 pub use catalog::{ImportReport, ProductView};
 pub use error::EngineError;

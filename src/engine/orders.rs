@@ -33,7 +33,7 @@ impl From<OrderFailure> for EngineError {
         match e {
             OrderFailure::NotFound => EngineError::NotFound("order"),
             OrderFailure::Transition(t) => EngineError::InvalidTransition(t),
-            OrderFailure::Storage(s) => EngineError::Storage(s),
+            OrderFailure::Storage(s) => s.into(),
         }
     }
 }

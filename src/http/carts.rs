@@ -7,10 +7,15 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::dto::{AddItemIn, CartLinePath, CartOut, CartPath, PatchCartIn, SetQuantityIn};
 use super::error::ApiError;
 use super::extract::Json;
 use super::openapi::{PROBLEM_JSON, Problem};
+use super::wire::{LineOut, int, rfc3339};
+use crate::domain::cart::CartStatus;
+use crate::domain::order::OrderLine;
+use crate::engine::CartView;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 /// Shopper routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -150,4 +155,103 @@ async fn patch_cart(
     Ok(axum::Json(
         s.engine.cart_set_email(&id, &body.email).await?.into(),
     ))
+}
+
+/// A cart on the wire.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CartOut {
+    id: String,
+    items: Vec<LineOut>,
+    subtotal: u64,
+    total: u64,
+    currency: String,
+    item_count: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<String>,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(format = DateTime)]
+    updated_at: String,
+    #[schema(format = DateTime)]
+    expires_at: String,
+    /// `open` or `checked_out`.
+    #[schema(value_type = String)]
+    status: &'static str,
+}
+
+impl From<CartView> for CartOut {
+    fn from(v: CartView) -> Self {
+        let c = v.cart;
+        CartOut {
+            id: c.id,
+            items: v
+                .priced
+                .lines
+                .into_iter()
+                .map(|l| LineOut::from(&OrderLine::from(l)))
+                .collect(),
+            subtotal: v.priced.subtotal,
+            total: v.priced.total,
+            currency: v.currency,
+            item_count: v.priced.item_count,
+            email: c.email,
+            created_at: rfc3339(c.created_at),
+            updated_at: rfc3339(c.updated_at),
+            expires_at: rfc3339(c.expires_at),
+            status: match c.status {
+                CartStatus::Open => "open",
+                CartStatus::CheckedOut => "checked_out",
+            },
+        }
+    }
+}
+
+/// `POST /carts/{id}/items`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddItemIn {
+    /// What to add.
+    pub sku: String,
+    /// How many (at least 1; a line holds at most 999).
+    #[schema(minimum = 1, maximum = 999)]
+    #[serde(deserialize_with = "int::de")]
+    pub quantity: i64,
+}
+
+/// `PUT /carts/{id}/items/{sku}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetQuantityIn {
+    /// New quantity; 0 removes the line.
+    #[schema(minimum = 0, maximum = 999)]
+    #[serde(deserialize_with = "int::de")]
+    pub quantity: i64,
+}
+
+/// `PATCH /carts/{id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchCartIn {
+    /// The shopper's email.
+    #[schema(format = Email)]
+    pub email: String,
+}
+
+/// The `{id}` path parameter of the cart routes.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct CartPath {
+    /// The cart's id
+    pub id: String,
+}
+
+/// The `{id}` and `{sku}` path parameters of a cart line.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct CartLinePath {
+    /// The cart's id
+    pub id: String,
+    /// The line's SKU
+    #[param(pattern = "^[A-Za-z0-9._-]{1,64}$")]
+    pub sku: String,
 }

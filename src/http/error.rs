@@ -11,7 +11,6 @@ use serde_json::{Map, Value, json};
 
 use crate::domain::Invalid;
 use crate::engine::EngineError;
-use crate::storage::StorageError;
 
 macro_rules! codes {
     ($($variant:ident => $code:literal, $status:ident, $title:literal;)*) => {
@@ -155,19 +154,18 @@ impl From<EngineError> for ApiError {
                 ApiError::new(Code::TooManyCheckoutAttempts, detail)
                     .with("retry_after", retry_after_secs)
             }
-            EngineError::Storage(StorageError::TooLarge(n)) => ApiError::new(
+            EngineError::TooLarge { bytes } => ApiError::new(
                 Code::ValidationFailed,
-                format!("the record would be {n} bytes, over the limit"),
+                format!("the record would be {bytes} bytes, over the limit"),
             ),
-            EngineError::Storage(StorageError::Durability(ref reason)) if is_disk_full(reason) => {
+            EngineError::DiskFull(_) => {
                 tracing::error!(error = %e, "write not acknowledged: the disk is full");
                 ApiError::new(
                     Code::InsufficientStorage,
                     "the store is out of disk space and accepts no writes; reads still work",
                 )
             }
-            EngineError::Storage(StorageError::Durability(_))
-            | EngineError::Storage(StorageError::Closed) => {
+            EngineError::NotAcknowledged(_) => {
                 tracing::error!(error = %e, "write not acknowledged");
                 ApiError::new(
                     Code::Unavailable,
@@ -271,19 +269,6 @@ pub async fn problemize(res: Response) -> Response {
         }
     }
     out
-}
-
-/// Whether a storage failure was the disk filling up (ENOSPC or EDQUOT, as the OS words
-/// them in an I/O error's text).
-fn is_disk_full(reason: &str) -> bool {
-    [
-        "No space left on device",
-        "os error 28",
-        "Disk quota exceeded",
-        "os error 122",
-    ]
-    .iter()
-    .any(|m| reason.contains(m))
 }
 
 #[cfg(test)]

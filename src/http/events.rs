@@ -1,15 +1,15 @@
 //! The durable event log, for administrators: `GET /api/v1/admin/events?after=&limit=`.
 
 use axum::extract::{Query, State};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::dto::{EventOut, EventPageOut, rfc3339};
 use super::error::{ApiError, Code};
+use super::wire::rfc3339;
 
 /// Admin routes.
 pub fn admin_router() -> OpenApiRouter<AppState> {
@@ -68,4 +68,29 @@ async fn list(
         items,
         next_cursor: next.map(|n| n.to_string()),
     }))
+}
+
+/// An event of the durable log.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventOut {
+    /// Its sequence number (gapless, in commit order).
+    pub seq: u64,
+    /// Its type, e.g. `OrderPlaced`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// When it was committed.
+    #[schema(format = DateTime)]
+    pub at: String,
+    /// Its data (shape depends on the type).
+    #[schema(value_type = Object)]
+    pub data: Value,
+}
+
+/// `GET /admin/events`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventPageOut {
+    /// Events after the cursor, oldest first.
+    pub items: Vec<EventOut>,
+    /// Pass as `cursor` for the next page; `null` at the end of the log.
+    pub next_cursor: Option<String>,
 }

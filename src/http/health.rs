@@ -8,7 +8,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::dto::StatusOut;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 /// `/health` and `/ready`.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -47,4 +48,12 @@ async fn ready(State(s): State<AppState>) -> (StatusCode, axum::Json<StatusOut>)
             axum::Json(StatusOut { status: "starting" }),
         )
     }
+}
+
+/// `GET /health`, `GET /ready`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatusOut {
+    /// `ok`, `ready` or `starting`.
+    #[schema(value_type = String)]
+    pub status: &'static str,
 }

@@ -5,10 +5,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::dto::{InventoryOut, RestockIn, SetOnHandIn, SkuPath};
 use super::error::ApiError;
 use super::extract::Json;
 use super::openapi::{PROBLEM_JSON, Problem};
+use super::wire::{SkuPath, int};
+use crate::engine::InventoryView;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// Public routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -80,4 +83,44 @@ async fn restock(
     Ok(axum::Json(
         s.engine.restock(&sku, body.quantity).await?.into(),
     ))
+}
+
+/// Stock on the wire.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InventoryOut {
+    sku: String,
+    on_hand: u64,
+    reserved: u64,
+    available: u64,
+}
+
+impl From<InventoryView> for InventoryOut {
+    fn from(v: InventoryView) -> Self {
+        InventoryOut {
+            sku: v.sku,
+            on_hand: v.on_hand,
+            reserved: v.reserved,
+            available: v.available,
+        }
+    }
+}
+
+/// `PUT /admin/inventory/{sku}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetOnHandIn {
+    /// New stock level.
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
+    #[serde(deserialize_with = "int::de")]
+    pub on_hand: i64,
+}
+
+/// `POST /admin/inventory/{sku}/restock`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestockIn {
+    /// Units received (at least 1).
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
+    #[serde(deserialize_with = "int::de")]
+    pub quantity: i64,
 }

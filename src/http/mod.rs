@@ -10,7 +10,6 @@
 
 pub mod auth;
 pub mod carts;
-pub mod dto;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -22,6 +21,8 @@ pub mod notify;
 pub mod openapi;
 pub mod orders;
 pub mod products;
+pub mod search;
+pub mod wire;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -104,6 +105,7 @@ fn api_router(options: &HttpOptions, admin_token: Arc<str>) -> OpenApiRouter<App
         ));
     let shopper = OpenApiRouter::new()
         .merge(products::router())
+        .merge(search::router())
         .merge(carts::router())
         .merge(orders::router())
         .merge(inventory::router());

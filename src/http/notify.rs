@@ -1,16 +1,16 @@
 //! Email templates and the notification log, for administrators.
 
 use axum::extract::{Path, Query, State};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::dto::{NotificationOut, NotificationPageOut, TemplateOut, TemplatesOut, rfc3339};
 use super::error::{ApiError, Code};
 use super::extract::Json;
 use super::openapi::{PROBLEM_JSON, Problem};
+use super::wire::rfc3339;
 
 /// Admin routes.
 pub fn admin_router() -> OpenApiRouter<AppState> {
@@ -147,4 +147,79 @@ async fn list_notifications(
         items,
         next_cursor: next.map(|n| n.to_string()),
     }))
+}
+
+/// An email template.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TemplateOut {
+    /// Which email: `order_confirmation`, `order_shipped`, `order_cancelled`,
+    /// `order_refunded`, `payment_failed`, `abandoned_cart`.
+    pub name: String,
+    /// Subject line (a template).
+    pub subject: String,
+    /// Plain-text body (a template).
+    pub text: String,
+    /// HTML body (a template).
+    pub html: String,
+    /// Whether it was changed from the built-in default.
+    pub customized: bool,
+    /// When it was last changed; `null` for the default.
+    #[schema(format = DateTime)]
+    pub updated_at: Option<String>,
+}
+
+impl From<&crate::engine::TemplateView> for TemplateOut {
+    fn from(v: &crate::engine::TemplateView) -> Self {
+        TemplateOut {
+            name: v.name.to_owned(),
+            subject: v.template.subject.clone(),
+            text: v.template.text.clone(),
+            html: v.template.html.clone(),
+            customized: v.customized,
+            updated_at: v.template.updated_at.map(rfc3339),
+        }
+    }
+}
+
+/// `GET /admin/templates`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TemplatesOut {
+    /// Every template.
+    pub items: Vec<TemplateOut>,
+}
+
+/// An email the store sent or is sending.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotificationOut {
+    /// Its Message-ID.
+    pub id: String,
+    /// The template it was rendered from.
+    pub template: String,
+    /// The recipient.
+    pub to: String,
+    /// The rendered subject.
+    pub subject: String,
+    /// The order or cart it is about.
+    pub about: String,
+    /// `pending`, `sent` or `failed`.
+    pub status: String,
+    /// Delivery attempts so far.
+    pub attempts: u32,
+    /// The last delivery error, if any.
+    pub last_error: Option<String>,
+    /// When it was queued.
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// When it was delivered.
+    #[schema(format = DateTime)]
+    pub sent_at: Option<String>,
+}
+
+/// `GET /admin/notifications`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotificationPageOut {
+    /// This page, oldest first.
+    pub items: Vec<NotificationOut>,
+    /// Pass as `cursor` for the next page; `null` on the last.
+    pub next_cursor: Option<String>,
 }

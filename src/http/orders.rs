@@ -5,17 +5,18 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
-use serde::Deserialize;
-use utoipa::IntoParams;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::dto::{CartPath, CheckoutIn, OrderOut, OrderPageOut, OrderPath, ShipIn};
+use super::carts::CartPath;
 use super::error::{ApiError, Code};
 use super::extract::Json;
 use super::openapi::{PROBLEM_JSON, Problem};
-use crate::domain::order::Order;
+use super::wire::{LineOut, rfc3339};
+use crate::domain::order::{Address, CheckoutRequest, Order};
 
 /// Shopper routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -215,4 +216,174 @@ async fn list(
         items: page.items.iter().map(OrderOut::from).collect(),
         next_cursor: page.next_cursor,
     }))
+}
+
+/// A shipping address on the wire.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddressIn {
+    name: String,
+    line1: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    line2: Option<String>,
+    city: String,
+    postal_code: String,
+    country: String,
+}
+
+impl From<AddressIn> for Address {
+    fn from(a: AddressIn) -> Self {
+        Address {
+            name: a.name,
+            line1: a.line1,
+            line2: a.line2,
+            city: a.city,
+            postal_code: a.postal_code,
+            country: a.country,
+        }
+    }
+}
+
+impl From<&Address> for AddressIn {
+    fn from(a: &Address) -> Self {
+        AddressIn {
+            name: a.name.clone(),
+            line1: a.line1.clone(),
+            line2: a.line2.clone(),
+            city: a.city.clone(),
+            postal_code: a.postal_code.clone(),
+            country: a.country.clone(),
+        }
+    }
+}
+
+/// `POST /carts/{id}/checkout`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckoutIn {
+    /// Where the receipt goes.
+    #[schema(format = Email)]
+    pub email: String,
+    /// The payment method's token.
+    pub payment_token: String,
+    /// Where the goods go.
+    pub shipping_address: AddressIn,
+}
+
+impl From<CheckoutIn> for CheckoutRequest {
+    fn from(c: CheckoutIn) -> Self {
+        CheckoutRequest {
+            email: c.email,
+            payment_token: c.payment_token,
+            shipping_address: c.shipping_address.into(),
+        }
+    }
+}
+
+/// A payment on the wire.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentOut {
+    id: String,
+    /// `pending`, `paid`, `failed`, `refunded` …
+    #[schema(value_type = String)]
+    status: &'static str,
+}
+
+/// A history entry on the wire.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransitionOut {
+    #[schema(value_type = String)]
+    status: &'static str,
+    #[schema(format = DateTime)]
+    at: String,
+}
+
+/// Carrier details on the wire.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShipmentOut {
+    carrier: Option<String>,
+    tracking: Option<String>,
+}
+
+/// An order on the wire.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderOut {
+    id: String,
+    /// `pending`, `paid`, `shipped`, `delivered`, `cancelled`, `refunded`, `failed`.
+    #[schema(value_type = String)]
+    status: &'static str,
+    email: String,
+    items: Vec<LineOut>,
+    subtotal: u64,
+    total: u64,
+    currency: String,
+    shipping_address: AddressIn,
+    payment: Option<PaymentOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shipment: Option<ShipmentOut>,
+    history: Vec<TransitionOut>,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(format = DateTime)]
+    updated_at: String,
+}
+
+impl From<&Order> for OrderOut {
+    fn from(o: &Order) -> Self {
+        OrderOut {
+            id: o.id.clone(),
+            status: o.status.as_str(),
+            email: o.email.clone(),
+            items: o.lines.iter().map(LineOut::from).collect(),
+            subtotal: o.subtotal,
+            total: o.total,
+            currency: o.currency.clone(),
+            shipping_address: (&o.shipping_address).into(),
+            payment: o.payment.as_ref().map(|p| PaymentOut {
+                id: p.id.clone(),
+                status: p.status.as_str(),
+            }),
+            shipment: o.shipment.as_ref().map(|s| ShipmentOut {
+                carrier: s.carrier.clone(),
+                tracking: s.tracking.clone(),
+            }),
+            history: o
+                .history
+                .iter()
+                .map(|t| TransitionOut {
+                    status: t.status.as_str(),
+                    at: rfc3339(t.at),
+                })
+                .collect(),
+            created_at: rfc3339(o.created_at),
+            updated_at: rfc3339(o.updated_at),
+        }
+    }
+}
+
+/// `POST /admin/orders/{id}/ship`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShipIn {
+    /// Carrier name.
+    pub carrier: Option<String>,
+    /// Tracking number.
+    pub tracking: Option<String>,
+}
+
+/// `GET /admin/orders`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderPageOut {
+    /// This page of orders, newest first.
+    pub items: Vec<OrderOut>,
+    /// Pass as `cursor` for the next page; `null` on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// The `{id}` path parameter of the order routes.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct OrderPath {
+    /// The order's id
+    pub id: String,
 }

@@ -1,34 +1,27 @@
-//! Products: public get, admin create/replace/delete.
+//! Products: public get (a view feeds "viewed together"), admin create, replace, delete
+//! and the bulk imports of products and past orders.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use serde::Deserialize;
-use utoipa::IntoParams;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::domain::import::parse_items;
-use crate::engine::SearchRequest;
 
 use super::AppState;
-use super::dto::{
-    CategoriesOut, CategoryOut, FacetValueOut, FacetsOut, ImportReportOut, PriceBucketOut,
-    ProductIn, ProductOut, RecommendationsOut, SearchPageOut, SkuPath, SuggestionOut,
-    SuggestionsOut,
-};
 use super::error::{ApiError, Code};
 use super::extract::{ImportBody, Json};
 use super::openapi::{PROBLEM_JSON, Problem};
+use super::wire::{ProductOut, SkuPath, int};
+use crate::domain::product::{AttrValue, ProductDraft};
+use std::collections::BTreeMap;
 
 /// Public routes.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(search))
-        .routes(routes!(get_product))
-        .routes(routes!(recommendations))
-        .routes(routes!(categories))
-        .routes(routes!(suggest))
+    OpenApiRouter::new().routes(routes!(get_product))
 }
 
 /// Admin routes (behind the token).
@@ -43,136 +36,6 @@ pub fn admin_router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_product))
         .routes(routes!(put_product, delete_product))
         .merge(imports)
-}
-
-/// Query string of `GET /products`. Unknown parameters are refused (400).
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct SearchParams {
-    /// Full text over name, description, category, brand and attributes (typo tolerant;
-    /// at most 512 characters).
-    q: Option<String>,
-    /// A category path: matches it and everything under it.
-    category: Option<String>,
-    /// Only this brand.
-    brand: Option<String>,
-    /// Lowest price (minor units).
-    min_price: Option<i64>,
-    /// Highest price (minor units).
-    max_price: Option<i64>,
-    /// Only products that can be bought now.
-    in_stock: Option<bool>,
-    /// `relevance` (the default with `q`), `price_asc`, `price_desc`, `newest`.
-    sort: Option<String>,
-    /// Results per page, 1–100 (default 20).
-    limit: Option<i64>,
-    /// `next_cursor` of the previous page.
-    cursor: Option<String>,
-}
-
-/// Searches the catalog, with facets for the current query and filters.
-#[utoipa::path(
-    get,
-    path = "/api/v1/products",
-    tag = "catalog",
-    params(SearchParams),
-    responses((status = 200, description = "One page of results with facets", body = SearchPageOut)),
-)]
-async fn search(
-    State(s): State<AppState>,
-    Query(p): Query<SearchParams>,
-) -> Result<axum::Json<SearchPageOut>, ApiError> {
-    let page = s
-        .engine
-        .search(SearchRequest {
-            q: p.q,
-            category: p.category,
-            brand: p.brand,
-            min_price: p.min_price,
-            max_price: p.max_price,
-            in_stock: p.in_stock,
-            sort: p.sort,
-            limit: p.limit,
-            cursor: p.cursor,
-            ..Default::default()
-        })
-        .await?;
-    let values = |v: Vec<(String, u64)>| -> Vec<FacetValueOut> {
-        v.into_iter()
-            .map(|(value, count)| FacetValueOut { value, count })
-            .collect()
-    };
-    Ok(axum::Json(SearchPageOut {
-        items: page.items.into_iter().map(ProductOut::from).collect(),
-        total: page.total as u64,
-        facets: FacetsOut {
-            category: values(page.categories),
-            price: page
-                .prices
-                .iter()
-                .map(|b| PriceBucketOut {
-                    min: b.min,
-                    max: b.max,
-                    count: b.count,
-                })
-                .collect(),
-            brand: values(page.brands),
-        },
-        next_cursor: page.next_cursor,
-    }))
-}
-
-/// The category tree with product counts (each node counts its whole subtree).
-#[utoipa::path(
-    get,
-    path = "/api/v1/categories",
-    tag = "catalog",
-    responses((status = 200, description = "The category tree", body = CategoriesOut)),
-)]
-async fn categories(State(s): State<AppState>) -> Result<axum::Json<CategoriesOut>, ApiError> {
-    let tree = s.engine.categories().await?;
-    Ok(axum::Json(CategoriesOut {
-        items: tree.iter().map(CategoryOut::from).collect(),
-    }))
-}
-
-/// Query string of `GET /search/suggest`.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct SuggestParams {
-    /// What the shopper has typed so far.
-    q: Option<String>,
-    /// Most completions, 1–50 (default 10).
-    limit: Option<i64>,
-}
-
-/// Completions for a prefix: frequent name words first, then product names.
-#[utoipa::path(
-    get,
-    path = "/api/v1/search/suggest",
-    tag = "catalog",
-    params(SuggestParams),
-    responses((status = 200, description = "Completions", body = SuggestionsOut)),
-)]
-async fn suggest(
-    State(s): State<AppState>,
-    Query(p): Query<SuggestParams>,
-) -> Result<axum::Json<SuggestionsOut>, ApiError> {
-    let got = s
-        .engine
-        .suggest(p.q.as_deref().unwrap_or(""), p.limit)
-        .await?;
-    Ok(axum::Json(SuggestionsOut {
-        suggestions: got
-            .into_iter()
-            .map(|sg| SuggestionOut {
-                text: sg.text,
-                sku: sg.sku,
-            })
-            .collect(),
-    }))
 }
 
 /// `POST /admin/products/import`: a JSON array or NDJSON; bad records are reported by line
@@ -245,41 +108,6 @@ async fn get_product(
         s.engine.record_view(&session, product.product.sku.as_str());
     }
     Ok(axum::Json(product.into()))
-}
-
-/// `?limit=` of the recommendations.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct RecommendParams {
-    /// How many, 1–50 (default 10).
-    limit: Option<usize>,
-}
-
-/// Products related to this one: bought together, viewed together, then fallbacks.
-#[utoipa::path(
-    get,
-    path = "/api/v1/products/{sku}/recommendations",
-    tag = "catalog",
-    params(SkuPath, RecommendParams),
-    responses(
-        (status = 200, description = "Related products and how they were found", body = RecommendationsOut),
-        (status = 404, description = "No such product (`not_found`)", body = Problem, content_type = PROBLEM_JSON),
-    ),
-)]
-async fn recommendations(
-    State(s): State<AppState>,
-    Path(sku): Path<String>,
-    Query(p): Query<RecommendParams>,
-) -> Result<axum::Json<RecommendationsOut>, ApiError> {
-    let r = s
-        .engine
-        .recommendations(&sku, p.limit.unwrap_or(10))
-        .await?;
-    Ok(axum::Json(RecommendationsOut {
-        items: r.items.into_iter().map(ProductOut::from).collect(),
-        strategy: r.strategy.to_owned(),
-    }))
 }
 
 /// Past orders from another system, kept as history (status `delivered`): they teach
@@ -391,4 +219,113 @@ async fn delete_product(
 ) -> Result<StatusCode, ApiError> {
     s.engine.delete_product(&sku).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// An attribute value on the wire: a string or a list of strings.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum AttrIn {
+    /// `"brand": "Orbital"`.
+    One(String),
+    /// `"colors": ["white"]`.
+    Many(Vec<String>),
+}
+
+/// A product in a create/replace request.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProductIn {
+    /// Required on create; on replace, if present, must equal the path's SKU.
+    pub sku: Option<String>,
+    /// Display name.
+    pub name: String,
+    /// Description.
+    #[serde(default)]
+    pub description: String,
+    /// Category path.
+    #[serde(default)]
+    pub category: String,
+    /// Price in minor units.
+    #[schema(minimum = 0)]
+    #[serde(deserialize_with = "int::de")]
+    pub price: i64,
+    /// Must be the store's currency if given.
+    pub currency: Option<String>,
+    /// Free-form attributes.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, AttrIn>,
+    /// Image URLs.
+    #[serde(default)]
+    pub images: Vec<String>,
+    /// Read-only; accepted so that a fetched product can be sent back, and ignored.
+    #[serde(default, rename = "available")]
+    #[schema(ignore)]
+    pub _available: Option<serde::de::IgnoredAny>,
+    /// Read-only; ignored.
+    #[serde(default, rename = "created_at")]
+    #[schema(ignore)]
+    pub _created_at: Option<serde::de::IgnoredAny>,
+    /// Read-only; ignored.
+    #[serde(default, rename = "updated_at")]
+    #[schema(ignore)]
+    pub _updated_at: Option<serde::de::IgnoredAny>,
+}
+
+impl ProductIn {
+    /// The domain draft.
+    pub fn into_draft(self) -> ProductDraft {
+        ProductDraft {
+            name: self.name,
+            description: self.description,
+            category: self.category,
+            price: self.price,
+            currency: self.currency,
+            attributes: self
+                .attributes
+                .into_iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        AttrIn::One(s) => AttrValue::One(s),
+                        AttrIn::Many(l) => AttrValue::Many(l),
+                    };
+                    (k, v)
+                })
+                .collect(),
+            images: self.images,
+        }
+    }
+}
+
+/// A refused record of an import.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportFailureOut {
+    /// Its line (NDJSON) or position (array), from 1.
+    pub line: usize,
+    /// Why it was refused.
+    pub error: String,
+}
+
+/// What an import did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportReportOut {
+    /// Records stored.
+    pub imported: usize,
+    /// Records refused, by line.
+    pub failed: Vec<ImportFailureOut>,
+}
+
+impl From<&crate::engine::ImportReport> for ImportReportOut {
+    fn from(r: &crate::engine::ImportReport) -> Self {
+        ImportReportOut {
+            imported: r.imported,
+            failed: r
+                .failed
+                .iter()
+                .map(|(line, error)| ImportFailureOut {
+                    line: *line,
+                    error: error.clone(),
+                })
+                .collect(),
+        }
+    }
 }

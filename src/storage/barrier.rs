@@ -63,7 +63,7 @@ struct Inner {
     /// Every ticket up to this one is durable.
     durable: AtomicU64,
     failed: AtomicBool,
-    failure: Mutex<Option<String>>,
+    failure: Mutex<Option<StorageError>>,
     pending: Mutex<Pending>,
     wake: Condvar,
     failed_tx: tokio::sync::watch::Sender<bool>,
@@ -92,12 +92,13 @@ pub(crate) struct SyncTarget {
 
 impl Sync for SyncTarget {
     fn sync(&self) -> Result<(), StorageError> {
-        self.db
-            .flush()
-            .map_err(|e| StorageError::Durability(format!("flush: {e}")))?;
+        self.db.flush().map_err(|e| match e {
+            sled::Error::Io(io) => StorageError::from_sync("flush", &io),
+            other => StorageError::Durability(format!("flush: {other}")),
+        })?;
         self.log
             .sync_data()
-            .map_err(|e| StorageError::Durability(format!("fdatasync: {e}")))
+            .map_err(|e| StorageError::from_sync("fdatasync", &e))
     }
 }
 
@@ -208,14 +209,8 @@ impl Barrier {
         if !self.inner.failed.load(Ordering::Acquire) {
             return None;
         }
-        let msg = self
-            .inner
-            .failure
-            .lock()
-            .expect("failure lock")
-            .clone()
-            .unwrap_or_default();
-        Some(StorageError::Durability(msg))
+        let failure = self.inner.failure.lock().expect("failure lock").clone();
+        Some(failure.unwrap_or_else(|| StorageError::Durability("unknown".into())))
     }
 
     /// `Ok` unless the barrier has failed: after a failed flush (a full disk, an I/O
@@ -250,13 +245,13 @@ impl Barrier {
     /// Fails the barrier for good: every waiter gets an error, nothing more is released,
     /// and [`Barrier::failed`] resolves. Used when a flush fails, and when the store finds
     /// itself in a state it cannot vouch for (a multi-key write that failed half-way).
-    pub(crate) fn fail(&self, reason: &str) {
+    pub(crate) fn fail(&self, reason: StorageError) {
         let inner = &self.inner;
         tracing::error!(
-            error = reason,
+            error = %reason,
             "durability barrier failed: no further write will be acknowledged"
         );
-        *inner.failure.lock().expect("failure lock") = Some(reason.to_owned());
+        *inner.failure.lock().expect("failure lock") = Some(reason.clone());
         inner.failed.store(true, Ordering::Release);
         let waiters = {
             let mut p = inner.pending.lock().expect("barrier lock");
@@ -265,7 +260,7 @@ impl Barrier {
         };
         inner.wake.notify_one();
         for (_, f) in waiters {
-            f(Err(StorageError::Durability(reason.to_owned())));
+            f(Err(reason.clone()));
         }
         inner.failed_tx.send_replace(true);
     }
@@ -309,7 +304,7 @@ impl Barrier {
                 }
                 Err(e) => {
                     drop(p);
-                    self.fail(&e.to_string());
+                    self.fail(e);
                     return;
                 }
             }

@@ -41,9 +41,33 @@ pub enum StorageError {
     /// A flush or fsync failed; nothing more is acknowledged.
     #[error("durability failure: {0}")]
     Durability(String),
+    /// A flush or fsync failed because the disk is full (or over quota); nothing more
+    /// is acknowledged.
+    #[error("the disk is full: {0}")]
+    DiskFull(String),
     /// The store is shutting down.
     #[error("store is closed")]
     Closed,
+}
+
+impl StorageError {
+    /// The failure of a flush or fsync step: a full disk (ENOSPC, EDQUOT) is told apart
+    /// by its error code, not its text.
+    pub(crate) fn from_sync(step: &str, e: &std::io::Error) -> StorageError {
+        const ENOSPC: i32 = 28;
+        const EDQUOT: i32 = 122;
+        let reason = format!("{step}: {e}");
+        let full = matches!(e.raw_os_error(), Some(ENOSPC | EDQUOT))
+            || matches!(
+                e.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            );
+        if full {
+            StorageError::DiskFull(reason)
+        } else {
+            StorageError::Durability(reason)
+        }
+    }
 }
 
 impl From<sled::Error> for StorageError {
@@ -817,9 +841,10 @@ impl Store {
         if let Err(e) = applied {
             // Half applied, with its journal entry in place: only a restart (which replays
             // it) brings the store back to a state we can vouch for.
-            self.inner
-                .barrier
-                .fail(&format!("a multi-key write failed half-way: {e}"));
+            self.inner.barrier.fail(match &e {
+                StorageError::DiskFull(_) => e.clone(),
+                _ => StorageError::Durability(format!("a multi-key write failed half-way: {e}")),
+            });
             return Err(e);
         }
         Ok(())
@@ -1093,7 +1118,9 @@ mod tests {
         let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
         let t = store.tables();
         t.meta.put("k", &MetaValue::Number(1)).unwrap();
-        store.barrier().fail("injected");
+        store
+            .barrier()
+            .fail(StorageError::Durability("injected".into()));
         let refused = |r: Result<(), StorageError>| matches!(r, Err(StorageError::Durability(_)));
         assert!(refused(t.meta.put("k", &MetaValue::Number(2))));
         assert!(refused(t.meta.remove("k")));
