@@ -20,8 +20,11 @@ impl CartHandle {
     async fn cart(&self, id: &str, cmd: impl Fn() -> CartCmd) -> Answer<Cart, CartFailure> {
         Ok(match self.0.call(id, cmd).await? {
             Ok(CartReply::Cart(cart)) => Ok(cart),
-            // Only `BeginCheckout` answers `Checkout`; any other command a cart.
-            Ok(CartReply::Checkout(_)) => return Err(CallError::Failed(CartEntity::KIND)),
+            // Only `BeginCheckout` answers `Checkout` and `ForgetKeys` `Forgot`; any other
+            // command a cart.
+            Ok(CartReply::Checkout(_) | CartReply::Forgot(_)) => {
+                return Err(CallError::Failed(CartEntity::KIND));
+            }
             Err(e) => Err(e),
         })
     }
@@ -72,6 +75,24 @@ impl CartHandle {
             .await
     }
 
+    /// Deletes the cart's idempotency records among `keys` made before `before`; how many.
+    pub async fn forget_keys(
+        &self,
+        id: &str,
+        keys: Vec<String>,
+        before: Millis,
+    ) -> Answer<usize, CartFailure> {
+        let cmd = || CartCmd::ForgetKeys {
+            keys: keys.clone(),
+            before,
+        };
+        Ok(match self.0.call(id, cmd).await? {
+            Ok(CartReply::Forgot(n)) => Ok(n),
+            Ok(_) => return Err(CallError::Failed(CartEntity::KIND)),
+            Err(e) => Err(e),
+        })
+    }
+
     /// Admits a checkout (or finds the one its key started).
     pub async fn begin_checkout(
         &self,
@@ -86,7 +107,9 @@ impl CartHandle {
                 .await?
             {
                 Ok(CartReply::Checkout(start)) => Ok(start),
-                Ok(CartReply::Cart(_)) => return Err(CallError::Failed(CartEntity::KIND)),
+                Ok(CartReply::Cart(_) | CartReply::Forgot(_)) => {
+                    return Err(CallError::Failed(CartEntity::KIND));
+                }
                 Err(e) => Err(e),
             },
         )
@@ -119,6 +142,12 @@ pub(crate) enum CartCmd {
     MarkAbandoned {
         idle_before: Millis,
     },
+    /// Deletes those of the cart's idempotency records `keys` made before `before` (the
+    /// retention sweep; the cart owns its records, so only it removes them).
+    ForgetKeys {
+        keys: Vec<String>,
+        before: Millis,
+    },
 }
 
 /// A checkout request as the cart admits it.
@@ -148,6 +177,8 @@ pub(crate) enum CheckoutStart {
 pub(crate) enum CartReply {
     Cart(Cart),
     Checkout(CheckoutStart),
+    /// How many idempotency records were deleted.
+    Forgot(usize),
 }
 
 /// Why a cart command failed.
@@ -292,6 +323,26 @@ impl CartEntity {
         self.save(state, next)
     }
 
+    /// Deletes the records among `keys` that belong to this cart and were made before
+    /// `before`; how many.
+    fn forget_keys(
+        &self,
+        id: &str,
+        keys: &[String],
+        before: Millis,
+    ) -> Result<usize, StorageError> {
+        let table = &self.store.tables().idempotency;
+        let prefix = idempotency_key(id, "");
+        let mut removed = 0;
+        for key in keys.iter().filter(|k| k.starts_with(&prefix)) {
+            if table.get(key)?.is_some_and(|r| r.created_at < before) {
+                table.remove(key)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     fn known_sku(&self, sku: &Sku) -> Result<(), CartFailure> {
         match self.store.tables().products.contains(sku.as_str()) {
             Ok(true) => Ok(()),
@@ -339,6 +390,12 @@ impl Entity for CartEntity {
         let next = match (&cmd, state.as_ref()) {
             (CartCmd::Create, None) => Ok(Cart::new(id.to_owned(), now, ttl)),
             (CartCmd::Create, Some(_)) => return Effect::read(Err(CartFailure::AlreadyExists)),
+            (CartCmd::ForgetKeys { keys, before }, _) => {
+                return match self.forget_keys(id, keys, *before) {
+                    Ok(n) => Effect::new(Ok(CartReply::Forgot(n)), n > 0),
+                    Err(e) => Effect::read(Err(e.into())),
+                };
+            }
             (CartCmd::ExpireIfDue, _) => {
                 return Effect::read(
                     state

@@ -319,7 +319,8 @@ impl OrderEntity {
         };
         match self.carts.call_applied(&order.cart_id, cmd).await {
             Ok(Ok(CartReply::Cart(cart))) => Some(cart.mails_failure_of(&order.id)),
-            Ok(Ok(CartReply::Checkout(_))) | Ok(Err(CartFailure::NotFound)) => Some(false),
+            Ok(Ok(CartReply::Checkout(_) | CartReply::Forgot(_)))
+            | Ok(Err(CartFailure::NotFound)) => Some(false),
             Ok(Err(e)) => {
                 tracing::warn!(order = %order.id, error = %e, "closing the cart failed; will retry");
                 None

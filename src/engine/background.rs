@@ -48,7 +48,7 @@ impl Engine {
             if let Err(e) = engine.sweep_expired_carts().await {
                 tracing::warn!(error = %e, "cart expiry sweep failed");
             }
-            if let Err(e) = engine.prune_idempotency_keys() {
+            if let Err(e) = engine.prune_idempotency_keys().await {
                 tracing::warn!(error = %e, "idempotency key sweep failed");
             }
             if let Err(e) = engine.prune_failed_orders().await {

@@ -398,18 +398,25 @@ impl Engine {
         Ok(pruned)
     }
 
-    /// Forgets idempotency keys older than the configured retention. Returns how many.
-    pub fn prune_idempotency_keys(&self) -> Result<usize, EngineError> {
+    /// Forgets idempotency keys older than the configured retention, each through the
+    /// actor of the cart that recorded it (the one writer of its records). Returns how
+    /// many.
+    pub async fn prune_idempotency_keys(&self) -> Result<usize, EngineError> {
         let horizon = now_millis() - super::millis(self.inner.config.idempotency_ttl);
         let table = &self.inner.store.tables().idempotency;
-        let mut removed = 0;
+        let mut by_cart: std::collections::BTreeMap<String, Vec<String>> = Default::default();
         for page in table.pages(1000) {
             for (key, record) in page? {
-                if record.created_at < horizon {
-                    table.remove(&String::from_utf8_lossy(&key))?;
-                    removed += 1;
+                let key = String::from_utf8_lossy(&key).into_owned();
+                if let (true, Some((cart, _))) = (record.created_at < horizon, key.split_once(':'))
+                {
+                    by_cart.entry(cart.to_owned()).or_default().push(key);
                 }
             }
+        }
+        let mut removed = 0;
+        for (cart, keys) in by_cart {
+            removed += self.inner.carts.forget_keys(&cart, keys, horizon).await??;
         }
         Ok(removed)
     }

@@ -725,10 +725,10 @@ async fn idempotency_keys_are_kept_for_their_retention_and_then_forgotten() {
     let request = checkout_request("tok_visa");
     let first = engine.checkout(&cart, "k", &request).await.unwrap();
     // Within the retention: nothing is pruned, the replay is the first answer.
-    assert_eq!(engine.prune_idempotency_keys().unwrap(), 0);
+    assert_eq!(engine.prune_idempotency_keys().await.unwrap(), 0);
     assert_eq!(engine.checkout(&cart, "k", &request).await.unwrap(), first);
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
-    assert_eq!(engine.prune_idempotency_keys().unwrap(), 1);
+    assert_eq!(engine.prune_idempotency_keys().await.unwrap(), 1);
     // Forgotten: the same key is now a new attempt, refused because the cart is closed.
     assert!(matches!(
         engine.checkout(&cart, "k", &request).await,

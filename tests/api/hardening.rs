@@ -524,3 +524,48 @@ async fn the_admin_order_list_pages_through_imported_history() {
     assert_eq!(seen, want, "every imported order once, oldest first");
     app.stop().await;
 }
+
+/// The order import writes orders beside the order actors; that is safe only because no
+/// actor can ever exist for an imported id (`imported-…` is not the shape of an order id
+/// the engine routes to an actor), so the import stays the one writer of those keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imported_orders_are_never_routed_to_an_order_actor() {
+    use emporium::domain::history::parse_past_orders;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open_engine(dir.path(), |_| {}).await;
+    engine
+        .create_product("IMP-1", draft("Old thing", 100))
+        .await
+        .unwrap();
+    let records = parse_past_orders(
+        r#"{"id": "a1", "created_at": "2011-05-01T10:00:00Z", "items": [{"sku": "IMP-1", "quantity": 1}]}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        engine
+            .import_orders(records, |_| {})
+            .await
+            .unwrap()
+            .imported,
+        1
+    );
+    let before = engine.stats().orders.activated;
+    for result in [
+        engine.order("imported-a1").await,
+        engine.cancel_order("imported-a1").await,
+        engine.refund_order("imported-a1").await,
+    ] {
+        assert!(
+            matches!(result, Err(EngineError::NotFound("order"))),
+            "{result:?}"
+        );
+    }
+    assert_eq!(
+        engine.stats().orders.activated,
+        before,
+        "no actor was activated"
+    );
+    let page = engine.orders(Some("delivered"), None, 10).await.unwrap();
+    assert_eq!(page.items[0].id, "imported-a1", "the import's write stands");
+    engine.shutdown().await.unwrap();
+}
