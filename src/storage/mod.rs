@@ -1,14 +1,18 @@
 //! Storage: the only module that touches sled.
 //!
 //! - [`Store`] opens the data directory's sled database and owns one [`Table`] per
-//!   aggregate (products, carts, stock, meta).
+//!   aggregate ([`Tables`]).
 //! - Keys are encoded by [`keys`] (big-endian, order-preserving), values by [`codec`]
-//!   (a version byte + bincode).
-//! - [`Store::write`] applies a multi-table [`WriteBatch`] atomically (a sled transaction
-//!   over the trees it touches); a single put is a plain insert.
+//!   (a version byte + bincode; older versions upgraded on read).
+//! - [`Store::write`] applies a multi-table [`WriteBatch`] atomically through the journal
+//!   (`journal.rs`: one insert of the whole batch, then each operation, then its removal;
+//!   replayed on open), never through sled's batches or transactions; a single put is a
+//!   plain insert. [`GroupWriter`] splits many independent writes into entries under
+//!   [`MAX_JOURNAL_BYTES`].
 //! - [`barrier`] makes writes durable before replies are released.
 //!
-//! Architecture invariant: no sled type appears in this module's public API.
+//! Architecture invariant: no sled type appears in this module's public API, and this
+//! module names nothing of ours but `domain` (`layering.rs` checks it).
 
 pub mod barrier;
 pub mod codec;
