@@ -21,7 +21,18 @@ use crate::domain::event::LoggedEvent;
 use crate::storage::{MetaValue, Store};
 
 /// What a subscriber returns for one event.
-pub type Delivery<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+pub type Delivery<'a> = Pin<Box<dyn Future<Output = Result<(), DeliveryError>> + Send + 'a>>;
+
+/// Why a subscriber could not handle an event (retried, then recorded as skipped).
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// The store failed.
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    /// Something the event needs is missing (a template, a record).
+    #[error("missing {0}")]
+    Missing(&'static str),
+}
 
 /// An in-process consumer of the event log.
 pub trait Subscriber: Send + Sync + 'static {
@@ -111,6 +122,7 @@ async fn deliver(
         attempts += 1;
         if attempts >= policy.attempts.max(1) {
             let key = format!("{}{:020}", skipped_prefix(name), event.seq);
+            let e = e.to_string();
             let mut error: String = e.chars().take(1000).collect();
             if error.len() < e.len() {
                 error.push('…');
@@ -222,7 +234,7 @@ mod tests {
         fn handle<'a>(&'a self, event: &'a LoggedEvent) -> Delivery<'a> {
             Box::pin(async move {
                 if event.seq == self.poison {
-                    return Err(format!("cannot digest {}", event.seq));
+                    return Err(DeliveryError::Missing("a digestible event"));
                 }
                 self.seen.lock().unwrap().push(event.seq);
                 Ok(())
@@ -263,6 +275,6 @@ mod tests {
         let skipped = skipped(&store, "picky").unwrap();
         assert_eq!(skipped.len(), 1);
         assert_eq!(skipped[0].0, first + 1);
-        assert!(skipped[0].1.contains("cannot digest"), "{skipped:?}");
+        assert!(skipped[0].1.contains("digestible"), "{skipped:?}");
     }
 }

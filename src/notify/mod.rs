@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::dispatcher::{Delivery, Subscriber};
+use crate::dispatcher::{Delivery, DeliveryError, Subscriber};
 use crate::domain::event::{DomainEvent, LoggedEvent};
 pub use crate::domain::notification::{Notification, NotificationStatus};
 use crate::domain::order::Order;
@@ -171,27 +171,24 @@ impl Notifier {
         Ok(Some((name, o.id, o.email, ctx)))
     }
 
-    async fn note(&self, event: &LoggedEvent) -> Result<(), String> {
+    async fn note(&self, event: &LoggedEvent) -> Result<(), DeliveryError> {
         let tables = self.store.tables();
-        let e = |e: StorageError| e.to_string();
-        if let Some(noted) = tables.notifications.get(&event.seq).map_err(e)? {
+        if let Some(noted) = tables.notifications.get(&event.seq)? {
             // Redelivered: already noted. A crash between the two inserts below can have
             // left a pending notification without its queue entry; put it back.
             if noted.status == NotificationStatus::Pending
-                && !tables.mail_queue.contains(&event.seq).map_err(e)?
+                && !tables.mail_queue.contains(&event.seq)?
             {
-                tables.mail_queue.put(&event.seq, &Mark).map_err(e)?;
+                tables.mail_queue.put(&event.seq, &Mark)?;
                 self.wake.notify_one();
             }
             return Ok(());
         }
-        let Some((name, subject_id, to, ctx)) = self.plan(&event.event).map_err(e)? else {
+        let Some((name, subject_id, to, ctx)) = self.plan(&event.event)? else {
             return Ok(());
         };
         let now = now_millis();
-        let tpl = template(&self.store, name)
-            .map_err(e)?
-            .ok_or("no such template")?;
+        let tpl = template(&self.store, name)?.ok_or(DeliveryError::Missing("template"))?;
         let mut n = Notification {
             seq: event.seq,
             template: name.to_owned(),
@@ -242,12 +239,12 @@ impl Notifier {
             n.text.clear();
             n.html.clear();
             n.subject = n.subject.chars().take(200).collect();
-            tables.notifications.put(&event.seq, &n).map_err(e)?;
+            tables.notifications.put(&event.seq, &n)?;
         } else {
-            stored.map_err(e)?;
+            stored?;
         }
         if n.status == NotificationStatus::Pending {
-            tables.mail_queue.put(&event.seq, &Mark).map_err(e)?;
+            tables.mail_queue.put(&event.seq, &Mark)?;
         }
         self.wake.notify_one();
         Ok(())

@@ -414,12 +414,10 @@ impl Subscriber for Learner {
     fn handle<'a>(&'a self, event: &'a LoggedEvent) -> Delivery<'a> {
         Box::pin(async move {
             if let DomainEvent::ProductChanged { sku, .. } = &event.event {
-                self.recommender
-                    .refresh_name(sku, || {
-                        let product = self.store.tables().product(sku)?;
-                        Ok::<_, StorageError>(product.map(|p| p.name.clone()))
-                    })
-                    .map_err(|e| e.to_string())?;
+                self.recommender.refresh_name(sku, || {
+                    let product = self.store.tables().product(sku)?;
+                    Ok::<_, StorageError>(product.map(|p| p.name.clone()))
+                })?;
             }
             // Off the lock while a snapshot is being encoded (see `Recommender`).
             while !self.recommender.try_learn(event) {

@@ -309,8 +309,9 @@ fn open_sled(path: &Path, options: &StoreOptions) -> Result<sled::Db, StorageErr
             .flush_every_ms(Some(500))
             .open();
         match opened {
-            // sled reports a held lock as ErrorKind::Other with this text (config.rs).
-            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+            // sled reports a held lock only as text; whether the lock is held is asked of
+            // the file itself instead.
+            Err(sled::Error::Io(_)) if db_file_locked(path) => {
                 if std::time::Instant::now() >= deadline {
                     return Err(StorageError::Io(format!(
                         "the store at {} is locked: is another emporium process using this data directory?",
@@ -322,6 +323,23 @@ fn open_sled(path: &Path, options: &StoreOptions) -> Result<sled::Db, StorageErr
             other => return Ok(other?),
         }
     }
+}
+
+/// Whether sled's data file under `path` is locked by an open database: sled takes an
+/// exclusive `flock` on it, so a non-blocking attempt of ours fails exactly then (ours is
+/// released at once, when the file closes).
+fn db_file_locked(path: &Path) -> bool {
+    let Ok(file) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path.join("db"))
+    else {
+        return false;
+    };
+    matches!(
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive),
+        Err(rustix::io::Errno::WOULDBLOCK)
+    )
 }
 
 fn checked_encode<V: Record>(value: &V) -> Result<Vec<u8>, StorageError> {
@@ -994,6 +1012,21 @@ impl Record for crate::domain::payment::Charge {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_open_store_holds_the_lock_that_a_second_open_waits_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let sled_dir = dir.path().join("store");
+        assert!(!db_file_locked(&sled_dir), "no store yet");
+        let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+        assert!(db_file_locked(&sled_dir));
+        store.close().unwrap();
+        drop(store);
+        // Reopening in the same process waits out sled's late release of the file.
+        let again = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+        assert!(db_file_locked(&sled_dir));
+        again.close().unwrap();
+    }
 
     #[test]
     fn a_multi_key_write_over_the_journal_limit_is_refused_whole() {

@@ -103,7 +103,9 @@ impl Subscriber for Recorder {
             let mut failed = self.failed.lock().unwrap();
             if event.seq == self.fail_seq && !*failed {
                 *failed = true;
-                return Err("injected failure".into());
+                return Err(emporium::dispatcher::DeliveryError::Missing(
+                    "an injected failure",
+                ));
             }
             self.seen.lock().unwrap().push(event.seq);
             Ok(())
