@@ -6,10 +6,7 @@ use crate::domain::order::{CheckoutRequest, IdempotencyRecord, Order, OrderLine}
 use crate::domain::{Millis, Sku, now_millis};
 use crate::storage::{StorageError, Store, WriteBatch};
 
-use super::entity::{CallError, Directory, Effect, Entity};
-
-/// What a call to an entity answers: the actor's answer, or why there was none.
-pub(crate) type Answer<T, F> = Result<Result<T, F>, CallError>;
+use super::entity::{Answer, CallError, Directory, Effect, Entity};
 
 /// The typed face of the cart actors: one method per command, so no message enum or
 /// reply variant leaves this module.

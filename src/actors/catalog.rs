@@ -11,8 +11,7 @@ use crate::domain::product::{Product, ProductDraft};
 use crate::domain::{Invalid, Sku, now_millis};
 use crate::storage::{GroupWriter, StorageError, Store, WriteBatch};
 
-use super::cart::Answer;
-use super::entity::{CallError, Directory, Effect, Entity};
+use super::entity::{Answer, CallError, Directory, Effect, Entity};
 
 /// The id of the one catalog writer.
 const CATALOG: &str = "catalog";

@@ -127,6 +127,9 @@ impl<R> Effect<R> {
     }
 }
 
+/// What a call to an entity answers: the actor's answer, or why there was none.
+pub(crate) type Answer<T, F> = Result<Result<T, F>, CallError>;
+
 /// Why a call did not produce a reply.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CallError {

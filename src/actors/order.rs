@@ -21,7 +21,7 @@ use std::sync::Arc;
 use futures_util::future::join_all;
 
 use crate::domain::event::{DomainEvent, EventItem};
-use crate::domain::inventory::InventoryError;
+use crate::domain::inventory::{InventoryError, StockLevel};
 use crate::domain::now_millis;
 use crate::domain::order::{
     CheckoutFailure, InvalidTransition, Lifecycle, Order, OrderLine, OrderStatus, Owed,
@@ -32,9 +32,9 @@ use crate::payments::{
 };
 use crate::storage::{StorageError, Store, WriteBatch, order_index_key};
 
-use super::cart::Answer;
 use super::cart::{CartCmd, CartEntity, CartFailure, CartReply};
-use super::entity::{CallError, Directory, Effect, Entity};
+use super::entity::{Answer, Directory, Effect, Entity};
+use super::sku::{SkuCmd, SkuEntity, SkuFailure};
 
 /// The typed face of the order actors.
 #[derive(Clone)]
@@ -83,7 +83,6 @@ impl OrderHandle {
         self.0.call(id, || OrderCmd::Prune(before)).await
     }
 }
-use super::sku::{SkuCmd, SkuEntity, SkuFailure};
 
 /// Commands an order accepts.
 #[derive(Debug, Clone)]
@@ -127,6 +126,27 @@ pub(crate) struct OrderEntity {
 /// again later (by the retrying client or the recovery sweep).
 type Done = bool;
 
+/// The replies of a command sent to every line: the SKUs that lacked stock, and the last
+/// other failure (described), with `done` deciding which replies are fine.
+fn tally(
+    results: Vec<(String, Answer<StockLevel, SkuFailure>)>,
+    what: &str,
+    done: impl Fn(&Result<StockLevel, SkuFailure>) -> bool,
+) -> (Vec<String>, Option<String>) {
+    let mut short = Vec::new();
+    let mut failed = None;
+    for (sku, r) in results {
+        match r {
+            Ok(reply) if done(&reply) => {}
+            Ok(Err(SkuFailure::Rule(InventoryError::OutOfStock { .. }))) => short.push(sku),
+            Ok(Err(e)) => failed = Some(format!("{what} {sku}: {e}")),
+            Ok(Ok(_)) => {}
+            Err(e) => failed = Some(format!("{what} {sku}: {e}")),
+        }
+    }
+    (short, failed)
+}
+
 /// How committing a paid order's lines went.
 enum Committed {
     /// Every line is sold.
@@ -163,10 +183,7 @@ impl OrderEntity {
         order: &Order,
         only: impl Fn(&OrderLine) -> bool,
         cmd: impl Fn(&str, u32) -> SkuCmd,
-    ) -> Vec<(
-        String,
-        Result<Result<crate::domain::inventory::StockLevel, SkuFailure>, CallError>,
-    )> {
+    ) -> Vec<(String, Answer<StockLevel, SkuFailure>)> {
         let calls = order.lines.iter().filter(|l| only(l)).map(|l| {
             let c = cmd(&order.id, l.quantity);
             async move {
@@ -191,16 +208,7 @@ impl OrderEntity {
                 },
             )
             .await;
-        let mut short = Vec::new();
-        let mut broken = None;
-        for (sku, r) in results {
-            match r {
-                Ok(Ok(_)) => {}
-                Ok(Err(SkuFailure::Rule(InventoryError::OutOfStock { .. }))) => short.push(sku),
-                Ok(Err(e)) => broken = Some(format!("reserving {sku}: {e}")),
-                Err(e) => broken = Some(format!("reserving {sku}: {e}")),
-            }
-        }
+        let (short, broken) = tally(results, "reserving", |r| r.is_ok());
         if !short.is_empty() {
             return Err(CheckoutFailure::OutOfStock(short));
         }
@@ -218,7 +226,7 @@ impl OrderEntity {
         what: &str,
         only: impl Fn(&OrderLine) -> bool,
         cmd: impl Fn(&str, u32) -> SkuCmd,
-        ok: impl Fn(&Result<crate::domain::inventory::StockLevel, SkuFailure>) -> bool,
+        ok: impl Fn(&Result<StockLevel, SkuFailure>) -> bool,
     ) -> Done {
         let mut done = true;
         for (sku, r) in self.each_line(order, only, cmd).await {
@@ -252,30 +260,22 @@ impl OrderEntity {
                 },
             )
             .await;
-        let mut short = Vec::new();
-        let mut retry = false;
-        for (sku, r) in results {
-            match r {
-                Ok(Ok(_)) => {}
-                // Committed before and forgotten since (the SKU remembers the last few
-                // commits, and lapses apart): reservations do not lapse while startup
-                // recovery runs, and a lapsed one is answered as such, not as unknown.
-                Ok(Err(SkuFailure::Rule(InventoryError::UnknownReservation(_)))) => {}
-                Ok(Err(SkuFailure::Rule(InventoryError::OutOfStock { .. }))) => short.push(sku),
-                Ok(Err(e)) => {
-                    tracing::warn!(order = %order.id, sku, error = %e, "commit refused; will retry");
-                    retry = true;
-                }
-                Err(e) => {
-                    tracing::warn!(order = %order.id, sku, error = %e, "commit failed; will retry");
-                    retry = true;
-                }
+        // Committed before and forgotten since (the SKU remembers the last few commits,
+        // and lapses apart) counts as done: reservations do not lapse while startup
+        // recovery runs, and a lapsed one is answered as such, not as unknown.
+        let done = |r: &Result<StockLevel, SkuFailure>| {
+            matches!(
+                r,
+                Ok(_) | Err(SkuFailure::Rule(InventoryError::UnknownReservation(_)))
+            )
+        };
+        match tally(results, "committing", done) {
+            (_, Some(e)) => {
+                tracing::warn!(order = %order.id, error = %e, "commit failed; will retry");
+                Committed::Retry
             }
-        }
-        match (retry, short.is_empty()) {
-            (true, _) => Committed::Retry,
-            (false, true) => Committed::All,
-            (false, false) => Committed::Short(short),
+            (short, None) if short.is_empty() => Committed::All,
+            (short, None) => Committed::Short(short),
         }
     }
 

@@ -9,8 +9,7 @@ use crate::domain::inventory::{InventoryError, Stock, StockLevel};
 use crate::domain::{Millis, now_millis};
 use crate::storage::{StorageError, Store, WriteBatch};
 
-use super::cart::Answer;
-use super::entity::{Directory, Effect, Entity};
+use super::entity::{Answer, Directory, Effect, Entity};
 
 /// The typed face of the SKU actors: one method per command (the checkout saga, inside
 /// `actors`, also sends commands directly, answered as soon as applied).

@@ -1,6 +1,6 @@
 //! Cart use cases: create, read, change lines and email, and the expiry sweep.
 
-use super::{Engine, EngineError, is_cart_id};
+use super::{Engine, EngineError, check_id};
 use crate::actors::cart::CartFailure;
 use crate::domain::cart::{Cart, PricedCart};
 use crate::domain::{Sku, now_millis};
@@ -16,16 +16,6 @@ pub struct CartView {
     pub currency: String,
 }
 
-/// `NotFound` for anything that is not the shape of a cart id we issue (32 lowercase hex
-/// digits): it cannot exist, so no actor is asked.
-fn check_cart_id(id: &str) -> Result<(), EngineError> {
-    if is_cart_id(id) {
-        Ok(())
-    } else {
-        Err(EngineError::NotFound("cart"))
-    }
-}
-
 impl Engine {
     /// Creates an empty cart with a fresh random id (122 random bits).
     pub async fn create_cart(&self) -> Result<CartView, EngineError> {
@@ -36,7 +26,7 @@ impl Engine {
 
     /// A cart, priced from the catalog.
     pub async fn cart(&self, id: &str) -> Result<CartView, EngineError> {
-        check_cart_id(id)?;
+        check_id(id, "cart")?;
         let cart = self.inner.carts.get(id).await??;
         self.price_cart(cart).await
     }
@@ -49,7 +39,7 @@ impl Engine {
         quantity: i64,
     ) -> Result<CartView, EngineError> {
         let sku = Sku::parse(sku)?;
-        check_cart_id(id)?;
+        check_id(id, "cart")?;
         let cart = self.inner.carts.add_item(id, &sku, quantity).await??;
         self.price_cart(cart).await
     }
@@ -62,7 +52,7 @@ impl Engine {
         quantity: i64,
     ) -> Result<CartView, EngineError> {
         let sku = Sku::parse(sku)?;
-        check_cart_id(id)?;
+        check_id(id, "cart")?;
         let cart = self.inner.carts.set_quantity(id, &sku, quantity).await??;
         self.price_cart(cart).await
     }
@@ -70,14 +60,14 @@ impl Engine {
     /// Removes the line of `sku` (no-op if absent).
     pub async fn cart_remove_item(&self, id: &str, sku: &str) -> Result<CartView, EngineError> {
         let sku = Sku::parse(sku)?;
-        check_cart_id(id)?;
+        check_id(id, "cart")?;
         let cart = self.inner.carts.remove_item(id, &sku).await??;
         self.price_cart(cart).await
     }
 
     /// Records the shopper's email on the cart.
     pub async fn cart_set_email(&self, id: &str, email: &str) -> Result<CartView, EngineError> {
-        check_cart_id(id)?;
+        check_id(id, "cart")?;
         let cart = self.inner.carts.set_email(id, email).await??;
         self.price_cart(cart).await
     }

@@ -1,7 +1,7 @@
 //! Inventory use cases: stock levels, restocks and reservations, by SKU.
 
 use super::{Engine, EngineError};
-use crate::actors::cart::Answer;
+use crate::actors::entity::Answer;
 use crate::actors::sku::SkuFailure;
 use crate::domain::inventory::StockLevel;
 use crate::domain::{Invalid, Sku};

@@ -121,6 +121,16 @@ fn is_cart_id(id: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// `NotFound(what)` for an id that is not the shape of the ids we issue (carts and orders
+/// alike): it cannot exist, so no actor is asked.
+fn check_id(id: &str, what: &'static str) -> Result<(), EngineError> {
+    if is_cart_id(id) {
+        Ok(())
+    } else {
+        Err(EngineError::NotFound(what))
+    }
+}
+
 fn millis(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }

@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 
 use futures_util::StreamExt;
 
-use super::{Engine, EngineError, is_cart_id};
+use super::{Engine, EngineError, check_id};
 use crate::actors::cart::{CheckoutAsk, CheckoutStart};
 use crate::actors::order::OrderFailure;
 use crate::domain::now_millis;
@@ -108,9 +108,7 @@ impl Engine {
         request: &CheckoutRequest,
     ) -> Result<Order, EngineError> {
         check_key(key)?;
-        if !is_cart_id(cart_id) {
-            return Err(EngineError::NotFound("cart"));
-        }
+        check_id(cart_id, "cart")?;
         let request = request.validated()?;
         let fingerprint = request.fingerprint();
         // Prices are read from the catalog: only what is durable.
@@ -185,16 +183,12 @@ impl Engine {
 
     /// An order (a checkout that failed never became one: not found).
     pub async fn order(&self, id: &str) -> Result<Order, EngineError> {
-        if !is_cart_id(id) {
-            return Err(EngineError::NotFound("order"));
-        }
+        check_id(id, "order")?;
         Ok(self.inner.orders.get(id).await??)
     }
 
     async fn change_order(&self, id: &str, change: Lifecycle) -> Result<Order, EngineError> {
-        if !is_cart_id(id) {
-            return Err(EngineError::NotFound("order"));
-        }
+        check_id(id, "order")?;
         let timeout = self.inner.config.checkout_timeout;
         Ok(self.inner.orders.change(id, &change, timeout).await??)
     }

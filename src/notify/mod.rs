@@ -504,6 +504,34 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_group_of_large_mails_records_its_outcomes_in_writes_under_the_journal_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+        for seq in 1..=SEND_PARALLEL as u64 {
+            queued(&store, seq);
+            let mut n = store.tables().notifications.get(&seq).unwrap().unwrap();
+            n.html = "x".repeat(8 * 1024);
+            store.tables().notifications.put(&seq, &n).unwrap();
+        }
+        let config = NotifyConfig {
+            from: "shop@example.com".into(),
+            max_attempts: 3,
+            retry_base: Duration::from_secs(60),
+        };
+        // One group of 32 outcomes of 8 KiB each: 256 KiB, four times the journal limit.
+        let next = send_due(&store, &Recorder::default(), &config)
+            .await
+            .unwrap();
+        assert_eq!(next, None);
+        let tables = store.tables();
+        for seq in 1..=SEND_PARALLEL as u64 {
+            let n = tables.notifications.get(&seq).unwrap().unwrap();
+            assert_eq!(n.status, NotificationStatus::Sent);
+            assert!(!tables.mail_queue.contains(&seq).unwrap());
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn due_mail_is_sent_in_parallel_groups_each_message_once_with_its_outcome() {
         let dir = tempfile::tempdir().unwrap();

@@ -1118,6 +1118,43 @@ mod tests {
     }
 
     #[test]
+    fn a_cart_written_by_version_2_is_read_with_no_failed_checkouts() {
+        use crate::domain::cart::{Cart, CartStatus, Line};
+        #[derive(serde::Serialize)]
+        struct V2 {
+            id: String,
+            lines: Vec<Line>,
+            email: Option<String>,
+            status: CartStatus,
+            checkout: Option<String>,
+            reminded_at: Option<i64>,
+            created_at: i64,
+            updated_at: i64,
+            expires_at: i64,
+        }
+        let v2 = V2 {
+            id: "c1".into(),
+            lines: vec![Line {
+                sku: crate::domain::Sku::parse("A-1").unwrap(),
+                quantity: 3,
+            }],
+            email: Some("a@b.co".into()),
+            status: CartStatus::Open,
+            checkout: None,
+            reminded_at: Some(5),
+            created_at: 1,
+            updated_at: 2,
+            expires_at: 9,
+        };
+        let mut bytes = vec![2u8];
+        bytes.extend(bincode::serde::encode_to_vec(&v2, bincode::config::standard()).unwrap());
+        let cart: Cart = codec::decode(&bytes).unwrap();
+        assert_eq!((cart.id.as_str(), cart.lines[0].quantity), ("c1", 3));
+        assert_eq!((cart.reminded_at, cart.expires_at), (Some(5), 9));
+        assert!(cart.failed_checkouts.is_empty() && cart.failure_mailed.is_none());
+    }
+
+    #[test]
     fn a_stock_written_by_version_2_is_read_with_an_empty_lapse_memory() {
         use crate::domain::inventory::{Reservation, Stock};
         #[derive(serde::Serialize)]

@@ -82,6 +82,25 @@ async fn sigterm_finishes_cleanly_with_exit_zero_and_keeps_every_write() {
     assert!(server.terminate().success());
 }
 
+#[test]
+fn serve_help_tells_how_to_restrict_metrics_and_bound_clients() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_emporium"))
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for flag in [
+        "--metrics-token",
+        "--rate-limit-per-sec",
+        "--max-connections",
+        "--header-read-timeout-secs",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from:\n{help}");
+    }
+    assert!(help.contains("/metrics"), "{help}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_warns_at_start_when_no_rate_limit_is_set_and_not_when_one_is() {
     let root = tempfile::tempdir().unwrap();
