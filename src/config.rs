@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use crate::clock::Clock;
 pub use crate::payments::GatewayPolicy;
 pub use crate::storage::Durability;
 
@@ -66,6 +67,9 @@ pub struct Config {
     /// A failed checkout that charged nothing is deleted this long after it was made (by
     /// the cart sweep).
     pub failed_order_retention: Duration,
+    /// The clock every business time is read from (TTLs, expiry, retention, reminders,
+    /// event times): the system clock, or a [`Clock::manual`] one in tests.
+    pub clock: Clock,
 }
 
 impl Config {
@@ -96,6 +100,7 @@ impl Config {
             failed_checkouts_per_window: 5,
             failed_checkout_window: Duration::from_secs(3600),
             failed_order_retention: Duration::from_secs(30 * 24 * 3600),
+            clock: Clock::system(),
         }
     }
 }

@@ -39,6 +39,7 @@
 pub mod actors;
 pub mod app;
 pub mod catalog;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod dispatcher;
@@ -51,6 +52,7 @@ pub mod recommend;
 pub mod search;
 pub mod storage;
 
+pub use clock::Clock;
 pub use config::{Config, Durability};
 pub use dispatcher::{Delivery, Subscriber};
 pub use engine::{

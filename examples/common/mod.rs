@@ -21,7 +21,7 @@ pub fn store_carts(dir: &std::path::Path, n: usize, keep_every: usize) -> Vec<St
         },
     )
     .unwrap();
-    let now = emporium::domain::now_millis();
+    let now = emporium::Clock::system().now();
     let ttl = Config::new(dir).cart_ttl.as_millis() as i64;
     let mut batch = emporium::storage::WriteBatch::default();
     for i in 0..n {

@@ -3,7 +3,7 @@
 use crate::domain::cart::{Cart, CartError, CartStatus, FailurePolicy};
 use crate::domain::event::DomainEvent;
 use crate::domain::order::{CheckoutRequest, IdempotencyRecord, Order, OrderLine};
-use crate::domain::{Millis, Sku, now_millis};
+use crate::domain::{Millis, Sku};
 use crate::storage::{StorageError, Store, WriteBatch};
 
 use super::entity::{Answer, CallError, Directory, Effect, Entity};
@@ -358,7 +358,7 @@ impl Entity for CartEntity {
     fn load(&self, id: &str) -> Result<Option<Cart>, StorageError> {
         let cart = self.store.tables().carts.get(id)?;
         match cart {
-            Some(c) if c.is_expired(now_millis()) && c.checkout.is_none() => {
+            Some(c) if c.is_expired(self.store.clock().now()) && c.checkout.is_none() => {
                 self.store.tables().carts.remove(id)?;
                 Ok(None)
             }
@@ -372,7 +372,7 @@ impl Entity for CartEntity {
         state: &mut Option<Cart>,
         cmd: CartCmd,
     ) -> Effect<Self::Reply> {
-        let now = now_millis();
+        let now = self.store.clock().now();
         // A cart in checkout does not lapse under its saga.
         if state
             .as_ref()

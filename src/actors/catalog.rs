@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::domain::event::{DomainEvent, ProductChange};
 use crate::domain::product::{Product, ProductDraft};
-use crate::domain::{Invalid, Sku, now_millis};
+use crate::domain::{Invalid, Sku};
 use crate::storage::{GroupWriter, StorageError, Store, WriteBatch};
 
 use super::entity::{Answer, CallError, Directory, Effect, Entity};
@@ -128,7 +128,7 @@ pub(crate) struct CatalogEntity {
 impl CatalogEntity {
     fn run(&self, cmd: CatalogCmd) -> Result<CatalogOutcome, CatalogFailure> {
         let products = &self.store.tables().products;
-        let now = now_millis();
+        let now = self.store.clock().now();
         let mut batch = WriteBatch::default();
         let mut events = Vec::new();
         let outcome = match cmd {

@@ -35,7 +35,8 @@ use tokio::sync::OnceCell;
 
 use tracing::Instrument;
 
-use crate::domain::{Millis, now_millis};
+use crate::clock::Clock;
+use crate::domain::Millis;
 use crate::storage::{Barrier, StorageError};
 
 /// One kind of entity (cart, SKU …): how to load it and how to handle its commands.
@@ -184,12 +185,14 @@ pub struct KindStats {
 type Slot<E> = Arc<OnceCell<ActorRef<HostMsg<E>>>>;
 
 /// Settings of one kind's directory.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct DirectoryConfig {
     pub passivate_after: Duration,
     pub call_timeout: Duration,
     /// Above this many resident actors, idle ones go after [`PRESSURE_IDLE`].
     pub max_resident: usize,
+    /// The clock entity timers ([`Entity::timer_due`]) are read against.
+    pub clock: Clock,
 }
 
 /// How long an actor must have been idle to be passivated while its kind is over
@@ -243,8 +246,8 @@ impl<E: Entity> Directory<E> {
         .await?;
         let _ = dir.supervisor.set(sup.get_cell());
         let weak = Arc::downgrade(&dir);
-        let period =
-            (config.passivate_after / 4).clamp(Duration::from_millis(20), Duration::from_secs(30));
+        let period = (dir.config.passivate_after / 4)
+            .clamp(Duration::from_millis(20), Duration::from_secs(30));
         // The resident count is checked every tick (at most a second apart); the idle
         // sweep runs every `period`, or at once when the count is over the cap.
         let tick_every = period.min(Duration::from_secs(1));
@@ -391,6 +394,7 @@ impl<E: Entity> Directory<E> {
                 let host = Host::<E> {
                     entity: self.entity.clone(),
                     barrier: self.barrier.clone(),
+                    clock: self.config.clock.clone(),
                 };
                 let weak = self.me.clone();
                 let (actor, _) =
@@ -452,6 +456,7 @@ impl<E: Entity> Directory<E> {
 struct Host<E: Entity> {
     entity: Arc<E>,
     barrier: Barrier,
+    clock: Clock,
 }
 
 struct HostState<E: Entity> {
@@ -493,8 +498,11 @@ impl<E: Entity> Host<E> {
             return;
         }
         st.timer_at = Some(due);
-        let wait = Duration::from_millis((due - now_millis()).max(0) as u64);
-        myself.send_after(wait, || HostMsg::Timer);
+        let (clock, me) = (self.clock.clone(), myself.clone());
+        tokio::spawn(async move {
+            clock.sleep_until(due).await;
+            let _ = me.cast(HostMsg::Timer);
+        });
     }
 
     /// Runs one command; the reply is released once the entity's writes are durable, or at
@@ -642,7 +650,7 @@ impl<E: Entity> Actor for Host<E> {
                 let due = self
                     .entity
                     .timer_due(&st.state)
-                    .is_some_and(|d| d <= now_millis());
+                    .is_some_and(|d| d <= self.clock.now());
                 if !st.passivating && due && self.entity.on_timer(&st.id, &mut st.state) {
                     self.record_write(st);
                 }
@@ -819,6 +827,7 @@ mod tests {
                 passivate_after,
                 call_timeout: Duration::from_secs(10),
                 max_resident: 10,
+                clock: Clock::system(),
             },
         )
         .await

@@ -22,7 +22,6 @@ use futures_util::future::join_all;
 
 use crate::domain::event::{DomainEvent, EventItem};
 use crate::domain::inventory::{InventoryError, StockLevel};
-use crate::domain::now_millis;
 use crate::domain::order::{
     CheckoutFailure, InvalidTransition, Lifecycle, Order, OrderLine, OrderStatus, Owed,
     PaymentState, Step,
@@ -339,7 +338,7 @@ impl OrderEntity {
             let Some(order) = state.clone() else {
                 return Ok(wrote);
             };
-            let now = now_millis();
+            let now = self.store.clock().now();
             match order.step.clone() {
                 Step::Reserve => {
                     let failure = match self.reserve_all(&order).await {
@@ -532,7 +531,7 @@ impl OrderEntity {
         order: &Order,
         owed: Owed,
     ) -> Result<Done, StorageError> {
-        let now = now_millis();
+        let now = self.store.clock().now();
         match owed {
             Owed::Refund => {
                 let refunded = match self.policy.refund(&*self.gateway, &order.id).await {
@@ -617,7 +616,7 @@ impl OrderEntity {
         let Some(order) = state.clone() else {
             return (Err(OrderFailure::NotFound), wrote);
         };
-        let next = match order.transition(&change, now_millis()) {
+        let next = match order.transition(&change, self.store.clock().now()) {
             Ok(n) => n,
             Err(e) => return (Err(e.into()), wrote),
         };

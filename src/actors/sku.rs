@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::domain::Millis;
 use crate::domain::event::DomainEvent;
 use crate::domain::inventory::{InventoryError, Stock, StockLevel};
-use crate::domain::{Millis, now_millis};
 use crate::storage::{StorageError, Store, WriteBatch};
 
 use super::entity::{Answer, Directory, Effect, Entity};
@@ -150,7 +150,7 @@ impl Entity for SkuEntity {
     }
 
     async fn handle(&self, sku: &str, st: &mut SkuState, cmd: SkuCmd) -> Effect<Self::Reply> {
-        let now = now_millis();
+        let now = self.store.clock().now();
         // Expired holds never count, even if the timer has not fired yet.
         let expire = self.expiry.load(Ordering::Acquire) && st.stock.has_expired(now);
         let pending = st.written.is_some();
@@ -237,7 +237,7 @@ impl Entity for SkuEntity {
 
     /// The host flushes pending changes before it runs the timer, so this writes alone.
     fn on_timer(&self, sku: &str, st: &mut SkuState) -> bool {
-        let now = now_millis();
+        let now = self.store.clock().now();
         if !st.stock.has_expired(now) {
             return false;
         }

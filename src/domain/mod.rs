@@ -16,16 +16,9 @@ pub mod order;
 pub mod payment;
 pub mod product;
 
-/// Milliseconds since the Unix epoch, UTC. All stored times use it.
+/// Milliseconds since the Unix epoch, UTC. All stored times use it; domain functions take
+/// the current time as an argument (the engine reads it from its clock).
 pub type Millis = i64;
-
-/// The current wall-clock time.
-pub fn now_millis() -> Millis {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as Millis)
-        .unwrap_or(0)
-}
 
 /// A validated SKU: 1–64 characters of `A-Z a-z 0-9 . _ -`.
 #[derive(

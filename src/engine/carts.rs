@@ -2,8 +2,8 @@
 
 use super::{Engine, EngineError, check_id};
 use crate::actors::cart::CartFailure;
+use crate::domain::Sku;
 use crate::domain::cart::{Cart, PricedCart};
-use crate::domain::{Sku, now_millis};
 
 /// A cart priced from the catalog.
 #[derive(Debug, Clone)]
@@ -85,7 +85,7 @@ impl Engine {
     /// Deletes every stored cart whose expiry has passed. Each goes through its actor, so
     /// a resident cart and the store never disagree. Returns how many were removed.
     pub async fn sweep_expired_carts(&self) -> Result<usize, EngineError> {
-        let now = now_millis();
+        let now = self.inner.store.clock().now();
         let mut removed = 0;
         for page in self.inner.store.tables().carts.pages(1000) {
             for (_, cart) in page?.iter().filter(|(_, c)| c.is_expired(now)) {

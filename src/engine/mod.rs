@@ -153,12 +153,14 @@ impl Engine {
             &StoreOptions {
                 durability: config.durability,
                 cache_capacity_bytes: config.cache_capacity_bytes,
+                clock: config.clock.clone(),
             },
         )?;
         let dcfg = DirectoryConfig {
             passivate_after: config.passivate_after,
             call_timeout: config.call_timeout,
             max_resident: config.max_resident_actors,
+            clock: config.clock.clone(),
         };
         let started = |e: ractor::ActorProcessingErr| {
             EngineError::Unavailable(format!("starting actors: {e}"))
@@ -185,7 +187,7 @@ impl Engine {
                 },
             },
             barrier.clone(),
-            dcfg,
+            dcfg.clone(),
         )
         .await
         .map_err(started)?;
@@ -197,7 +199,7 @@ impl Engine {
                 expiry: sku_expiry.clone(),
             },
             barrier.clone(),
-            dcfg,
+            dcfg.clone(),
         )
         .await
         .map_err(started)?;
@@ -210,7 +212,7 @@ impl Engine {
                 on_change: indexer.waker(),
             },
             barrier.clone(),
-            dcfg,
+            dcfg.clone(),
         )
         .await
         .map_err(started)?;

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use super::{Engine, EngineError};
 use crate::domain::Invalid;
-use crate::domain::now_millis;
 use crate::notify::mailer::{Mailer, OutboxMailer, SmtpMailer};
 use crate::notify::templates::{self, Template};
 use crate::notify::{self, Notification, Notifier, NotifyConfig};
@@ -101,7 +100,7 @@ impl Engine {
             subject,
             text,
             html,
-            updated_at: Some(now_millis()),
+            updated_at: Some(self.inner.store.clock().now()),
         };
         templates::check(name, &template).map_err(|e| Invalid::new("template", e))?;
         self.inner.store.tables().templates.put(name, &template)?;
@@ -130,7 +129,8 @@ impl Engine {
     /// as abandoned (once per period of inactivity), which emits `CartAbandoned` and so a
     /// reminder. Returns how many.
     pub async fn sweep_abandoned_carts(&self) -> Result<usize, EngineError> {
-        let idle_before = now_millis() - super::millis(self.inner.config.abandoned_cart_after);
+        let idle_before =
+            self.inner.store.clock().now() - super::millis(self.inner.config.abandoned_cart_after);
         let mut marked = 0;
         for page in self.inner.store.tables().carts.pages(1000) {
             for (_, cart) in page?.iter().filter(|(_, c)| c.is_abandoned(idle_before)) {

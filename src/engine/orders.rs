@@ -7,7 +7,6 @@ use futures_util::StreamExt;
 use super::{Engine, EngineError, check_id};
 use crate::actors::cart::{CheckoutAsk, CheckoutStart};
 use crate::actors::order::OrderFailure;
-use crate::domain::now_millis;
 use crate::domain::order::{
     CheckoutFailure, CheckoutRequest, Lifecycle, Order, OrderStatus, Outcome, Shipment, Step,
 };
@@ -379,7 +378,7 @@ impl Engine {
         // Never before its idempotency key is forgotten: a retry must find its order.
         let config = &self.inner.config;
         let keep = config.failed_order_retention.max(config.idempotency_ttl);
-        let horizon = now_millis() - super::millis(keep);
+        let horizon = self.inner.store.clock().now() - super::millis(keep);
         let tag = OrderStatus::Failed.tag();
         let end = crate::storage::order_index_key(tag, horizon.max(0), "");
         let mut pruned = 0;
@@ -396,7 +395,8 @@ impl Engine {
     /// actor of the cart that recorded it (the one writer of its records). Returns how
     /// many.
     pub async fn prune_idempotency_keys(&self) -> Result<usize, EngineError> {
-        let horizon = now_millis() - super::millis(self.inner.config.idempotency_ttl);
+        let horizon =
+            self.inner.store.clock().now() - super::millis(self.inner.config.idempotency_ttl);
         let table = &self.inner.store.tables().idempotency;
         let mut by_cart: std::collections::BTreeMap<String, Vec<String>> = Default::default();
         for page in table.pages(1000) {

@@ -7,7 +7,6 @@ use super::{Engine, EngineError, ImportReport, ProductView};
 use crate::domain::event::{DomainEvent, EventItem};
 use crate::domain::history::PastOrder;
 use crate::domain::import::Numbered;
-use crate::domain::now_millis;
 use crate::domain::order::{Order, OrderLine};
 use crate::recommend::{Learner, Recommender, SUBSCRIBER};
 use crate::storage::{GroupWriter, StorageError, WriteBatch};
@@ -90,7 +89,9 @@ impl Engine {
         if session.is_empty() || session.len() > MAX_SESSION {
             return;
         }
-        self.inner.recommender.view(session, sku, now_millis());
+        self.inner
+            .recommender
+            .view(session, sku, self.inner.store.clock().now());
     }
 
     fn in_stock_product(&self, sku: &str) -> Result<Option<ProductView>, StorageError> {

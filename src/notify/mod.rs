@@ -25,10 +25,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::dispatcher::{Delivery, DeliveryError, Subscriber};
+use crate::domain::Millis;
 use crate::domain::event::{DomainEvent, LoggedEvent};
 pub use crate::domain::notification::{Notification, NotificationStatus};
 use crate::domain::order::Order;
-use crate::domain::{Millis, now_millis};
 use crate::storage::{Mark, StorageError, Store, WriteBatch};
 use mailer::{Email, Mailer};
 use templates::Template;
@@ -187,7 +187,7 @@ impl Notifier {
         let Some((name, subject_id, to, ctx)) = self.plan(&event.event)? else {
             return Ok(());
         };
-        let now = now_millis();
+        let now = self.store.clock().now();
         let tpl = template(&self.store, name)?.ok_or(DeliveryError::Missing("template"))?;
         let mut n = Notification {
             seq: event.seq,
@@ -268,20 +268,23 @@ pub(crate) async fn run_sender(
     config: NotifyConfig,
     wake: Arc<tokio::sync::Notify>,
 ) {
+    let clock = store.clock().clone();
     loop {
         let next_due = match send_due(&store, &*mailer, &config).await {
             Ok(next) => next,
             Err(e) => {
                 tracing::warn!(error = %e, "the mail sender could not read its queue");
-                Some(now_millis() + 1000)
+                Some(clock.now() + 1000)
             }
         };
-        let wait = next_due.map_or(Duration::from_secs(5), |at| {
-            Duration::from_millis((at - now_millis()).clamp(10, 5000) as u64)
-        });
+        // Wake when the next one is due, or at the latest every 5 s (a manual clock may
+        // jump far past it), never spinning faster than every 10 ms.
+        let now = clock.now();
+        let at = next_due.map_or(now + 5000, |at| at.clamp(now + 10, now + 5000));
         tokio::select! {
             () = wake.notified() => {}
-            () = tokio::time::sleep(wait) => {}
+            () = clock.sleep_until(at) => {}
+            () = tokio::time::sleep(Duration::from_secs(5)) => {}
         }
     }
 }
@@ -300,7 +303,7 @@ async fn send_due(
     let tables = store.tables();
     let mut next_due: Option<Millis> = None;
     let mut due_later = |at: Millis| next_due = Some(next_due.map_or(at, |d| d.min(at)));
-    let now = now_millis();
+    let now = store.clock().now();
     let mut due: Vec<(u64, Notification)> = Vec::new();
     for (seq, _) in tables.mail_queue.scan_from(0, 1000)? {
         match tables.notifications.get(&seq)? {
@@ -329,8 +332,9 @@ async fn send_due(
         // Each outcome (the notification and its queue entry) is atomic; the group's go
         // out in as few writes as keep each under the journal's limit.
         let mut writer = crate::storage::GroupWriter::new(store);
+        let sent_at = store.clock().now();
         for ((seq, n), outcome) in group.iter_mut().zip(outcomes) {
-            let done = record_outcome(n, outcome, config);
+            let done = record_outcome(n, outcome, config, sent_at);
             if !done {
                 due_later(n.next_attempt_at);
             }
@@ -352,6 +356,7 @@ fn record_outcome(
     n: &mut Notification,
     outcome: Result<(), String>,
     config: &NotifyConfig,
+    now: Millis,
 ) -> bool {
     n.attempts += 1;
     let label = match (&outcome, n.attempts >= config.max_attempts) {
@@ -363,7 +368,7 @@ fn record_outcome(
     match outcome {
         Ok(()) => {
             n.status = NotificationStatus::Sent;
-            n.sent_at = Some(now_millis());
+            n.sent_at = Some(now);
             n.last_error = None;
             true
         }
@@ -378,7 +383,7 @@ fn record_outcome(
                     .retry_base
                     .saturating_mul(1 << (n.attempts - 1).min(16))
                     .min(Duration::from_secs(600));
-                n.next_attempt_at = now_millis() + backoff.as_millis() as Millis;
+                n.next_attempt_at = now + backoff.as_millis() as Millis;
                 false
             }
         }

@@ -10,7 +10,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::{Charge, ChargeRequest, GatewayError, GatewayFuture, PaymentGateway};
-use crate::domain::now_millis;
 use crate::storage::{StorageError, Store};
 
 /// The simulated gateway.
@@ -54,7 +53,7 @@ impl SimulatedGateway {
             amount: r.amount,
             currency: r.currency.clone(),
             refunded: 0,
-            created_at: now_millis(),
+            created_at: self.store.clock().now(),
         };
         ledger.put(&r.key, &charge).map_err(Self::unavailable)?;
         Ok((charge, self.store.barrier().ticket()))

@@ -1,5 +1,5 @@
-//! The layering, checked on the source: `storage` uses nothing of ours but `domain`, and
-//! `domain` nothing but itself. (A `use` of a module above would compile; this fails.)
+//! The layering, checked on the source: `storage` uses nothing of ours but `domain` and
+//! `clock`, and `domain` and `clock` nothing but themselves. (A `use` of a module above would compile; this fails.)
 
 /// The `crate::…` modules a source text names.
 fn modules_named(source: &str) -> std::collections::BTreeSet<String> {
@@ -39,7 +39,16 @@ fn storage_uses_nothing_above_it() {
             ("journal.rs", include_str!("journal.rs")),
             ("keys.rs", include_str!("keys.rs")),
         ],
-        &["storage", "domain"],
+        &["storage", "domain", "clock"],
+    );
+}
+
+#[test]
+fn the_clock_uses_nothing_of_ours() {
+    assert_uses_only(
+        "clock",
+        &[("clock.rs", include_str!("../clock.rs"))],
+        &["clock"],
     );
 }
 

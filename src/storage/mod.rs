@@ -23,6 +23,8 @@ use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::clock::Clock;
+
 pub use barrier::{Barrier, BarrierStats, Durability};
 pub use codec::Record;
 pub use keys::Key;
@@ -99,6 +101,9 @@ pub struct StoreOptions {
     pub durability: Durability,
     /// sled's page cache size.
     pub cache_capacity_bytes: u64,
+    /// The clock event times are read from, and that the store hands to its users
+    /// ([`Store::clock`]).
+    pub clock: Clock,
 }
 
 impl Default for StoreOptions {
@@ -106,6 +111,7 @@ impl Default for StoreOptions {
         Self {
             durability: Durability::Strict,
             cache_capacity_bytes: 256 * 1024 * 1024,
+            clock: Clock::system(),
         }
     }
 }
@@ -666,6 +672,7 @@ struct StoreInner {
     /// Commit points of multi-key writes (see `journal.rs`).
     journal: sled::Tree,
     journal_seq: std::sync::atomic::AtomicU64,
+    clock: Clock,
 }
 
 /// The embedded store. Cheap to clone.
@@ -675,6 +682,11 @@ pub struct Store {
 }
 
 impl Store {
+    /// The engine's clock (see [`crate::clock`]).
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path, options: &StoreOptions) -> Result<Store, StorageError> {
         std::fs::create_dir_all(dir)
@@ -742,6 +754,7 @@ impl Store {
                 flusher: std::sync::Mutex::new(flusher),
                 next_event: std::sync::Mutex::new(next_event),
                 appended: tokio::sync::Notify::new(),
+                clock: options.clock.clone(),
                 journal,
                 journal_seq: std::sync::atomic::AtomicU64::new(1),
             }),
@@ -760,7 +773,7 @@ impl Store {
             self.write(batch)?;
             return Ok(Vec::new());
         }
-        let at = crate::domain::now_millis();
+        let at = self.inner.clock.now();
         let mut next = self.inner.next_event.lock().expect("event lock");
         let mut seqs = Vec::with_capacity(events.len());
         for (i, e) in events.iter().enumerate() {

@@ -711,10 +711,9 @@ async fn a_gateway_that_does_not_answer_in_time_fails_the_checkout_without_a_cha
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotency_keys_are_kept_for_their_retention_and_then_forgotten() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = open_engine(dir.path(), |c| {
-        c.idempotency_ttl = std::time::Duration::from_millis(300);
-    })
-    .await;
+    // The default 48-hour retention, on a clock the test moves.
+    let clock = emporium::Clock::manual_from_now();
+    let engine = open_engine(dir.path(), |c| c.clock = clock.clone()).await;
     engine
         .create_product("KEEP-1", draft("Kept", 100))
         .await
@@ -727,7 +726,9 @@ async fn idempotency_keys_are_kept_for_their_retention_and_then_forgotten() {
     // Within the retention: nothing is pruned, the replay is the first answer.
     assert_eq!(engine.prune_idempotency_keys().await.unwrap(), 0);
     assert_eq!(engine.checkout(&cart, "k", &request).await.unwrap(), first);
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    clock.advance(std::time::Duration::from_secs(47 * 3600));
+    assert_eq!(engine.prune_idempotency_keys().await.unwrap(), 0);
+    clock.advance(std::time::Duration::from_secs(3600 + 1));
     assert_eq!(engine.prune_idempotency_keys().await.unwrap(), 1);
     // Forgotten: the same key is now a new attempt, refused because the cart is closed.
     assert!(matches!(
@@ -741,7 +742,9 @@ async fn idempotency_keys_are_kept_for_their_retention_and_then_forgotten() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn holds_that_lapsed_while_the_server_was_down_are_released_at_startup() {
     let dir = tempfile::tempdir().unwrap();
-    let ttl = |c: &mut emporium::Config| c.reservation_ttl = std::time::Duration::from_millis(300);
+    // The default ten-minute hold; the clock moves past it while the engine is down.
+    let clock = emporium::Clock::manual_from_now();
+    let ttl = |c: &mut emporium::Config| c.clock = clock.clone();
     let engine = open_engine(dir.path(), ttl).await;
     engine
         .create_product("EXP-1", draft("Held", 100))
@@ -751,7 +754,7 @@ async fn holds_that_lapsed_while_the_server_was_down_are_released_at_startup() {
     engine.reserve("EXP-1", "abandoned-hold", 1).await.unwrap();
     engine.shutdown().await.unwrap();
     drop(engine);
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    clock.advance(std::time::Duration::from_secs(10 * 60 + 1));
 
     // Nothing addresses the SKU after the restart: only startup recovery can release the
     // hold, and the in-stock filter (the search index, not the SKU actor) shows it.

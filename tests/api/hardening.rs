@@ -102,11 +102,9 @@ async fn a_cart_looping_declined_payments_is_refused_after_five_and_mails_once()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_checkouts_that_charged_nothing_are_pruned_after_their_retention() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = open_engine(dir.path(), |c| {
-        c.failed_order_retention = Duration::ZERO;
-        c.idempotency_ttl = Duration::ZERO;
-    })
-    .await;
+    // The default 30-day retention, on a clock the test moves.
+    let clock = emporium::Clock::manual_from_now();
+    let engine = open_engine(dir.path(), |c| c.clock = clock.clone()).await;
     engine
         .create_product("PR-1", draft("Prunable", 100))
         .await
@@ -126,7 +124,13 @@ async fn failed_checkouts_that_charged_nothing_are_pruned_after_their_retention(
         .unwrap();
     assert_eq!(engine.all_orders().unwrap().len(), 2);
 
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    clock.advance(Duration::from_secs(29 * 24 * 3600));
+    assert_eq!(
+        engine.prune_failed_orders().await.unwrap(),
+        0,
+        "within 30 days"
+    );
+    clock.advance(Duration::from_secs(24 * 3600 + 1));
     assert_eq!(engine.prune_failed_orders().await.unwrap(), 1);
     let left = engine.all_orders().unwrap();
     assert_eq!(left.len(), 1);
@@ -145,7 +149,8 @@ async fn cart_of(engine: &emporium::Engine, sku: &str, quantity: i64) -> String 
 }
 
 /// A `tok_slow` checkout of one unit of `sku` (with `on_hand` in stock) whose hold lapses
-/// while its charge is under way (the TTL is 300 ms, the charge 1.5 s), while another
+/// while its charge is under way (the clock moves past the ten-minute TTL during the
+/// 1.5 s charge), while another
 /// shopper buys one unit with a fast card: the engine and the slow checkout's outcome.
 async fn slow_charge_outlives_its_hold(
     dir: &std::path::Path,
@@ -155,8 +160,9 @@ async fn slow_charge_outlives_its_hold(
     emporium::Engine,
     Result<emporium::domain::order::Order, EngineError>,
 ) {
+    let clock = emporium::Clock::manual_from_now();
     let engine = open_engine(dir, |c| {
-        c.reservation_ttl = Duration::from_millis(300);
+        c.clock = clock.clone();
         c.simulated_gateway_delay = Duration::from_millis(1500);
     })
     .await;
@@ -182,6 +188,7 @@ async fn slow_charge_outlives_its_hold(
             .await,
             "the hold is taken, then lapses"
         );
+        clock.advance(Duration::from_secs(10 * 60 + 1));
     }
     let fast_cart = cart_of(&engine, sku, 1).await;
     engine

@@ -152,14 +152,21 @@ async fn calls_racing_a_passivation_are_rerouted_not_lost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_reservations_are_released_by_the_timer() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = open_engine(dir.path(), |c| {
-        c.reservation_ttl = Duration::from_millis(200)
-    })
-    .await;
+    // The default ten-minute hold, on a clock the test moves: nothing sleeps.
+    let clock = emporium::Clock::manual_from_now();
+    let engine = open_engine(dir.path(), |c| c.clock = clock.clone()).await;
     engine.create_product("S", draft("S", 10)).await.unwrap();
     engine.set_on_hand("S", 5).await.unwrap();
     assert_eq!(engine.reserve("S", "r1", 4).await.unwrap().available, 1);
-    // The timer releases it; observe through the public read.
+    clock.advance(Duration::from_secs(9 * 60));
+    engine.search_flush().await.unwrap();
+    assert_eq!(
+        engine.inventory("S").await.unwrap().available,
+        1,
+        "held within its ttl"
+    );
+    clock.advance(Duration::from_secs(61));
+    // The SKU's timer fires on the clock's move; observe through the public read.
     assert!(
         eventually(Duration::from_secs(5), || async {
             engine.inventory("S").await.unwrap().available == 5
@@ -207,14 +214,16 @@ async fn reserve_commit_release_survive_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cart_unchanged_past_its_ttl_is_gone() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = open_engine(dir.path(), |c| c.cart_ttl = Duration::from_millis(1_000)).await;
+    // The default one-week TTL, on a clock the test moves.
+    let clock = emporium::Clock::manual_from_now();
+    let engine = open_engine(dir.path(), |c| c.clock = clock.clone()).await;
     engine.create_product("P", draft("P", 10)).await.unwrap();
     let kept = engine.create_cart().await.unwrap().cart.id;
     let dropped = engine.create_cart().await.unwrap().cart.id;
     engine.cart_add_item(&dropped, "P", 1).await.unwrap();
-    // Touch `kept` so its expiry slides while `dropped` lapses.
+    // Touch `kept` every two days so its expiry slides while `dropped` lapses.
     for _ in 0..4 {
-        tokio::time::sleep(Duration::from_millis(350)).await;
+        clock.advance(Duration::from_secs(2 * 24 * 3600));
         engine.cart_add_item(&kept, "P", 1).await.unwrap();
     }
     assert!(matches!(
@@ -222,7 +231,12 @@ async fn a_cart_unchanged_past_its_ttl_is_gone() {
         Err(EngineError::NotFound("cart"))
     ));
     assert_eq!(engine.cart(&kept).await.unwrap().cart.lines[0].quantity, 4);
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(
+        engine.sweep_expired_carts().await.unwrap(),
+        0,
+        "kept is live"
+    );
+    clock.advance(Duration::from_secs(7 * 24 * 3600 + 1));
     assert_eq!(engine.sweep_expired_carts().await.unwrap(), 1);
     engine.shutdown().await.unwrap();
 }

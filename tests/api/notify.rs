@@ -209,10 +209,9 @@ async fn place(engine: &Engine, sku: &str, key: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_cart_with_an_email_gets_one_reminder_per_idle_period() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = open_engine(dir.path(), |c| {
-        c.abandoned_cart_after = Duration::from_millis(200);
-    })
-    .await;
+    // The default 24-hour idle period, on a clock the test moves.
+    let clock = emporium::Clock::manual_from_now();
+    let engine = open_engine(dir.path(), |c| c.clock = clock.clone()).await;
     engine
         .create_product("AB-1", draft("Moon boots", 9900))
         .await
@@ -235,7 +234,13 @@ async fn an_idle_cart_with_an_email_gets_one_reminder_per_idle_period() {
         0,
         "not idle yet"
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    clock.advance(Duration::from_secs(23 * 3600));
+    assert_eq!(
+        engine.sweep_abandoned_carts().await.unwrap(),
+        0,
+        "idle, but not a day"
+    );
+    clock.advance(Duration::from_secs(3600 + 1));
     assert_eq!(engine.sweep_abandoned_carts().await.unwrap(), 1);
     assert_eq!(
         engine.sweep_abandoned_carts().await.unwrap(),
@@ -245,9 +250,10 @@ async fn an_idle_cart_with_an_email_gets_one_reminder_per_idle_period() {
     let outbox = dir.path().join("outbox");
     let mail = wait_for(&outbox, "cart_abandoned", 1).await;
     assert!(unfold(&mail[0].1).contains("1 × Moon boots"));
-    // A change starts a new idle period.
+    // A change (the shopper back a minute after the reminder) starts a new idle period.
+    clock.advance(Duration::from_secs(60));
     engine.cart_add_item(&cart, "AB-1", 1).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    clock.advance(Duration::from_secs(24 * 3600 + 1));
     assert_eq!(engine.sweep_abandoned_carts().await.unwrap(), 1);
     wait_for(&outbox, "cart_abandoned", 2).await;
     engine.shutdown().await.unwrap();
