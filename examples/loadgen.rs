@@ -339,8 +339,8 @@ impl Shopper {
 }
 
 /// The server's address and `Host` header; refuses anything but a loopback address.
-fn loopback_addr(url: &str) -> Result<(SocketAddr, String), String> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("--url: {e}"))?;
+fn loopback_addr(url: &str) -> Result<(SocketAddr, String), Box<dyn std::error::Error>> {
+    let parsed = reqwest::Url::parse(url)?;
     let host = parsed.host_str().unwrap_or_default();
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let ip = if bare == "localhost" {
@@ -351,9 +351,9 @@ fn loopback_addr(url: &str) -> Result<(SocketAddr, String), String> {
     let port = parsed.port_or_known_default().unwrap_or(80);
     match ip {
         Some(ip) if ip.is_loopback() => Ok((SocketAddr::new(ip, port), format!("{host}:{port}"))),
-        _ => Err(format!(
-            "refusing {url}: the load generator only talks to loopback addresses"
-        )),
+        _ => Err(
+            format!("refusing {url}: the load generator only talks to loopback addresses").into(),
+        ),
     }
 }
 

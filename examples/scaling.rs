@@ -19,7 +19,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::{Duration, Instant};
 
 use emporium::domain::Sku;
-use emporium::domain::import::ImportItem;
+use emporium::domain::import::{ImportItem, Numbered};
 use emporium::domain::product::ProductDraft;
 use emporium::{Config, Durability, Engine, SearchRequest};
 
@@ -68,7 +68,7 @@ async fn catalog() {
             .collect();
         let skus: Vec<String> = items
             .iter()
-            .map(|(_, r): &(usize, Result<ImportItem, String>)| r.as_ref().unwrap().sku.to_string())
+            .map(|(_, r): &Numbered<ImportItem>| r.as_ref().unwrap().sku.to_string())
             .collect();
         let t = Instant::now();
         let report = engine.import_products(items, |_| {}).await.unwrap();

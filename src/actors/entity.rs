@@ -402,10 +402,15 @@ impl<E: Entity> Directory<E> {
                         .await
                         .map_err(|e| {
                             tracing::warn!(kind = E::KIND, id, error = %e, "activation failed");
-                            CallError::Storage(StorageError::Io(format!(
-                                "activating {} {id}: {e}",
-                                E::KIND
-                            )))
+                            // A load that failed is the store's error, kept as such.
+                            match &e {
+                                ractor::SpawnErr::StartupFailed(cause) => cause
+                                    .downcast_ref::<StorageError>()
+                                    .map_or(CallError::Failed(E::KIND), |s| {
+                                        CallError::Storage(s.clone())
+                                    }),
+                                _ => CallError::Failed(E::KIND),
+                            }
                         })?;
                 self.stats.activated.fetch_add(1, Ordering::Relaxed);
                 self.stats.alive.fetch_add(1, Ordering::Relaxed);
@@ -776,7 +781,10 @@ mod tests {
             self.flushes.fetch_add(1, Ordering::SeqCst);
             if self.fail_next.swap(false, Ordering::SeqCst) {
                 st.1 = st.0;
-                return Err(StorageError::Io("injected".into()));
+                return Err(StorageError::io(
+                    "loading",
+                    std::io::Error::other("injected"),
+                ));
             }
             st.0 = st.1;
             Ok(true)

@@ -27,7 +27,8 @@ use crate::domain::order::{
     PaymentState, Step,
 };
 use crate::payments::{
-    ChargeOutcome, ChargeRequest, GatewayPolicy, Payment, PaymentGateway, RefundRecord,
+    ChargeFailure, ChargeOutcome, ChargeRequest, GatewayPolicy, Payment, PaymentGateway,
+    RefundRecord,
 };
 use crate::storage::{StorageError, Store, WriteBatch, order_index_key};
 
@@ -372,7 +373,11 @@ impl OrderEntity {
                             ChargeOutcome::Declined(reason) => {
                                 Some(CheckoutFailure::Declined(reason))
                             }
-                            ChargeOutcome::Failed(e) => Some(CheckoutFailure::Gateway(e)),
+                            // The order records the failure's text (its outcome is
+                            // replayed to every retry of the key).
+                            ChargeOutcome::Failed(e) => {
+                                Some(CheckoutFailure::Gateway(e.to_string()))
+                            }
                         },
                     };
                     if let Some(f) = failure {
@@ -495,7 +500,7 @@ impl OrderEntity {
         // after the charge must find them (the saga's own steps do not wait for the disk).
         let barrier = self.store.barrier();
         if let Err(e) = barrier.wait(barrier.ticket()).await {
-            return ChargeOutcome::Failed(format!("not charged: {e}"));
+            return ChargeOutcome::Failed(ChargeFailure::NotCharged(e));
         }
         let request = ChargeRequest {
             key: order.id.clone(),

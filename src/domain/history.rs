@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::import::{Numbered, split_records};
+use super::import::{NotAnArray, Numbered, split_records};
 use super::{Invalid, Millis, Sku};
 
 /// A line of a past order.
@@ -135,15 +135,10 @@ fn map_order(v: Value) -> Result<PastOrder, Invalid> {
 }
 
 /// Parses an import body; each record succeeds or fails on its own, with its line number.
-pub fn parse_past_orders(body: &str) -> Result<Vec<Numbered<PastOrder>>, String> {
+pub fn parse_past_orders(body: &str) -> Result<Vec<Numbered<PastOrder>>, NotAnArray> {
     Ok(split_records(body)?
         .into_iter()
-        .map(|(line, r)| {
-            (
-                line,
-                r.and_then(|v| map_order(v).map_err(|e| e.to_string())),
-            )
-        })
+        .map(|(line, r)| (line, r.and_then(|v| Ok(map_order(v)?))))
         .collect())
 }
 
@@ -181,13 +176,13 @@ pub struct UciHistory {
 
 /// Reads the UCI "Online Retail" CSV: drops cancellations (`C…`), adjustments (`A…`),
 /// non-positive quantities and non-product stock codes, and groups the rest by invoice.
-pub fn read_uci(reader: impl std::io::Read) -> Result<UciHistory, String> {
+pub fn read_uci(reader: impl std::io::Read) -> Result<UciHistory, csv::Error> {
     let mut rdr = csv::Reader::from_reader(reader);
     let mut out = UciHistory::default();
     let mut at: HashMap<String, usize> = HashMap::new();
     let mut name_votes: HashMap<(String, String), u32> = HashMap::new();
     for row in rdr.records() {
-        let row = row.map_err(|e| format!("csv: {e}"))?;
+        let row = row?;
         let field = |i: usize| row.get(i).unwrap_or("").trim();
         let (invoice, code, desc) = (field(0), field(1), field(2));
         let quantity: i64 = field(3).parse().unwrap_or(0);
@@ -260,7 +255,14 @@ mod tests {
         let first = parsed[0].1.as_ref().unwrap();
         assert_eq!(first.items.len(), 1, "repeated SKUs are summed");
         assert_eq!(first.items[0].quantity, 3);
-        assert!(parsed[1].1.as_ref().unwrap_err().contains("created_at"));
+        assert!(
+            parsed[1]
+                .1
+                .as_ref()
+                .unwrap_err()
+                .to_string()
+                .contains("created_at")
+        );
         assert_eq!(parsed[2].1.as_ref().unwrap().id, "3");
         assert!(parsed[3].1.is_err());
     }

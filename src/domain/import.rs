@@ -18,7 +18,23 @@ use super::product::{AttrValue, ProductDraft, limits};
 use super::{Invalid, Sku};
 
 /// A record with its 1-based line number, parsed or refused with a reason.
-pub type Numbered<T> = (usize, Result<T, String>);
+pub type Numbered<T> = (usize, Result<T, RecordError>);
+
+/// Why one record of an import was refused (the others go on).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RecordError {
+    /// The line is not JSON.
+    #[error("{0}")]
+    Json(#[source] std::sync::Arc<serde_json::Error>),
+    /// The record is JSON but not a valid product or order.
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+}
+
+/// Why a whole import body was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("not a JSON array: {0}")]
+pub struct NotAnArray(#[source] serde_json::Error);
 
 /// A product to import and, optionally, its stock on hand.
 #[derive(Debug, Clone)]
@@ -248,11 +264,10 @@ fn algolia(o: &Map<String, Value>, position: usize) -> Result<ImportItem, Invali
 
 /// Splits an import body into records with their line numbers: a JSON array (line =
 /// 1-based position in the array) or NDJSON (line = line in the body; blank lines skipped).
-pub fn split_records(body: &str) -> Result<Vec<Numbered<Value>>, String> {
+pub fn split_records(body: &str) -> Result<Vec<Numbered<Value>>, NotAnArray> {
     let trimmed = body.trim_start();
     if trimmed.starts_with('[') {
-        let items: Vec<Value> =
-            serde_json::from_str(trimmed).map_err(|e| format!("not a JSON array: {e}"))?;
+        let items: Vec<Value> = serde_json::from_str(trimmed).map_err(NotAnArray)?;
         return Ok(items
             .into_iter()
             .enumerate()
@@ -263,21 +278,27 @@ pub fn split_records(body: &str) -> Result<Vec<Numbered<Value>>, String> {
         .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| (i + 1, serde_json::from_str(l).map_err(|e| e.to_string())))
+        .map(|(i, l)| {
+            let parsed = serde_json::from_str(l);
+            (i + 1, parsed.map_err(|e| RecordError::Json(e.into())))
+        })
         .collect())
 }
 
 /// Splits a body into records and maps each onto a product: what every importer (the
 /// HTTP route, the CLI, the demo loader) does. `first_position` numbers records that carry
 /// no id, so that several files imported together do not collide.
-pub fn parse_items(body: &str, first_position: usize) -> Result<Vec<Numbered<ImportItem>>, String> {
+pub fn parse_items(
+    body: &str,
+    first_position: usize,
+) -> Result<Vec<Numbered<ImportItem>>, NotAnArray> {
     Ok(split_records(body)?
         .into_iter()
         .enumerate()
         .map(|(i, (line, r))| {
             (
                 line,
-                r.and_then(|v| map_record(&v, first_position + i).map_err(|e| e.to_string())),
+                r.and_then(|v| Ok(map_record(&v, first_position + i)?)),
             )
         })
         .collect())

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use super::{Engine, EngineError};
 use crate::domain::Sku;
-use crate::domain::import::ImportItem;
+use crate::domain::import::{ImportItem, Numbered};
 use crate::domain::product::{Product, ProductDraft};
 
 /// A product with the stock a shopper can still buy.
@@ -113,7 +113,7 @@ impl Engine {
     /// were handled so far.
     pub async fn import_products(
         &self,
-        items: Vec<(usize, Result<ImportItem, String>)>,
+        items: Vec<Numbered<ImportItem>>,
         on_progress: impl Fn(usize),
     ) -> Result<ImportReport, EngineError> {
         let mut report = ImportReport::default();
@@ -127,7 +127,7 @@ impl Engine {
                         batch.push((it.sku.clone(), it.draft.clone()));
                         lines.push((*line, it.sku.clone(), it.stock));
                     }
-                    Err(e) => report.failed.push((*line, e.clone())),
+                    Err(e) => report.failed.push((*line, e.to_string())),
                 }
             }
             let batch = Arc::new(batch);
@@ -157,7 +157,8 @@ impl Engine {
                 let Some(joined) = pending.join_next().await else {
                     break;
                 };
-                let (line, r) = joined.map_err(|e| EngineError::Unavailable(e.to_string()))?;
+                let (line, r) =
+                    joined.map_err(|e| EngineError::unavailable_because("an import task", e))?;
                 if let Err(e) = r?.map_err(EngineError::from) {
                     report.failed.push((line, format!("stock: {e}")));
                 }

@@ -4,7 +4,8 @@
 use super::{CallError, CartError, CartFailure, CatalogFailure, InventoryError, SkuFailure};
 use crate::domain::Invalid;
 use crate::search::SearchError;
-use crate::storage::StorageError;
+use crate::storage::{Cause, StorageError};
+use std::sync::Arc;
 
 /// Errors of the engine API. Each variant is an outcome a caller can act on; the HTTP
 /// layer maps every one of them through a single table.
@@ -61,18 +62,25 @@ pub enum EngineError {
     },
     /// The disk is full: the store accepts no writes until it has space and restarts;
     /// reads still work. Nothing was acknowledged.
-    #[error("the disk is full: {0}")]
-    DiskFull(String),
+    #[error("{0}")]
+    DiskFull(#[source] StorageError),
     /// The store cannot acknowledge writes (a flush or fsync failed, or it is closing);
     /// nothing was acknowledged.
     #[error("writes cannot be acknowledged: {0}")]
-    NotAcknowledged(String),
+    NotAcknowledged(#[source] StorageError),
     /// The store failed otherwise (an I/O error, corrupt data); nothing was acknowledged.
     #[error(transparent)]
     Storage(StorageError),
-    /// An actor did not answer or failed.
-    #[error("temporarily unavailable: {0}")]
-    Unavailable(String),
+    /// Something the engine relies on did not answer or failed (an actor, a worker task,
+    /// the payment gateway); try again.
+    #[error("temporarily unavailable: {what}")]
+    Unavailable {
+        /// What was unavailable.
+        what: &'static str,
+        /// The error behind it, if there was one.
+        #[source]
+        source: Option<Cause>,
+    },
     /// A query parameter is malformed (`400`, not a rule violation).
     #[error("{0}")]
     BadQuery(String),
@@ -85,9 +93,12 @@ pub enum EngineError {
     /// A checkout of the cart is in progress (under another idempotency key).
     #[error("a checkout of this cart is in progress")]
     CheckoutInProgress,
-    /// The idempotency key is missing or malformed.
-    #[error("Idempotency-Key: {0}")]
-    IdempotencyKey(&'static str),
+    /// The request has no idempotency key.
+    #[error("Idempotency-Key: is required")]
+    IdempotencyKeyMissing,
+    /// The idempotency key is malformed.
+    #[error("Idempotency-Key: 1 to 255 visible ASCII characters")]
+    IdempotencyKeyMalformed,
     /// The idempotency key was used with a different request.
     #[error("the Idempotency-Key was used with a different request")]
     IdempotencyKeyReused,
@@ -105,13 +116,38 @@ pub enum EngineError {
     InvalidTransition(#[from] crate::domain::order::InvalidTransition),
 }
 
+/// A failure as the store recorded it: the text an order keeps of its outcome (replayed to
+/// every retry of its idempotency key), the cause of a later error.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct Recorded(pub String);
+
+impl EngineError {
+    /// [`EngineError::Unavailable`] with no error behind it.
+    pub fn unavailable(what: &'static str) -> EngineError {
+        EngineError::Unavailable { what, source: None }
+    }
+
+    /// [`EngineError::Unavailable`] because of `source`.
+    pub fn unavailable_because(
+        what: &'static str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> EngineError {
+        EngineError::Unavailable {
+            what,
+            source: Some(Arc::new(source)),
+        }
+    }
+}
+
 impl From<StorageError> for EngineError {
     fn from(e: StorageError) -> Self {
         match e {
             StorageError::TooLarge(bytes) => EngineError::TooLarge { bytes },
-            StorageError::DiskFull(reason) => EngineError::DiskFull(reason),
-            StorageError::Durability(reason) => EngineError::NotAcknowledged(reason),
-            StorageError::Closed => EngineError::NotAcknowledged("the store is closed".into()),
+            e @ StorageError::DiskFull { .. } => EngineError::DiskFull(e),
+            e @ (StorageError::Durability { .. } | StorageError::Closed) => {
+                EngineError::NotAcknowledged(e)
+            }
             other => EngineError::Storage(other),
         }
     }
@@ -121,7 +157,10 @@ impl From<CallError> for EngineError {
     fn from(e: CallError) -> Self {
         match e {
             CallError::Storage(s) => s.into(),
-            other => EngineError::Unavailable(other.to_string()),
+            other => EngineError::Unavailable {
+                what: "an actor",
+                source: Some(Arc::new(other)),
+            },
         }
     }
 }
@@ -130,7 +169,7 @@ impl From<CartFailure> for EngineError {
     fn from(e: CartFailure) -> Self {
         match e {
             CartFailure::NotFound => EngineError::NotFound("cart"),
-            CartFailure::AlreadyExists => EngineError::Unavailable("cart id collision".into()),
+            CartFailure::AlreadyExists => EngineError::unavailable("a fresh cart id (collision)"),
             CartFailure::UnknownSku(s) => EngineError::UnknownSku(s.to_string()),
             CartFailure::Rule(CartError::CheckedOut) => EngineError::CartCheckedOut,
             CartFailure::Rule(CartError::CheckoutInProgress) => EngineError::CheckoutInProgress,

@@ -36,7 +36,7 @@ pub mod testing;
 pub use crate::search::{CategoryNode, PriceBucket, Suggestion};
 pub use carts::CartView;
 pub use catalog::{ImportReport, ProductView};
-pub use error::EngineError;
+pub use error::{EngineError, Recorded};
 pub use inventory::InventoryView;
 pub use notify::TemplateView;
 pub use orders::{MAX_IDEMPOTENCY_KEY, OrderPage};
@@ -162,8 +162,9 @@ impl Engine {
             max_resident: config.max_resident_actors,
             clock: config.clock.clone(),
         };
-        let started = |e: ractor::ActorProcessingErr| {
-            EngineError::Unavailable(format!("starting actors: {e}"))
+        let started = |e: ractor::ActorProcessingErr| EngineError::Unavailable {
+            what: "the actors (starting)",
+            source: Some(std::sync::Arc::from(e)),
         };
         // The index is brought in line with the store before anything can write.
         let (search, indexer) = {
@@ -327,6 +328,6 @@ async fn blocking<T: Send + 'static, E: Into<EngineError> + Send + 'static>(
 ) -> Result<T, EngineError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| EngineError::Unavailable(e.to_string()))?
+        .map_err(|e| EngineError::unavailable_because("a blocking task", e))?
         .map_err(Into::into)
 }

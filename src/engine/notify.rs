@@ -7,6 +7,7 @@ use crate::domain::Invalid;
 use crate::notify::mailer::{Mailer, OutboxMailer, SmtpMailer};
 use crate::notify::templates::{self, Template};
 use crate::notify::{self, Notification, Notifier, NotifyConfig};
+use crate::storage::StorageError;
 
 /// A template with its name, as the admin API shows it.
 #[derive(Debug, Clone)]
@@ -26,11 +27,11 @@ impl Engine {
         let mailer: Arc<dyn Mailer> = match &config.smtp_url {
             Some(url) => Arc::new(
                 SmtpMailer::new(url)
-                    .map_err(|e| EngineError::Invalid(Invalid::new("smtp_url", e)))?,
+                    .map_err(|e| EngineError::Invalid(Invalid::new("smtp_url", e.to_string())))?,
             ),
             None => Arc::new(
                 OutboxMailer::new(config.data_dir.join("outbox"))
-                    .map_err(|e| EngineError::Unavailable(format!("creating the outbox: {e}")))?,
+                    .map_err(|e| EngineError::from(StorageError::io("creating the outbox", e)))?,
             ),
         };
         let wake = Arc::new(tokio::sync::Notify::new());
@@ -102,7 +103,7 @@ impl Engine {
             html,
             updated_at: Some(self.inner.store.clock().now()),
         };
-        templates::check(name, &template).map_err(|e| Invalid::new("template", e))?;
+        templates::check(name, &template).map_err(|e| Invalid::new("template", e.to_string()))?;
         self.inner.store.tables().templates.put(name, &template)?;
         let barrier = self.inner.store.barrier();
         barrier.wait(barrier.ticket()).await?;

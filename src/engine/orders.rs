@@ -43,19 +43,19 @@ impl From<CheckoutFailure> for EngineError {
             CheckoutFailure::OutOfStock(skus) => EngineError::ItemsOutOfStock(skus),
             CheckoutFailure::Declined(r) => EngineError::PaymentDeclined(r),
             CheckoutFailure::Gateway(e) => EngineError::PaymentGateway(e),
-            CheckoutFailure::Unavailable(e) => EngineError::Unavailable(e),
+            CheckoutFailure::Unavailable(e) => {
+                EngineError::unavailable_because("the payment gateway", super::Recorded(e))
+            }
         }
     }
 }
 
 fn check_key(key: &str) -> Result<(), EngineError> {
     if key.is_empty() {
-        return Err(EngineError::IdempotencyKey("is required"));
+        return Err(EngineError::IdempotencyKeyMissing);
     }
     if key.len() > MAX_IDEMPOTENCY_KEY || !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(EngineError::IdempotencyKey(
-            "1 to 255 visible ASCII characters",
-        ));
+        return Err(EngineError::IdempotencyKeyMalformed);
     }
     Ok(())
 }
@@ -144,8 +144,8 @@ impl Engine {
         match order.outcome {
             Some(Outcome::Placed) => Ok(order.as_placed()),
             Some(Outcome::Failed(f)) => Err(f.into()),
-            None => Err(EngineError::Unavailable(
-                "the checkout is still in progress; retry with the same Idempotency-Key".into(),
+            None => Err(EngineError::unavailable(
+                "the checkout's outcome (still in progress; retry with the same Idempotency-Key)",
             )),
         }
     }

@@ -223,7 +223,7 @@ impl Engine {
                 let o = match r {
                     Ok(o) => o,
                     Err(e) => {
-                        report.failed.push((*line, e.clone()));
+                        report.failed.push((*line, e.to_string()));
                         continue;
                     }
                 };

@@ -112,7 +112,7 @@ impl Engine {
             .search_slots
             .acquire()
             .await
-            .map_err(|e| EngineError::Unavailable(e.to_string()))?;
+            .map_err(|e| EngineError::unavailable_because("a search slot", e))?;
         let limit = query.limit;
         let hits = blocking(move || search.search(&query)).await?;
         metrics::histogram!("emporium_search_duration_seconds")

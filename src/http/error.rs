@@ -172,17 +172,17 @@ impl From<EngineError> for ApiError {
                     "the store cannot acknowledge writes right now",
                 )
             }
-            EngineError::Unavailable(_) => {
+            EngineError::Unavailable { .. } => {
                 tracing::warn!(error = %e, "request not served");
                 ApiError::new(Code::Unavailable, "try again shortly")
             }
             EngineError::BadQuery(_) => ApiError::new(Code::InvalidRequest, detail),
             EngineError::EmptyCart => ApiError::new(Code::EmptyCart, detail),
             EngineError::CheckoutInProgress => ApiError::new(Code::CheckoutInProgress, detail),
-            EngineError::IdempotencyKey("is required") => {
+            EngineError::IdempotencyKeyMissing => {
                 ApiError::new(Code::IdempotencyKeyRequired, detail)
             }
-            EngineError::IdempotencyKey(_) => ApiError::new(Code::InvalidRequest, detail),
+            EngineError::IdempotencyKeyMalformed => ApiError::new(Code::InvalidRequest, detail),
             EngineError::IdempotencyKeyReused => ApiError::new(Code::IdempotencyKeyReused, detail),
             EngineError::ItemsOutOfStock(skus) => {
                 ApiError::new(Code::OutOfStock, detail).with("skus", skus)

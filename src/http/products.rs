@@ -57,7 +57,8 @@ async fn import(
     State(s): State<AppState>,
     ImportBody(body): ImportBody,
 ) -> Result<axum::Json<ImportReportOut>, ApiError> {
-    let items = parse_items(&body, 0).map_err(|e| ApiError::new(Code::InvalidRequest, e))?;
+    let items =
+        parse_items(&body, 0).map_err(|e| ApiError::new(Code::InvalidRequest, e.to_string()))?;
     if items.len() > super::IMPORT_MAX_PRODUCTS {
         return Err(ApiError::new(
             Code::PayloadTooLarge,
@@ -131,7 +132,7 @@ async fn import_orders(
     ImportBody(body): ImportBody,
 ) -> Result<axum::Json<ImportReportOut>, ApiError> {
     let records = crate::domain::history::parse_past_orders(&body)
-        .map_err(|e| ApiError::new(Code::InvalidRequest, e))?;
+        .map_err(|e| ApiError::new(Code::InvalidRequest, e.to_string()))?;
     if records.len() > super::IMPORT_MAX_PRODUCTS {
         return Err(ApiError::new(
             Code::PayloadTooLarge,

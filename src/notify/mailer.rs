@@ -4,10 +4,69 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+/// Why a message was not sent (kept whole; the notification records its text).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum MailError {
+    /// An address of the message does not parse.
+    #[error("the {field} address is invalid: {source}")]
+    Address {
+        /// `from` or `to`.
+        field: &'static str,
+        /// The parser's error.
+        #[source]
+        source: lettre::address::AddressError,
+    },
+    /// The message could not be built.
+    #[error("the message cannot be built: {0}")]
+    Build(#[source] Arc<lettre::error::Error>),
+    /// Writing to the outbox failed.
+    #[error("outbox: {doing}: {source}")]
+    Outbox {
+        /// The step that failed.
+        doing: &'static str,
+        /// The operating system's error.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// The outbox's writer task failed.
+    #[error("the outbox writer failed: {0}")]
+    Worker(#[source] Arc<tokio::task::JoinError>),
+    /// The SMTP server refused the message or could not be reached.
+    #[error("smtp: {0}")]
+    Smtp(#[source] Arc<lettre::transport::smtp::Error>),
+    /// The mailer did not answer in time.
+    #[error("the mailer did not answer in {} s", .0.as_secs())]
+    Timeout(Duration),
+}
+
+impl MailError {
+    fn outbox(doing: &'static str) -> impl Fn(std::io::Error) -> MailError {
+        move |e| MailError::Outbox {
+            doing,
+            source: Arc::new(e),
+        }
+    }
+}
+
+/// Why an SMTP URL was refused.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SmtpUrlError {
+    /// Not `smtp://…`.
+    #[error("the SMTP URL must look like smtp://host:port")]
+    Scheme,
+    /// The port is not a number in 0–65535.
+    #[error("bad SMTP port: {0}")]
+    Port(#[source] std::num::ParseIntError),
+    /// No host before the port.
+    #[error("the SMTP URL has no host")]
+    NoHost,
+}
 
 /// A message ready to send.
 #[derive(Debug, Clone)]
@@ -29,9 +88,10 @@ pub struct Email {
 
 impl Email {
     /// The RFC 5322 message (multipart/alternative: text, then HTML).
-    pub fn message(&self) -> Result<Message, String> {
-        let from: Mailbox = self.from.parse().map_err(|e| format!("from: {e}"))?;
-        let to: Mailbox = self.to.parse().map_err(|e| format!("to: {e}"))?;
+    pub fn message(&self) -> Result<Message, MailError> {
+        let address = |field| move |source| MailError::Address { field, source };
+        let from: Mailbox = self.from.parse().map_err(address("from"))?;
+        let to: Mailbox = self.to.parse().map_err(address("to"))?;
         Message::builder()
             .from(from)
             .to(to)
@@ -41,15 +101,15 @@ impl Email {
                 self.text.clone(),
                 self.html.clone(),
             ))
-            .map_err(|e| format!("building the message: {e}"))
+            .map_err(|e| MailError::Build(Arc::new(e)))
     }
 }
 
 /// A boxed future of a send.
-pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<(), MailError>> + Send + 'a>>;
 
 /// A boxed future of several sends: one outcome per message, in order.
-pub type SendAllFuture<'a> = Pin<Box<dyn Future<Output = Vec<Result<(), String>>> + Send + 'a>>;
+pub type SendAllFuture<'a> = Pin<Box<dyn Future<Output = Vec<Result<(), MailError>>> + Send + 'a>>;
 
 /// Delivers messages. A send that returns `Ok` was accepted for delivery.
 pub trait Mailer: Send + Sync + 'static {
@@ -84,41 +144,42 @@ impl OutboxMailer {
     /// renames durable — two syncs per group instead of two per message.
     fn write_all(
         dir: &std::path::Path,
-        emails: Vec<(String, Result<Vec<u8>, String>)>,
-    ) -> Vec<Result<(), String>> {
+        emails: Vec<(String, Result<Vec<u8>, MailError>)>,
+    ) -> Vec<Result<(), MailError>> {
         use std::io::Write;
         let tmp = |id: &str| dir.join(format!(".{id}.tmp"));
-        let mut out: Vec<Result<(), String>> = emails
+        let mut out: Vec<Result<(), MailError>> = emails
             .iter()
             .map(|(id, bytes)| {
                 let bytes = bytes.as_ref().map_err(Clone::clone)?;
-                let mut f = std::fs::File::create(tmp(id)).map_err(|e| format!("outbox: {e}"))?;
-                f.write_all(bytes).map_err(|e| format!("outbox: {e}"))?;
+                let writing = MailError::outbox("writing");
+                let mut f = std::fs::File::create(tmp(id)).map_err(&writing)?;
+                f.write_all(bytes).map_err(&writing)?;
                 if !cfg!(target_os = "linux") {
-                    f.sync_data().map_err(|e| format!("outbox: {e}"))?;
+                    f.sync_data().map_err(&writing)?;
                 }
                 Ok(())
             })
             .collect();
         // A failed sync fails every message not failed already: none is known durable.
-        let fail_rest = |out: &mut Vec<Result<(), String>>, e: String| {
+        let fail_rest = |out: &mut Vec<Result<(), MailError>>, e: MailError| {
             for r in out.iter_mut().filter(|r| r.is_ok()) {
                 *r = Err(e.clone());
             }
         };
         if let Err(e) = sync_file_system(dir) {
-            fail_rest(&mut out, format!("outbox: syncing: {e}"));
+            fail_rest(&mut out, MailError::outbox("syncing")(e));
             return out;
         }
         for ((id, _), r) in emails.iter().zip(&mut out) {
             if r.is_ok()
                 && let Err(e) = std::fs::rename(tmp(id), dir.join(format!("{id}.eml")))
             {
-                *r = Err(format!("outbox: {e}"));
+                *r = Err(MailError::outbox("renaming")(e));
             }
         }
         if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
-            fail_rest(&mut out, format!("outbox: syncing the directory: {e}"));
+            fail_rest(&mut out, MailError::outbox("syncing the directory")(e));
         }
         out
     }
@@ -139,14 +200,17 @@ impl Mailer for OutboxMailer {
     fn send<'a>(&'a self, email: &'a Email) -> SendFuture<'a> {
         Box::pin(async move {
             let mut out = self.send_all(std::slice::from_ref(email)).await;
-            out.pop()
-                .unwrap_or_else(|| Err("outbox: no outcome".into()))
+            out.pop().unwrap_or_else(|| {
+                Err(MailError::outbox("writing")(std::io::Error::other(
+                    "no outcome",
+                )))
+            })
         })
     }
 
     fn send_all<'a>(&'a self, emails: &'a [Email]) -> SendAllFuture<'a> {
         Box::pin(async move {
-            let messages: Vec<(String, Result<Vec<u8>, String>)> = emails
+            let messages: Vec<(String, Result<Vec<u8>, MailError>)> = emails
                 .iter()
                 .map(|e| (e.id.clone(), e.message().map(|m| m.formatted())))
                 .collect();
@@ -154,7 +218,7 @@ impl Mailer for OutboxMailer {
             let n = emails.len();
             tokio::task::spawn_blocking(move || OutboxMailer::write_all(&dir, messages))
                 .await
-                .unwrap_or_else(|e| vec![Err(format!("outbox writer: {e}")); n])
+                .unwrap_or_else(|e| vec![Err(MailError::Worker(Arc::new(e))); n])
         })
     }
 }
@@ -166,17 +230,15 @@ pub struct SmtpMailer {
 
 impl SmtpMailer {
     /// From `smtp://host[:port]` (port 25 if none).
-    pub fn new(url: &str) -> Result<SmtpMailer, String> {
-        let rest = url
-            .strip_prefix("smtp://")
-            .ok_or("the SMTP URL must look like smtp://host:port")?;
+    pub fn new(url: &str) -> Result<SmtpMailer, SmtpUrlError> {
+        let rest = url.strip_prefix("smtp://").ok_or(SmtpUrlError::Scheme)?;
         let rest = rest.trim_end_matches('/');
         let (host, port) = match rest.rsplit_once(':') {
-            Some((h, p)) => (h, p.parse::<u16>().map_err(|_| "bad SMTP port")?),
+            Some((h, p)) => (h, p.parse::<u16>().map_err(SmtpUrlError::Port)?),
             None => (rest, 25),
         };
         if host.is_empty() {
-            return Err("the SMTP URL has no host".into());
+            return Err(SmtpUrlError::NoHost);
         }
         let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
             .port(port)
@@ -194,7 +256,7 @@ impl Mailer for SmtpMailer {
                 .send(message)
                 .await
                 .map(|_| ())
-                .map_err(|e| format!("smtp: {e}"))
+                .map_err(|e| MailError::Smtp(Arc::new(e)))
         })
     }
 }
@@ -245,7 +307,11 @@ mod tests {
         group[2].to = "not an address".into();
         let out = m.send_all(&group).await;
         assert_eq!(out.len(), 5);
-        assert!(out[2].as_ref().is_err_and(|e| e.starts_with("to:")));
+        assert!(
+            out[2]
+                .as_ref()
+                .is_err_and(|e| matches!(e, MailError::Address { field: "to", .. }))
+        );
         assert!(out.iter().enumerate().all(|(i, r)| i == 2 || r.is_ok()));
         let mut files: Vec<String> = std::fs::read_dir(dir.path().join("outbox"))
             .unwrap()

@@ -30,7 +30,7 @@ use crate::domain::event::{DomainEvent, LoggedEvent};
 pub use crate::domain::notification::{Notification, NotificationStatus};
 use crate::domain::order::Order;
 use crate::storage::{Mark, StorageError, Store, WriteBatch};
-use mailer::{Email, Mailer};
+use mailer::{Email, MailError, Mailer};
 use templates::Template;
 
 /// Settings of the notifier.
@@ -327,7 +327,7 @@ async fn send_due(
         let outcomes =
             match tokio::time::timeout(Duration::from_secs(30), mailer.send_all(&emails)).await {
                 Ok(r) => r,
-                Err(_) => vec![Err("the mailer did not answer in 30 s".into()); emails.len()],
+                Err(_) => vec![Err(MailError::Timeout(Duration::from_secs(30))); emails.len()],
             };
         // Each outcome (the notification and its queue entry) is atomic; the group's go
         // out in as few writes as keep each under the journal's limit.
@@ -354,7 +354,7 @@ async fn send_due(
 /// good) rather than due again later.
 fn record_outcome(
     n: &mut Notification,
-    outcome: Result<(), String>,
+    outcome: Result<(), MailError>,
     config: &NotifyConfig,
     now: Millis,
 ) -> bool {
@@ -374,7 +374,7 @@ fn record_outcome(
         }
         Err(e) => {
             tracing::warn!(notification = %n.message_id(), attempt = n.attempts, error = %e, "sending failed");
-            n.last_error = Some(e);
+            n.last_error = Some(e.to_string());
             if n.attempts >= config.max_attempts {
                 n.status = NotificationStatus::Failed;
                 true
@@ -433,7 +433,7 @@ mod tests {
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 self.in_flight.fetch_sub(1, Ordering::SeqCst);
                 if self.failing.contains(&email.id) {
-                    return Err("refused".into());
+                    return Err(MailError::Timeout(Duration::from_secs(1)));
                 }
                 *self
                     .sent
@@ -576,7 +576,8 @@ mod tests {
             assert_eq!(n.attempts, 1);
             if seq == 7 {
                 assert_eq!(n.status, NotificationStatus::Pending);
-                assert_eq!(n.last_error.as_deref(), Some("refused"));
+                let refused = MailError::Timeout(Duration::from_secs(1)).to_string();
+                assert_eq!(n.last_error, Some(refused));
                 assert!(tables.mail_queue.get(&seq).unwrap().is_some(), "due again");
                 assert_eq!(next, Some(n.next_attempt_at));
             } else {

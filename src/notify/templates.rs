@@ -106,6 +106,38 @@ pub struct Rendered {
     pub html: String,
 }
 
+/// Why a template was refused or could not render.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TemplateError {
+    /// A part is longer than [`MAX_PART`] characters.
+    #[error("{part}: at most {MAX_PART} characters")]
+    TooLong {
+        /// `subject`, `text` or `html`.
+        part: &'static str,
+    },
+    /// The subject is blank.
+    #[error("subject: must not be empty")]
+    EmptySubject,
+    /// A part does not compile.
+    #[error("{part}: {source:#}")]
+    Syntax {
+        /// `subject`, `txt` or `html`.
+        part: &'static str,
+        /// minijinja's error (with the line).
+        #[source]
+        source: std::sync::Arc<minijinja::Error>,
+    },
+    /// A part failed while rendering.
+    #[error("{part}: {source:#}")]
+    Render {
+        /// `subject`, `txt` or `html`.
+        part: &'static str,
+        /// minijinja's error (with the line).
+        #[source]
+        source: std::sync::Arc<minijinja::Error>,
+    },
+}
+
 /// A template compiled, with the sources it was compiled from.
 struct Compiled {
     sources: Template,
@@ -115,15 +147,17 @@ struct Compiled {
 const PARTS: [&str; 3] = ["subject", "txt", "html"];
 
 impl Compiled {
-    fn new(name: &str, template: &Template) -> Result<Compiled, String> {
+    fn new(name: &str, template: &Template) -> Result<Compiled, TemplateError> {
         let mut env = environment();
-        for (suffix, source) in
-            PARTS
-                .iter()
-                .zip([&template.subject, &template.text, &template.html])
+        for (&part, source) in PARTS
+            .iter()
+            .zip([&template.subject, &template.text, &template.html])
         {
-            env.add_template_owned(format!("{name}.{suffix}"), source.clone())
-                .map_err(|e| format!("{suffix}: {e:#}"))?;
+            env.add_template_owned(format!("{name}.{part}"), source.clone())
+                .map_err(|e| TemplateError::Syntax {
+                    part,
+                    source: std::sync::Arc::new(e),
+                })?;
         }
         Ok(Compiled {
             sources: template.clone(),
@@ -131,12 +165,15 @@ impl Compiled {
         })
     }
 
-    fn render(&self, name: &str, ctx: &Value) -> Result<Rendered, String> {
-        let part = |suffix: &str| {
+    fn render(&self, name: &str, ctx: &Value) -> Result<Rendered, TemplateError> {
+        let part = |part: &'static str| {
             self.env
-                .get_template(&format!("{name}.{suffix}"))
+                .get_template(&format!("{name}.{part}"))
                 .and_then(|t| t.render(ctx))
-                .map_err(|e| format!("{suffix}: {e:#}"))
+                .map_err(|e| TemplateError::Render {
+                    part,
+                    source: std::sync::Arc::new(e),
+                })
         };
         let subject = part("subject")?
             .lines()
@@ -153,7 +190,7 @@ impl Compiled {
 }
 
 /// Renders `template` with `ctx` (compiling it first).
-pub fn render(name: &str, template: &Template, ctx: &Value) -> Result<Rendered, String> {
+pub fn render(name: &str, template: &Template, ctx: &Value) -> Result<Rendered, TemplateError> {
     Compiled::new(name, template)?.render(name, ctx)
 }
 
@@ -165,7 +202,12 @@ pub struct Cache(std::sync::Mutex<std::collections::HashMap<String, std::sync::A
 
 impl Cache {
     /// Renders `template` with `ctx`, compiling it only if these sources are new.
-    pub fn render(&self, name: &str, template: &Template, ctx: &Value) -> Result<Rendered, String> {
+    pub fn render(
+        &self,
+        name: &str,
+        template: &Template,
+        ctx: &Value,
+    ) -> Result<Rendered, TemplateError> {
         let compiled = {
             let mut cache = self.0.lock().expect("template cache lock");
             match cache.get(name).filter(|c| c.sources == *template) {
@@ -202,18 +244,18 @@ pub fn sample_context() -> Value {
 }
 
 /// Checks a template: sizes, and every part compiles and renders with the sample context.
-pub fn check(name: &str, template: &Template) -> Result<(), String> {
+pub fn check(name: &str, template: &Template) -> Result<(), TemplateError> {
     for (part, source) in [
         ("subject", &template.subject),
         ("text", &template.text),
         ("html", &template.html),
     ] {
         if source.chars().count() > MAX_PART {
-            return Err(format!("{part}: at most {MAX_PART} characters"));
+            return Err(TemplateError::TooLong { part });
         }
     }
     if template.subject.trim().is_empty() {
-        return Err("subject: must not be empty".into());
+        return Err(TemplateError::EmptySubject);
     }
     render(name, template, &sample_context()).map(|_| ())
 }
@@ -244,13 +286,21 @@ mod tests {
     fn broken_templates_are_refused() {
         let mut t = default_template("order_shipped").unwrap();
         t.text = "{% for x in %}".into();
-        assert!(check("order_shipped", &t).unwrap_err().starts_with("txt"));
+        let e = check("order_shipped", &t).unwrap_err();
+        assert!(
+            matches!(e, TemplateError::Syntax { part: "txt", .. }),
+            "{e}"
+        );
+        assert!(e.to_string().starts_with("txt: "), "{e}");
         let mut t = default_template("order_shipped").unwrap();
         t.html = "{{ order.total|nosuchfilter }}".into();
         assert!(check("order_shipped", &t).is_err());
         let mut t = default_template("order_shipped").unwrap();
         t.subject = " ".into();
-        assert!(check("order_shipped", &t).is_err());
+        assert!(matches!(
+            check("order_shipped", &t),
+            Err(TemplateError::EmptySubject)
+        ));
     }
 
     #[test]

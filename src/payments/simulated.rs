@@ -31,7 +31,7 @@ impl SimulatedGateway {
     }
 
     fn unavailable(e: StorageError) -> GatewayError {
-        GatewayError::Unavailable(format!("ledger: {e}"))
+        GatewayError::Local(std::sync::Arc::new(e))
     }
 
     /// Records the charge (or finds the one made with this key); returns it with the

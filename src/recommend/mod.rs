@@ -122,7 +122,7 @@ impl Recommender {
         let model = match std::fs::read(&path) {
             Ok(bytes) => codec::decode(&bytes)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Model::default(),
-            Err(e) => return Err(StorageError::Io(format!("reading {}: {e}", path.display()))),
+            Err(e) => return Err(StorageError::io(format!("reading {}", path.display()), e)),
         };
         Ok(Recommender {
             model: RwLock::new(model),
@@ -195,7 +195,7 @@ impl Recommender {
     }
 
     fn write_snapshot(&self, bytes: &[u8]) -> Result<(), StorageError> {
-        let io = |e: std::io::Error| StorageError::Io(format!("saving the recommender: {e}"));
+        let io = |e: std::io::Error| StorageError::io("saving the recommender", e);
         let tmp = self.path.with_extension("tmp");
         {
             use std::io::Write;

@@ -142,7 +142,7 @@ impl Indexer {
     ) -> Result<(Arc<SearchIndex>, Indexer), SearchError> {
         if force_rebuild && dir.exists() {
             std::fs::remove_dir_all(dir)
-                .map_err(|e| SearchError::Index(format!("removing {}: {e}", dir.display())))?;
+                .map_err(SearchError::io(format!("removing {}", dir.display())))?;
         }
         let (search, fresh) = SearchIndex::open(dir)?;
         let search = Arc::new(search);
@@ -169,7 +169,7 @@ impl Indexer {
         let thread = std::thread::Builder::new()
             .name("emporium-indexer".into())
             .spawn(move || run(worker, rx))
-            .map_err(|e| SearchError::Index(format!("starting the indexer: {e}")))?;
+            .map_err(SearchError::io("starting the indexer"))?;
         Ok((
             search,
             Indexer {
@@ -189,7 +189,7 @@ impl Indexer {
 
     /// Waits until everything queued before this call is searchable.
     pub async fn flush(&self) -> Result<(), SearchError> {
-        let stopped = || SearchError::Index("the indexer has stopped".into());
+        let stopped = || SearchError::Stopped;
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.tx.send(Msg::Flush(tx)).map_err(|_| stopped())?;
         rx.await.map_err(|_| stopped())?

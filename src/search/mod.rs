@@ -19,6 +19,7 @@ pub mod schema;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::Path;
+use std::sync::Arc;
 
 use tantivy::collector::{Collector, Count, FacetCollector, SegmentCollector, TopDocs};
 
@@ -34,29 +35,42 @@ use tantivy::{
 pub use query::{Ranking, Weights};
 use schema::Fields;
 
-/// Errors of the search layer.
+/// Errors of the search layer, each with its cause.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SearchError {
     /// tantivy failed.
     #[error("search index error: {0}")]
-    Index(String),
+    Index(#[source] Arc<tantivy::TantivyError>),
+    /// A file operation on the index directory failed.
+    #[error("search index I/O error while {doing}: {source}")]
+    Io {
+        /// What the index was doing.
+        doing: String,
+        /// The operating system's error.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// Reading the store (to index it) failed.
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    /// The indexer thread has stopped.
+    #[error("the indexer has stopped")]
+    Stopped,
 }
 
-impl From<crate::storage::StorageError> for SearchError {
-    fn from(e: crate::storage::StorageError) -> Self {
-        SearchError::Index(e.to_string())
-    }
-}
-
-impl From<std::io::Error> for SearchError {
-    fn from(e: std::io::Error) -> Self {
-        SearchError::Index(e.to_string())
+impl SearchError {
+    pub(crate) fn io(doing: impl Into<String>) -> impl FnOnce(std::io::Error) -> SearchError {
+        let doing = doing.into();
+        move |e| SearchError::Io {
+            doing,
+            source: Arc::new(e),
+        }
     }
 }
 
 impl From<tantivy::TantivyError> for SearchError {
     fn from(e: tantivy::TantivyError) -> Self {
-        SearchError::Index(e.to_string())
+        SearchError::Index(Arc::new(e))
     }
 }
 
@@ -180,12 +194,11 @@ impl SearchIndex {
             None => {
                 if dir.exists() {
                     tracing::warn!(dir = %dir.display(), "search index missing, corrupt or from another version: rebuilding");
-                    std::fs::remove_dir_all(dir).map_err(|e| {
-                        SearchError::Index(format!("removing {}: {e}", dir.display()))
-                    })?;
+                    std::fs::remove_dir_all(dir)
+                        .map_err(SearchError::io(format!("removing {}", dir.display())))?;
                 }
                 std::fs::create_dir_all(dir)
-                    .map_err(|e| SearchError::Index(format!("creating {}: {e}", dir.display())))?;
+                    .map_err(SearchError::io(format!("creating {}", dir.display())))?;
                 (Index::create_in_dir(dir, schema)?, true)
             }
         };
@@ -450,7 +463,12 @@ impl SearchIndex {
             let mut words: BTreeMap<String, u32> = BTreeMap::new();
             for seg in searcher.segment_readers() {
                 let inv = seg.inverted_index(self.fields.name_words)?;
-                let mut stream = inv.terms().range().ge(last.as_bytes()).into_stream()?;
+                let mut stream = inv
+                    .terms()
+                    .range()
+                    .ge(last.as_bytes())
+                    .into_stream()
+                    .map_err(SearchError::io("reading the suggestion terms"))?;
                 let mut seen = 0;
                 while stream.advance() && seen < 2_000 {
                     seen += 1;

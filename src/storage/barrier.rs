@@ -93,12 +93,15 @@ pub(crate) struct SyncTarget {
 impl Sync for SyncTarget {
     fn sync(&self) -> Result<(), StorageError> {
         self.db.flush().map_err(|e| match e {
-            sled::Error::Io(io) => StorageError::from_sync("flush", &io),
-            other => StorageError::Durability(format!("flush: {other}")),
+            sled::Error::Io(io) => StorageError::from_sync("flush", io),
+            other => StorageError::Durability {
+                step: "flush",
+                source: Arc::new(other),
+            },
         })?;
         self.log
             .sync_data()
-            .map_err(|e| StorageError::from_sync("fdatasync", &e))
+            .map_err(|e| StorageError::from_sync("fdatasync", e))
     }
 }
 
@@ -210,7 +213,9 @@ impl Barrier {
             return None;
         }
         let failure = self.inner.failure.lock().expect("failure lock").clone();
-        Some(failure.unwrap_or_else(|| StorageError::Durability("unknown".into())))
+        Some(failure.unwrap_or_else(|| {
+            StorageError::from_sync("sync", std::io::Error::other("the barrier failed"))
+        }))
     }
 
     /// `Ok` unless the barrier has failed: after a failed flush (a full disk, an I/O
@@ -329,7 +334,10 @@ mod tests {
             if self.calls.fetch_add(1, Ordering::SeqCst) < self.ok_rounds {
                 Ok(())
             } else {
-                Err(StorageError::Durability("injected EIO".into()))
+                Err(StorageError::from_sync(
+                    "fsync",
+                    std::io::Error::from_raw_os_error(5),
+                ))
             }
         }
     }
@@ -373,7 +381,7 @@ mod tests {
         // The next round fails: its waiter gets an error, never a success.
         assert!(matches!(
             b.wait(b.ticket()).await,
-            Err(StorageError::Durability(_))
+            Err(StorageError::Durability { .. })
         ));
         tokio::time::timeout(std::time::Duration::from_secs(5), b.failed())
             .await
@@ -382,7 +390,7 @@ mod tests {
         // (reads of it keep working in the read-only mode that follows).
         assert!(matches!(
             b.wait(b.ticket()).await,
-            Err(StorageError::Durability(_))
+            Err(StorageError::Durability { .. })
         ));
         b.wait(1).await.unwrap();
         assert!(b.failure().is_some());

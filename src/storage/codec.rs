@@ -31,7 +31,7 @@ pub fn encode<T: Record>(value: &T) -> Result<Vec<u8>, StorageError> {
     let mut out = Vec::with_capacity(64);
     out.push(T::VERSION);
     bincode::serde::encode_into_std_write(value, &mut out, bincode::config::standard())
-        .map_err(|e| StorageError::Encode(format!("{}: {e}", T::NAME)))?;
+        .map_err(|e| StorageError::encode(T::NAME, e))?;
     Ok(out)
 }
 
@@ -57,7 +57,7 @@ pub fn decode<T: Record>(bytes: &[u8]) -> Result<T, StorageError> {
 /// checking that every byte was consumed.
 pub fn decode_body<T: DeserializeOwned>(name: &str, body: &[u8]) -> Result<T, StorageError> {
     let (value, used) = bincode::serde::decode_from_slice(body, bincode::config::standard())
-        .map_err(|e| StorageError::Corrupt(format!("{name}: {e}")))?;
+        .map_err(|e| StorageError::decode(name, e))?;
     if used != body.len() {
         return Err(StorageError::Corrupt(format!(
             "{name}: {} trailing bytes",

@@ -77,3 +77,34 @@ fn the_check_sees_a_module_above() {
     let names = modules_named("use crate::engine::Engine; let x = crate::domain::now();");
     assert_eq!(names.into_iter().collect::<Vec<_>>(), ["domain", "engine"]);
 }
+
+#[test]
+fn only_the_clock_reads_the_wall_clock() {
+    fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                rust_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    assert!(files.len() > 20, "the walk found the sources");
+    // Spelt in two, so that this file does not match itself.
+    let needle = ["SystemTime", "::now"].concat();
+    for file in files {
+        if file.ends_with("clock.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            !text.contains(&needle),
+            "{} reads the wall clock: use the engine's Clock",
+            file.display()
+        );
+    }
+}

@@ -29,28 +29,75 @@ pub use barrier::{Barrier, BarrierStats, Durability};
 pub use codec::Record;
 pub use keys::Key;
 
-/// Errors of the storage layer.
+/// The underlying error a [`StorageError`] keeps. Shared, so that one failure can be
+/// handed to every waiter (the barrier's) and the error stays `Clone`.
+pub type Cause = Arc<dyn std::error::Error + Send + Sync>;
+
+/// Errors of the storage layer. Each keeps the error that caused it as its
+/// [`std::error::Error::source`]; nothing is decided by reading an error's text.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StorageError {
-    /// sled reported an I/O or internal error.
-    #[error("storage I/O error: {0}")]
-    Io(String),
-    /// A stored value could not be decoded.
+    /// A file operation of ours failed.
+    #[error("storage I/O error while {doing}: {source}")]
+    Io {
+        /// What the store was doing.
+        doing: String,
+        /// The operating system's error.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// sled reported an error.
+    #[error("storage engine error: {0}")]
+    Sled(#[source] Arc<sled::Error>),
+    /// Another process holds the store's file lock.
+    #[error(
+        "the store at {} is locked: is another emporium process using this data directory?",
+        .0.display()
+    )]
+    Locked(PathBuf),
+    /// Stored bytes have the wrong shape (truncated, trailing bytes, unknown version).
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A stored value could not be decoded.
+    #[error("stored {what} cannot be decoded: {source}")]
+    Decode {
+        /// What was being decoded.
+        what: String,
+        /// The decoder's error.
+        #[source]
+        source: Cause,
+    },
     /// A value could not be encoded.
-    #[error("cannot encode value: {0}")]
-    Encode(String),
+    #[error("cannot encode {what}: {source}")]
+    Encode {
+        /// What was being encoded.
+        what: &'static str,
+        /// The encoder's error.
+        #[source]
+        source: Cause,
+    },
     /// A value is larger than the store accepts.
     #[error("record too large: {0} bytes")]
     TooLarge(usize),
     /// A flush or fsync failed; nothing more is acknowledged.
-    #[error("durability failure: {0}")]
-    Durability(String),
+    #[error("durability failure while {step}: {source}")]
+    Durability {
+        /// The step that failed.
+        step: &'static str,
+        /// Why.
+        #[source]
+        source: Cause,
+    },
     /// A flush or fsync failed because the disk is full (or over quota); nothing more
     /// is acknowledged.
-    #[error("the disk is full: {0}")]
-    DiskFull(String),
+    #[error("the disk is full ({step}): {source}")]
+    DiskFull {
+        /// The step that failed.
+        step: &'static str,
+        /// The operating system's error.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
     /// The store is shutting down.
     #[error("store is closed")]
     Closed,
@@ -59,26 +106,61 @@ pub enum StorageError {
 impl StorageError {
     /// The failure of a flush or fsync step: a full disk (ENOSPC, EDQUOT) is told apart
     /// by its error code, not its text.
-    pub(crate) fn from_sync(step: &str, e: &std::io::Error) -> StorageError {
+    pub(crate) fn from_sync(step: &'static str, e: std::io::Error) -> StorageError {
         const ENOSPC: i32 = 28;
         const EDQUOT: i32 = 122;
-        let reason = format!("{step}: {e}");
         let full = matches!(e.raw_os_error(), Some(ENOSPC | EDQUOT))
             || matches!(
                 e.kind(),
                 std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
             );
         if full {
-            StorageError::DiskFull(reason)
+            StorageError::DiskFull {
+                step,
+                source: Arc::new(e),
+            }
         } else {
-            StorageError::Durability(reason)
+            StorageError::Durability {
+                step,
+                source: Arc::new(e),
+            }
+        }
+    }
+
+    /// A failed file operation of ours, with what we were doing.
+    pub(crate) fn io(doing: impl Into<String>, e: std::io::Error) -> StorageError {
+        StorageError::Io {
+            doing: doing.into(),
+            source: Arc::new(e),
+        }
+    }
+
+    /// A value that could not be decoded, with what it was.
+    pub(crate) fn decode(
+        what: impl Into<String>,
+        e: impl std::error::Error + Send + Sync + 'static,
+    ) -> StorageError {
+        StorageError::Decode {
+            what: what.into(),
+            source: Arc::new(e),
+        }
+    }
+
+    /// A value that could not be encoded, with what it was.
+    pub(crate) fn encode(
+        what: &'static str,
+        e: impl std::error::Error + Send + Sync + 'static,
+    ) -> StorageError {
+        StorageError::Encode {
+            what,
+            source: Arc::new(e),
         }
     }
 }
 
 impl From<sled::Error> for StorageError {
     fn from(e: sled::Error) -> Self {
-        StorageError::Io(e.to_string())
+        StorageError::Sled(Arc::new(e))
     }
 }
 
@@ -319,10 +401,7 @@ fn open_sled(path: &Path, options: &StoreOptions) -> Result<sled::Db, StorageErr
             // the file itself instead.
             Err(sled::Error::Io(_)) if db_file_locked(path) => {
                 if std::time::Instant::now() >= deadline {
-                    return Err(StorageError::Io(format!(
-                        "the store at {} is locked: is another emporium process using this data directory?",
-                        path.display()
-                    )));
+                    return Err(StorageError::Locked(path.to_path_buf()));
                 }
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
@@ -690,11 +769,11 @@ impl Store {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path, options: &StoreOptions) -> Result<Store, StorageError> {
         std::fs::create_dir_all(dir)
-            .map_err(|e| StorageError::Io(format!("create {}: {e}", dir.display())))?;
+            .map_err(|e| StorageError::io(format!("creating {}", dir.display()), e))?;
         let path = dir.join("store");
         let db = open_sled(&path, options)?;
         let log = std::fs::File::open(path.join("db"))
-            .map_err(|e| StorageError::Io(format!("open sled log: {e}")))?;
+            .map_err(|e| StorageError::io("opening sled's log", e))?;
         // Make the freshly created files' directory entries durable once.
         if let Ok(d) = std::fs::File::open(&path) {
             let _ = d.sync_all();
@@ -778,7 +857,7 @@ impl Store {
         let mut seqs = Vec::with_capacity(events.len());
         for (i, e) in events.iter().enumerate() {
             let seq = *next + i as u64;
-            let json = serde_json::to_string(e).map_err(|e| StorageError::Encode(e.to_string()))?;
+            let json = serde_json::to_string(e).map_err(|e| StorageError::encode("an event", e))?;
             batch.put(&self.inner.tables.events, &seq, &EventRecord { at, json })?;
             seqs.push(seq);
         }
@@ -791,7 +870,7 @@ impl Store {
 
     /// The journal bytes an event adds to a write (its log entry: key, JSON and framing).
     pub fn event_entry_len(e: &crate::domain::event::DomainEvent) -> Result<usize, StorageError> {
-        let json = serde_json::to_string(e).map_err(|e| StorageError::Encode(e.to_string()))?;
+        let json = serde_json::to_string(e).map_err(|e| StorageError::encode("an event", e))?;
         // Tree name, u64 key, version byte, `at` and the JSON's length (varints), framing.
         Ok(json.len() + "events".len() + 8 + 1 + 10 + 5 + 13)
     }
@@ -815,7 +894,7 @@ impl Store {
             .into_iter()
             .map(|(seq, r)| {
                 let event = serde_json::from_str(&r.json)
-                    .map_err(|e| StorageError::Corrupt(format!("event {seq}: {e}")))?;
+                    .map_err(|e| StorageError::decode(format!("event {seq}"), e))?;
                 Ok(crate::domain::event::LoggedEvent {
                     seq,
                     at: r.at,
@@ -877,8 +956,11 @@ impl Store {
             // Half applied, with its journal entry in place: only a restart (which replays
             // it) brings the store back to a state we can vouch for.
             self.inner.barrier.fail(match &e {
-                StorageError::DiskFull(_) => e.clone(),
-                _ => StorageError::Durability(format!("a multi-key write failed half-way: {e}")),
+                StorageError::DiskFull { .. } => e.clone(),
+                _ => StorageError::Durability {
+                    step: "a multi-key write (failed half-way)",
+                    source: Arc::new(e.clone()),
+                },
             });
             return Err(e);
         }
@@ -1205,10 +1287,12 @@ mod tests {
         let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
         let t = store.tables();
         t.meta.put("k", &MetaValue::Number(1)).unwrap();
-        store
-            .barrier()
-            .fail(StorageError::Durability("injected".into()));
-        let refused = |r: Result<(), StorageError>| matches!(r, Err(StorageError::Durability(_)));
+        store.barrier().fail(StorageError::from_sync(
+            "fsync",
+            std::io::Error::other("injected"),
+        ));
+        let refused =
+            |r: Result<(), StorageError>| matches!(r, Err(StorageError::Durability { .. }));
         assert!(refused(t.meta.put("k", &MetaValue::Number(2))));
         assert!(refused(t.meta.remove("k")));
         let mut batch = WriteBatch::default();
@@ -1301,10 +1385,10 @@ mod lock_tests {
         let first = Store::open(dir.path(), &opts).unwrap();
         let started = std::time::Instant::now();
         let second = Store::open(dir.path(), &opts);
-        let Err(StorageError::Io(msg)) = second else {
+        let Err(e @ StorageError::Locked(_)) = second else {
             panic!("a locked store must not open twice")
         };
-        assert!(msg.contains("another emporium process"), "{msg}");
+        assert!(e.to_string().contains("another emporium process"), "{e}");
         assert!(
             started.elapsed() >= LOCK_WAIT,
             "it waited for a transient lock first"
