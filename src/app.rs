@@ -92,6 +92,7 @@ impl Application {
             engine: engine.clone(),
             admin_token: settings.admin_token.into(),
             ready: ready.clone(),
+            secure_cookies: settings.http.secure_cookies,
         };
         let router = crate::http::app(state, &settings.http);
         // A failed flush or fsync (a full disk, an I/O error) leaves the store read-only:

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use crate::clock::Clock;
+pub use crate::engine::{LoginLimits, PasswordCost};
 pub use crate::payments::GatewayPolicy;
 pub use crate::storage::Durability;
 
@@ -67,6 +68,12 @@ pub struct Config {
     /// A failed checkout that charged nothing is deleted this long after it was made (by
     /// the cart sweep).
     pub failed_order_retention: Duration,
+    /// A customer session lapses after this long unused (each use slides it).
+    pub session_ttl: Duration,
+    /// The cost of a password hash (Argon2id).
+    pub password_cost: PasswordCost,
+    /// Limits on failed sign-ins.
+    pub login_limits: LoginLimits,
     /// The clock every business time is read from (TTLs, expiry, retention, reminders,
     /// event times): the system clock, or a [`Clock::manual`] one in tests.
     pub clock: Clock,
@@ -100,6 +107,9 @@ impl Config {
             failed_checkouts_per_window: 5,
             failed_checkout_window: Duration::from_secs(3600),
             failed_order_retention: Duration::from_secs(30 * 24 * 3600),
+            session_ttl: Duration::from_secs(14 * 24 * 3600),
+            password_cost: PasswordCost::default(),
+            login_limits: LoginLimits::default(),
             clock: Clock::system(),
         }
     }

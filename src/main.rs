@@ -141,6 +141,10 @@ struct ServeArgs {
     /// anyone who can reach the listen address).
     #[arg(long, env = "EMPORIUM_METRICS_TOKEN", hide_env_values = true)]
     metrics_token: Option<String>,
+    /// Send the session cookie without `Secure`, so that browsers keep it over plain HTTP
+    /// (local use only; behind TLS leave it off).
+    #[arg(long, env = "EMPORIUM_INSECURE_COOKIES")]
+    insecure_cookies: bool,
     /// Most connections open at once; at the cap the server stops accepting until one
     /// closes.
     #[arg(long, env = "EMPORIUM_MAX_CONNECTIONS", default_value_t = 4096)]
@@ -302,6 +306,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             rate_limit,
             max_in_flight: args.max_in_flight,
             metrics_token: metrics_token.map(Into::into),
+            secure_cookies: !args.insecure_cookies,
         },
         serve: ServeOptions {
             header_read_timeout: Duration::from_secs(args.header_read_timeout_secs.max(1)),

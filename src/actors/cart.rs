@@ -158,6 +158,8 @@ pub(crate) struct CheckoutAsk {
     pub fingerprint: Vec<u8>,
     /// The order whose transient failure this request reruns, if any.
     pub rerun: Option<String>,
+    /// The signed-in customer the order will belong to, if any.
+    pub customer: Option<String>,
 }
 
 /// How a checkout request was admitted.
@@ -287,6 +289,9 @@ impl CartEntity {
         batch.put(&tables.carts, id, &locked)?;
         batch.put(&tables.idempotency, record_key.as_str(), &record)?;
         tables.stage_order(&mut batch, None, &order)?;
+        if let Some(customer) = &ask.customer {
+            tables.stage_order_owner(&mut batch, &order, customer)?;
+        }
         self.store.write(batch)?;
         *state = Some(locked);
         Ok((CheckoutStart::Started(order_id), true))

@@ -18,6 +18,7 @@
 
 pub(crate) mod cart;
 pub(crate) mod catalog;
+pub(crate) mod customer;
 pub(crate) mod entity;
 pub(crate) mod order;
 pub(crate) mod sku;

@@ -112,6 +112,46 @@ pub enum DomainEvent {
         /// Which cart.
         cart_id: String,
     },
+    /// A customer account was created. (Events name accounts by id only: no email or
+    /// name enters the log, so erasing an account leaves nothing personal behind in it.)
+    CustomerRegistered {
+        /// The account.
+        customer_id: String,
+    },
+    /// A customer account changed.
+    CustomerChanged {
+        /// The account.
+        customer_id: String,
+        /// What changed.
+        change: CustomerChange,
+    },
+    /// A customer signed in (a session was opened).
+    CustomerSignedIn {
+        /// The account.
+        customer_id: String,
+    },
+    /// A customer signed out (a session was ended).
+    CustomerSignedOut {
+        /// The account.
+        customer_id: String,
+    },
+    /// A cart was attached to a customer's account.
+    CartAttached {
+        /// The account.
+        customer_id: String,
+        /// The cart.
+        cart_id: String,
+    },
+}
+
+/// What part of a customer account changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CustomerChange {
+    /// Name or default addresses.
+    Profile,
+    /// Saved addresses.
+    Addresses,
 }
 
 fn yes() -> bool {
@@ -144,6 +184,11 @@ impl DomainEvent {
             DomainEvent::OrderDelivered { .. } => "OrderDelivered",
             DomainEvent::CartAbandoned { .. } => "CartAbandoned",
             DomainEvent::OrderImported { .. } => "OrderImported",
+            DomainEvent::CustomerRegistered { .. } => "CustomerRegistered",
+            DomainEvent::CustomerChanged { .. } => "CustomerChanged",
+            DomainEvent::CustomerSignedIn { .. } => "CustomerSignedIn",
+            DomainEvent::CustomerSignedOut { .. } => "CustomerSignedOut",
+            DomainEvent::CartAttached { .. } => "CartAttached",
         }
     }
 }

@@ -7,6 +7,7 @@
 //! Architecture invariant: nothing in `domain` depends on another module of this crate.
 
 pub mod cart;
+pub mod customer;
 pub mod event;
 pub mod history;
 pub mod import;

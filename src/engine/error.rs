@@ -111,6 +111,22 @@ pub enum EngineError {
     /// The payment gateway failed.
     #[error("the payment gateway failed: {0}")]
     PaymentGateway(String),
+    /// Another account holds this email.
+    #[error("an account with this email exists")]
+    EmailTaken,
+    /// The email and password do not match an account (which of the two is wrong is not
+    /// said).
+    #[error("the email or the password is wrong")]
+    InvalidCredentials,
+    /// No valid session: none given, or unknown, ended or lapsed.
+    #[error("sign in first: the session is missing, ended or expired")]
+    Unauthenticated,
+    /// Too many failed sign-ins for this email or from this client lately.
+    #[error("too many failed sign-ins; try again in {retry_after_secs} s")]
+    TooManyLoginAttempts {
+        /// Seconds until a sign-in may be tried.
+        retry_after_secs: u64,
+    },
     /// The order cannot make this transition.
     #[error(transparent)]
     InvalidTransition(#[from] crate::domain::order::InvalidTransition),

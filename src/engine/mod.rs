@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::actors::CallError;
 use crate::actors::cart::{CartEntity, CartFailure, CartHandle};
 use crate::actors::catalog::{CatalogEntity, CatalogFailure, CatalogHandle};
+use crate::actors::customer::{CustomerEntity, CustomerHandle, RegistryEntity, RegistryHandle};
 use crate::actors::entity::{Directory, DirectoryConfig};
 use crate::actors::order::{OrderEntity, OrderHandle};
 use crate::actors::sku::{SkuEntity, SkuFailure, SkuHandle};
@@ -25,6 +26,8 @@ use crate::storage::{BarrierStats, Durability, Store, StoreOptions};
 mod background;
 mod carts;
 mod catalog;
+mod credentials;
+mod customers;
 mod error;
 mod events;
 mod inventory;
@@ -36,6 +39,8 @@ pub mod testing;
 pub use crate::search::{CategoryNode, PriceBucket, Suggestion};
 pub use carts::CartView;
 pub use catalog::{ImportReport, ProductView};
+pub use credentials::{LoginLimits, PasswordCost};
+pub use customers::{Authenticated, CustomerOrderPage, MAX_HISTORY_PAGE, SignedIn};
 pub use error::{EngineError, Recorded};
 pub use inventory::InventoryView;
 pub use notify::TemplateView;
@@ -92,6 +97,9 @@ struct Inner {
     skus: SkuHandle,
     catalog: CatalogHandle,
     orders: OrderHandle,
+    customers: CustomerHandle,
+    accounts: RegistryHandle,
+    credentials: credentials::Credentials,
     recommender: Arc<crate::recommend::Recommender>,
     /// Whether SKU reservations may lapse (off during startup recovery).
     sku_expiry: Arc<std::sync::atomic::AtomicBool>,
@@ -235,11 +243,33 @@ impl Engine {
                 gateway,
                 policy: config.gateway_policy,
             },
-            barrier,
-            dcfg,
+            barrier.clone(),
+            dcfg.clone(),
         )
         .await
         .map_err(started)?;
+        let customers = Directory::start(
+            CustomerEntity {
+                store: store.clone(),
+            },
+            barrier.clone(),
+            dcfg.clone(),
+        )
+        .await
+        .map_err(started)?;
+        let accounts = Directory::start(
+            RegistryEntity {
+                store: store.clone(),
+            },
+            barrier.clone(),
+            dcfg.clone(),
+        )
+        .await
+        .map_err(started)?;
+        let credentials = {
+            let (cost, limits) = (config.password_cost, config.login_limits);
+            blocking(move || credentials::Credentials::new(cost, limits)).await?
+        };
         let engine = Engine {
             inner: Arc::new(Inner {
                 config,
@@ -248,6 +278,9 @@ impl Engine {
                 skus: SkuHandle(skus),
                 catalog: CatalogHandle(catalog),
                 orders: OrderHandle(orders),
+                customers: CustomerHandle(customers),
+                accounts: RegistryHandle(accounts),
+                credentials,
                 recommender,
                 sku_expiry,
                 catalog_ticket,
@@ -270,6 +303,11 @@ impl Engine {
     /// The configuration the engine was opened with.
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// The current time on the engine's clock (ms since the epoch).
+    pub fn now(&self) -> crate::domain::Millis {
+        self.inner.store.clock().now()
     }
 
     /// Counters for metrics, tests and benchmarks.

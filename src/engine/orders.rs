@@ -106,14 +106,29 @@ impl Engine {
         key: &str,
         request: &CheckoutRequest,
     ) -> Result<Order, EngineError> {
+        self.checkout_as(cart_id, key, request, None).await
+    }
+
+    /// [`Engine::checkout`] by a signed-in customer (or a guest, with `None`): the order
+    /// belongs to the customer and is in their history. A cart held by another account is
+    /// not found.
+    pub async fn checkout_as(
+        &self,
+        cart_id: &str,
+        key: &str,
+        request: &CheckoutRequest,
+        customer: Option<&super::Authenticated>,
+    ) -> Result<Order, EngineError> {
         check_key(key)?;
+        self.check_cart_access(cart_id, customer).await?;
+        let customer = customer.map(|a| a.customer_id.clone());
         check_id(cart_id, "cart")?;
         let request = request.validated()?;
         let fingerprint = request.fingerprint();
         // Prices are read from the catalog: only what is durable.
         self.catalog_durable().await?;
         let (mut replay, mut order_id) = self
-            .begin_checkout(cart_id, key, &request, &fingerprint, None)
+            .begin_checkout(cart_id, key, &request, &fingerprint, None, customer.clone())
             .await?;
         let mut order = self.run_checkout(&order_id).await;
         // A transient outcome is not the key's final answer: a retry with the key runs the
@@ -123,7 +138,7 @@ impl Engine {
         if replay && transient {
             let rerun = Some(order_id.clone());
             (replay, order_id) = self
-                .begin_checkout(cart_id, key, &request, &fingerprint, rerun)
+                .begin_checkout(cart_id, key, &request, &fingerprint, rerun, customer)
                 .await?;
             order = self.run_checkout(&order_id).await;
         }
@@ -158,12 +173,14 @@ impl Engine {
         request: &CheckoutRequest,
         fingerprint: &[u8],
         rerun: Option<String>,
+        customer: Option<String>,
     ) -> Result<(bool, String), EngineError> {
         let ask = CheckoutAsk {
             key: key.to_owned(),
             request: request.clone(),
             fingerprint: fingerprint.to_vec(),
             rerun,
+            customer,
         };
         match self.inner.carts.begin_checkout(cart_id, ask).await?? {
             CheckoutStart::Started(id) => Ok((false, id)),

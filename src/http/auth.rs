@@ -57,3 +57,70 @@ async fn require_bearer(
         )),
     }
 }
+
+/// The name of the session cookie.
+pub const SESSION_COOKIE: &str = "emporium_session";
+
+/// The session token a request presents: `Authorization: Bearer <token>`, else the
+/// session cookie.
+fn session_token(parts: &axum::http::request::Parts) -> Option<String> {
+    let bearer = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(|t| t.trim().to_owned());
+    bearer.or_else(|| {
+        parts
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .find_map(|c| {
+                let (name, value) = c.trim().split_once('=')?;
+                (name == SESSION_COOKIE).then(|| value.trim().to_owned())
+            })
+    })
+}
+
+/// A signed-in customer, required: a request without a valid session is `401`.
+pub struct Customer(pub crate::engine::Authenticated);
+
+/// The shopper: signed in, or a guest (`None`). A session that is presented but unknown,
+/// ended or lapsed is `401`, not a guest: a client must know its session is gone.
+pub struct Shopper(pub Option<crate::engine::Authenticated>);
+
+impl axum::extract::FromRequestParts<super::AppState> for Shopper {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &super::AppState,
+    ) -> Result<Self, Self::Rejection> {
+        match session_token(parts) {
+            None => Ok(Shopper(None)),
+            Some(token) => Ok(Shopper(Some(state.engine.authenticate(&token).await?))),
+        }
+    }
+}
+
+impl axum::extract::FromRequestParts<super::AppState> for Customer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &super::AppState,
+    ) -> Result<Self, Self::Rejection> {
+        match Shopper::from_request_parts(parts, state).await? {
+            Shopper(Some(auth)) => Ok(Customer(auth)),
+            Shopper(None) => Err(ApiError::new(
+                Code::Unauthorized,
+                "sign in first: send Authorization: Bearer <session token> or the session cookie",
+            )),
+        }
+    }
+}

@@ -7,6 +7,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
+use super::auth::Shopper;
 use super::error::ApiError;
 use super::extract::Json;
 use super::openapi::{PROBLEM_JSON, Problem};
@@ -57,7 +58,12 @@ async fn create_cart(State(s): State<AppState>) -> Result<impl IntoResponse, Api
         (status = 404, description = "Unknown or expired cart (`not_found`)", body = Problem, content_type = PROBLEM_JSON),
     ),
 )]
-async fn get_cart(State(s): State<AppState>, Path(id): Path<String>) -> CartResult {
+async fn get_cart(
+    State(s): State<AppState>,
+    Shopper(viewer): Shopper,
+    Path(id): Path<String>,
+) -> CartResult {
+    s.engine.check_cart_access(&id, viewer.as_ref()).await?;
     Ok(axum::Json(s.engine.cart(&id).await?.into()))
 }
 
@@ -77,9 +83,11 @@ async fn get_cart(State(s): State<AppState>, Path(id): Path<String>) -> CartResu
 )]
 async fn add_item(
     State(s): State<AppState>,
+    Shopper(viewer): Shopper,
     Path(id): Path<String>,
     Json(body): Json<AddItemIn>,
 ) -> CartResult {
+    s.engine.check_cart_access(&id, viewer.as_ref()).await?;
     Ok(axum::Json(
         s.engine
             .cart_add_item(&id, &body.sku, body.quantity)
@@ -103,9 +111,11 @@ async fn add_item(
 )]
 async fn set_quantity(
     State(s): State<AppState>,
+    Shopper(viewer): Shopper,
     Path((id, sku)): Path<(String, String)>,
     Json(body): Json<SetQuantityIn>,
 ) -> CartResult {
+    s.engine.check_cart_access(&id, viewer.as_ref()).await?;
     Ok(axum::Json(
         s.engine
             .cart_set_quantity(&id, &sku, body.quantity)
@@ -127,8 +137,10 @@ async fn set_quantity(
 )]
 async fn remove_item(
     State(s): State<AppState>,
+    Shopper(viewer): Shopper,
     Path((id, sku)): Path<(String, String)>,
 ) -> CartResult {
+    s.engine.check_cart_access(&id, viewer.as_ref()).await?;
     Ok(axum::Json(
         s.engine.cart_remove_item(&id, &sku).await?.into(),
     ))
@@ -149,9 +161,11 @@ async fn remove_item(
 )]
 async fn patch_cart(
     State(s): State<AppState>,
+    Shopper(viewer): Shopper,
     Path(id): Path<String>,
     Json(body): Json<PatchCartIn>,
 ) -> CartResult {
+    s.engine.check_cart_access(&id, viewer.as_ref()).await?;
     Ok(axum::Json(
         s.engine.cart_set_email(&id, &body.email).await?.into(),
     ))

@@ -66,6 +66,9 @@ codes! {
     TooManyReservations => "too_many_reservations", CONFLICT, "The item holds as many reservations as it can";
     TooManyRequests => "too_many_requests", TOO_MANY_REQUESTS, "Too many requests";
     TooManyCheckoutAttempts => "too_many_checkout_attempts", TOO_MANY_REQUESTS, "Too many failed checkouts of this cart";
+    EmailTaken => "email_taken", CONFLICT, "An account with this email exists";
+    InvalidCredentials => "invalid_credentials", UNAUTHORIZED, "The email or the password is wrong";
+    TooManyLoginAttempts => "too_many_login_attempts", TOO_MANY_REQUESTS, "Too many failed sign-ins";
     Internal => "internal", INTERNAL_SERVER_ERROR, "Internal server error";
     PaymentGatewayError => "payment_gateway_error", BAD_GATEWAY, "The payment gateway failed";
     Unavailable => "unavailable", SERVICE_UNAVAILABLE, "The service is temporarily unavailable";
@@ -152,6 +155,13 @@ impl From<EngineError> for ApiError {
             }
             EngineError::TooManyCheckoutAttempts { retry_after_secs } => {
                 ApiError::new(Code::TooManyCheckoutAttempts, detail)
+                    .with("retry_after", retry_after_secs)
+            }
+            EngineError::EmailTaken => ApiError::new(Code::EmailTaken, detail),
+            EngineError::InvalidCredentials => ApiError::new(Code::InvalidCredentials, detail),
+            EngineError::Unauthenticated => ApiError::new(Code::Unauthorized, detail),
+            EngineError::TooManyLoginAttempts { retry_after_secs } => {
+                ApiError::new(Code::TooManyLoginAttempts, detail)
                     .with("retry_after", retry_after_secs)
             }
             EngineError::TooLarge { bytes } => ApiError::new(

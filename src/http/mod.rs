@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod carts;
+pub mod customers;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -60,6 +61,9 @@ pub struct AppState {
     pub admin_token: Arc<str>,
     /// Whether storage is open and recovery done (`/ready`).
     pub ready: Arc<AtomicBool>,
+    /// Whether session cookies are marked `Secure` (off only for local use over plain
+    /// HTTP: `--insecure-cookies`).
+    pub secure_cookies: bool,
 }
 
 /// Settings of the HTTP layer.
@@ -75,6 +79,9 @@ pub struct HttpOptions {
     pub max_in_flight: usize,
     /// When set, `/metrics` answers only requests bearing this token.
     pub metrics_token: Option<Arc<str>>,
+    /// Mark session cookies `Secure` (browsers then send them over HTTPS only); off only
+    /// for local use over plain HTTP.
+    pub secure_cookies: bool,
 }
 
 impl Default for HttpOptions {
@@ -85,6 +92,7 @@ impl Default for HttpOptions {
             rate_limit: None,
             max_in_flight: 1024,
             metrics_token: None,
+            secure_cookies: true,
         }
     }
 }
@@ -99,6 +107,7 @@ fn api_router(options: &HttpOptions, admin_token: Arc<str>) -> OpenApiRouter<App
         .merge(events::admin_router())
         .merge(orders::admin_router())
         .merge(notify::admin_router())
+        .merge(customers::admin_router())
         .route_layer(axum::middleware::from_fn_with_state(
             admin_token,
             auth::require_admin,
@@ -107,6 +116,7 @@ fn api_router(options: &HttpOptions, admin_token: Arc<str>) -> OpenApiRouter<App
         .merge(products::router())
         .merge(search::router())
         .merge(carts::router())
+        .merge(customers::router())
         .merge(orders::router())
         .merge(inventory::router());
     let shopper = match options.rate_limit {

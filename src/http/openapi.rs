@@ -92,9 +92,39 @@ impl Modify for CommonResponses {
                     .build(),
             ),
         );
+        components.add_security_scheme(
+            "session_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A customer's session token (`POST /api/v1/sessions`)"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "session_cookie",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Cookie(
+                utoipa::openapi::security::ApiKeyValue::with_description(
+                    "emporium_session",
+                    "The session cookie set at sign-in",
+                ),
+            )),
+        );
+        let session = || {
+            [
+                SecurityRequirement::new("session_token", Vec::<String>::new()),
+                SecurityRequirement::new("session_cookie", Vec::<String>::new()),
+            ]
+        };
         for (path, item) in doc.paths.paths.iter_mut() {
             let api = path.starts_with("/api/v1/");
             let admin = path.starts_with("/api/v1/admin/");
+            // Routes only a signed-in customer may use, and routes a guest may use whose
+            // resource may belong to an account (a session that is sent must be valid).
+            let signed_in =
+                path.starts_with("/api/v1/customers/me") || path == "/api/v1/sessions/current";
+            let shopper_session =
+                path.starts_with("/api/v1/carts/") || path.starts_with("/api/v1/orders/");
             let has_params = path.contains('{');
             for (op, writes) in [
                 (&mut item.get, false),
@@ -150,6 +180,20 @@ impl Modify for CommonResponses {
                         "507",
                         "The disk is full: the store accepts no writes until space is freed and the server restarted (`insufficient_storage`)",
                     );
+                }
+                if signed_in {
+                    add(op, "401", "No valid session (`unauthorized`)");
+                    op.security = Some(session().into());
+                }
+                if shopper_session {
+                    add(
+                        op,
+                        "401",
+                        "A session was sent but is unknown, ended or expired (`unauthorized`)",
+                    );
+                    let mut anyone = vec![SecurityRequirement::default()];
+                    anyone.extend(session());
+                    op.security = Some(anyone);
                 }
                 if admin {
                     add(op, "401", "No admin token (`unauthorized`)");
@@ -406,6 +450,11 @@ fn declare_limits(doc: &mut Value, currency: &str) {
         "Idempotency-Key",
         json!({"pattern": format!("^[!-~]{{1,{}}}$", crate::engine::MAX_IDEMPOTENCY_KEY)}),
     );
+
+    // Customers.
+    let name = text(0, crate::domain::customer::MAX_NAME_CHARS, false);
+    constrain(doc, &s("RegisterIn", "name"), name.clone());
+    constrain(doc, &s("ProfileIn", "name"), name);
 
     // Orders and stock.
     for field in ["carrier", "tracking"] {

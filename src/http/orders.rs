@@ -11,6 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
+use super::auth::Shopper;
 use super::carts::CartPath;
 use super::error::{ApiError, Code};
 use super::extract::Json;
@@ -66,6 +67,7 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 )]
 async fn checkout(
     State(s): State<AppState>,
+    Shopper(viewer): Shopper,
     Path(id): Path<String>,
     headers: HeaderMap,
     Json(body): Json<CheckoutIn>,
@@ -84,7 +86,10 @@ async fn checkout(
             )
         })?,
     };
-    let order = s.engine.checkout(&id, key, &body.into()).await?;
+    let order = s
+        .engine
+        .checkout_as(&id, key, &body.into(), viewer.as_ref())
+        .await?;
     let location = format!("/api/v1/orders/{}", order.id);
     Ok((
         StatusCode::CREATED,
@@ -101,7 +106,12 @@ async fn checkout(
     params(OrderPath),
     responses((status = 200, description = "The order", body = OrderOut)),
 )]
-async fn get_order(State(s): State<AppState>, Path(id): Path<String>) -> OrderResult {
+async fn get_order(
+    State(s): State<AppState>,
+    Shopper(viewer): Shopper,
+    Path(id): Path<String>,
+) -> OrderResult {
+    s.engine.check_order_access(&id, viewer.as_ref()).await?;
     Ok(out(&s.engine.order(&id).await?))
 }
 
@@ -116,7 +126,12 @@ async fn get_order(State(s): State<AppState>, Path(id): Path<String>) -> OrderRe
         (status = 409, description = "Not `paid` (`invalid_transition`)", body = Problem, content_type = PROBLEM_JSON),
     ),
 )]
-async fn cancel(State(s): State<AppState>, Path(id): Path<String>) -> OrderResult {
+async fn cancel(
+    State(s): State<AppState>,
+    Shopper(viewer): Shopper,
+    Path(id): Path<String>,
+) -> OrderResult {
+    s.engine.check_order_access(&id, viewer.as_ref()).await?;
     Ok(out(&s.engine.cancel_order(&id).await?))
 }
 

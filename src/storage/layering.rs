@@ -59,6 +59,7 @@ fn domain_uses_nothing_but_itself() {
         &[
             ("mod.rs", include_str!("../domain/mod.rs")),
             ("cart.rs", include_str!("../domain/cart.rs")),
+            ("customer.rs", include_str!("../domain/customer.rs")),
             ("event.rs", include_str!("../domain/event.rs")),
             ("history.rs", include_str!("../domain/history.rs")),
             ("import.rs", include_str!("../domain/import.rs")),

@@ -617,6 +617,22 @@ pub struct Tables {
     pub notifications: Table<u64, crate::domain::notification::Notification>,
     /// Notifications still to be sent, by sequence number.
     pub mail_queue: Table<u64, Mark>,
+    /// Customer accounts by id (written by the customer's actor; created by the accounts
+    /// registry together with the email claim).
+    pub customers: Table<str, crate::domain::customer::Customer>,
+    /// Which account holds each sign-in email (normalised): written only by the accounts
+    /// registry, so two registrations cannot both claim one address.
+    pub customer_emails: Table<str, crate::domain::customer::CustomerRef>,
+    /// Open sessions by the SHA-256 digest of their token (hex): written by the account's
+    /// actor, read by every authenticated request.
+    pub sessions: Table<str, crate::domain::customer::Session>,
+    /// The account each customer's order belongs to, by order id: written with the order.
+    pub order_owners: Table<str, crate::domain::customer::CustomerRef>,
+    /// A customer's orders, newest first: `[customer id][!created_at BE][order id]` →
+    /// mark ([`customer_order_key`]); written with the order.
+    pub customer_orders: Table<[u8], Mark>,
+    /// The account holding each cart, by cart id: written by the account's actor.
+    pub cart_owners: Table<str, crate::domain::customer::CustomerRef>,
 }
 
 /// Decoded products kept by [`Tables::product`].
@@ -646,7 +662,33 @@ pub fn order_index_key(tag: u8, created_at: i64, id: &str) -> Vec<u8> {
     k
 }
 
+/// The key of a customer's order in [`Tables::customer_orders`]: newest first within the
+/// customer (the time is stored inverted).
+pub fn customer_order_key(customer_id: &str, created_at: i64, order_id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(customer_id.len() + 8 + order_id.len());
+    k.extend_from_slice(customer_id.as_bytes());
+    k.extend_from_slice(&(!(created_at.max(0) as u64)).to_be_bytes());
+    k.extend_from_slice(order_id.as_bytes());
+    k
+}
+
 impl Tables {
+    /// Records that the new order `order` belongs to `customer_id` (its owner and its
+    /// place in the customer's history), in the batch that creates it.
+    pub fn stage_order_owner(
+        &self,
+        batch: &mut WriteBatch,
+        order: &crate::domain::order::Order,
+        customer_id: &str,
+    ) -> Result<(), StorageError> {
+        let owner = crate::domain::customer::CustomerRef {
+            customer_id: customer_id.to_owned(),
+        };
+        batch.put(&self.order_owners, order.id.as_str(), &owner)?;
+        let key = customer_order_key(customer_id, order.created_at, &order.id);
+        batch.put(&self.customer_orders, &key, &Mark)
+    }
+
     /// Adds order `after` and its index entries to `batch`; `before` is the stored
     /// version, if any. The order index is kept here, beside the table it indexes, so
     /// every writer of an order (its actor, the cart that creates it, the history import)
@@ -801,6 +843,12 @@ impl Store {
                 templates: Table::open(&db, &barrier, "templates")?,
                 notifications: Table::open(&db, &barrier, "notifications")?,
                 mail_queue: Table::open(&db, &barrier, "mail_queue")?,
+                customers: Table::open(&db, &barrier, "customers")?,
+                customer_emails: Table::open(&db, &barrier, "customer_emails")?,
+                sessions: Table::open(&db, &barrier, "sessions")?,
+                order_owners: Table::open(&db, &barrier, "order_owners")?,
+                customer_orders: Table::open(&db, &barrier, "customer_orders")?,
+                cart_owners: Table::open(&db, &barrier, "cart_owners")?,
             };
             // Multi-key writes a crash interrupted are completed before anything reads.
             let journal = db.open_tree("journal")?;
@@ -1097,6 +1145,21 @@ impl Record for crate::domain::notification::Template {
 impl Record for crate::domain::notification::Notification {
     const VERSION: u8 = 1;
     const NAME: &'static str = "notification";
+}
+
+impl Record for crate::domain::customer::Customer {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "customer";
+}
+
+impl Record for crate::domain::customer::CustomerRef {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "customer_ref";
+}
+
+impl Record for crate::domain::customer::Session {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "session";
 }
 
 impl Record for crate::domain::payment::Charge {

@@ -9,6 +9,7 @@ mod checkout;
 mod concurrency;
 mod crash;
 mod crash_checkout;
+mod customers;
 mod disk_full;
 mod events;
 mod hardening;

@@ -1,0 +1,418 @@
+//! Customer accounts: registration, sign-in and sessions, the profile and saved addresses,
+//! the order history, and who may touch a cart or an order.
+//!
+//! A session token resolves to an account through its digest ([`Engine::authenticate`]);
+//! each use slides its expiry (written at most once per [`SLIDE_EVERY`], so that reads
+//! stay reads). Access to a cart or an order held by an account is for that account only
+//! ([`Engine::check_cart_access`], [`Engine::check_order_access`]): anyone else is told it
+//! does not exist.
+
+use std::net::IpAddr;
+
+use super::credentials::{self, digest, is_token};
+use super::{Engine, EngineError, check_id, millis};
+use crate::actors::customer::{CustomerFailure, Registration, RegistryFailure};
+use crate::domain::Millis;
+use crate::domain::customer::{
+    Customer, CustomerError, ProfileChange, check_name, check_password, normalize_email,
+};
+use crate::domain::order::{Address, Order};
+
+/// A session's expiry is written again only once it has slid this far: at most one write
+/// per session per hour, however many requests it makes.
+pub const SLIDE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Most orders on one page of a customer's history.
+pub const MAX_HISTORY_PAGE: usize = 100;
+
+/// An authenticated request: the account and the session it came with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authenticated {
+    /// The account's id.
+    pub customer_id: String,
+    /// The session's token digest (to end it).
+    session: String,
+    /// When the session lapses unless used.
+    pub expires_at: Millis,
+}
+
+/// A session just opened.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    /// The token: shown once, never stored.
+    pub token: String,
+    /// When it lapses unless used.
+    pub expires_at: Millis,
+    /// The account.
+    pub customer: Customer,
+}
+
+/// A page of a customer's orders, newest first.
+#[derive(Debug, Clone)]
+pub struct CustomerOrderPage {
+    /// The orders.
+    pub items: Vec<Order>,
+    /// Where the next page starts, if there is one.
+    pub next_cursor: Option<String>,
+}
+
+impl From<CustomerFailure> for EngineError {
+    fn from(e: CustomerFailure) -> Self {
+        match e {
+            CustomerFailure::NotFound => EngineError::NotFound("customer"),
+            CustomerFailure::Rule(CustomerError::Invalid(i)) => EngineError::Invalid(i),
+            CustomerFailure::Rule(CustomerError::UnknownAddress(_)) => {
+                EngineError::NotFound("address")
+            }
+            CustomerFailure::Rule(CustomerError::TooManyAddresses) => {
+                EngineError::Invalid(crate::domain::Invalid::new(
+                    "addresses",
+                    format!(
+                        "an account holds at most {} addresses",
+                        crate::domain::customer::MAX_ADDRESSES
+                    ),
+                ))
+            }
+            CustomerFailure::Storage(s) => s.into(),
+        }
+    }
+}
+
+impl From<RegistryFailure> for EngineError {
+    fn from(e: RegistryFailure) -> Self {
+        match e {
+            RegistryFailure::EmailTaken => EngineError::EmailTaken,
+            RegistryFailure::Storage(s) => s.into(),
+        }
+    }
+}
+
+/// The cursor after `order` in a customer's history: its key after the customer id (the
+/// inverted time in hex, then the order id).
+fn history_cursor(order: &Order) -> String {
+    format!("{:016x}{}", !(order.created_at.max(0) as u64), order.id)
+}
+
+/// Parses [`history_cursor`].
+fn parse_history_cursor(c: &str) -> Option<(u64, &str)> {
+    if c.len() != 48
+        || !c
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return None;
+    }
+    let (at, id) = c.split_at(16);
+    Some((u64::from_str_radix(at, 16).ok()?, id))
+}
+
+impl Engine {
+    /// Creates an account. The email is normalised (trimmed, lower-cased); one taken by
+    /// another account is [`EngineError::EmailTaken`].
+    pub async fn register(
+        &self,
+        email: &str,
+        password: &str,
+        name: Option<&str>,
+    ) -> Result<Customer, EngineError> {
+        let email = normalize_email(email)?;
+        check_password(password)?;
+        let name = check_name(name)?;
+        if self
+            .inner
+            .store
+            .tables()
+            .customer_emails
+            .contains(email.as_str())?
+        {
+            return Err(EngineError::EmailTaken);
+        }
+        let password_hash = {
+            let (inner, password) = (self.inner.clone(), password.to_owned());
+            super::blocking(move || inner.credentials.hash(&password)).await?
+        };
+        let registration = Registration {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            email,
+            name,
+            password_hash,
+        };
+        Ok(self.inner.accounts.register(registration).await??)
+    }
+
+    /// Signs in: a new session for the account with this email and password. A wrong
+    /// password and an unknown email are the same answer ([`EngineError::InvalidCredentials`])
+    /// after the same work. Too many failures for the email or from `client` within the
+    /// window are [`EngineError::TooManyLoginAttempts`].
+    pub async fn sign_in(
+        &self,
+        email: &str,
+        password: &str,
+        client: Option<IpAddr>,
+    ) -> Result<SignedIn, EngineError> {
+        let now = self.inner.store.clock().now();
+        // A malformed email has no account: the same answer as a wrong password.
+        let email = normalize_email(email).unwrap_or_else(|_| email.trim().to_lowercase());
+        let creds = &self.inner.credentials;
+        if let Err(wait_ms) = creds.check(&email, client, now) {
+            return Err(EngineError::TooManyLoginAttempts {
+                retry_after_secs: (wait_ms.max(0) as u64).div_ceil(1000).max(1),
+            });
+        }
+        let tables = self.inner.store.tables();
+        let customer = match tables.customer_emails.get(email.as_str())? {
+            Some(r) => tables.customers.get(r.customer_id.as_str())?,
+            None => None,
+        };
+        let verified = {
+            let inner = self.inner.clone();
+            let password = password.to_owned();
+            let hash = customer.as_ref().map(|c| c.password_hash.clone());
+            super::blocking(move || {
+                Ok::<_, EngineError>(inner.credentials.verify(&password, hash.as_deref()))
+            })
+            .await?
+        };
+        let Some(customer) = customer.filter(|_| verified) else {
+            creds.failed(&email, client, now);
+            return Err(EngineError::InvalidCredentials);
+        };
+        creds.succeeded(&email);
+        let (token, session) = credentials::new_token()?;
+        let expires_at = now + millis(self.inner.config.session_ttl);
+        let customer = self
+            .inner
+            .customers
+            .open_session(&customer.id, session, expires_at)
+            .await??;
+        Ok(SignedIn {
+            token,
+            expires_at,
+            customer,
+        })
+    }
+
+    /// The account a session token belongs to; [`EngineError::Unauthenticated`] for a
+    /// token that is unknown, ended or lapsed. Slides the session's expiry.
+    pub async fn authenticate(&self, token: &str) -> Result<Authenticated, EngineError> {
+        if !is_token(token) {
+            return Err(EngineError::Unauthenticated);
+        }
+        let session_id = digest(token);
+        let now = self.inner.store.clock().now();
+        let session = self
+            .inner
+            .store
+            .tables()
+            .sessions
+            .get(session_id.as_str())?
+            .filter(|s| s.expires_at > now)
+            .ok_or(EngineError::Unauthenticated)?;
+        let ttl = millis(self.inner.config.session_ttl);
+        let mut expires_at = session.expires_at;
+        if now + ttl - session.expires_at >= millis(SLIDE_EVERY) {
+            expires_at = now + ttl;
+            self.inner
+                .customers
+                .extend_session(&session.customer_id, session_id.clone(), expires_at)
+                .await??;
+        }
+        Ok(Authenticated {
+            customer_id: session.customer_id,
+            session: session_id,
+            expires_at,
+        })
+    }
+
+    /// Ends the session of `auth`.
+    pub async fn sign_out(&self, auth: &Authenticated) -> Result<(), EngineError> {
+        self.inner
+            .customers
+            .end_session(&auth.customer_id, auth.session.clone())
+            .await??;
+        Ok(())
+    }
+
+    /// The signed-in customer's account.
+    pub async fn customer(&self, auth: &Authenticated) -> Result<Customer, EngineError> {
+        Ok(self.inner.customers.get(&auth.customer_id).await??)
+    }
+
+    /// Changes the signed-in customer's name or default addresses.
+    pub async fn update_customer(
+        &self,
+        auth: &Authenticated,
+        change: ProfileChange,
+    ) -> Result<Customer, EngineError> {
+        Ok(self
+            .inner
+            .customers
+            .change_profile(&auth.customer_id, change)
+            .await??)
+    }
+
+    /// Saves an address; returns the account and the new address's id.
+    pub async fn add_address(
+        &self,
+        auth: &Authenticated,
+        address: Address,
+    ) -> Result<(Customer, String), EngineError> {
+        let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+        let customer = self
+            .inner
+            .customers
+            .add_address(&auth.customer_id, id.clone(), address)
+            .await??;
+        Ok((customer, id))
+    }
+
+    /// Replaces a saved address.
+    pub async fn replace_address(
+        &self,
+        auth: &Authenticated,
+        address_id: &str,
+        address: Address,
+    ) -> Result<Customer, EngineError> {
+        Ok(self
+            .inner
+            .customers
+            .replace_address(&auth.customer_id, address_id, address)
+            .await??)
+    }
+
+    /// Removes a saved address.
+    pub async fn remove_address(
+        &self,
+        auth: &Authenticated,
+        address_id: &str,
+    ) -> Result<Customer, EngineError> {
+        Ok(self
+            .inner
+            .customers
+            .remove_address(&auth.customer_id, address_id)
+            .await??)
+    }
+
+    /// Makes a guest's cart the signed-in customer's cart. A cart already held by another
+    /// account is not found.
+    pub async fn attach_cart(
+        &self,
+        auth: &Authenticated,
+        cart_id: &str,
+    ) -> Result<Customer, EngineError> {
+        self.check_cart_access(cart_id, Some(auth)).await?;
+        self.cart(cart_id).await?;
+        Ok(self
+            .inner
+            .customers
+            .attach_cart(&auth.customer_id, cart_id)
+            .await??)
+    }
+
+    /// The account with this sign-in email, if any (the admin's lookup).
+    pub async fn customer_by_email(&self, email: &str) -> Result<Option<Customer>, EngineError> {
+        if email.chars().count() > 254 {
+            return Err(EngineError::BadQuery(
+                "email: at most 254 characters".into(),
+            ));
+        }
+        let Ok(email) = normalize_email(email) else {
+            return Ok(None);
+        };
+        match self
+            .inner
+            .store
+            .tables()
+            .customer_emails
+            .get(email.as_str())?
+        {
+            Some(r) => Ok(Some(self.customer_by_id(&r.customer_id).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The account with this id (the admin's lookup).
+    pub async fn customer_by_id(&self, id: &str) -> Result<Customer, EngineError> {
+        check_id(id, "customer")?;
+        Ok(self.inner.customers.get(id).await??)
+    }
+
+    /// A page of a customer's orders, newest first (`customer_id` is the signed-in
+    /// customer's, [`Authenticated::customer_id`], or one the admin looked up).
+    pub async fn customer_orders(
+        &self,
+        customer_id: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<CustomerOrderPage, EngineError> {
+        let bad = |m: &str| EngineError::BadQuery(m.to_owned());
+        if !(1..=MAX_HISTORY_PAGE).contains(&limit) {
+            return Err(bad("limit: must be between 1 and 100"));
+        }
+        check_id(customer_id, "customer")?;
+        let id = customer_id;
+        let after = match cursor {
+            None => None,
+            Some(c) => {
+                let (inverted, order) =
+                    parse_history_cursor(c).ok_or_else(|| bad("cursor: malformed"))?;
+                let mut key = id.as_bytes().to_vec();
+                key.extend_from_slice(&inverted.to_be_bytes());
+                key.extend_from_slice(order.as_bytes());
+                Some(key)
+            }
+        };
+        let tables = self.inner.store.tables();
+        let keys =
+            tables
+                .customer_orders
+                .scan_prefix(id.as_bytes(), after.as_deref(), limit + 1)?;
+        let more = keys.len() > limit;
+        let mut items = Vec::with_capacity(limit);
+        for (key, _) in keys.into_iter().take(limit) {
+            let order_id = std::str::from_utf8(&key[id.len() + 8..]).unwrap_or_default();
+            if let Some(o) = tables.orders.get(order_id)? {
+                items.push(o);
+            }
+        }
+        let barrier = self.inner.store.barrier();
+        barrier.wait(barrier.current()).await?;
+        let next_cursor = more.then(|| items.last().map(history_cursor)).flatten();
+        Ok(CustomerOrderPage { items, next_cursor })
+    }
+
+    /// `Ok` if the cart is a guest's (anyone holding its id may use it) or the signed-in
+    /// customer's; [`EngineError::NotFound`] if another account holds it.
+    pub async fn check_cart_access(
+        &self,
+        cart_id: &str,
+        auth: Option<&Authenticated>,
+    ) -> Result<(), EngineError> {
+        check_id(cart_id, "cart")?;
+        match self.inner.store.tables().cart_owners.get(cart_id)? {
+            Some(owner)
+                if Some(owner.customer_id.as_str()) != auth.map(|a| a.customer_id.as_str()) =>
+            {
+                Err(EngineError::NotFound("cart"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// `Ok` if the order is a guest's or the signed-in customer's;
+    /// [`EngineError::NotFound`] if it belongs to another account.
+    pub async fn check_order_access(
+        &self,
+        order_id: &str,
+        auth: Option<&Authenticated>,
+    ) -> Result<(), EngineError> {
+        match self.inner.store.tables().order_owners.get(order_id)? {
+            Some(owner)
+                if Some(owner.customer_id.as_str()) != auth.map(|a| a.customer_id.as_str()) =>
+            {
+                Err(EngineError::NotFound("order"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
