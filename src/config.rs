@@ -70,6 +70,10 @@ pub struct Config {
     pub failed_order_retention: Duration,
     /// A customer session lapses after this long unused (each use slides it).
     pub session_ttl: Duration,
+    /// How long a mailed password-reset token works.
+    pub password_reset_ttl: Duration,
+    /// How long a mailed email-verification token works.
+    pub email_verification_ttl: Duration,
     /// The cost of a password hash (Argon2id).
     pub password_cost: PasswordCost,
     /// Limits on failed sign-ins.
@@ -108,6 +112,8 @@ impl Config {
             failed_checkout_window: Duration::from_secs(3600),
             failed_order_retention: Duration::from_secs(30 * 24 * 3600),
             session_ttl: Duration::from_secs(14 * 24 * 3600),
+            password_reset_ttl: Duration::from_secs(3600),
+            email_verification_ttl: Duration::from_secs(24 * 3600),
             password_cost: PasswordCost::default(),
             login_limits: LoginLimits::default(),
             clock: Clock::system(),

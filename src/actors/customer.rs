@@ -43,10 +43,34 @@ pub(crate) struct Registration {
 #[derive(Clone)]
 pub(crate) struct RegistryHandle(pub(crate) Arc<Directory<RegistryEntity>>);
 
+/// Commands the registry takes.
+#[derive(Debug, Clone)]
+pub(crate) enum RegistryCmd {
+    Register(Registration),
+    /// Frees an erased account's email (if the claim still names it).
+    Release {
+        email: String,
+        customer_id: String,
+    },
+}
+
 impl RegistryHandle {
     /// Creates the account, claiming its email.
     pub async fn register(&self, r: Registration) -> Answer<Customer, RegistryFailure> {
-        self.0.call(ACCOUNTS, || r.clone()).await
+        Ok(self
+            .0
+            .call(ACCOUNTS, || RegistryCmd::Register(r.clone()))
+            .await?
+            .and_then(|c| c.ok_or(RegistryFailure::EmailTaken)))
+    }
+
+    /// Frees the email of the erased account `customer_id`.
+    pub async fn release(&self, email: &str, customer_id: &str) -> Answer<(), RegistryFailure> {
+        let cmd = || RegistryCmd::Release {
+            email: email.to_owned(),
+            customer_id: customer_id.to_owned(),
+        };
+        Ok(self.0.call(ACCOUNTS, cmd).await?.map(|_| ()))
     }
 }
 
@@ -57,17 +81,37 @@ pub(crate) struct RegistryEntity {
 impl Entity for RegistryEntity {
     const KIND: &'static str = "accounts";
     type State = ();
-    type Cmd = Registration;
-    type Reply = Result<Customer, RegistryFailure>;
+    type Cmd = RegistryCmd;
+    type Reply = Result<Option<Customer>, RegistryFailure>;
 
     fn load(&self, _: &str) -> Result<(), StorageError> {
         Ok(())
     }
 
-    async fn handle(&self, _: &str, _: &mut (), r: Registration) -> Effect<Self::Reply> {
+    async fn handle(&self, _: &str, _: &mut (), cmd: RegistryCmd) -> Effect<Self::Reply> {
         let tables = self.store.tables();
+        let r = match cmd {
+            RegistryCmd::Register(r) => r,
+            RegistryCmd::Release { email, customer_id } => {
+                let released = (|| match tables.customer_emails.get(email.as_str())? {
+                    Some(c) if c.customer_id == customer_id => {
+                        tables.customer_emails.remove(email.as_str())?;
+                        Ok(true)
+                    }
+                    _ => Ok(false),
+                })();
+                return match released {
+                    Ok(wrote) => Effect::new(Ok(None), wrote),
+                    Err(e) => Effect::read(Err(e)),
+                };
+            }
+        };
         let registered = (|| {
-            if tables.customer_emails.contains(r.email.as_str())? {
+            // A claim whose account is gone (an erasure interrupted before it freed the
+            // email) does not hold the email.
+            if let Some(claim) = tables.customer_emails.get(r.email.as_str())?
+                && tables.customers.contains(claim.customer_id.as_str())?
+            {
                 return Err(RegistryFailure::EmailTaken);
             }
             let now = self.store.clock().now();
@@ -82,7 +126,7 @@ impl Entity for RegistryEntity {
                 customer_id: customer.id.clone(),
             };
             self.store.write_with_events(batch, &[event])?;
-            Ok(customer)
+            Ok(Some(customer))
         })();
         let wrote = registered.is_ok();
         Effect::new(registered, wrote)
@@ -129,6 +173,27 @@ pub(crate) enum CustomerCmd {
     EndSession(String),
     /// Makes the cart the account's cart.
     AttachCart(String),
+    /// Records a reset token's digest and asks for its mail.
+    RequestReset {
+        nonce: String,
+        digest: String,
+        expires_at: Millis,
+    },
+    /// Replaces the password through the reset token with this digest; ends every session.
+    CompleteReset {
+        digest: String,
+        password_hash: String,
+    },
+    /// Records a verification token's digest and asks for its mail.
+    RequestVerification {
+        nonce: String,
+        digest: String,
+        expires_at: Millis,
+    },
+    /// Verifies the email through the token with this digest.
+    Verify(String),
+    /// Deletes the account, its sessions and its cart claim.
+    Erase,
 }
 
 /// The typed face of the customer actors.
@@ -221,6 +286,71 @@ impl CustomerHandle {
         self.run(id, CustomerCmd::AttachCart(cart_id.to_owned()))
             .await
     }
+
+    /// Records a reset token (by digest) and asks for its mail.
+    pub async fn request_reset(
+        &self,
+        id: &str,
+        nonce: String,
+        digest: String,
+        expires_at: Millis,
+    ) -> Answer<Customer, CustomerFailure> {
+        self.run(
+            id,
+            CustomerCmd::RequestReset {
+                nonce,
+                digest,
+                expires_at,
+            },
+        )
+        .await
+    }
+
+    /// Replaces the password through a reset token.
+    pub async fn complete_reset(
+        &self,
+        id: &str,
+        digest: String,
+        password_hash: String,
+    ) -> Answer<Customer, CustomerFailure> {
+        self.run(
+            id,
+            CustomerCmd::CompleteReset {
+                digest,
+                password_hash,
+            },
+        )
+        .await
+    }
+
+    /// Records a verification token (by digest) and asks for its mail.
+    pub async fn request_verification(
+        &self,
+        id: &str,
+        nonce: String,
+        digest: String,
+        expires_at: Millis,
+    ) -> Answer<Customer, CustomerFailure> {
+        self.run(
+            id,
+            CustomerCmd::RequestVerification {
+                nonce,
+                digest,
+                expires_at,
+            },
+        )
+        .await
+    }
+
+    /// Verifies the email through a token.
+    pub async fn verify(&self, id: &str, digest: String) -> Answer<Customer, CustomerFailure> {
+        self.run(id, CustomerCmd::Verify(digest)).await
+    }
+
+    /// Deletes the account (its record, sessions and cart claim); answers what it was.
+    pub async fn erase(&self, id: &str) -> Answer<Customer, CustomerFailure> {
+        self.run(id, CustomerCmd::Erase).await
+    }
 }
 
 pub(crate) struct CustomerEntity {
@@ -242,7 +372,48 @@ impl CustomerEntity {
             change,
         };
         let (next, events) = match cmd {
-            CustomerCmd::Get => unreachable!("reads are answered before apply"),
+            CustomerCmd::Get | CustomerCmd::Erase => {
+                unreachable!("reads and erasure are handled before apply")
+            }
+            CustomerCmd::RequestReset {
+                nonce,
+                digest,
+                expires_at,
+            } => {
+                let event = DomainEvent::PasswordResetRequested {
+                    customer_id: c.id.clone(),
+                    nonce,
+                };
+                (c.with_reset_requested(digest, expires_at, now), vec![event])
+            }
+            CustomerCmd::CompleteReset {
+                digest,
+                password_hash,
+            } => {
+                let (next, ended) = c.with_password_reset(&digest, password_hash, now)?;
+                for d in ended {
+                    batch.remove(&tables.sessions, d.as_str());
+                }
+                (next, vec![changed(CustomerChange::Password)])
+            }
+            CustomerCmd::RequestVerification {
+                nonce,
+                digest,
+                expires_at,
+            } => {
+                let event = DomainEvent::EmailVerificationRequested {
+                    customer_id: c.id.clone(),
+                    nonce,
+                };
+                (
+                    c.with_verification_requested(digest, expires_at, now),
+                    vec![event],
+                )
+            }
+            CustomerCmd::Verify(digest) => (
+                c.with_email_verified(&digest, now)?,
+                vec![changed(CustomerChange::EmailVerified)],
+            ),
             CustomerCmd::Profile(change) => (
                 c.with_profile(&change, now)?,
                 vec![changed(CustomerChange::Profile)],
@@ -334,6 +505,24 @@ impl Entity for CustomerEntity {
         };
         if matches!(cmd, CustomerCmd::Get) {
             return Effect::read(Ok(c.clone()));
+        }
+        if matches!(cmd, CustomerCmd::Erase) {
+            let tables = self.store.tables();
+            let mut batch = WriteBatch::default();
+            batch.remove(&tables.customers, c.id.as_str());
+            for s in &c.sessions {
+                batch.remove(&tables.sessions, s.digest.as_str());
+            }
+            if let Some(cart) = &c.cart_id {
+                batch.remove(&tables.cart_owners, cart.as_str());
+            }
+            let event = DomainEvent::CustomerErased {
+                customer_id: c.id.clone(),
+            };
+            return match self.store.write_with_events(batch, &[event]) {
+                Ok(_) => Effect::wrote(Ok(state.take().expect("checked above"))),
+                Err(e) => Effect::read(Err(e.into())),
+            };
         }
         let now = self.store.clock().now();
         let written = self.apply(c, cmd, now).and_then(|(next, batch, events)| {

@@ -82,6 +82,11 @@ impl OrderHandle {
     pub async fn prune(&self, id: &str, before: i64) -> Answer<Order, OrderFailure> {
         self.0.call(id, || OrderCmd::Prune(before)).await
     }
+
+    /// Erases the order's personal fields (idempotent).
+    pub async fn anonymise(&self, id: &str) -> Answer<Order, OrderFailure> {
+        self.0.call(id, || OrderCmd::Anonymise).await
+    }
 }
 
 /// Commands an order accepts.
@@ -98,6 +103,8 @@ pub(crate) enum OrderCmd {
     /// Delete the order if it is a failed checkout that charged nothing, made before
     /// this time (the retention sweep).
     Prune(i64),
+    /// Erase the order's personal fields (its customer's erasure).
+    Anonymise,
 }
 
 /// Why an order command failed.
@@ -586,6 +593,7 @@ impl OrderEntity {
         batch.remove(&tables.orders, order.id.as_str());
         let key = order_index_key(OrderStatus::Failed.tag(), order.created_at, &order.id);
         batch.remove(&tables.order_index, &key);
+        tables.unstage_order_indexes(&mut batch, order)?;
         self.store.write(batch)?;
         *state = None;
         Ok(true)
@@ -674,6 +682,17 @@ impl Entity for OrderEntity {
                 let (reply, wrote) = self.change(state, change).await;
                 Effect::new(reply, wrote)
             }
+            OrderCmd::Anonymise => match state.clone() {
+                None => Effect::read(Err(OrderFailure::NotFound)),
+                Some(o) if o.is_anonymised() => Effect::read(Ok(o)),
+                Some(o) => {
+                    let next = o.anonymised(self.store.clock().now());
+                    match self.save(state, next.clone(), |_| Ok(()), &[]) {
+                        Ok(()) => Effect::wrote(Ok(next)),
+                        Err(e) => Effect::read(Err(e.into())),
+                    }
+                }
+            },
             OrderCmd::Prune(before) => match self.prune(state, before) {
                 Ok(true) => Effect::wrote(Err(OrderFailure::NotFound)),
                 Ok(false) => Effect::read(state.clone().ok_or(OrderFailure::NotFound)),

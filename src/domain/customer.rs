@@ -44,10 +44,25 @@ pub struct Customer {
     pub sessions: Vec<SessionRef>,
     /// The account's open cart, if any.
     pub cart_id: Option<String>,
+    /// The outstanding password-reset token, if any (one at a time).
+    pub pending_reset: Option<PendingToken>,
+    /// The outstanding email-verification token, if any (one at a time).
+    pub pending_verification: Option<PendingToken>,
     /// Creation time.
     pub created_at: Millis,
     /// Last change.
     pub updated_at: Millis,
+}
+
+/// A single-use token mailed to the customer, as stored: its digest only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingToken {
+    /// SHA-256 of the token, hex.
+    pub digest: String,
+    /// When it was asked for.
+    pub requested_at: Millis,
+    /// When it stops working.
+    pub expires_at: Millis,
 }
 
 /// A saved address with its id.
@@ -98,6 +113,47 @@ pub enum CustomerError {
     /// The account holds [`MAX_ADDRESSES`] already.
     #[error("an account holds at most {MAX_ADDRESSES} addresses")]
     TooManyAddresses,
+    /// A mailed token that is unknown, used or expired.
+    #[error("the token is invalid, used or expired")]
+    InvalidToken,
+}
+
+/// SHA-256 of a token, hex: all the store keeps of a token.
+pub fn token_digest(token: &str) -> String {
+    use sha2::Digest as _;
+    hex(&sha2::Sha256::digest(token.as_bytes()))
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// A mailed token: `{customer id}.{HMAC-SHA256(secret, purpose, customer id, nonce)}`.
+/// The event that asks for the mail carries only the nonce; whoever renders the mail
+/// derives the token again with the engine's secret, so the event log never holds a
+/// usable token.
+pub fn mailed_token(secret: &[u8], purpose: &str, customer_id: &str, nonce: &str) -> String {
+    use hmac::Mac as _;
+    let mut mac =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes a key of any length");
+    for part in [purpose, customer_id, nonce] {
+        mac.update(&(part.len() as u64).to_be_bytes());
+        mac.update(part.as_bytes());
+    }
+    format!("{customer_id}.{}", hex(&mac.finalize().into_bytes()))
+}
+
+/// The account a mailed token names (its part before the dot).
+pub fn token_customer(token: &str) -> Option<&str> {
+    let (id, mac) = token.split_once('.')?;
+    (id.len() == 32 && mac.len() == 64).then_some(id)
 }
 
 /// The canonical form of a sign-in email: validated, trimmed, lower-cased (so that
@@ -172,6 +228,8 @@ impl Customer {
             default_billing: None,
             sessions: Vec::new(),
             cart_id: None,
+            pending_reset: None,
+            pending_verification: None,
             created_at: now,
             updated_at: now,
         }
@@ -294,6 +352,84 @@ impl Customer {
         next
     }
 
+    /// A password reset asked for: its token's digest replaces any earlier one.
+    pub fn with_reset_requested(
+        &self,
+        digest: String,
+        expires_at: Millis,
+        now: Millis,
+    ) -> Customer {
+        let mut next = self.clone();
+        next.pending_reset = Some(PendingToken {
+            digest,
+            requested_at: now,
+            expires_at,
+        });
+        next
+    }
+
+    /// The password replaced through the reset token with this digest, which is used up;
+    /// every session ends. Returns the digests of the ended sessions.
+    pub fn with_password_reset(
+        &self,
+        digest: &str,
+        password_hash: String,
+        now: Millis,
+    ) -> Result<(Customer, Vec<String>), CustomerError> {
+        if !self
+            .pending_reset
+            .as_ref()
+            .is_some_and(|p| p.digest == digest && p.expires_at > now)
+        {
+            return Err(CustomerError::InvalidToken);
+        }
+        let mut next = self.clone();
+        next.pending_reset = None;
+        next.password_hash = password_hash;
+        let ended = std::mem::take(&mut next.sessions)
+            .into_iter()
+            .map(|s| s.digest)
+            .collect();
+        next.updated_at = now;
+        Ok((next, ended))
+    }
+
+    /// An email verification asked for: its token's digest replaces any earlier one.
+    pub fn with_verification_requested(
+        &self,
+        digest: String,
+        expires_at: Millis,
+        now: Millis,
+    ) -> Customer {
+        let mut next = self.clone();
+        next.pending_verification = Some(PendingToken {
+            digest,
+            requested_at: now,
+            expires_at,
+        });
+        next
+    }
+
+    /// The email verified through the token with this digest, which is used up.
+    pub fn with_email_verified(
+        &self,
+        digest: &str,
+        now: Millis,
+    ) -> Result<Customer, CustomerError> {
+        if !self
+            .pending_verification
+            .as_ref()
+            .is_some_and(|p| p.digest == digest && p.expires_at > now)
+        {
+            return Err(CustomerError::InvalidToken);
+        }
+        let mut next = self.clone();
+        next.pending_verification = None;
+        next.email_verified = true;
+        next.updated_at = now;
+        Ok(next)
+    }
+
     /// A session ended; whether the account held it.
     pub fn without_session(&self, digest: &str) -> Option<Customer> {
         let mut next = self.clone();
@@ -382,6 +518,52 @@ mod tests {
             customer().with_address("a".into(), &bad, 1),
             Err(CustomerError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn a_reset_token_works_once_before_it_expires_and_ends_every_session() {
+        let (c, _) = customer().with_session("s1".into(), 10_000, 0);
+        let token = mailed_token(b"secret", "reset", &"c".repeat(32), "n1");
+        assert_eq!(token_customer(&token), Some("c".repeat(32).as_str()));
+        assert_ne!(
+            token,
+            mailed_token(b"other", "reset", &"c".repeat(32), "n1")
+        );
+        assert_ne!(
+            token,
+            mailed_token(b"secret", "verify", &"c".repeat(32), "n1")
+        );
+        let digest = token_digest(&token);
+        let c = c.with_reset_requested(digest.clone(), 1_000, 0);
+        assert_eq!(
+            c.with_password_reset(&digest, "new".into(), 1_000),
+            Err(CustomerError::InvalidToken),
+            "expired"
+        );
+        assert_eq!(
+            c.with_password_reset("other", "new".into(), 10),
+            Err(CustomerError::InvalidToken)
+        );
+        let (c, ended) = c.with_password_reset(&digest, "new".into(), 10).unwrap();
+        assert_eq!(
+            (c.password_hash.as_str(), ended),
+            ("new", vec!["s1".to_owned()])
+        );
+        assert!(c.sessions.is_empty());
+        assert_eq!(
+            c.with_password_reset(&digest, "again".into(), 11),
+            Err(CustomerError::InvalidToken),
+            "used"
+        );
+    }
+
+    #[test]
+    fn an_email_is_verified_by_its_token_once() {
+        let c = customer().with_verification_requested("d".into(), 100, 0);
+        assert!(c.with_email_verified("x", 1).is_err());
+        let c = c.with_email_verified("d", 1).unwrap();
+        assert!(c.email_verified);
+        assert!(c.with_email_verified("d", 2).is_err());
     }
 
     #[test]

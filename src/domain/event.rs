@@ -135,6 +135,26 @@ pub enum DomainEvent {
         /// The account.
         customer_id: String,
     },
+    /// A customer asked to reset their password: a token goes out by mail. The event
+    /// carries a nonce, not the token (see `customer::mailed_token`).
+    PasswordResetRequested {
+        /// The account.
+        customer_id: String,
+        /// What the mailed token is derived from.
+        nonce: String,
+    },
+    /// A customer asked to verify their email: a token goes out by mail.
+    EmailVerificationRequested {
+        /// The account.
+        customer_id: String,
+        /// What the mailed token is derived from.
+        nonce: String,
+    },
+    /// A customer account was erased (personal data deleted or anonymised).
+    CustomerErased {
+        /// The account that was.
+        customer_id: String,
+    },
     /// A cart was attached to a customer's account.
     CartAttached {
         /// The account.
@@ -152,6 +172,10 @@ pub enum CustomerChange {
     Profile,
     /// Saved addresses.
     Addresses,
+    /// The password (by a reset; every session ended).
+    Password,
+    /// The email was verified.
+    EmailVerified,
 }
 
 fn yes() -> bool {
@@ -189,6 +213,9 @@ impl DomainEvent {
             DomainEvent::CustomerSignedIn { .. } => "CustomerSignedIn",
             DomainEvent::CustomerSignedOut { .. } => "CustomerSignedOut",
             DomainEvent::CartAttached { .. } => "CartAttached",
+            DomainEvent::PasswordResetRequested { .. } => "PasswordResetRequested",
+            DomainEvent::EmailVerificationRequested { .. } => "EmailVerificationRequested",
+            DomainEvent::CustomerErased { .. } => "CustomerErased",
         }
     }
 }

@@ -354,6 +354,11 @@ pub struct InvalidTransition {
     pub to: &'static str,
 }
 
+/// What an erased personal field reads.
+pub const ERASED: &str = "(erased)";
+/// What an erased order's email reads.
+pub const ERASED_EMAIL: &str = "erased@erased.invalid";
+
 impl Order {
     /// A new pending order.
     #[allow(clippy::too_many_arguments)]
@@ -431,6 +436,31 @@ impl Order {
             created_at,
             updated_at: created_at,
         }
+    }
+
+    /// The order with its personal fields erased (the customer asked to be forgotten):
+    /// the email, the shipping address and any payment token go; lines, totals, status,
+    /// payment and history stay, as the books need them.
+    pub fn anonymised(&self, now: Millis) -> Order {
+        let erased = || ERASED.to_owned();
+        let mut next = self.clone();
+        next.email = ERASED_EMAIL.to_owned();
+        next.shipping_address = Address {
+            name: erased(),
+            line1: erased(),
+            line2: None,
+            city: erased(),
+            postal_code: erased(),
+            country: erased(),
+        };
+        next.payment_token = None;
+        next.updated_at = now;
+        next
+    }
+
+    /// Whether [`Order::anonymised`] was applied.
+    pub fn is_anonymised(&self) -> bool {
+        self.email == ERASED_EMAIL
     }
 
     /// Whether the saga or owed work is still to be driven.

@@ -16,7 +16,6 @@ use std::sync::{Arc, Mutex};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
-use sha2::Digest as _;
 
 use crate::domain::Millis;
 
@@ -95,7 +94,29 @@ fn hex(bytes: &[u8]) -> String {
 
 /// The SHA-256 digest of a token, hex: what the store keeps of it.
 pub(super) fn digest(token: &str) -> String {
-    hex(&sha2::Sha256::digest(token.as_bytes()))
+    crate::domain::customer::token_digest(token)
+}
+
+/// The key in `meta` of the secret mailed tokens are derived with.
+const TOKEN_SECRET: &str = "token_secret";
+
+/// The engine's secret for mailed tokens: read from `meta`, or made (256 random bits)
+/// and stored on the first start. Only the engine writes it, once.
+pub(super) fn token_secret(store: &crate::storage::Store) -> Result<Arc<[u8]>, EngineError> {
+    use crate::storage::MetaValue;
+    let meta = &store.tables().meta;
+    if let Some(MetaValue::Text(hex_secret)) = meta.get(TOKEN_SECRET)? {
+        return Ok(Arc::from(hex_secret.into_bytes()));
+    }
+    let secret = hex(&random_bytes::<32>()?);
+    meta.put(TOKEN_SECRET, &MetaValue::Text(secret.clone()))?;
+    store.sync_now()?;
+    Ok(Arc::from(secret.into_bytes()))
+}
+
+/// A fresh random nonce (128 bits, hex).
+pub(super) fn nonce() -> Result<String, EngineError> {
+    Ok(hex(&random_bytes::<16>()?))
 }
 
 /// A fresh session token and its digest.

@@ -14,7 +14,8 @@ use super::{Engine, EngineError, check_id, millis};
 use crate::actors::customer::{CustomerFailure, Registration, RegistryFailure};
 use crate::domain::Millis;
 use crate::domain::customer::{
-    Customer, CustomerError, ProfileChange, check_name, check_password, normalize_email,
+    Customer, CustomerError, ProfileChange, check_name, check_password, hex, mailed_token,
+    normalize_email, token_customer,
 };
 use crate::domain::order::{Address, Order};
 
@@ -47,6 +48,26 @@ pub struct SignedIn {
     pub customer: Customer,
 }
 
+/// Everything held about a customer ([`Engine::export_customer`]).
+#[derive(Debug, Clone)]
+pub struct CustomerExport {
+    /// The account (profile, addresses, sessions' expiries, pending tokens' times).
+    pub customer: Customer,
+    /// Every order in their history.
+    pub orders: Vec<Order>,
+    /// Their cart, if one is attached.
+    pub cart: Option<super::CartView>,
+    /// Mails sent to their address.
+    pub notifications: Vec<crate::notify::Notification>,
+}
+
+fn invalid_token() -> EngineError {
+    EngineError::Invalid(crate::domain::Invalid::new(
+        "token",
+        "is invalid, used or expired",
+    ))
+}
+
 /// A page of a customer's orders, newest first.
 #[derive(Debug, Clone)]
 pub struct CustomerOrderPage {
@@ -61,6 +82,9 @@ impl From<CustomerFailure> for EngineError {
         match e {
             CustomerFailure::NotFound => EngineError::NotFound("customer"),
             CustomerFailure::Rule(CustomerError::Invalid(i)) => EngineError::Invalid(i),
+            CustomerFailure::Rule(CustomerError::InvalidToken) => EngineError::Invalid(
+                crate::domain::Invalid::new("token", "is invalid, used or expired"),
+            ),
             CustomerFailure::Rule(CustomerError::UnknownAddress(_)) => {
                 EngineError::NotFound("address")
             }
@@ -87,13 +111,8 @@ impl From<RegistryFailure> for EngineError {
     }
 }
 
-/// The cursor after `order` in a customer's history: its key after the customer id (the
+/// Parses a history cursor: a key's suffix after its customer or email prefix (the
 /// inverted time in hex, then the order id).
-fn history_cursor(order: &Order) -> String {
-    format!("{:016x}{}", !(order.created_at.max(0) as u64), order.id)
-}
-
-/// Parses [`history_cursor`].
 fn parse_history_cursor(c: &str) -> Option<(u64, &str)> {
     if c.len() != 48
         || !c
@@ -293,15 +312,36 @@ impl Engine {
             .await??)
     }
 
-    /// Makes a guest's cart the signed-in customer's cart. A cart already held by another
-    /// account is not found.
+    /// Makes a guest's cart the signed-in customer's cart (what signing in with a cart
+    /// does). If the account had another open cart, its lines are merged in: per SKU the
+    /// larger quantity wins. A cart already held by another account is not found.
     pub async fn attach_cart(
         &self,
         auth: &Authenticated,
         cart_id: &str,
     ) -> Result<Customer, EngineError> {
+        use crate::domain::cart::CartStatus;
         self.check_cart_access(cart_id, Some(auth)).await?;
-        self.cart(cart_id).await?;
+        let guest = self.cart(cart_id).await?.cart;
+        let customer = self.customer(auth).await?;
+        if let Some(old) = customer.cart_id.as_deref().filter(|c| *c != cart_id)
+            && let Ok(old) = self.cart(old).await
+            && old.cart.status == CartStatus::Open
+            && old.cart.checkout.is_none()
+        {
+            for line in &old.cart.lines {
+                if line.quantity > guest.quantity_of(&line.sku) {
+                    // A product deleted since cannot be added: its line is dropped.
+                    match self
+                        .cart_set_quantity(cart_id, line.sku.as_str(), i64::from(line.quantity))
+                        .await
+                    {
+                        Ok(_) | Err(EngineError::UnknownSku(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
         Ok(self
             .inner
             .customers
@@ -350,35 +390,255 @@ impl Engine {
             return Err(bad("limit: must be between 1 and 100"));
         }
         check_id(customer_id, "customer")?;
-        let id = customer_id;
         let after = match cursor {
             None => None,
             Some(c) => {
                 let (inverted, order) =
                     parse_history_cursor(c).ok_or_else(|| bad("cursor: malformed"))?;
-                let mut key = id.as_bytes().to_vec();
-                key.extend_from_slice(&inverted.to_be_bytes());
-                key.extend_from_slice(order.as_bytes());
-                Some(key)
+                let mut suffix = inverted.to_be_bytes().to_vec();
+                suffix.extend_from_slice(order.as_bytes());
+                Some(suffix)
             }
         };
         let tables = self.inner.store.tables();
-        let keys =
-            tables
-                .customer_orders
-                .scan_prefix(id.as_bytes(), after.as_deref(), limit + 1)?;
+        let keys = self.history_keys(customer_id, after.as_deref(), limit + 1)?;
         let more = keys.len() > limit;
+        let page: Vec<(Vec<u8>, String)> = keys.into_iter().take(limit).collect();
         let mut items = Vec::with_capacity(limit);
-        for (key, _) in keys.into_iter().take(limit) {
-            let order_id = std::str::from_utf8(&key[id.len() + 8..]).unwrap_or_default();
-            if let Some(o) = tables.orders.get(order_id)? {
+        for (_, order_id) in &page {
+            // A failed checkout never became an order (as in the admin's listing).
+            if let Some(o) = tables.orders.get(order_id.as_str())?
+                && o.status != crate::domain::order::OrderStatus::Failed
+            {
                 items.push(o);
             }
         }
         let barrier = self.inner.store.barrier();
         barrier.wait(barrier.current()).await?;
-        let next_cursor = more.then(|| items.last().map(history_cursor)).flatten();
+        let next_cursor = more
+            .then(|| {
+                page.last()
+                    .map(|(suffix, id)| format!("{}{id}", hex(&suffix[..8])))
+            })
+            .flatten();
         Ok(CustomerOrderPage { items, next_cursor })
+    }
+
+    /// The keys (time-and-id suffixes, newest first) of a customer's history after
+    /// `after`, at most `limit`: their own orders and, once their email is verified, the
+    /// guest orders placed with it (never another account's).
+    fn history_keys(
+        &self,
+        customer_id: &str,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<std::collections::BTreeMap<Vec<u8>, String>, EngineError> {
+        let tables = self.inner.store.tables();
+        let mut keys = std::collections::BTreeMap::new();
+        let mut scan = |table: &crate::storage::Table<[u8], crate::storage::Mark>,
+                        prefix: &[u8],
+                        others_excluded: bool|
+         -> Result<(), EngineError> {
+            let from: Option<Vec<u8>> = after.map(|a| [prefix, a].concat());
+            for (key, _) in table.scan_prefix(prefix, from.as_deref(), limit)? {
+                let suffix = key[prefix.len()..].to_vec();
+                if suffix.len() <= 8 {
+                    continue;
+                }
+                let order_id = String::from_utf8_lossy(&suffix[8..]).into_owned();
+                if others_excluded
+                    && tables
+                        .order_owners
+                        .get(order_id.as_str())?
+                        .is_some_and(|o| o.customer_id != customer_id)
+                {
+                    continue;
+                }
+                keys.insert(suffix, order_id);
+            }
+            Ok(())
+        };
+        scan(&tables.customer_orders, customer_id.as_bytes(), false)?;
+        if let Some(c) = tables.customers.get(customer_id)?
+            && c.email_verified
+        {
+            let prefix = crate::storage::email_orders_prefix(&c.email);
+            scan(&tables.email_orders, &prefix, true)?;
+        }
+        while keys.len() > limit {
+            keys.pop_last();
+        }
+        Ok(keys)
+    }
+
+    /// Every order in a customer's history (for export and erasure).
+    fn all_history(&self, customer_id: &str) -> Result<Vec<String>, EngineError> {
+        let mut out = Vec::new();
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let page = self.history_keys(customer_id, after.as_deref(), 500)?;
+            let Some(last) = page.keys().next_back().cloned() else {
+                return Ok(out);
+            };
+            out.extend(page.into_values());
+            after = Some(last);
+        }
+    }
+
+    /// Asks for a password-reset mail. Always succeeds, whether or not the email has an
+    /// account (the answer must not tell). A new token replaces the last one; at most one
+    /// mail per account per minute.
+    pub async fn request_password_reset(&self, email: &str) -> Result<(), EngineError> {
+        if email.chars().count() > 254 {
+            return Err(crate::domain::Invalid::new("email", "at most 254 characters").into());
+        }
+        let Ok(email) = normalize_email(email) else {
+            return Ok(());
+        };
+        let tables = self.inner.store.tables();
+        let Some(claim) = tables.customer_emails.get(email.as_str())? else {
+            return Ok(());
+        };
+        let Some(c) = tables.customers.get(claim.customer_id.as_str())? else {
+            return Ok(());
+        };
+        let now = self.now();
+        if c.pending_reset
+            .as_ref()
+            .is_some_and(|p| now - p.requested_at < 60_000)
+        {
+            return Ok(());
+        }
+        let nonce = credentials::nonce()?;
+        let token = mailed_token(&self.inner.token_secret, "reset", &c.id, &nonce);
+        let expires_at = now + millis(self.inner.config.password_reset_ttl);
+        self.inner
+            .customers
+            .request_reset(&c.id, nonce, digest(&token), expires_at)
+            .await??;
+        Ok(())
+    }
+
+    /// Sets a new password with a mailed reset token; the token is used up and every
+    /// session of the account ends.
+    pub async fn reset_password(&self, token: &str, password: &str) -> Result<(), EngineError> {
+        let id = token_customer(token).ok_or_else(invalid_token)?;
+        check_password(password)?;
+        let now = self.now();
+        let d = digest(token);
+        // Cheap checks before the expensive hash; the actor checks again, atomically.
+        let pending = self
+            .inner
+            .store
+            .tables()
+            .customers
+            .get(id)?
+            .and_then(|c| c.pending_reset);
+        if !pending.is_some_and(|p| p.digest == d && p.expires_at > now) {
+            return Err(invalid_token());
+        }
+        let password_hash = {
+            let (inner, password) = (self.inner.clone(), password.to_owned());
+            super::blocking(move || inner.credentials.hash(&password)).await?
+        };
+        self.inner
+            .customers
+            .complete_reset(id, d, password_hash)
+            .await??;
+        Ok(())
+    }
+
+    /// Mails the signed-in customer a token that proves their email (nothing if it is
+    /// verified already; at most one mail a minute).
+    pub async fn request_email_verification(
+        &self,
+        auth: &Authenticated,
+    ) -> Result<Customer, EngineError> {
+        let c = self.customer(auth).await?;
+        let now = self.now();
+        if c.email_verified
+            || c.pending_verification
+                .as_ref()
+                .is_some_and(|p| now - p.requested_at < 60_000)
+        {
+            return Ok(c);
+        }
+        let nonce = credentials::nonce()?;
+        let token = mailed_token(&self.inner.token_secret, "verify", &c.id, &nonce);
+        let expires_at = now + millis(self.inner.config.email_verification_ttl);
+        Ok(self
+            .inner
+            .customers
+            .request_verification(&c.id, nonce, digest(&token), expires_at)
+            .await??)
+    }
+
+    /// Verifies the signed-in customer's email with the mailed token: from now on their
+    /// history includes the guest orders placed with it.
+    pub async fn verify_email(
+        &self,
+        auth: &Authenticated,
+        token: &str,
+    ) -> Result<Customer, EngineError> {
+        if token_customer(token) != Some(auth.customer_id.as_str()) {
+            return Err(invalid_token());
+        }
+        Ok(self
+            .inner
+            .customers
+            .verify(&auth.customer_id, digest(token))
+            .await??)
+    }
+
+    /// Everything held about the signed-in customer.
+    pub async fn export_customer(
+        &self,
+        auth: &Authenticated,
+    ) -> Result<CustomerExport, EngineError> {
+        let customer = self.customer(auth).await?;
+        let tables = self.inner.store.tables();
+        let mut orders = Vec::new();
+        for id in self.all_history(&customer.id)? {
+            if let Some(o) = tables.orders.get(id.as_str())? {
+                orders.push(o);
+            }
+        }
+        let cart = match &customer.cart_id {
+            Some(id) => self.cart(id).await.ok(),
+            None => None,
+        };
+        let mut notifications = Vec::new();
+        let mut from = 0;
+        loop {
+            let (page, next) = crate::notify::list(&self.inner.store, from, 1000)?;
+            notifications.extend(page.into_iter().filter(|n| n.to == customer.email));
+            match next {
+                Some(n) => from = n,
+                None => break,
+            }
+        }
+        Ok(CustomerExport {
+            customer,
+            orders,
+            cart,
+            notifications,
+        })
+    }
+
+    /// Erases the signed-in customer: every order in their history keeps its lines and
+    /// totals but loses its email and address; the account, its sessions and its cart
+    /// claim are deleted; the email is free again.
+    pub async fn erase_customer(&self, auth: &Authenticated) -> Result<(), EngineError> {
+        let c = self.customer(auth).await?;
+        for id in self.all_history(&c.id)? {
+            match self.inner.orders.anonymise(&id).await? {
+                Ok(_) | Err(crate::actors::order::OrderFailure::NotFound) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.inner.customers.erase(&c.id).await??;
+        self.inner.accounts.release(&c.email, &c.id).await??;
+        Ok(())
     }
 
     /// `Ok` if the cart is a guest's (anyone holding its id may use it) or the signed-in

@@ -40,7 +40,7 @@ pub use crate::search::{CategoryNode, PriceBucket, Suggestion};
 pub use carts::CartView;
 pub use catalog::{ImportReport, ProductView};
 pub use credentials::{LoginLimits, PasswordCost};
-pub use customers::{Authenticated, CustomerOrderPage, MAX_HISTORY_PAGE, SignedIn};
+pub use customers::{Authenticated, CustomerExport, CustomerOrderPage, MAX_HISTORY_PAGE, SignedIn};
 pub use error::{EngineError, Recorded};
 pub use inventory::InventoryView;
 pub use notify::TemplateView;
@@ -100,6 +100,8 @@ struct Inner {
     customers: CustomerHandle,
     accounts: RegistryHandle,
     credentials: credentials::Credentials,
+    /// The secret mailed tokens are derived with (kept in `meta`, made at first start).
+    token_secret: Arc<[u8]>,
     recommender: Arc<crate::recommend::Recommender>,
     /// Whether SKU reservations may lapse (off during startup recovery).
     sku_expiry: Arc<std::sync::atomic::AtomicBool>,
@@ -270,6 +272,7 @@ impl Engine {
             let (cost, limits) = (config.password_cost, config.login_limits);
             blocking(move || credentials::Credentials::new(cost, limits)).await?
         };
+        let token_secret = credentials::token_secret(&store)?;
         let engine = Engine {
             inner: Arc::new(Inner {
                 config,
@@ -281,6 +284,7 @@ impl Engine {
                 customers: CustomerHandle(customers),
                 accounts: RegistryHandle(accounts),
                 credentials,
+                token_secret,
                 recommender,
                 sku_expiry,
                 catalog_ticket,

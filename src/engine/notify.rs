@@ -35,10 +35,16 @@ impl Engine {
             ),
         };
         let wake = Arc::new(tokio::sync::Notify::new());
+        let tokens = notify::TokenMail {
+            secret: self.inner.token_secret.clone(),
+            reset_ttl_minutes: super::millis(config.password_reset_ttl) / 60_000,
+            verify_ttl_minutes: super::millis(config.email_verification_ttl) / 60_000,
+        };
         self.subscribe(Arc::new(Notifier::new(
             self.inner.store.clone(),
             wake.clone(),
             config.currency.clone(),
+            tokens,
         )));
         self.keep(tokio::spawn(notify::run_sender(
             self.inner.store.clone(),

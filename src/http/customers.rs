@@ -29,7 +29,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(register))
         .routes(routes!(sign_in))
         .routes(routes!(sign_out))
-        .routes(routes!(me, update_me))
+        .routes(routes!(me, update_me, erase_me))
+        .routes(routes!(export_me))
+        .routes(routes!(verify_email))
+        .routes(routes!(request_password_reset))
+        .routes(routes!(confirm_password_reset))
         .routes(routes!(addresses, add_address))
         .routes(routes!(replace_address, remove_address))
         .routes(routes!(my_orders))
@@ -571,4 +575,185 @@ async fn customer_orders(
         items: page.items.iter().map(OrderOut::from).collect(),
         next_cursor: page.next_cursor,
     }))
+}
+
+/// `POST /customers/password-reset`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetRequestIn {
+    /// The account's email.
+    #[schema(max_length = 254)]
+    email: String,
+}
+
+/// Asks for a password-reset mail. Always `202`, whether or not an account has this
+/// email (the answer does not tell); at most one mail a minute per account.
+#[utoipa::path(
+    post,
+    path = "/api/v1/customers/password-reset",
+    tag = "customers",
+    request_body = ResetRequestIn,
+    responses(
+        (status = 202, description = "If an account has this email, a reset token is on its way"),
+        (status = 422, description = "The email is longer than 254 characters", body = Problem, content_type = PROBLEM_JSON),
+    ),
+)]
+async fn request_password_reset(
+    State(s): State<AppState>,
+    Json(body): Json<ResetRequestIn>,
+) -> Result<StatusCode, ApiError> {
+    s.engine.request_password_reset(&body.email).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// `POST /customers/password-reset/confirm`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetConfirmIn {
+    /// The mailed token.
+    #[schema(max_length = 200)]
+    token: String,
+    /// The new password: at least 8 characters, at most 256.
+    #[schema(min_length = 8, max_length = 256, format = Password)]
+    password: String,
+}
+
+/// Sets a new password with a mailed reset token. The token works once; every session of
+/// the account ends.
+#[utoipa::path(
+    post,
+    path = "/api/v1/customers/password-reset/confirm",
+    tag = "customers",
+    request_body = ResetConfirmIn,
+    responses(
+        (status = 204, description = "The password is changed; sign in again"),
+        (status = 422, description = "The token is invalid, used or expired, or the password too short (`validation_failed`)", body = Problem, content_type = PROBLEM_JSON),
+    ),
+)]
+async fn confirm_password_reset(
+    State(s): State<AppState>,
+    Json(body): Json<ResetConfirmIn>,
+) -> Result<StatusCode, ApiError> {
+    s.engine.reset_password(&body.token, &body.password).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /customers/me/verify`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyIn {
+    /// The mailed token; without it, a token is mailed.
+    #[serde(default)]
+    #[schema(max_length = 200)]
+    token: Option<String>,
+}
+
+/// Verifies the account's email: without a token, mails one (`202`); with the mailed
+/// token, marks the email verified (`200`). A verified account's history includes the
+/// guest orders placed with its email.
+#[utoipa::path(
+    post,
+    path = "/api/v1/customers/me/verify",
+    tag = "customers",
+    request_body = VerifyIn,
+    responses(
+        (status = 200, description = "The email is verified", body = CustomerOut),
+        (status = 202, description = "A token is on its way (unless the email is verified already)", body = CustomerOut),
+        (status = 401, description = "No valid session", body = Problem, content_type = PROBLEM_JSON),
+        (status = 422, description = "The token is invalid, used or expired (`validation_failed`)", body = Problem, content_type = PROBLEM_JSON),
+    ),
+)]
+async fn verify_email(
+    State(s): State<AppState>,
+    Customer(auth): Customer,
+    Json(body): Json<VerifyIn>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(match body.token {
+        Some(token) => (
+            StatusCode::OK,
+            axum::Json(CustomerOut::from(
+                &s.engine.verify_email(&auth, &token).await?,
+            )),
+        ),
+        None => (
+            StatusCode::ACCEPTED,
+            axum::Json(CustomerOut::from(
+                &s.engine.request_email_verification(&auth).await?,
+            )),
+        ),
+    })
+}
+
+/// A session of the account, as an export shows it (never its token).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionInfoOut {
+    /// When it lapses unless used.
+    #[schema(format = DateTime)]
+    expires_at: String,
+}
+
+/// Everything held about a customer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportOut {
+    /// The account, its addresses included.
+    customer: CustomerOut,
+    /// Its open sessions.
+    sessions: Vec<SessionInfoOut>,
+    /// Every order in its history.
+    orders: Vec<OrderOut>,
+    /// Its cart, if one is attached.
+    cart: Option<super::carts::CartOut>,
+    /// Mails sent to its address.
+    notifications: Vec<super::notify::NotificationOut>,
+}
+
+/// Everything held about the signed-in customer, as JSON.
+#[utoipa::path(
+    get,
+    path = "/api/v1/customers/me/export",
+    tag = "customers",
+    responses(
+        (status = 200, description = "The account, its sessions, orders, cart and mails", body = ExportOut),
+        (status = 401, description = "No valid session", body = Problem, content_type = PROBLEM_JSON),
+    ),
+)]
+async fn export_me(
+    State(s): State<AppState>,
+    Customer(auth): Customer,
+) -> Result<axum::Json<ExportOut>, ApiError> {
+    let e = s.engine.export_customer(&auth).await?;
+    Ok(axum::Json(ExportOut {
+        customer: CustomerOut::from(&e.customer),
+        sessions: e
+            .customer
+            .sessions
+            .iter()
+            .map(|s| SessionInfoOut {
+                expires_at: rfc3339(s.expires_at),
+            })
+            .collect(),
+        orders: e.orders.iter().map(OrderOut::from).collect(),
+        cart: e.cart.map(Into::into),
+        notifications: e.notifications.iter().map(Into::into).collect(),
+    }))
+}
+
+/// Erases the account: it is deleted with its sessions; the orders in its history keep
+/// their lines and totals but lose their email and address.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/customers/me",
+    tag = "customers",
+    responses(
+        (status = 204, description = "Erased; the session cookie is cleared"),
+        (status = 401, description = "No valid session", body = Problem, content_type = PROBLEM_JSON),
+    ),
+)]
+async fn erase_me(
+    State(s): State<AppState>,
+    Customer(auth): Customer,
+) -> Result<impl IntoResponse, ApiError> {
+    s.engine.erase_customer(&auth).await?;
+    let cookie = session_cookie(None, 0, s.secure_cookies);
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]))
 }

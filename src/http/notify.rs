@@ -128,21 +128,7 @@ async fn list_notifications(
         })?,
     };
     let (items, next) = s.engine.notifications(after, p.limit.unwrap_or(50)).await?;
-    let items = items
-        .iter()
-        .map(|n| NotificationOut {
-            id: n.message_id(),
-            template: n.template.clone(),
-            to: n.to.clone(),
-            subject: n.subject.clone(),
-            about: n.subject_id.clone(),
-            status: n.status.as_str().to_owned(),
-            attempts: n.attempts,
-            last_error: n.last_error.clone(),
-            created_at: rfc3339(n.created_at),
-            sent_at: n.sent_at.map(rfc3339),
-        })
-        .collect();
+    let items = items.iter().map(NotificationOut::from).collect();
     Ok(axum::Json(NotificationPageOut {
         items,
         next_cursor: next.map(|n| n.to_string()),
@@ -213,6 +199,23 @@ pub struct NotificationOut {
     /// When it was delivered.
     #[schema(format = DateTime)]
     pub sent_at: Option<String>,
+}
+
+impl From<&crate::notify::Notification> for NotificationOut {
+    fn from(n: &crate::notify::Notification) -> Self {
+        NotificationOut {
+            id: n.message_id(),
+            template: n.template.clone(),
+            to: n.to.clone(),
+            subject: n.subject.clone(),
+            about: n.subject_id.clone(),
+            status: n.status.as_str().to_owned(),
+            attempts: n.attempts,
+            last_error: n.last_error.clone(),
+            created_at: rfc3339(n.created_at),
+            sent_at: n.sent_at.map(rfc3339),
+        }
+    }
 }
 
 /// `GET /admin/notifications`.

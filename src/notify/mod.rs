@@ -26,6 +26,7 @@ use serde_json::{Value, json};
 
 use crate::dispatcher::{Delivery, DeliveryError, Subscriber};
 use crate::domain::Millis;
+use crate::domain::customer::{mailed_token, token_digest};
 use crate::domain::event::{DomainEvent, LoggedEvent};
 pub use crate::domain::notification::{Notification, NotificationStatus};
 use crate::domain::order::Order;
@@ -97,18 +98,68 @@ pub struct Notifier {
     /// Wakes the sender when something is queued.
     wake: Arc<tokio::sync::Notify>,
     currency: String,
+    /// What mailed tokens are derived with.
+    tokens: TokenMail,
     /// Templates compiled once per version.
     compiled: templates::Cache,
 }
 
+/// What the notifier needs to mail customers their tokens.
+#[derive(Clone)]
+pub(crate) struct TokenMail {
+    /// The engine's secret (see `domain::customer::mailed_token`).
+    pub secret: Arc<[u8]>,
+    /// How long a reset token works, for the mail's text.
+    pub reset_ttl_minutes: i64,
+    /// How long a verification token works, for the mail's text.
+    pub verify_ttl_minutes: i64,
+}
+
 impl Notifier {
-    pub(crate) fn new(store: Store, wake: Arc<tokio::sync::Notify>, currency: String) -> Self {
+    pub(crate) fn new(
+        store: Store,
+        wake: Arc<tokio::sync::Notify>,
+        currency: String,
+        tokens: TokenMail,
+    ) -> Self {
         Notifier {
             store,
             wake,
             currency,
+            tokens,
             compiled: templates::Cache::default(),
         }
+    }
+
+    /// The mail of a token a customer asked for: the token is derived again from the
+    /// event's nonce; a token superseded by a later request (or used) is not sent.
+    fn token_mail(
+        &self,
+        name: &'static str,
+        customer_id: &str,
+        nonce: &str,
+    ) -> Result<Option<(&'static str, String, String, Value)>, StorageError> {
+        let Some(c) = self.store.tables().customers.get(customer_id)? else {
+            return Ok(None);
+        };
+        let (purpose, pending, ttl) = match name {
+            "password_reset" => ("reset", &c.pending_reset, self.tokens.reset_ttl_minutes),
+            _ => (
+                "verify",
+                &c.pending_verification,
+                self.tokens.verify_ttl_minutes,
+            ),
+        };
+        let token = mailed_token(&self.tokens.secret, purpose, customer_id, nonce);
+        if pending
+            .as_ref()
+            .is_none_or(|p| p.digest != token_digest(&token))
+        {
+            return Ok(None);
+        }
+        let ctx = json!({"customer": {"name": c.name, "email": c.email}, "token": token,
+                         "expires_in_minutes": ttl, "shop": "Emporium"});
+        Ok(Some((name, c.id, c.email, ctx)))
     }
 
     /// Which template, about what, to whom, with which context — or nothing to send.
@@ -133,6 +184,12 @@ impl Notifier {
                 };
                 let ctx = json!({"order": order_context(&o), "reason": reason, "shop": "Emporium"});
                 return Ok(Some(("payment_failed", o.id, o.email, ctx)));
+            }
+            DomainEvent::PasswordResetRequested { customer_id, nonce } => {
+                return self.token_mail("password_reset", customer_id, nonce);
+            }
+            DomainEvent::EmailVerificationRequested { customer_id, nonce } => {
+                return self.token_mail("email_verification", customer_id, nonce);
             }
             DomainEvent::CartAbandoned { cart_id } => {
                 let Some(cart) = tables.carts.get(cart_id)? else {
@@ -475,7 +532,12 @@ mod tests {
         let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
         let tables = store.tables();
         let wake = Arc::new(tokio::sync::Notify::new());
-        let notifier = Notifier::new(store.clone(), wake, "EUR".into());
+        let tokens = TokenMail {
+            secret: Arc::from(&b"test secret"[..]),
+            reset_ttl_minutes: 60,
+            verify_ttl_minutes: 60,
+        };
+        let notifier = Notifier::new(store.clone(), wake, "EUR".into(), tokens);
         let logged = |seq| LoggedEvent {
             seq,
             at: 0,

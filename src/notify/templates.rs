@@ -10,13 +10,15 @@ use serde_json::{Value, json};
 pub use crate::domain::notification::Template;
 
 /// Names of the templates, in the order they are listed.
-pub const NAMES: [&str; 6] = [
+pub const NAMES: [&str; 8] = [
     "order_confirmation",
     "order_shipped",
     "order_cancelled",
     "order_refunded",
     "payment_failed",
     "cart_abandoned",
+    "password_reset",
+    "email_verification",
 ];
 
 /// Longest part of a template accepted, in characters (three parts of ASCII stay under
@@ -64,6 +66,16 @@ pub fn default_template(name: &str) -> Option<Template> {
             "You left something in your cart".to_owned(),
             "Your cart is waiting for you:\n\n{% for i in cart.items %}  {{ i.quantity }} × {{ i.name }}\n{% endfor %}\nTotal: {{ cart.total|money(cart.currency) }}\n".to_owned(),
             "<p>Your cart is waiting for you:</p><ul>{% for i in cart.items %}<li>{{ i.quantity }} × {{ i.name }}</li>{% endfor %}</ul><p>Total: {{ cart.total|money(cart.currency) }}</p>".to_owned(),
+        ),
+        "password_reset" => (
+            "Reset your password".to_owned(),
+            "Someone (we hope you) asked to reset the password of your account.\n\nYour reset token, valid for {{ expires_in_minutes }} minutes and once only:\n\n  {{ token }}\n\nSend it with your new password to POST /api/v1/customers/password-reset/confirm. If you did not ask, ignore this mail: your password stays as it is.\n".to_owned(),
+            "<p>Someone (we hope you) asked to reset the password of your account.</p><p>Your reset token, valid for {{ expires_in_minutes }} minutes and once only:</p><pre>{{ token }}</pre><p>If you did not ask, ignore this mail: your password stays as it is.</p>".to_owned(),
+        ),
+        "email_verification" => (
+            "Confirm your email address".to_owned(),
+            "Confirm that {{ customer.email }} is yours with this token, valid for {{ expires_in_minutes }} minutes:\n\n  {{ token }}\n".to_owned(),
+            "<p>Confirm that {{ customer.email }} is yours with this token, valid for {{ expires_in_minutes }} minutes:</p><pre>{{ token }}</pre>".to_owned(),
         ),
         _ => return None,
     };
@@ -237,6 +249,9 @@ pub fn sample_context() -> Value {
                                  "city": "Tranquility Base", "postal_code": "00001", "country": "US"},
             "carrier": "Lunar Post", "tracking": "LP-1"
         },
+        "customer": {"name": "Ada", "email": "ada@example.com"},
+        "token": "0123456789abcdef0123456789abcdef.0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        "expires_in_minutes": 60,
         "cart": {"id": "c", "currency": "USD", "total": 2500,
                  "items": [{"sku": "HELM-01", "name": "Aurora Helmet", "quantity": 1,
                             "unit_price": 2500, "line_total": 2500}]}

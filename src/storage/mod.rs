@@ -633,6 +633,10 @@ pub struct Tables {
     pub customer_orders: Table<[u8], Mark>,
     /// The account holding each cart, by cart id: written by the account's actor.
     pub cart_owners: Table<str, crate::domain::customer::CustomerRef>,
+    /// Orders by the email they were placed with (lower-cased), newest first:
+    /// `[email][0][!created_at BE][order id]` → mark ([`email_order_key`]); written with
+    /// the order. A verified account's history includes its email's guest orders.
+    pub email_orders: Table<[u8], Mark>,
 }
 
 /// Decoded products kept by [`Tables::product`].
@@ -672,7 +676,41 @@ pub fn customer_order_key(customer_id: &str, created_at: i64, order_id: &str) ->
     k
 }
 
+/// The prefix of an email's orders in [`Tables::email_orders`].
+pub fn email_orders_prefix(email: &str) -> Vec<u8> {
+    let mut k = email.to_lowercase().into_bytes();
+    k.push(0);
+    k
+}
+
+/// The key of an order in [`Tables::email_orders`]: newest first within the email.
+pub fn email_order_key(email: &str, created_at: i64, order_id: &str) -> Vec<u8> {
+    let mut k = email_orders_prefix(email);
+    k.extend_from_slice(&(!(created_at.max(0) as u64)).to_be_bytes());
+    k.extend_from_slice(order_id.as_bytes());
+    k
+}
+
 impl Tables {
+    /// Removes an order's entries in the email and customer indexes and its owner (the
+    /// order itself is being deleted).
+    pub fn unstage_order_indexes(
+        &self,
+        batch: &mut WriteBatch,
+        order: &crate::domain::order::Order,
+    ) -> Result<(), StorageError> {
+        batch.remove(
+            &self.email_orders,
+            &email_order_key(&order.email, order.created_at, &order.id),
+        );
+        if let Some(owner) = self.order_owners.get(order.id.as_str())? {
+            batch.remove(&self.order_owners, order.id.as_str());
+            let key = customer_order_key(&owner.customer_id, order.created_at, &order.id);
+            batch.remove(&self.customer_orders, &key);
+        }
+        Ok(())
+    }
+
     /// Records that the new order `order` belongs to `customer_id` (its owner and its
     /// place in the customer's history), in the batch that creates it.
     pub fn stage_order_owner(
@@ -701,6 +739,15 @@ impl Tables {
     ) -> Result<(), StorageError> {
         use crate::domain::order::{Order, OrderStatus};
         batch.put(&self.orders, after.id.as_str(), after)?;
+        let by_email = |o: &Order| email_order_key(&o.email, o.created_at, &o.id);
+        if before.is_none_or(|b| b.email != after.email) {
+            if let Some(b) = before {
+                batch.remove(&self.email_orders, &by_email(b));
+            }
+            if !after.is_anonymised() {
+                batch.put(&self.email_orders, &by_email(after), &Mark)?;
+            }
+        }
         let key = |tag: u8| order_index_key(tag, after.created_at, &after.id);
         if before.is_none() {
             batch.put(&self.order_index, &key(ORDERS_ALL), &Mark)?;
@@ -849,6 +896,7 @@ impl Store {
                 order_owners: Table::open(&db, &barrier, "order_owners")?,
                 customer_orders: Table::open(&db, &barrier, "customer_orders")?,
                 cart_owners: Table::open(&db, &barrier, "cart_owners")?,
+                email_orders: Table::open(&db, &barrier, "email_orders")?,
             };
             // Multi-key writes a crash interrupted are completed before anything reads.
             let journal = db.open_tree("journal")?;

@@ -737,3 +737,403 @@ async fn an_acknowledged_registration_survives_kill_9_and_no_secret_reaches_the_
         );
     }
 }
+
+/// The mailed token in a message: `{32 hex}.{64 hex}`.
+fn token_in(mail: &str) -> String {
+    let text = crate::notify::unfold(mail);
+    let bytes = text.as_bytes();
+    let hex = |b: &u8| b.is_ascii_digit() || (b'a'..=b'f').contains(b);
+    (0..bytes.len().saturating_sub(97))
+        .find(|&i| {
+            bytes[i..i + 32].iter().all(hex)
+                && bytes[i + 32] == b'.'
+                && bytes[i + 33..i + 97].iter().all(hex)
+                && (i == 0 || !hex(&bytes[i - 1]))
+        })
+        .map(|i| text[i..i + 97].to_owned())
+        .expect("a token in the mail")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_reset_is_mailed_works_once_and_ends_every_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let smtp = crate::notify::Smtp::start(port, dir.path().join("maildir")).await;
+    let clock = emporium::Clock::manual_from_now();
+    let app = spawn_app_configured(
+        |c| {
+            c.clock = clock.clone();
+            c.smtp_url = Some(format!("smtp://127.0.0.1:{port}"));
+        },
+        |_| {},
+    )
+    .await;
+    let old_session = app.customer("ada@example.com").await;
+    // Known or not, the answer is the same.
+    for email in ["ada@example.com", "nobody@example.com", "not an email"] {
+        let r = app
+            .post_json("/api/v1/customers/password-reset", json!({"email": email}))
+            .await;
+        assert_eq!(r.status, 202, "{email}");
+    }
+    let mail = {
+        let mut found = Vec::new();
+        assert!(
+            eventually(Duration::from_secs(15), || {
+                found = smtp.received();
+                let done = !found.is_empty();
+                async move { done }
+            })
+            .await,
+            "the reset mail arrived"
+        );
+        found.remove(0)
+    };
+    assert!(mail.contains("To: ada@example.com"), "{mail}");
+    let token = token_in(&mail);
+    // The event log has a nonce, never the token.
+    let events = app
+        .send(app.admin(app.client.get(app.url("/api/v1/admin/events?limit=1000"))))
+        .await;
+    assert!(events.body.to_string().contains("PasswordResetRequested"));
+    assert!(!events.body.to_string().contains(&token));
+
+    let confirm = |token: String, password: &'static str| {
+        let app = &app;
+        async move {
+            app.post_json(
+                "/api/v1/customers/password-reset/confirm",
+                json!({"token": token, "password": password}),
+            )
+            .await
+        }
+    };
+    let short = confirm(token.clone(), "short").await;
+    assert_eq!(
+        short.status, 422,
+        "a bad password does not use the token up"
+    );
+    let done = confirm(token.clone(), "a brand new password").await;
+    assert_eq!(done.status, 204, "{}", done.body);
+    // Once only; the old session and the old password are gone.
+    let again = confirm(token.clone(), "yet another password").await;
+    assert_eq!((again.status, again.code()), (422, "validation_failed"));
+    let me = app
+        .as_customer(
+            &old_session,
+            reqwest::Method::GET,
+            "/api/v1/customers/me",
+            None,
+        )
+        .await;
+    assert_eq!(me.status, 401);
+    let old = app
+        .post_json(
+            "/api/v1/sessions",
+            json!({"email": "ada@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(old.status, 401);
+    app.sign_in("ada@example.com", "a brand new password").await;
+
+    // A token older than an hour does not work.
+    clock.advance(Duration::from_secs(120));
+    let r = app
+        .post_json(
+            "/api/v1/customers/password-reset",
+            json!({"email": "ada@example.com"}),
+        )
+        .await;
+    assert_eq!(r.status, 202);
+    let mut found = Vec::new();
+    assert!(
+        eventually(Duration::from_secs(15), || {
+            found = smtp.received();
+            let done = found.len() >= 2;
+            async move { done }
+        })
+        .await
+    );
+    let second = found
+        .iter()
+        .map(|m| token_in(m))
+        .find(|t| *t != token)
+        .unwrap();
+    clock.advance(Duration::from_secs(3601));
+    let late = confirm(second, "too late password").await;
+    assert_eq!(late.status, 422);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verified_email_brings_its_guest_orders_into_the_history_and_nothing_else() {
+    let app = spawn_app().await;
+    app.create_product("VER-1", 700, 10).await;
+    let order = |token: Option<String>, key: &'static str| {
+        let app = &app;
+        async move {
+            let cart = app.create_cart().await;
+            app.post_json(
+                &format!("/api/v1/carts/{cart}/items"),
+                json!({"sku": "VER-1", "quantity": 1}),
+            )
+            .await;
+            let r = app.checkout_as(token.as_deref(), &cart, key).await;
+            assert_eq!(r.status, 201, "{}", r.body);
+            r.body["id"].as_str().unwrap().to_owned()
+        }
+    };
+    // Orders placed with ada@example.com: one as a guest, one by another account.
+    let guest = order(None, "g").await;
+    let bob = app.customer("bob@example.com").await;
+    let bobs = order(Some(bob.clone()), "b").await;
+    let ada = app.customer("ada@example.com").await;
+    let history = |token: String| {
+        let app = &app;
+        async move {
+            let r = app
+                .as_customer(
+                    &token,
+                    reqwest::Method::GET,
+                    "/api/v1/customers/me/orders",
+                    None,
+                )
+                .await;
+            r.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| o["id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert!(history(ada.clone()).await.is_empty(), "not by email alone");
+
+    let asked = app
+        .as_customer(
+            &ada,
+            reqwest::Method::POST,
+            "/api/v1/customers/me/verify",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(asked.status, 202);
+    let outbox = app._dir.path().join("outbox");
+    let mail = crate::notify::wait_for(&outbox, "email_verification", 1).await;
+    let token = token_in(&mail[0].1);
+    // Bob cannot use Ada's token.
+    let stolen = app
+        .as_customer(
+            &bob,
+            reqwest::Method::POST,
+            "/api/v1/customers/me/verify",
+            Some(json!({"token": token})),
+        )
+        .await;
+    assert_eq!(stolen.status, 422);
+    let verified = app
+        .as_customer(
+            &ada,
+            reqwest::Method::POST,
+            "/api/v1/customers/me/verify",
+            Some(json!({"token": token})),
+        )
+        .await;
+    assert_eq!(verified.status, 200, "{}", verified.body);
+    assert_eq!(verified.body["email_verified"], true);
+    let own = order(Some(ada.clone()), "a").await;
+    // Her own order and the guest order with her email; never Bob's.
+    assert_eq!(history(ada.clone()).await, [own, guest]);
+    assert_eq!(history(bob).await, [bobs]);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_in_with_a_cart_attaches_it_and_merges_the_accounts_open_cart() {
+    let app = spawn_app().await;
+    app.create_product("MRG-X", 100, 50).await;
+    app.create_product("MRG-Y", 100, 50).await;
+    app.customer("ada@example.com").await;
+    let add = |cart: String, sku: &'static str, quantity: i64| {
+        let app = &app;
+        async move {
+            let r = app
+                .post_json(
+                    &format!("/api/v1/carts/{cart}/items"),
+                    json!({"sku": sku, "quantity": quantity}),
+                )
+                .await;
+            assert_eq!(r.status, 200, "{}", r.body);
+        }
+    };
+    let first = app.create_cart().await;
+    add(first.clone(), "MRG-X", 2).await;
+    let s = app
+        .post_json(
+            "/api/v1/sessions",
+            json!({"email": "ada@example.com", "password": PASSWORD, "cart_id": first}),
+        )
+        .await;
+    assert_eq!(s.body["customer"]["cart_id"], first.as_str());
+    // Later, on another device, as a guest: one X and three Y; then she signs in.
+    let second = app.create_cart().await;
+    add(second.clone(), "MRG-X", 1).await;
+    add(second.clone(), "MRG-Y", 3).await;
+    let s = app
+        .post_json(
+            "/api/v1/sessions",
+            json!({"email": "ada@example.com", "password": PASSWORD, "cart_id": second}),
+        )
+        .await;
+    assert_eq!(s.status, 201, "{}", s.body);
+    assert_eq!(s.body["customer"]["cart_id"], second.as_str());
+    let token = s.body["token"].as_str().unwrap();
+    let cart = app
+        .as_customer(
+            token,
+            reqwest::Method::GET,
+            &format!("/api/v1/carts/{second}"),
+            None,
+        )
+        .await;
+    let quantities: std::collections::BTreeMap<String, i64> = cart.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["sku"].as_str().unwrap().to_owned(),
+                l["quantity"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        quantities,
+        [("MRG-X".to_owned(), 2), ("MRG-Y".to_owned(), 3)].into(),
+        "the larger quantity per SKU"
+    );
+    // The attached cart is hers now: a guest holding its id no longer reaches it.
+    assert_eq!(
+        app.get(&format!("/api/v1/carts/{second}")).await.status,
+        404
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_holds_everything_and_erasure_keeps_only_what_the_books_need() {
+    let app = spawn_app().await;
+    app.create_product("ERA-1", 1500, 10).await;
+    let token = app.customer("ada@example.com").await;
+    app.as_customer(
+        &token,
+        reqwest::Method::POST,
+        "/api/v1/customers/me/addresses",
+        Some(shipping()),
+    )
+    .await;
+    let cart = app.create_cart().await;
+    app.post_json(
+        &format!("/api/v1/carts/{cart}/items"),
+        json!({"sku": "ERA-1", "quantity": 2}),
+    )
+    .await;
+    let order = app.checkout_as(Some(&token), &cart, "e").await;
+    assert_eq!(order.status, 201);
+    let order_id = order.body["id"].as_str().unwrap().to_owned();
+    crate::notify::wait_for(&app._dir.path().join("outbox"), "order_confirmation", 1).await;
+
+    let export = app
+        .as_customer(
+            &token,
+            reqwest::Method::GET,
+            "/api/v1/customers/me/export",
+            None,
+        )
+        .await;
+    assert_eq!(export.status, 200);
+    let e = &export.body;
+    assert_eq!(e["customer"]["email"], "ada@example.com");
+    assert_eq!(e["customer"]["addresses"].as_array().unwrap().len(), 1);
+    assert_eq!(e["orders"][0]["id"], order_id.as_str());
+    assert_eq!(e["sessions"].as_array().unwrap().len(), 1);
+    assert!(
+        !export.body.to_string().contains(&token),
+        "no token in the export"
+    );
+    assert!(
+        !export.body.to_string().contains("argon2"),
+        "no password hash"
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            let e = app
+                .as_customer(
+                    &token,
+                    reqwest::Method::GET,
+                    "/api/v1/customers/me/export",
+                    None,
+                )
+                .await;
+            e.body["notifications"]
+                .as_array()
+                .is_some_and(|n| n.iter().any(|m| m["template"] == "order_confirmation"))
+        })
+        .await,
+        "the receipt is in the export"
+    );
+
+    let erased = app
+        .as_customer(
+            &token,
+            reqwest::Method::DELETE,
+            "/api/v1/customers/me",
+            None,
+        )
+        .await;
+    assert_eq!(erased.status, 204);
+    let me = app
+        .as_customer(&token, reqwest::Method::GET, "/api/v1/customers/me", None)
+        .await;
+    assert_eq!(me.status, 401);
+    // The order keeps its lines and total; its email and address are gone.
+    let orders = app
+        .send(app.admin(app.client.get(app.url("/api/v1/admin/orders"))))
+        .await;
+    let o = orders.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["id"] == order_id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (o["total"].as_i64(), o["status"].as_str()),
+        (Some(3000), Some("paid"))
+    );
+    assert_eq!(o["email"], "erased@erased.invalid");
+    assert_eq!(o["shipping_address"]["line1"], "(erased)");
+    assert!(!o.to_string().contains("Orbit Way"));
+    // The account is gone from the admin's lookup, and the email is free again.
+    let found = app
+        .send(
+            app.admin(
+                app.client
+                    .get(app.url("/api/v1/admin/customers?email=ada@example.com")),
+            ),
+        )
+        .await;
+    assert_eq!(found.body["items"], json!([]));
+    let again = app
+        .post_json(
+            "/api/v1/customers",
+            json!({"email": "ada@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(again.status, 201);
+    let events = app
+        .send(app.admin(app.client.get(app.url("/api/v1/admin/events?limit=1000"))))
+        .await;
+    assert!(events.body.to_string().contains("CustomerErased"));
+    app.stop().await;
+}

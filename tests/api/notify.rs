@@ -31,7 +31,7 @@ fn mails(dir: &Path, template: &str) -> Vec<(String, String)> {
 
 /// The message with its quoted-printable encoding undone (soft line breaks, `=XX`
 /// bytes), so that its text can be searched.
-fn unfold(eml: &str) -> String {
+pub(crate) fn unfold(eml: &str) -> String {
     let joined = eml.replace("=\r\n", "").replace("=\n", "");
     let b = joined.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -56,7 +56,7 @@ fn number(order_id: &str) -> String {
     format!("{}-{}", &order_id[..4], &order_id[4..8])
 }
 
-async fn wait_for(dir: &Path, template: &str, n: usize) -> Vec<(String, String)> {
+pub(crate) async fn wait_for(dir: &Path, template: &str, n: usize) -> Vec<(String, String)> {
     let mut found = Vec::new();
     let ok = eventually(Duration::from_secs(10), || {
         found = mails(dir, template);
@@ -366,7 +366,7 @@ async fn exactly_one_receipt_per_order_across_kill_9() {
 }
 
 /// A real SMTP server: Python's aiosmtpd writing to a Maildir.
-struct Smtp {
+pub(crate) struct Smtp {
     child: std::process::Child,
     maildir: PathBuf,
 }
@@ -389,7 +389,7 @@ impl Smtp {
         }
     }
 
-    async fn start(port: u16, maildir: PathBuf) -> Smtp {
+    pub(crate) async fn start(port: u16, maildir: PathBuf) -> Smtp {
         Self::ensure_installed();
         let child = std::process::Command::new("python3")
             .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
@@ -409,7 +409,7 @@ impl Smtp {
         Smtp { child, maildir }
     }
 
-    fn received(&self) -> Vec<String> {
+    pub(crate) fn received(&self) -> Vec<String> {
         let mut out = Vec::new();
         for sub in ["new", "cur"] {
             if let Ok(entries) = std::fs::read_dir(self.maildir.join(sub)) {
