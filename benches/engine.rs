@@ -15,6 +15,10 @@
 //! - `sku/reserve_commit_64_skus_strict`: reserve + commit spread over 64 SKUs.
 //! - `reads/product_get`, `reads/recommendations`: the read paths (a product with its
 //!   stock; recommendations from a model learned from 2,000 orders).
+//! - `customers/sign_in`, `customers/sign_in_wrong_password`: a sign-in (Argon2id at
+//!   OWASP's minimum cost, and a durable session write) and a refused one (the hash
+//!   alone); `customers/authenticated_cart_read`: a session lookup, the cart's ownership
+//!   check and its read.
 //! - `codec/order_encode`, `codec/order_decode`: the storage codec on a 3-line order.
 //!
 //! Run: `cargo bench --bench engine`. With `CI` set, sizes shrink.
@@ -374,6 +378,74 @@ fn reads(c: &mut Criterion) {
     g.finish();
 }
 
+/// Customer accounts: signing in (an Argon2id verify at OWASP's minimum cost, then a
+/// durable session write), a wrong password (the verify alone: nothing is written), and
+/// what an authenticated cart read costs (the session lookup, the ownership check, the
+/// cart actor's read).
+fn customers(c: &mut Criterion) {
+    let rt = runtime();
+    let mut g = c.benchmark_group("customers");
+    g.throughput(Throughput::Elements(1));
+    g.sample_size(10);
+    let dir = tempfile::tempdir().unwrap();
+    let e = rt.block_on(async {
+        let mut c = Config::new(dir.path());
+        // Failed sign-ins are measured, not throttled.
+        c.login_limits.per_account = usize::MAX;
+        c.login_limits.per_client = usize::MAX;
+        Engine::open(c).await.unwrap()
+    });
+    let password = "bench password 1";
+    let cart = rt.block_on(async {
+        e.register("bench@example.com", password, None).await.unwrap();
+        let signed = e.sign_in("bench@example.com", password, None).await.unwrap();
+        let auth = e.authenticate(&signed.token).await.unwrap();
+        let cart = e.create_cart().await.unwrap().cart.id;
+        e.create_product(
+            "CUST-1",
+            ProductDraft {
+                name: "Customer bench".into(),
+                price: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        e.cart_add_item(&cart, "CUST-1", 1).await.unwrap();
+        e.attach_cart(&auth, &cart).await.unwrap();
+        cart
+    });
+    g.bench_function("sign_in", |b| {
+        b.to_async(&rt).iter(|| async {
+            e.sign_in("bench@example.com", password, None).await.unwrap()
+        })
+    });
+    g.bench_function("sign_in_wrong_password", |b| {
+        b.to_async(&rt).iter(|| async {
+            e.sign_in("bench@example.com", "wrong password", None)
+                .await
+                .unwrap_err()
+        })
+    });
+    // A session of its own: the sign-ins above ended the oldest (an account keeps 20).
+    let token = rt.block_on(async {
+        e.sign_in("bench@example.com", password, None)
+            .await
+            .unwrap()
+            .token
+    });
+    g.sample_size(50);
+    g.bench_function("authenticated_cart_read", |b| {
+        b.to_async(&rt).iter(|| async {
+            let auth = e.authenticate(&token).await.unwrap();
+            e.check_cart_access(&cart, Some(&auth)).await.unwrap();
+            e.cart(&cart).await.unwrap()
+        })
+    });
+    rt.block_on(e.shutdown()).unwrap();
+    g.finish();
+}
+
 fn sku_many(c: &mut Criterion) {
     let rt = runtime();
     let mut g = c.benchmark_group("sku");
@@ -458,5 +530,5 @@ fn config() -> Criterion {
     }
 }
 
-criterion_group! { name = benches; config = config(); targets = actor_round_trip, cart_add, cart_add_concurrent, sku_hot, sku_many, activation, checkout, reads, codec }
+criterion_group! { name = benches; config = config(); targets = actor_round_trip, cart_add, cart_add_concurrent, sku_hot, sku_many, activation, checkout, reads, customers, codec }
 criterion_main!(benches);
