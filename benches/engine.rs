@@ -397,8 +397,13 @@ fn customers(c: &mut Criterion) {
     });
     let password = "bench password 1";
     let cart = rt.block_on(async {
-        e.register("bench@example.com", password, None).await.unwrap();
-        let signed = e.sign_in("bench@example.com", password, None).await.unwrap();
+        e.register("bench@example.com", password, None)
+            .await
+            .unwrap();
+        let signed = e
+            .sign_in("bench@example.com", password, None)
+            .await
+            .unwrap();
         let auth = e.authenticate(&signed.token).await.unwrap();
         let cart = e.create_cart().await.unwrap().cart.id;
         e.create_product(
@@ -417,7 +422,9 @@ fn customers(c: &mut Criterion) {
     });
     g.bench_function("sign_in", |b| {
         b.to_async(&rt).iter(|| async {
-            e.sign_in("bench@example.com", password, None).await.unwrap()
+            e.sign_in("bench@example.com", password, None)
+                .await
+                .unwrap()
         })
     });
     g.bench_function("sign_in_wrong_password", |b| {

@@ -9,7 +9,9 @@
 use std::sync::Arc;
 
 use crate::domain::Millis;
-use crate::domain::customer::{Customer, CustomerError, CustomerRef, ProfileChange, Session};
+use crate::domain::customer::{
+    Customer, CustomerError, CustomerRef, ProfileChange, Session, TokenPurpose,
+};
 use crate::domain::event::{CustomerChange, DomainEvent};
 use crate::domain::order::Address;
 use crate::storage::{StorageError, Store, WriteBatch};
@@ -173,8 +175,9 @@ pub(crate) enum CustomerCmd {
     EndSession(String),
     /// Makes the cart the account's cart.
     AttachCart(String),
-    /// Records a reset token's digest and asks for its mail.
-    RequestReset {
+    /// Records a mailed token's digest and asks for its mail.
+    RequestToken {
+        purpose: TokenPurpose,
         nonce: String,
         digest: String,
         expires_at: Millis,
@@ -183,12 +186,6 @@ pub(crate) enum CustomerCmd {
     CompleteReset {
         digest: String,
         password_hash: String,
-    },
-    /// Records a verification token's digest and asks for its mail.
-    RequestVerification {
-        nonce: String,
-        digest: String,
-        expires_at: Millis,
     },
     /// Verifies the email through the token with this digest.
     Verify(String),
@@ -287,17 +284,19 @@ impl CustomerHandle {
             .await
     }
 
-    /// Records a reset token (by digest) and asks for its mail.
-    pub async fn request_reset(
+    /// Records a mailed token (by digest) and asks for its mail.
+    pub async fn request_token(
         &self,
         id: &str,
+        purpose: TokenPurpose,
         nonce: String,
         digest: String,
         expires_at: Millis,
     ) -> Answer<Customer, CustomerFailure> {
         self.run(
             id,
-            CustomerCmd::RequestReset {
+            CustomerCmd::RequestToken {
+                purpose,
                 nonce,
                 digest,
                 expires_at,
@@ -318,25 +317,6 @@ impl CustomerHandle {
             CustomerCmd::CompleteReset {
                 digest,
                 password_hash,
-            },
-        )
-        .await
-    }
-
-    /// Records a verification token (by digest) and asks for its mail.
-    pub async fn request_verification(
-        &self,
-        id: &str,
-        nonce: String,
-        digest: String,
-        expires_at: Millis,
-    ) -> Answer<Customer, CustomerFailure> {
-        self.run(
-            id,
-            CustomerCmd::RequestVerification {
-                nonce,
-                digest,
-                expires_at,
             },
         )
         .await
@@ -375,16 +355,25 @@ impl CustomerEntity {
             CustomerCmd::Get | CustomerCmd::Erase => {
                 unreachable!("reads and erasure are handled before apply")
             }
-            CustomerCmd::RequestReset {
+            CustomerCmd::RequestToken {
+                purpose,
                 nonce,
                 digest,
                 expires_at,
             } => {
-                let event = DomainEvent::PasswordResetRequested {
-                    customer_id: c.id.clone(),
-                    nonce,
+                let customer_id = c.id.clone();
+                let event = match purpose {
+                    TokenPurpose::Reset => {
+                        DomainEvent::PasswordResetRequested { customer_id, nonce }
+                    }
+                    TokenPurpose::Verify => {
+                        DomainEvent::EmailVerificationRequested { customer_id, nonce }
+                    }
                 };
-                (c.with_reset_requested(digest, expires_at, now), vec![event])
+                (
+                    c.with_token_requested(purpose, digest, expires_at, now),
+                    vec![event],
+                )
             }
             CustomerCmd::CompleteReset {
                 digest,
@@ -395,20 +384,6 @@ impl CustomerEntity {
                     batch.remove(&tables.sessions, d.as_str());
                 }
                 (next, vec![changed(CustomerChange::Password)])
-            }
-            CustomerCmd::RequestVerification {
-                nonce,
-                digest,
-                expires_at,
-            } => {
-                let event = DomainEvent::EmailVerificationRequested {
-                    customer_id: c.id.clone(),
-                    nonce,
-                };
-                (
-                    c.with_verification_requested(digest, expires_at, now),
-                    vec![event],
-                )
             }
             CustomerCmd::Verify(digest) => (
                 c.with_email_verified(&digest, now)?,

@@ -54,6 +54,27 @@ pub struct Customer {
     pub updated_at: Millis,
 }
 
+/// What a mailed token is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenPurpose {
+    /// Setting a new password.
+    Reset,
+    /// Proving the email address.
+    Verify,
+}
+
+impl TokenPurpose {
+    /// Its name, mixed into the token (so a token of one purpose never works for the
+    /// other).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenPurpose::Reset => "reset",
+            TokenPurpose::Verify => "verify",
+        }
+    }
+}
+
 /// A single-use token mailed to the customer, as stored: its digest only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingToken {
@@ -139,11 +160,16 @@ pub fn hex(bytes: &[u8]) -> String {
 /// The event that asks for the mail carries only the nonce; whoever renders the mail
 /// derives the token again with the engine's secret, so the event log never holds a
 /// usable token.
-pub fn mailed_token(secret: &[u8], purpose: &str, customer_id: &str, nonce: &str) -> String {
+pub fn mailed_token(
+    secret: &[u8],
+    purpose: TokenPurpose,
+    customer_id: &str,
+    nonce: &str,
+) -> String {
     use hmac::Mac as _;
     let mut mac =
         hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes a key of any length");
-    for part in [purpose, customer_id, nonce] {
+    for part in [purpose.as_str(), customer_id, nonce] {
         mac.update(&(part.len() as u64).to_be_bytes());
         mac.update(part.as_bytes());
     }
@@ -352,20 +378,56 @@ impl Customer {
         next
     }
 
-    /// A password reset asked for: its token's digest replaces any earlier one.
-    pub fn with_reset_requested(
+    /// The outstanding token for `purpose`.
+    pub fn pending(&self, purpose: TokenPurpose) -> Option<&PendingToken> {
+        match purpose {
+            TokenPurpose::Reset => self.pending_reset.as_ref(),
+            TokenPurpose::Verify => self.pending_verification.as_ref(),
+        }
+    }
+
+    fn pending_mut(&mut self, purpose: TokenPurpose) -> &mut Option<PendingToken> {
+        match purpose {
+            TokenPurpose::Reset => &mut self.pending_reset,
+            TokenPurpose::Verify => &mut self.pending_verification,
+        }
+    }
+
+    /// A mailed token asked for: its digest replaces any earlier one of its purpose.
+    pub fn with_token_requested(
         &self,
+        purpose: TokenPurpose,
         digest: String,
         expires_at: Millis,
         now: Millis,
     ) -> Customer {
         let mut next = self.clone();
-        next.pending_reset = Some(PendingToken {
+        *next.pending_mut(purpose) = Some(PendingToken {
             digest,
             requested_at: now,
             expires_at,
         });
         next
+    }
+
+    /// The account with its token for `purpose` used up, if `digest` is that token's and
+    /// it has not expired.
+    fn with_token_used(
+        &self,
+        purpose: TokenPurpose,
+        digest: &str,
+        now: Millis,
+    ) -> Result<Customer, CustomerError> {
+        if !self
+            .pending(purpose)
+            .is_some_and(|p| p.digest == digest && p.expires_at > now)
+        {
+            return Err(CustomerError::InvalidToken);
+        }
+        let mut next = self.clone();
+        *next.pending_mut(purpose) = None;
+        next.updated_at = now;
+        Ok(next)
     }
 
     /// The password replaced through the reset token with this digest, which is used up;
@@ -376,38 +438,13 @@ impl Customer {
         password_hash: String,
         now: Millis,
     ) -> Result<(Customer, Vec<String>), CustomerError> {
-        if !self
-            .pending_reset
-            .as_ref()
-            .is_some_and(|p| p.digest == digest && p.expires_at > now)
-        {
-            return Err(CustomerError::InvalidToken);
-        }
-        let mut next = self.clone();
-        next.pending_reset = None;
+        let mut next = self.with_token_used(TokenPurpose::Reset, digest, now)?;
         next.password_hash = password_hash;
         let ended = std::mem::take(&mut next.sessions)
             .into_iter()
             .map(|s| s.digest)
             .collect();
-        next.updated_at = now;
         Ok((next, ended))
-    }
-
-    /// An email verification asked for: its token's digest replaces any earlier one.
-    pub fn with_verification_requested(
-        &self,
-        digest: String,
-        expires_at: Millis,
-        now: Millis,
-    ) -> Customer {
-        let mut next = self.clone();
-        next.pending_verification = Some(PendingToken {
-            digest,
-            requested_at: now,
-            expires_at,
-        });
-        next
     }
 
     /// The email verified through the token with this digest, which is used up.
@@ -416,17 +453,8 @@ impl Customer {
         digest: &str,
         now: Millis,
     ) -> Result<Customer, CustomerError> {
-        if !self
-            .pending_verification
-            .as_ref()
-            .is_some_and(|p| p.digest == digest && p.expires_at > now)
-        {
-            return Err(CustomerError::InvalidToken);
-        }
-        let mut next = self.clone();
-        next.pending_verification = None;
+        let mut next = self.with_token_used(TokenPurpose::Verify, digest, now)?;
         next.email_verified = true;
-        next.updated_at = now;
         Ok(next)
     }
 
@@ -523,18 +551,18 @@ mod tests {
     #[test]
     fn a_reset_token_works_once_before_it_expires_and_ends_every_session() {
         let (c, _) = customer().with_session("s1".into(), 10_000, 0);
-        let token = mailed_token(b"secret", "reset", &"c".repeat(32), "n1");
+        let token = mailed_token(b"secret", TokenPurpose::Reset, &"c".repeat(32), "n1");
         assert_eq!(token_customer(&token), Some("c".repeat(32).as_str()));
         assert_ne!(
             token,
-            mailed_token(b"other", "reset", &"c".repeat(32), "n1")
+            mailed_token(b"other", TokenPurpose::Reset, &"c".repeat(32), "n1")
         );
         assert_ne!(
             token,
-            mailed_token(b"secret", "verify", &"c".repeat(32), "n1")
+            mailed_token(b"secret", TokenPurpose::Verify, &"c".repeat(32), "n1")
         );
         let digest = token_digest(&token);
-        let c = c.with_reset_requested(digest.clone(), 1_000, 0);
+        let c = c.with_token_requested(TokenPurpose::Reset, digest.clone(), 1_000, 0);
         assert_eq!(
             c.with_password_reset(&digest, "new".into(), 1_000),
             Err(CustomerError::InvalidToken),
@@ -559,7 +587,7 @@ mod tests {
 
     #[test]
     fn an_email_is_verified_by_its_token_once() {
-        let c = customer().with_verification_requested("d".into(), 100, 0);
+        let c = customer().with_token_requested(TokenPurpose::Verify, "d".into(), 100, 0);
         assert!(c.with_email_verified("x", 1).is_err());
         let c = c.with_email_verified("d", 1).unwrap();
         assert!(c.email_verified);

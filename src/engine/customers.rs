@@ -14,8 +14,8 @@ use super::{Engine, EngineError, check_id, millis};
 use crate::actors::customer::{CustomerFailure, Registration, RegistryFailure};
 use crate::domain::Millis;
 use crate::domain::customer::{
-    Customer, CustomerError, ProfileChange, check_name, check_password, hex, mailed_token,
-    normalize_email, token_customer,
+    Customer, CustomerError, ProfileChange, TokenPurpose, check_name, check_password, hex,
+    mailed_token, normalize_email, token_customer,
 };
 use crate::domain::order::{Address, Order};
 
@@ -485,6 +485,32 @@ impl Engine {
         }
     }
 
+    /// Mails the customer a fresh token for `purpose` (replacing the last), unless one
+    /// was asked for less than a minute ago.
+    async fn mail_token(
+        &self,
+        c: &Customer,
+        purpose: TokenPurpose,
+    ) -> Result<Customer, EngineError> {
+        let now = self.now();
+        if c.pending(purpose)
+            .is_some_and(|p| now - p.requested_at < 60_000)
+        {
+            return Ok(c.clone());
+        }
+        let ttl = match purpose {
+            TokenPurpose::Reset => self.inner.config.password_reset_ttl,
+            TokenPurpose::Verify => self.inner.config.email_verification_ttl,
+        };
+        let nonce = credentials::nonce()?;
+        let token = mailed_token(&self.inner.token_secret, purpose, &c.id, &nonce);
+        Ok(self
+            .inner
+            .customers
+            .request_token(&c.id, purpose, nonce, digest(&token), now + millis(ttl))
+            .await??)
+    }
+
     /// Asks for a password-reset mail. Always succeeds, whether or not the email has an
     /// account (the answer must not tell). A new token replaces the last one; at most one
     /// mail per account per minute.
@@ -499,23 +525,9 @@ impl Engine {
         let Some(claim) = tables.customer_emails.get(email.as_str())? else {
             return Ok(());
         };
-        let Some(c) = tables.customers.get(claim.customer_id.as_str())? else {
-            return Ok(());
-        };
-        let now = self.now();
-        if c.pending_reset
-            .as_ref()
-            .is_some_and(|p| now - p.requested_at < 60_000)
-        {
-            return Ok(());
+        if let Some(c) = tables.customers.get(claim.customer_id.as_str())? {
+            self.mail_token(&c, TokenPurpose::Reset).await?;
         }
-        let nonce = credentials::nonce()?;
-        let token = mailed_token(&self.inner.token_secret, "reset", &c.id, &nonce);
-        let expires_at = now + millis(self.inner.config.password_reset_ttl);
-        self.inner
-            .customers
-            .request_reset(&c.id, nonce, digest(&token), expires_at)
-            .await??;
         Ok(())
     }
 
@@ -555,22 +567,10 @@ impl Engine {
         auth: &Authenticated,
     ) -> Result<Customer, EngineError> {
         let c = self.customer(auth).await?;
-        let now = self.now();
-        if c.email_verified
-            || c.pending_verification
-                .as_ref()
-                .is_some_and(|p| now - p.requested_at < 60_000)
-        {
+        if c.email_verified {
             return Ok(c);
         }
-        let nonce = credentials::nonce()?;
-        let token = mailed_token(&self.inner.token_secret, "verify", &c.id, &nonce);
-        let expires_at = now + millis(self.inner.config.email_verification_ttl);
-        Ok(self
-            .inner
-            .customers
-            .request_verification(&c.id, nonce, digest(&token), expires_at)
-            .await??)
+        self.mail_token(&c, TokenPurpose::Verify).await
     }
 
     /// Verifies the signed-in customer's email with the mailed token: from now on their

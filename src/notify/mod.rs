@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 
 use crate::dispatcher::{Delivery, DeliveryError, Subscriber};
 use crate::domain::Millis;
-use crate::domain::customer::{mailed_token, token_digest};
+use crate::domain::customer::{TokenPurpose, mailed_token, token_digest};
 use crate::domain::event::{DomainEvent, LoggedEvent};
 pub use crate::domain::notification::{Notification, NotificationStatus};
 use crate::domain::order::Order;
@@ -142,17 +142,12 @@ impl Notifier {
         let Some(c) = self.store.tables().customers.get(customer_id)? else {
             return Ok(None);
         };
-        let (purpose, pending, ttl) = match name {
-            "password_reset" => ("reset", &c.pending_reset, self.tokens.reset_ttl_minutes),
-            _ => (
-                "verify",
-                &c.pending_verification,
-                self.tokens.verify_ttl_minutes,
-            ),
+        let (purpose, ttl) = match name {
+            "password_reset" => (TokenPurpose::Reset, self.tokens.reset_ttl_minutes),
+            _ => (TokenPurpose::Verify, self.tokens.verify_ttl_minutes),
         };
         let token = mailed_token(&self.tokens.secret, purpose, customer_id, nonce);
-        if pending
-            .as_ref()
+        if c.pending(purpose)
             .is_none_or(|p| p.digest != token_digest(&token))
         {
             return Ok(None);

@@ -1137,3 +1137,34 @@ async fn an_export_holds_everything_and_erasure_keeps_only_what_the_books_need()
     assert!(events.body.to_string().contains("CustomerErased"));
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insecure_cookies_drop_only_the_secure_attribute() {
+    let app = spawn_app_with(|h| h.secure_cookies = false).await;
+    app.customer("ada@example.com").await;
+    let res = app
+        .client
+        .post(app.url("/api/v1/sessions"))
+        .json(&json!({"email": "ada@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains("Secure"), "{cookie}");
+    // Signing out clears it.
+    let token: Value = res.json().await.unwrap();
+    let out = app
+        .client
+        .delete(app.url("/api/v1/sessions/current"))
+        .bearer_auth(token["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let cleared = out.headers()["set-cookie"].to_str().unwrap();
+    assert!(cleared.starts_with("emporium_session=;") && cleared.contains("Max-Age=0"));
+    app.stop().await;
+}
