@@ -351,24 +351,14 @@ async fn a_signed_in_checkout_is_in_the_history_and_a_guest_one_is_not() {
     let token = app.customer("ada@example.com").await;
     let mut mine = Vec::new();
     for i in 0..3 {
-        let cart = app.create_cart().await;
-        app.post_json(
-            &format!("/api/v1/carts/{cart}/items"),
-            json!({"sku": "HIST-1", "quantity": 1}),
-        )
-        .await;
+        let cart = app.cart_with("HIST-1", 1).await;
         let r = app.checkout_as(Some(&token), &cart, &format!("k{i}")).await;
         assert_eq!(r.status, 201, "{}", r.body);
         mine.push(r.body["id"].as_str().unwrap().to_owned());
     }
     // A guest order with the account's email is not the account's (not without a
     // verified email, which this account does not have).
-    let guest = app.create_cart().await;
-    app.post_json(
-        &format!("/api/v1/carts/{guest}/items"),
-        json!({"sku": "HIST-1", "quantity": 1}),
-    )
-    .await;
+    let guest = app.cart_with("HIST-1", 1).await;
     let r = app.checkout_as(None, &guest, "g").await;
     assert_eq!(r.status, 201);
 
@@ -413,30 +403,15 @@ async fn a_signed_in_checkout_is_in_the_history_and_a_guest_one_is_not() {
 
     // The admin finds the account by email and lists its orders.
     let found = app
-        .send(
-            app.admin(
-                app.client
-                    .get(app.url("/api/v1/admin/customers?email=ADA@example.com")),
-            ),
-        )
+        .admin_get("/api/v1/admin/customers?email=ADA@example.com")
         .await;
     let customer_id = found.body["items"][0]["id"].as_str().unwrap().to_owned();
     let orders = app
-        .send(
-            app.admin(
-                app.client
-                    .get(app.url(&format!("/api/v1/admin/customers/{customer_id}/orders"))),
-            ),
-        )
+        .admin_get(&format!("/api/v1/admin/customers/{customer_id}/orders"))
         .await;
     assert_eq!(orders.body["items"].as_array().unwrap().len(), 3);
     let none = app
-        .send(
-            app.admin(
-                app.client
-                    .get(app.url("/api/v1/admin/customers?email=nobody@example.com")),
-            ),
-        )
+        .admin_get("/api/v1/admin/customers?email=nobody@example.com")
         .await;
     assert_eq!(none.body["items"], json!([]));
     let no_admin = app
@@ -445,9 +420,7 @@ async fn a_signed_in_checkout_is_in_the_history_and_a_guest_one_is_not() {
     assert_eq!(no_admin.status, 401);
 
     // Every change went to the event log, naming the account by id only.
-    let events = app
-        .send(app.admin(app.client.get(app.url("/api/v1/admin/events?limit=1000"))))
-        .await;
+    let events = app.admin_get("/api/v1/admin/events?limit=1000").await;
     let kinds: Vec<&str> = events.body["items"]
         .as_array()
         .unwrap()
@@ -484,12 +457,7 @@ async fn no_customer_reaches_another_customers_data_by_any_route() {
         .as_str()
         .unwrap()
         .to_owned();
-    let b_cart = app.create_cart().await;
-    app.post_json(
-        &format!("/api/v1/carts/{b_cart}/items"),
-        json!({"sku": "BOLA-1", "quantity": 1}),
-    )
-    .await;
+    let b_cart = app.cart_with("BOLA-1", 1).await;
     let attached = app
         .post_json(
             "/api/v1/sessions",
@@ -498,12 +466,7 @@ async fn no_customer_reaches_another_customers_data_by_any_route() {
         .await;
     assert_eq!(attached.status, 201, "{}", attached.body);
     assert_eq!(attached.body["customer"]["cart_id"], b_cart.as_str());
-    let b_order_cart = app.create_cart().await;
-    app.post_json(
-        &format!("/api/v1/carts/{b_order_cart}/items"),
-        json!({"sku": "BOLA-1", "quantity": 1}),
-    )
-    .await;
+    let b_order_cart = app.cart_with("BOLA-1", 1).await;
     let b_order = app.checkout_as(Some(&b), &b_order_cart, "b1").await.body["id"]
         .as_str()
         .unwrap()
@@ -792,9 +755,7 @@ async fn a_password_reset_is_mailed_works_once_and_ends_every_session() {
     assert!(mail.contains("To: ada@example.com"), "{mail}");
     let token = token_in(&mail);
     // The event log has a nonce, never the token.
-    let events = app
-        .send(app.admin(app.client.get(app.url("/api/v1/admin/events?limit=1000"))))
-        .await;
+    let events = app.admin_get("/api/v1/admin/events?limit=1000").await;
     assert!(events.body.to_string().contains("PasswordResetRequested"));
     assert!(!events.body.to_string().contains(&token));
 
@@ -872,12 +833,7 @@ async fn a_verified_email_brings_its_guest_orders_into_the_history_and_nothing_e
     let order = |token: Option<String>, key: &'static str| {
         let app = &app;
         async move {
-            let cart = app.create_cart().await;
-            app.post_json(
-                &format!("/api/v1/carts/{cart}/items"),
-                json!({"sku": "VER-1", "quantity": 1}),
-            )
-            .await;
+            let cart = app.cart_with("VER-1", 1).await;
             let r = app.checkout_as(token.as_deref(), &cart, key).await;
             assert_eq!(r.status, 201, "{}", r.body);
             r.body["id"].as_str().unwrap().to_owned()
@@ -1032,12 +988,7 @@ async fn an_export_holds_everything_and_erasure_keeps_only_what_the_books_need()
         Some(shipping()),
     )
     .await;
-    let cart = app.create_cart().await;
-    app.post_json(
-        &format!("/api/v1/carts/{cart}/items"),
-        json!({"sku": "ERA-1", "quantity": 2}),
-    )
-    .await;
+    let cart = app.cart_with("ERA-1", 2).await;
     let order = app.checkout_as(Some(&token), &cart, "e").await;
     assert_eq!(order.status, 201);
     let order_id = order.body["id"].as_str().unwrap().to_owned();
@@ -1097,9 +1048,7 @@ async fn an_export_holds_everything_and_erasure_keeps_only_what_the_books_need()
         .await;
     assert_eq!(me.status, 401);
     // The order keeps its lines and total; its email and address are gone.
-    let orders = app
-        .send(app.admin(app.client.get(app.url("/api/v1/admin/orders"))))
-        .await;
+    let orders = app.admin_get("/api/v1/admin/orders").await;
     let o = orders.body["items"]
         .as_array()
         .unwrap()
@@ -1116,12 +1065,7 @@ async fn an_export_holds_everything_and_erasure_keeps_only_what_the_books_need()
     assert!(!o.to_string().contains("Orbit Way"));
     // The account is gone from the admin's lookup, and the email is free again.
     let found = app
-        .send(
-            app.admin(
-                app.client
-                    .get(app.url("/api/v1/admin/customers?email=ada@example.com")),
-            ),
-        )
+        .admin_get("/api/v1/admin/customers?email=ada@example.com")
         .await;
     assert_eq!(found.body["items"], json!([]));
     let again = app
@@ -1131,9 +1075,7 @@ async fn an_export_holds_everything_and_erasure_keeps_only_what_the_books_need()
         )
         .await;
     assert_eq!(again.status, 201);
-    let events = app
-        .send(app.admin(app.client.get(app.url("/api/v1/admin/events?limit=1000"))))
-        .await;
+    let events = app.admin_get("/api/v1/admin/events?limit=1000").await;
     assert!(events.body.to_string().contains("CustomerErased"));
     app.stop().await;
 }

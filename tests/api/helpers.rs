@@ -182,6 +182,11 @@ impl TestApp {
         req.bearer_auth(ADMIN_TOKEN)
     }
 
+    /// `GET path` with the admin token.
+    pub async fn admin_get(&self, path: &str) -> Resp {
+        self.send(self.admin(self.client.get(self.url(path)))).await
+    }
+
     pub async fn create_product(&self, sku: &str, price: i64, stock: i64) {
         self.create_product_in(sku, "", price, stock).await
     }
@@ -211,6 +216,19 @@ impl TestApp {
         let r = self.post_json("/api/v1/carts", json!({})).await;
         assert_eq!(r.status, 201, "{}", r.body);
         r.body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// A new cart holding `quantity` of `sku`; its id.
+    pub async fn cart_with(&self, sku: &str, quantity: i64) -> String {
+        let cart = self.create_cart().await;
+        let r = self
+            .post_json(
+                &format!("/api/v1/carts/{cart}/items"),
+                json!({"sku": sku, "quantity": quantity}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        cart
     }
 
     /// Stops the server and closes the engine (as the binary does on SIGTERM).
