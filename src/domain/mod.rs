@@ -15,6 +15,7 @@ pub mod inventory;
 pub mod notification;
 pub mod order;
 pub mod payment;
+pub mod pricing;
 pub mod product;
 
 /// Milliseconds since the Unix epoch, UTC. All stored times use it; domain functions take

@@ -67,6 +67,7 @@ fn domain_uses_nothing_but_itself() {
             ("notification.rs", include_str!("../domain/notification.rs")),
             ("order.rs", include_str!("../domain/order.rs")),
             ("payment.rs", include_str!("../domain/payment.rs")),
+            ("pricing.rs", include_str!("../domain/pricing.rs")),
             ("product.rs", include_str!("../domain/product.rs")),
         ],
         &["domain"],

@@ -1,0 +1,793 @@
+//! Pricing: one pure function from a cart's lines, the promotions that apply, the chosen
+//! shipping method, the destination and the tax table to a breakdown — subtotal,
+//! discounts, shipping, tax lines, total — in integer minor units.
+//!
+//! **Rounding rule.** Every amount is an integer number of minor units. A percentage
+//! (in basis points: 1250 = 12.5 %) of an amount is rounded half up, once, where it is
+//! taken: per discount on the base it applies to, per tax rate on the base it taxes. An
+//! order-wide discount is allotted to the lines in proportion to their totals (largest
+//! remainder, so the parts sum to the discount exactly), because tax is charged on what the
+//! customer pays for each line.
+//!
+//! **Stacking.** At most one promotion code, plus every automatic (code-less) promotion
+//! that matches. They apply in a fixed order — line discounts, then order discounts, then
+//! shipping discounts, and within each percentages before fixed amounts — each on what is
+//! left after the ones before, so no discount can exceed what it applies to and the total
+//! never goes below zero.
+//!
+//! **Tax.** A rate table by country (and optionally region) and tax class. With
+//! tax-exclusive prices the tax is added; with tax-inclusive prices it is the part of
+//! each (discounted) amount that is tax, shown but not added. Shipping is taxed at the
+//! `shipping` class's rate when the table has one.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Millis, Sku};
+
+/// One basis point is 1/100 of a percent: 10 000 is 100 %.
+pub const FULL: u64 = 10_000;
+
+/// `amount × bp / 10 000`, rounded half up.
+pub fn percent_of(amount: u64, bp: u64) -> u64 {
+    let wide = u128::from(amount) * u128::from(bp) + u128::from(FULL / 2);
+    u64::try_from(wide / u128::from(FULL)).unwrap_or(u64::MAX)
+}
+
+/// A line to price: what the catalog says about the SKU, and how many.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PriceLine {
+    /// What.
+    pub sku: Sku,
+    /// Its category path.
+    pub category: String,
+    /// How many.
+    pub quantity: u32,
+    /// Price per unit (minor units), as the catalog lists it.
+    pub unit_price: u64,
+    /// Its tax class (`standard` unless the product says otherwise).
+    pub tax_class: String,
+    /// Weight of one unit, if known.
+    pub weight_grams: Option<u32>,
+}
+
+impl PriceLine {
+    /// `quantity × unit_price`.
+    pub fn total(&self) -> u64 {
+        u64::from(self.quantity).saturating_mul(self.unit_price)
+    }
+}
+
+/// How much a promotion takes off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "value", rename_all = "snake_case")]
+pub enum Reduction {
+    /// A share of what it applies to, in basis points (1..=10 000).
+    Percent(u64),
+    /// A fixed amount (minor units), at most what it applies to.
+    Fixed(u64),
+}
+
+impl Reduction {
+    /// What it takes off `base` (never more than `base`).
+    pub fn of(self, base: u64) -> u64 {
+        match self {
+            Reduction::Percent(bp) => percent_of(base, bp.min(FULL)),
+            Reduction::Fixed(amount) => amount.min(base),
+        }
+    }
+}
+
+/// What a promotion applies to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Target {
+    /// The whole order (the lines, not shipping).
+    Order,
+    /// The lines whose SKU is listed or whose category is (or is under) a listed one.
+    Items {
+        /// SKUs.
+        skus: Vec<Sku>,
+        /// Category paths (`Space Suits` covers `Space Suits/Helmets`).
+        categories: Vec<String>,
+    },
+    /// The shipping charge.
+    Shipping,
+}
+
+impl Target {
+    fn covers(&self, line: &PriceLine) -> bool {
+        match self {
+            Target::Order => true,
+            Target::Shipping => false,
+            Target::Items { skus, categories } => {
+                skus.contains(&line.sku)
+                    || categories
+                        .iter()
+                        .any(|c| line.category == *c || line.category.starts_with(&format!("{c}/")))
+            }
+        }
+    }
+}
+
+/// A promotion as pricing sees it (its usage limits are the promotion actor's business).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Offer {
+    /// The code a shopper enters; `None` for an automatic promotion.
+    pub code: Option<String>,
+    /// How much.
+    pub reduction: Reduction,
+    /// On what.
+    pub target: Target,
+    /// The order's subtotal must be at least this.
+    pub min_subtotal: u64,
+    /// Valid from (inclusive).
+    pub starts_at: Option<Millis>,
+    /// Valid until (exclusive).
+    pub ends_at: Option<Millis>,
+    /// Switched on.
+    pub active: bool,
+}
+
+/// Why an offer does not apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NotApplicable {
+    /// Switched off.
+    #[error("the promotion is not active")]
+    Inactive,
+    /// Before its start.
+    #[error("the promotion has not started")]
+    NotStarted,
+    /// After its end.
+    #[error("the promotion has expired")]
+    Expired,
+    /// The subtotal is below its minimum.
+    #[error("the order is below the promotion's minimum")]
+    BelowMinimum,
+    /// Nothing in the cart is covered.
+    #[error("nothing in the cart is covered by the promotion")]
+    NothingCovered,
+}
+
+impl Offer {
+    /// Whether the offer applies to these lines at `now`, and why not.
+    pub fn applies(&self, lines: &[PriceLine], now: Millis) -> Result<(), NotApplicable> {
+        if !self.active {
+            return Err(NotApplicable::Inactive);
+        }
+        if self.starts_at.is_some_and(|s| now < s) {
+            return Err(NotApplicable::NotStarted);
+        }
+        if self.ends_at.is_some_and(|e| now >= e) {
+            return Err(NotApplicable::Expired);
+        }
+        let subtotal: u64 = lines.iter().map(PriceLine::total).sum();
+        if subtotal < self.min_subtotal {
+            return Err(NotApplicable::BelowMinimum);
+        }
+        if matches!(self.target, Target::Items { .. })
+            && !lines.iter().any(|l| self.target.covers(l))
+        {
+            return Err(NotApplicable::NothingCovered);
+        }
+        Ok(())
+    }
+}
+
+/// A shipping method as pricing sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShippingRate {
+    /// The method's id.
+    pub id: String,
+    /// Flat rate (minor units).
+    pub rate: u64,
+    /// Free when the subtotal after discounts is at least this.
+    pub free_above: Option<u64>,
+}
+
+/// A rate of the tax table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaxRate {
+    /// Its name on the bill (`VAT`, `GST` …).
+    pub name: String,
+    /// ISO 3166-1 alpha-2 country.
+    pub country: String,
+    /// Region within the country; `None` applies to the whole country.
+    pub region: Option<String>,
+    /// The tax class it applies to (`standard`, `reduced`, `shipping` …).
+    pub tax_class: String,
+    /// Basis points.
+    pub rate_bp: u64,
+}
+
+/// Whether catalog prices include tax.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PriceMode {
+    /// Prices are net; tax is added.
+    #[default]
+    TaxExclusive,
+    /// Prices are gross; the tax in them is shown.
+    TaxInclusive,
+}
+
+/// Where the order goes, for tax and shipping.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Destination {
+    /// ISO 3166-1 alpha-2 country, upper case.
+    pub country: String,
+    /// Region, if any.
+    pub region: Option<String>,
+}
+
+/// A discount on the bill.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiscountLine {
+    /// The code, or `None` for an automatic promotion.
+    pub code: Option<String>,
+    /// Minor units taken off.
+    pub amount: u64,
+}
+
+/// A tax on the bill.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaxLine {
+    /// Its name.
+    pub name: String,
+    /// Basis points.
+    pub rate_bp: u64,
+    /// Minor units.
+    pub amount: u64,
+}
+
+/// What an order costs, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Breakdown {
+    /// Sum of line totals at catalog prices.
+    pub subtotal: u64,
+    /// Discounts, in the order they applied.
+    pub discounts: Vec<DiscountLine>,
+    /// The shipping charge (before shipping discounts, which are among `discounts`).
+    pub shipping: u64,
+    /// Tax lines (added to the total for tax-exclusive prices, included in it otherwise).
+    pub tax: Vec<TaxLine>,
+    /// Whether the tax lines are included in the prices (not added).
+    pub tax_included: bool,
+    /// What the customer pays.
+    pub total: u64,
+}
+
+/// Everything [`price`] needs.
+#[derive(Debug, Clone, Copy)]
+pub struct PriceInput<'a> {
+    /// The lines at catalog prices.
+    pub lines: &'a [PriceLine],
+    /// The entered code's offer (if any) and the automatic offers; those that do not
+    /// apply are skipped.
+    pub offers: &'a [Offer],
+    /// The chosen shipping method, if any.
+    pub shipping: Option<&'a ShippingRate>,
+    /// Where it goes (no tax without one).
+    pub destination: Option<&'a Destination>,
+    /// The tax table.
+    pub taxes: &'a [TaxRate],
+    /// Whether prices include tax.
+    pub mode: PriceMode,
+    /// Now, for the offers' validity.
+    pub now: Millis,
+}
+
+/// Splits `amount` over `weights` in proportion (largest remainder): the parts sum to
+/// `amount` exactly, and none exceeds its weight when `amount <= sum(weights)`.
+pub fn allot(amount: u64, weights: &[u64]) -> Vec<u64> {
+    let total: u128 = weights.iter().map(|&w| u128::from(w)).sum();
+    if total == 0 {
+        return vec![0; weights.len()];
+    }
+    let amount = u128::from(amount).min(total);
+    let mut parts: Vec<(u128, u128, usize)> = weights
+        .iter()
+        .enumerate()
+        .map(|(i, &w)| {
+            let exact = amount * u128::from(w);
+            (exact / total, exact % total, i)
+        })
+        .collect();
+    let given: u128 = parts.iter().map(|p| p.0).sum();
+    let mut left = amount - given;
+    parts.sort_by(|a, b| b.1.cmp(&a.1).then(a.2.cmp(&b.2)));
+    for p in parts.iter_mut() {
+        if left == 0 {
+            break;
+        }
+        p.0 += 1;
+        left -= 1;
+    }
+    parts.sort_by_key(|p| p.2);
+    parts.into_iter().map(|p| p.0 as u64).collect()
+}
+
+/// The rate for `class` at `dest`: a region's own rate over its country's.
+fn rate_for<'a>(taxes: &'a [TaxRate], dest: &Destination, class: &str) -> Option<&'a TaxRate> {
+    let here = |t: &&TaxRate| t.country == dest.country && t.tax_class == class;
+    taxes
+        .iter()
+        .filter(here)
+        .find(|t| t.region.is_some() && t.region == dest.region)
+        .or_else(|| taxes.iter().filter(here).find(|t| t.region.is_none()))
+}
+
+/// Prices an order. See the module's documentation for the rules.
+pub fn price(input: PriceInput<'_>) -> Breakdown {
+    let PriceInput {
+        lines,
+        offers,
+        shipping,
+        destination,
+        taxes,
+        mode,
+        now,
+    } = input;
+    let subtotal: u64 = lines.iter().map(PriceLine::total).sum();
+    // What each line still costs after the discounts so far.
+    let mut net: Vec<u64> = lines.iter().map(PriceLine::total).collect();
+    let shipping_charge = match shipping {
+        Some(s) if s.free_above.is_none_or(|f| subtotal < f) => s.rate,
+        _ => 0,
+    };
+    let mut shipping_left = shipping_charge;
+    let applicable: Vec<&Offer> = offers
+        .iter()
+        .filter(|o| o.applies(lines, now).is_ok())
+        .collect();
+    let mut discounts = Vec::new();
+    let stage = |o: &Offer| {
+        let target = match o.target {
+            Target::Items { .. } => 0,
+            Target::Order => 1,
+            Target::Shipping => 2,
+        };
+        (target, matches!(o.reduction, Reduction::Fixed(_)))
+    };
+    let mut ordered = applicable;
+    ordered.sort_by_key(|o| stage(o));
+    for offer in ordered {
+        let amount = match &offer.target {
+            Target::Shipping => {
+                let off = offer.reduction.of(shipping_left);
+                shipping_left -= off;
+                off
+            }
+            target => {
+                let covered: Vec<usize> = (0..lines.len())
+                    .filter(|&i| target.covers(&lines[i]))
+                    .collect();
+                let base: u64 = covered.iter().map(|&i| net[i]).sum();
+                let off = offer.reduction.of(base);
+                let weights: Vec<u64> = covered.iter().map(|&i| net[i]).collect();
+                for (&i, part) in covered.iter().zip(allot(off, &weights)) {
+                    net[i] -= part;
+                }
+                off
+            }
+        };
+        if amount > 0 {
+            discounts.push(DiscountLine {
+                code: offer.code.clone(),
+                amount,
+            });
+        }
+    }
+    // Tax, per rate, on what is paid for each line (and for shipping).
+    let mut tax: Vec<TaxLine> = Vec::new();
+    if let Some(dest) = destination {
+        // One tax line per name and rate, on the sum of what it taxes.
+        fn add<'t>(bases: &mut Vec<(&'t TaxRate, u64)>, rate: &'t TaxRate, amount: u64) {
+            let same = |r: &&TaxRate| r.name == rate.name && r.rate_bp == rate.rate_bp;
+            match bases.iter_mut().find(|(r, _)| same(r)) {
+                Some((_, b)) => *b += amount,
+                None => bases.push((rate, amount)),
+            }
+        }
+        let mut bases: Vec<(&TaxRate, u64)> = Vec::new();
+        for (line, &paid) in lines.iter().zip(&net) {
+            if let Some(rate) = rate_for(taxes, dest, &line.tax_class) {
+                add(&mut bases, rate, paid);
+            }
+        }
+        if shipping_left > 0
+            && let Some(rate) = rate_for(taxes, dest, "shipping")
+        {
+            add(&mut bases, rate, shipping_left);
+        }
+        for (rate, base) in bases {
+            let amount = match mode {
+                PriceMode::TaxExclusive => percent_of(base, rate.rate_bp),
+                // The tax inside a gross amount g at rate r is g·r / (1 + r).
+                PriceMode::TaxInclusive => {
+                    let wide = u128::from(base) * u128::from(rate.rate_bp);
+                    let denominator = u128::from(FULL + rate.rate_bp);
+                    u64::try_from((wide + denominator / 2) / denominator).unwrap_or(u64::MAX)
+                }
+            };
+            if amount > 0 {
+                tax.push(TaxLine {
+                    name: rate.name.clone(),
+                    rate_bp: rate.rate_bp,
+                    amount,
+                });
+            }
+        }
+    }
+    let paid_lines: u64 = net.iter().sum();
+    let added_tax: u64 = match mode {
+        PriceMode::TaxExclusive => tax.iter().map(|t| t.amount).sum(),
+        PriceMode::TaxInclusive => 0,
+    };
+    Breakdown {
+        subtotal,
+        discounts,
+        shipping: shipping_charge,
+        tax,
+        tax_included: mode == PriceMode::TaxInclusive,
+        total: paid_lines + shipping_left + added_tax,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn line(sku: &str, category: &str, quantity: u32, unit_price: u64) -> PriceLine {
+        PriceLine {
+            sku: Sku::parse(sku).unwrap(),
+            category: category.into(),
+            quantity,
+            unit_price,
+            tax_class: "standard".into(),
+            weight_grams: None,
+        }
+    }
+
+    fn offer(code: Option<&str>, reduction: Reduction, target: Target) -> Offer {
+        Offer {
+            code: code.map(Into::into),
+            reduction,
+            target,
+            min_subtotal: 0,
+            starts_at: None,
+            ends_at: None,
+            active: true,
+        }
+    }
+
+    fn vat(country: &str, region: Option<&str>, class: &str, bp: u64) -> TaxRate {
+        TaxRate {
+            name: "VAT".into(),
+            country: country.into(),
+            region: region.map(Into::into),
+            tax_class: class.into(),
+            rate_bp: bp,
+        }
+    }
+
+    fn de() -> Destination {
+        Destination {
+            country: "DE".into(),
+            region: None,
+        }
+    }
+
+    fn input<'a>(
+        lines: &'a [PriceLine],
+        offers: &'a [Offer],
+        shipping: Option<&'a ShippingRate>,
+        destination: Option<&'a Destination>,
+        taxes: &'a [TaxRate],
+        mode: PriceMode,
+    ) -> PriceInput<'a> {
+        PriceInput {
+            lines,
+            offers,
+            shipping,
+            destination,
+            taxes,
+            mode,
+            now: 1_000,
+        }
+    }
+
+    #[test]
+    fn a_percentage_is_rounded_half_up_once() {
+        assert_eq!(percent_of(333, 1500), 50); // 49.95
+        assert_eq!(percent_of(333, 1485), 49); // 49.45
+        assert_eq!(percent_of(1, 5000), 1); // 0.5
+        assert_eq!(percent_of(u64::MAX, FULL), u64::MAX);
+    }
+
+    #[test]
+    fn an_order_discount_is_allotted_to_lines_and_tax_follows_what_is_paid() {
+        let lines = [line("A", "Suits", 1, 10_000), line("B", "Food", 2, 2_500)];
+        let mut food = lines[1].clone();
+        food.tax_class = "reduced".into();
+        let lines = [lines[0].clone(), food];
+        let offers = [offer(
+            Some("TENOFF"),
+            Reduction::Fixed(1_500),
+            Target::Order,
+        )];
+        let taxes = [
+            vat("DE", None, "standard", 1_900),
+            vat("DE", None, "reduced", 700),
+        ];
+        let ship = ShippingRate {
+            id: "std".into(),
+            rate: 490,
+            free_above: None,
+        };
+        let b = price(input(
+            &lines,
+            &offers,
+            Some(&ship),
+            Some(&de()),
+            &taxes,
+            PriceMode::TaxExclusive,
+        ));
+        assert_eq!(b.subtotal, 15_000);
+        assert_eq!(b.discounts[0].amount, 1_500);
+        // 1 500 split 2:1 → A pays 9 000, B 4 500; no shipping rate in the table.
+        assert_eq!(
+            b.tax,
+            [
+                TaxLine {
+                    name: "VAT".into(),
+                    rate_bp: 1_900,
+                    amount: 1_710
+                },
+                TaxLine {
+                    name: "VAT".into(),
+                    rate_bp: 700,
+                    amount: 315
+                },
+            ]
+        );
+        assert_eq!(b.total, 15_000 - 1_500 + 490 + 1_710 + 315);
+    }
+
+    #[test]
+    fn inclusive_prices_show_the_tax_inside_them() {
+        let lines = [line("A", "", 1, 11_900)];
+        let taxes = [vat("DE", None, "standard", 1_900)];
+        let b = price(input(
+            &lines,
+            &[],
+            None,
+            Some(&de()),
+            &taxes,
+            PriceMode::TaxInclusive,
+        ));
+        assert_eq!(b.tax[0].amount, 1_900);
+        assert!(b.tax_included);
+        assert_eq!(b.total, 11_900);
+    }
+
+    #[test]
+    fn a_region_rate_overrides_its_countrys_and_shipping_has_its_own_class() {
+        let lines = [line("A", "", 1, 10_000)];
+        let taxes = [
+            vat("US", None, "standard", 0),
+            vat("US", Some("CA"), "standard", 725),
+            vat("US", Some("CA"), "shipping", 725),
+        ];
+        let ship = ShippingRate {
+            id: "std".into(),
+            rate: 1_000,
+            free_above: Some(20_000),
+        };
+        let ca = Destination {
+            country: "US".into(),
+            region: Some("CA".into()),
+        };
+        let b = price(input(
+            &lines,
+            &[],
+            Some(&ship),
+            Some(&ca),
+            &taxes,
+            PriceMode::TaxExclusive,
+        ));
+        assert_eq!(b.tax[0].amount, 725 + 73); // 10 000 and 1 000 at 7.25 %, one line
+        let or = Destination {
+            country: "US".into(),
+            region: Some("OR".into()),
+        };
+        let b = price(input(
+            &lines,
+            &[],
+            Some(&ship),
+            Some(&or),
+            &taxes,
+            PriceMode::TaxExclusive,
+        ));
+        assert!(b.tax.is_empty());
+        // Free above the threshold.
+        let big = [line("A", "", 3, 10_000)];
+        let b = price(input(
+            &big,
+            &[],
+            Some(&ship),
+            None,
+            &[],
+            PriceMode::TaxExclusive,
+        ));
+        assert_eq!((b.shipping, b.total), (0, 30_000));
+    }
+
+    #[test]
+    fn offers_apply_only_within_their_rules() {
+        let lines = [
+            line("HELM-1", "Suits/Helmets", 1, 5_000),
+            line("SOCK", "Clothes", 1, 1_000),
+        ];
+        let helmets = Target::Items {
+            skus: vec![],
+            categories: vec!["Suits".into()],
+        };
+        let mut o = offer(Some("HALF"), Reduction::Percent(5_000), helmets);
+        let priced = |o: &Offer| {
+            price(input(
+                &lines,
+                std::slice::from_ref(o),
+                None,
+                None,
+                &[],
+                PriceMode::TaxExclusive,
+            ))
+        };
+        assert_eq!(priced(&o).discounts[0].amount, 2_500, "only the helmet");
+        o.min_subtotal = 6_001;
+        assert_eq!(o.applies(&lines, 1_000), Err(NotApplicable::BelowMinimum));
+        assert!(priced(&o).discounts.is_empty());
+        o.min_subtotal = 0;
+        o.ends_at = Some(1_000);
+        assert_eq!(o.applies(&lines, 1_000), Err(NotApplicable::Expired));
+        o.ends_at = None;
+        o.starts_at = Some(1_001);
+        assert_eq!(o.applies(&lines, 1_000), Err(NotApplicable::NotStarted));
+        o.starts_at = None;
+        o.active = false;
+        assert_eq!(o.applies(&lines, 1_000), Err(NotApplicable::Inactive));
+        let socks_only = [lines[1].clone()];
+        let o = offer(
+            None,
+            Reduction::Percent(1_000),
+            Target::Items {
+                skus: vec![Sku::parse("HELM-1").unwrap()],
+                categories: vec![],
+            },
+        );
+        assert_eq!(
+            o.applies(&socks_only, 0),
+            Err(NotApplicable::NothingCovered)
+        );
+    }
+
+    #[test]
+    fn a_code_and_automatic_offers_stack_in_a_fixed_order() {
+        let lines = [line("A", "", 1, 10_000)];
+        let ship = ShippingRate {
+            id: "std".into(),
+            rate: 500,
+            free_above: None,
+        };
+        let offers = [
+            offer(None, Reduction::Percent(10_000), Target::Shipping),
+            offer(Some("BIG"), Reduction::Fixed(20_000), Target::Order),
+            offer(None, Reduction::Percent(1_000), Target::Order),
+        ];
+        let b = price(input(
+            &lines,
+            &offers,
+            Some(&ship),
+            None,
+            &[],
+            PriceMode::TaxExclusive,
+        ));
+        // 10 % first (percentages before fixed amounts), then the fixed one takes what
+        // is left, then shipping goes free: nothing below zero.
+        let amounts: Vec<u64> = b.discounts.iter().map(|d| d.amount).collect();
+        assert_eq!(amounts, [1_000, 9_000, 500]);
+        assert_eq!(b.total, 0);
+    }
+
+    fn arb_lines() -> impl Strategy<Value = Vec<PriceLine>> {
+        prop::collection::vec(
+            (1u32..50, 0u64..100_000, prop::bool::ANY, prop::bool::ANY),
+            1..8,
+        )
+        .prop_map(|v| {
+            v.into_iter()
+                .enumerate()
+                .map(|(i, (q, p, cat, reduced))| PriceLine {
+                    sku: Sku::parse(&format!("S{i}")).unwrap(),
+                    category: if cat { "A/B".into() } else { "C".into() },
+                    quantity: q,
+                    unit_price: p,
+                    tax_class: if reduced {
+                        "reduced".into()
+                    } else {
+                        "standard".into()
+                    },
+                    weight_grams: None,
+                })
+                .collect()
+        })
+    }
+
+    fn arb_offer() -> impl Strategy<Value = Offer> {
+        let reduction = prop_oneof![
+            (1u64..=10_000).prop_map(Reduction::Percent),
+            (0u64..500_000).prop_map(Reduction::Fixed),
+        ];
+        let target = prop_oneof![
+            Just(Target::Order),
+            Just(Target::Shipping),
+            Just(Target::Items {
+                skus: vec![Sku::parse("S0").unwrap()],
+                categories: vec!["A".into()],
+            }),
+        ];
+        (reduction, target, 0u64..200_000).prop_map(|(reduction, target, min_subtotal)| Offer {
+            code: None,
+            reduction,
+            target,
+            min_subtotal,
+            starts_at: None,
+            ends_at: None,
+            active: true,
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn the_bill_adds_up_and_no_discount_exceeds_its_base(
+            lines in arb_lines(),
+            offers in prop::collection::vec(arb_offer(), 0..4),
+            rate in 0u64..5_000,
+            free_above in prop::option::of(0u64..300_000),
+            standard in 0u64..3_000,
+            reduced in 0u64..1_500,
+            inclusive in prop::bool::ANY,
+        ) {
+            let ship = ShippingRate { id: "s".into(), rate, free_above };
+            let taxes = [vat("DE", None, "standard", standard), vat("DE", None, "reduced", reduced), vat("DE", None, "shipping", standard)];
+            let mode = if inclusive { PriceMode::TaxInclusive } else { PriceMode::TaxExclusive };
+            let b = price(input(&lines, &offers, Some(&ship), Some(&de()), &taxes, mode));
+            let discounts: u64 = b.discounts.iter().map(|d| d.amount).sum();
+            let tax: u64 = b.tax.iter().map(|t| t.amount).sum();
+            let added = if inclusive { 0 } else { tax };
+            prop_assert_eq!(b.total + discounts, b.subtotal + b.shipping + added);
+            prop_assert!(discounts <= b.subtotal + b.shipping);
+            let subtotal: u64 = lines.iter().map(PriceLine::total).sum();
+            prop_assert_eq!(b.subtotal, subtotal);
+            if inclusive {
+                // The tax inside never exceeds what is paid.
+                prop_assert!(tax <= b.total);
+            }
+        }
+
+        #[test]
+        fn an_allotment_sums_exactly_and_never_exceeds_a_weight(
+            weights in prop::collection::vec(0u64..1_000_000, 1..10),
+            share in 0u64..=10_000,
+        ) {
+            let total: u64 = weights.iter().sum();
+            let amount = percent_of(total, share);
+            let parts = allot(amount, &weights);
+            prop_assert_eq!(parts.iter().sum::<u64>(), amount);
+            for (p, w) in parts.iter().zip(&weights) {
+                prop_assert!(p <= w);
+            }
+        }
+    }
+}
