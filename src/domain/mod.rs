@@ -17,6 +17,7 @@ pub mod order;
 pub mod payment;
 pub mod pricing;
 pub mod product;
+pub mod promotion;
 
 /// Milliseconds since the Unix epoch, UTC. All stored times use it; domain functions take
 /// the current time as an argument (the engine reads it from its clock).

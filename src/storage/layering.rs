@@ -68,6 +68,7 @@ fn domain_uses_nothing_but_itself() {
             ("order.rs", include_str!("../domain/order.rs")),
             ("payment.rs", include_str!("../domain/payment.rs")),
             ("pricing.rs", include_str!("../domain/pricing.rs")),
+            ("promotion.rs", include_str!("../domain/promotion.rs")),
             ("product.rs", include_str!("../domain/product.rs")),
         ],
         &["domain"],
