@@ -21,6 +21,7 @@ pub(crate) mod catalog;
 pub(crate) mod customer;
 pub(crate) mod entity;
 pub(crate) mod order;
+pub(crate) mod promotion;
 pub(crate) mod sku;
 
 pub use entity::CallError;

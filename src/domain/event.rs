@@ -155,6 +155,13 @@ pub enum DomainEvent {
         /// The account that was.
         customer_id: String,
     },
+    /// A promotion code's use was committed with an order.
+    PromotionRedeemed {
+        /// The code.
+        code: String,
+        /// The order.
+        order_id: String,
+    },
     /// A cart was attached to a customer's account.
     CartAttached {
         /// The account.
@@ -216,6 +223,7 @@ impl DomainEvent {
             DomainEvent::PasswordResetRequested { .. } => "PasswordResetRequested",
             DomainEvent::EmailVerificationRequested { .. } => "EmailVerificationRequested",
             DomainEvent::CustomerErased { .. } => "CustomerErased",
+            DomainEvent::PromotionRedeemed { .. } => "PromotionRedeemed",
         }
     }
 }

@@ -57,9 +57,9 @@ impl PriceLine {
     }
 }
 
-/// How much a promotion takes off.
+/// How much a promotion takes off. (Externally tagged, as every stored enum: the store's
+/// codec, bincode, cannot read internally tagged ones.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "value", rename_all = "snake_case")]
 pub enum Reduction {
     /// A share of what it applies to, in basis points (1..=10 000).
     Percent(u64),
@@ -79,7 +79,6 @@ impl Reduction {
 
 /// What a promotion applies to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
 pub enum Target {
     /// The whole order (the lines, not shipping).
     Order,

@@ -19,9 +19,9 @@ pub const COMMITTED_MEMORY: usize = 500;
 /// Longest code.
 pub const MAX_CODE: usize = 32;
 
-/// A code's canonical form: trimmed, upper case, 1–32 of `A-Z 0-9 _ -`.
+/// A code's canonical form: upper case, 1–32 of `A-Z 0-9 _ -` (case does not matter).
 pub fn normalize_code(code: &str) -> Result<String, Invalid> {
-    let code = code.trim().to_uppercase();
+    let code = code.to_ascii_uppercase();
     if code.is_empty()
         || code.len() > MAX_CODE
         || !code
@@ -85,6 +85,13 @@ impl PromotionDraft {
         }
         Ok(self)
     }
+}
+
+/// How often one customer has used a code (committed uses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerUses {
+    /// Committed uses.
+    pub count: u32,
 }
 
 /// A use held for an order.
@@ -285,7 +292,8 @@ mod tests {
 
     #[test]
     fn codes_are_canonical_and_bounded() {
-        assert_eq!(normalize_code(" spring-10 ").unwrap(), "SPRING-10");
+        assert_eq!(normalize_code("spring-10").unwrap(), "SPRING-10");
+        assert!(normalize_code(" SPRING").is_err());
         assert!(normalize_code("").is_err());
         assert!(normalize_code("no spaces").is_err());
         assert!(normalize_code(&"A".repeat(33)).is_err());

@@ -127,6 +127,12 @@ pub enum EngineError {
         /// Seconds until a sign-in may be tried.
         retry_after_secs: u64,
     },
+    /// Every use of the promotion code is taken.
+    #[error("the promotion code has been used up")]
+    PromotionExhausted,
+    /// The customer has used the promotion code as often as it allows.
+    #[error("you have used this promotion code as often as it allows")]
+    PromotionCustomerLimit,
     /// The order cannot make this transition.
     #[error(transparent)]
     InvalidTransition(#[from] crate::domain::order::InvalidTransition),

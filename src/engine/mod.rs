@@ -13,6 +13,7 @@ use crate::actors::catalog::{CatalogEntity, CatalogFailure, CatalogHandle};
 use crate::actors::customer::{CustomerEntity, CustomerHandle, RegistryEntity, RegistryHandle};
 use crate::actors::entity::{Directory, DirectoryConfig};
 use crate::actors::order::{OrderEntity, OrderHandle};
+use crate::actors::promotion::{PromotionEntity, PromotionHandle};
 use crate::actors::sku::{SkuEntity, SkuFailure, SkuHandle};
 use crate::config::Config;
 use crate::domain::cart::CartError;
@@ -33,6 +34,7 @@ mod events;
 mod inventory;
 mod notify;
 mod orders;
+mod promotions;
 mod recommend;
 mod search;
 pub mod testing;
@@ -45,6 +47,7 @@ pub use error::{EngineError, Recorded};
 pub use inventory::InventoryView;
 pub use notify::TemplateView;
 pub use orders::{MAX_IDEMPOTENCY_KEY, OrderPage};
+pub use promotions::MAX_PROMOTIONS_LISTED;
 pub use recommend::Recommendations;
 pub use search::{MAX_QUERY_CHARS, MAX_SEARCH_OFFSET, SearchPage, SearchRequest};
 
@@ -99,6 +102,7 @@ struct Inner {
     orders: OrderHandle,
     customers: CustomerHandle,
     accounts: RegistryHandle,
+    promotions: PromotionHandle,
     credentials: credentials::Credentials,
     /// The secret mailed tokens are derived with (kept in `meta`, made at first start).
     token_secret: Arc<[u8]>,
@@ -268,6 +272,15 @@ impl Engine {
         )
         .await
         .map_err(started)?;
+        let promotions = Directory::start(
+            PromotionEntity {
+                store: store.clone(),
+            },
+            barrier.clone(),
+            dcfg.clone(),
+        )
+        .await
+        .map_err(started)?;
         let credentials = {
             let (cost, limits) = (config.password_cost, config.login_limits);
             blocking(move || credentials::Credentials::new(cost, limits)).await?
@@ -283,6 +296,7 @@ impl Engine {
                 orders: OrderHandle(orders),
                 customers: CustomerHandle(customers),
                 accounts: RegistryHandle(accounts),
+                promotions: PromotionHandle(promotions),
                 credentials,
                 token_secret,
                 recommender,
@@ -353,6 +367,9 @@ impl Engine {
         self.inner.carts.0.shutdown().await;
         self.inner.skus.0.shutdown().await;
         self.inner.catalog.0.shutdown().await;
+        self.inner.customers.0.shutdown().await;
+        self.inner.accounts.0.shutdown().await;
+        self.inner.promotions.0.shutdown().await;
         let inner = self.inner.clone();
         let _ = tokio::task::spawn_blocking(move || inner.indexer.shutdown()).await;
         self.inner.store.close()?;

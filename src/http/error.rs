@@ -69,6 +69,8 @@ codes! {
     EmailTaken => "email_taken", CONFLICT, "An account with this email exists";
     InvalidCredentials => "invalid_credentials", UNAUTHORIZED, "The email or the password is wrong";
     TooManyLoginAttempts => "too_many_login_attempts", TOO_MANY_REQUESTS, "Too many failed sign-ins";
+    PromotionExhausted => "promotion_exhausted", UNPROCESSABLE_ENTITY, "The promotion code has been used up";
+    PromotionLimitReached => "promotion_limit_reached", UNPROCESSABLE_ENTITY, "The promotion code's per-customer limit is reached";
     Internal => "internal", INTERNAL_SERVER_ERROR, "Internal server error";
     PaymentGatewayError => "payment_gateway_error", BAD_GATEWAY, "The payment gateway failed";
     Unavailable => "unavailable", SERVICE_UNAVAILABLE, "The service is temporarily unavailable";
@@ -158,6 +160,10 @@ impl From<EngineError> for ApiError {
                     .with("retry_after", retry_after_secs)
             }
             EngineError::EmailTaken => ApiError::new(Code::EmailTaken, detail),
+            EngineError::PromotionExhausted => ApiError::new(Code::PromotionExhausted, detail),
+            EngineError::PromotionCustomerLimit => {
+                ApiError::new(Code::PromotionLimitReached, detail)
+            }
             EngineError::InvalidCredentials => ApiError::new(Code::InvalidCredentials, detail),
             EngineError::Unauthenticated => ApiError::new(Code::Unauthorized, detail),
             EngineError::TooManyLoginAttempts { retry_after_secs } => {

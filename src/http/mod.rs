@@ -22,6 +22,7 @@ pub mod notify;
 pub mod openapi;
 pub mod orders;
 pub mod products;
+pub mod promotions;
 pub mod search;
 pub mod wire;
 
@@ -108,6 +109,7 @@ fn api_router(options: &HttpOptions, admin_token: Arc<str>) -> OpenApiRouter<App
         .merge(orders::admin_router())
         .merge(notify::admin_router())
         .merge(customers::admin_router())
+        .merge(promotions::admin_router())
         .route_layer(axum::middleware::from_fn_with_state(
             admin_token,
             auth::require_admin,

@@ -34,6 +34,13 @@ pub mod int {
             Num::Float(f) => Err(D::Error::custom(format!("{f} is not an integer"))),
         }
     }
+
+    /// An optional integer field (`null` or absent is `None`; use with `default`).
+    pub fn opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+        #[derive(Deserialize)]
+        struct Wrap(#[serde(deserialize_with = "de")] i64);
+        Ok(Option::<Wrap>::deserialize(d)?.map(|w| w.0))
+    }
 }
 
 /// Renders stored milliseconds as RFC 3339 UTC.

@@ -637,6 +637,11 @@ pub struct Tables {
     /// `[email][0][!created_at BE][order id]` → mark ([`email_order_key`]); written with
     /// the order. A verified account's history includes its email's guest orders.
     pub email_orders: Table<[u8], Mark>,
+    /// Promotion codes by code (canonical), with their uses: written by the code's actor.
+    pub promotions: Table<str, crate::domain::promotion::Promotion>,
+    /// How often each customer used each code: `{code}\0{customer}` → count
+    /// ([`promotion_use_key`]); written by the code's actor.
+    pub promotion_uses: Table<[u8], crate::domain::promotion::CustomerUses>,
 }
 
 /// Decoded products kept by [`Tables::product`].
@@ -673,6 +678,14 @@ pub fn customer_order_key(customer_id: &str, created_at: i64, order_id: &str) ->
     k.extend_from_slice(customer_id.as_bytes());
     k.extend_from_slice(&(!(created_at.max(0) as u64)).to_be_bytes());
     k.extend_from_slice(order_id.as_bytes());
+    k
+}
+
+/// The key of a customer's uses of a code in [`Tables::promotion_uses`].
+pub fn promotion_use_key(code: &str, customer: &str) -> Vec<u8> {
+    let mut k = code.as_bytes().to_vec();
+    k.push(0);
+    k.extend_from_slice(customer.as_bytes());
     k
 }
 
@@ -897,6 +910,8 @@ impl Store {
                 customer_orders: Table::open(&db, &barrier, "customer_orders")?,
                 cart_owners: Table::open(&db, &barrier, "cart_owners")?,
                 email_orders: Table::open(&db, &barrier, "email_orders")?,
+                promotions: Table::open(&db, &barrier, "promotions")?,
+                promotion_uses: Table::open(&db, &barrier, "promotion_uses")?,
             };
             // Multi-key writes a crash interrupted are completed before anything reads.
             let journal = db.open_tree("journal")?;
@@ -1205,6 +1220,16 @@ impl Record for crate::domain::customer::CustomerRef {
     const NAME: &'static str = "customer_ref";
 }
 
+impl Record for crate::domain::promotion::Promotion {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "promotion";
+}
+
+impl Record for crate::domain::promotion::CustomerUses {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "promotion_uses";
+}
+
 impl Record for crate::domain::customer::Session {
     const VERSION: u8 = 1;
     const NAME: &'static str = "session";
@@ -1218,6 +1243,63 @@ impl Record for crate::domain::payment::Charge {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every enum shape the records use decodes with the codec (bincode reads no
+    /// internally tagged enum; this failed when one slipped in).
+    #[test]
+    fn promotions_and_customers_round_trip_through_the_codec() {
+        use crate::domain::pricing::{Reduction, Target};
+        use crate::domain::promotion::{Promotion, PromotionDraft};
+        for (reduction, target) in [
+            (Reduction::Percent(1_000), Target::Order),
+            (Reduction::Fixed(500), Target::Shipping),
+            (
+                Reduction::Fixed(1),
+                Target::Items {
+                    skus: vec![crate::domain::Sku::parse("A-1").unwrap()],
+                    categories: vec!["Suits".into()],
+                },
+            ),
+        ] {
+            let draft = PromotionDraft {
+                reduction,
+                target,
+                min_subtotal: 5,
+                starts_at: Some(1),
+                ends_at: None,
+                usage_limit: Some(3),
+                per_customer_limit: None,
+                active: true,
+            };
+            let p = Promotion::new("CODE".into(), draft, 7)
+                .reserve("o1", "email:a", 0, 100, 7)
+                .unwrap();
+            assert_eq!(
+                codec::decode::<Promotion>(&codec::encode(&p).unwrap()).unwrap(),
+                p
+            );
+        }
+        let c = crate::domain::customer::Customer::new(
+            "c".into(),
+            "a@b.co".into(),
+            None,
+            "h".into(),
+            1,
+        )
+        .with_session("d".into(), 5, 1)
+        .0;
+        let c = c.with_token_requested(
+            crate::domain::customer::TokenPurpose::Reset,
+            "x".into(),
+            9,
+            1,
+        );
+        assert_eq!(
+            codec::decode::<crate::domain::customer::Customer>(&codec::encode(&c).unwrap())
+                .unwrap(),
+            c
+        );
+    }
 
     #[test]
     fn an_open_store_holds_the_lock_that_a_second_open_waits_for() {

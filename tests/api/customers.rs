@@ -1110,3 +1110,27 @@ async fn insecure_cookies_drop_only_the_secure_attribute() {
     assert!(cleared.starts_with("emporium_session=;") && cleared.contains("Max-Age=0"));
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_with_accounts_shuts_down_cleanly_and_reopens_with_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open_engine(dir.path(), |_| {}).await;
+    engine
+        .register("ada@example.com", PASSWORD, Some("Ada"))
+        .await
+        .unwrap();
+    let signed = engine
+        .sign_in("ada@example.com", PASSWORD, None)
+        .await
+        .unwrap();
+    // Shutdown stops the customer and registry actors too, releasing the store.
+    engine.shutdown().await.unwrap();
+    drop(engine);
+    let engine = open_engine(dir.path(), |_| {}).await;
+    let auth = engine.authenticate(&signed.token).await.unwrap();
+    assert_eq!(
+        engine.customer(&auth).await.unwrap().name.as_deref(),
+        Some("Ada")
+    );
+    engine.shutdown().await.unwrap();
+}

@@ -70,6 +70,12 @@ const ISSUE_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/customers/me/verify"),
     ("POST", "/api/v1/customers/password-reset"),
     ("POST", "/api/v1/customers/password-reset/confirm"),
+    // Issue 18: promotions (admin).
+    ("POST", "/api/v1/admin/promotions"),
+    ("GET", "/api/v1/admin/promotions"),
+    ("GET", "/api/v1/admin/promotions/{code}"),
+    ("PUT", "/api/v1/admin/promotions/{code}"),
+    ("DELETE", "/api/v1/admin/promotions/{code}"),
 ];
 
 fn document_routes(doc: &Value) -> BTreeSet<(String, String)> {
@@ -222,7 +228,8 @@ async fn schemathesis_with_every_check_finds_the_server_and_its_document_in_agre
     // out an empty cart is `422 empty_cart`; adding to a line past its 999 units is `422`;
     // a template that does not compile is `422`; a string the `email` format admits may
     // still fail the server's practical address check (registration's `422`); a mailed
-    // token the fuzzer makes up is refused (`422`). The fuzzing customer's session goes to
+    // token the fuzzer makes up is refused (`422`); a promotion's settings are checked
+    // across fields (a percentage over 10000, an end before its start: `422`). The fuzzing customer's session goes to
     // the `/customers/me` routes but not to their DELETEs (erasing the account would end
     // it for the rest of the run). For these operations a schema-valid
     // request may also be refused with 422. Everything else must be accepted exactly
@@ -250,6 +257,12 @@ include-method = "POST"
 [[operations]]
 include-path = "/api/v1/admin/templates/{{name}}"
 include-method = "PUT"
+headers = {{ Authorization = "Bearer {BINARY_TOKEN}" }}
+{also_422}
+
+[[operations]]
+include-path-regex = "^/api/v1/admin/promotions"
+include-method-regex = "(?i)^(post|put)$"
 headers = {{ Authorization = "Bearer {BINARY_TOKEN}" }}
 {also_422}
 
