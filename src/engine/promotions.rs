@@ -23,6 +23,11 @@ impl From<PromotionFailure> for EngineError {
     }
 }
 
+/// A code as a lookup takes it: one that cannot exist is not found.
+fn existing_code(code: &str) -> Result<String, EngineError> {
+    normalize_code(code).map_err(|_| EngineError::NotFound("promotion"))
+}
+
 impl Engine {
     /// Creates a promotion code (`AlreadyExists` if it is taken).
     pub async fn create_promotion(
@@ -48,7 +53,7 @@ impl Engine {
 
     /// A promotion, with its uses.
     pub async fn promotion(&self, code: &str) -> Result<Promotion, EngineError> {
-        let code = normalize_code(code).map_err(|_| EngineError::NotFound("promotion"))?;
+        let code = existing_code(code)?;
         Ok(self.inner.promotions.get(&code).await??)
     }
 
@@ -69,7 +74,7 @@ impl Engine {
 
     /// Deletes a promotion.
     pub async fn delete_promotion(&self, code: &str) -> Result<(), EngineError> {
-        let code = normalize_code(code).map_err(|_| EngineError::NotFound("promotion"))?;
+        let code = existing_code(code)?;
         self.inner.promotions.delete(&code).await??;
         Ok(())
     }
@@ -85,7 +90,7 @@ impl Engine {
         order_id: &str,
         customer: &str,
     ) -> Result<Promotion, EngineError> {
-        let code = normalize_code(code).map_err(|_| EngineError::NotFound("promotion"))?;
+        let code = existing_code(code)?;
         let expires_at = self.now() + millis(self.inner.config.reservation_ttl);
         Ok(self
             .inner
@@ -100,7 +105,7 @@ impl Engine {
         code: &str,
         order_id: &str,
     ) -> Result<Promotion, EngineError> {
-        let code = normalize_code(code).map_err(|_| EngineError::NotFound("promotion"))?;
+        let code = existing_code(code)?;
         Ok(self.inner.promotions.commit(&code, order_id).await??)
     }
 
@@ -110,7 +115,7 @@ impl Engine {
         code: &str,
         order_id: &str,
     ) -> Result<Promotion, EngineError> {
-        let code = normalize_code(code).map_err(|_| EngineError::NotFound("promotion"))?;
+        let code = existing_code(code)?;
         Ok(self.inner.promotions.release(&code, order_id).await??)
     }
 
@@ -120,7 +125,7 @@ impl Engine {
         code: &str,
         order_id: &str,
     ) -> Result<Promotion, EngineError> {
-        let code = normalize_code(code).map_err(|_| EngineError::NotFound("promotion"))?;
+        let code = existing_code(code)?;
         Ok(self.inner.promotions.give_back(&code, order_id).await??)
     }
 }
