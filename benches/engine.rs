@@ -401,7 +401,7 @@ fn customers(c: &mut Criterion) {
             .await
             .unwrap();
         let signed = e
-            .sign_in("bench@example.com", password, None)
+            .sign_in("bench@example.com", password, None, None)
             .await
             .unwrap();
         let auth = e.authenticate(&signed.token).await.unwrap();
@@ -422,21 +422,21 @@ fn customers(c: &mut Criterion) {
     });
     g.bench_function("sign_in", |b| {
         b.to_async(&rt).iter(|| async {
-            e.sign_in("bench@example.com", password, None)
+            e.sign_in("bench@example.com", password, None, None)
                 .await
                 .unwrap()
         })
     });
     g.bench_function("sign_in_wrong_password", |b| {
         b.to_async(&rt).iter(|| async {
-            e.sign_in("bench@example.com", "wrong password", None)
+            e.sign_in("bench@example.com", "wrong password", None, None)
                 .await
                 .unwrap_err()
         })
     });
     // A session of its own: the sign-ins above ended the oldest (an account keeps 20).
     let token = rt.block_on(async {
-        e.sign_in("bench@example.com", password, None)
+        e.sign_in("bench@example.com", password, None, None)
             .await
             .unwrap()
             .token

@@ -184,6 +184,18 @@ pub struct KindStats {
 
 type Slot<E> = Arc<OnceCell<ActorRef<HostMsg<E>>>>;
 
+/// A kind's directory as the engine stops it, whatever the kind.
+pub(crate) trait Stoppable: Send + Sync {
+    /// [`Directory::shutdown`].
+    fn stop(&self) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+}
+
+impl<E: Entity> Stoppable for Directory<E> {
+    fn stop(&self) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(self.shutdown())
+    }
+}
+
 /// Settings of one kind's directory.
 #[derive(Debug, Clone)]
 pub(crate) struct DirectoryConfig {

@@ -18,6 +18,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::{Algorithm, Argon2, Params, Version};
 
 use crate::domain::Millis;
+use crate::domain::customer::{hex, token_digest};
 
 use super::EngineError;
 
@@ -82,21 +83,6 @@ fn random_bytes<const N: usize>() -> Result<[u8; N], EngineError> {
     Ok(b)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
-
-/// The SHA-256 digest of a token, hex: what the store keeps of it.
-pub(super) fn digest(token: &str) -> String {
-    crate::domain::customer::token_digest(token)
-}
-
 /// The key in `meta` of the secret mailed tokens are derived with.
 const TOKEN_SECRET: &str = "token_secret";
 
@@ -122,7 +108,7 @@ pub(super) fn nonce() -> Result<String, EngineError> {
 /// A fresh session token and its digest.
 pub(super) fn new_token() -> Result<(String, String), EngineError> {
     let token = hex(&random_bytes::<32>()?);
-    let d = digest(&token);
+    let d = token_digest(&token);
     Ok((token, d))
 }
 
@@ -288,7 +274,7 @@ mod tests {
         let (t1, d1) = new_token().unwrap();
         let (t2, _) = new_token().unwrap();
         assert!(is_token(&t1) && t1 != t2);
-        assert_eq!(d1, digest(&t1));
+        assert_eq!(d1, token_digest(&t1));
         assert_ne!(d1, t1);
         assert!(!is_token("short") && !is_token(&"z".repeat(64)));
     }

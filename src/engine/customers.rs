@@ -9,13 +9,13 @@
 
 use std::net::IpAddr;
 
-use super::credentials::{self, digest, is_token};
+use super::credentials::{self, is_token};
 use super::{Engine, EngineError, check_id, millis};
 use crate::actors::customer::{CustomerFailure, Registration, RegistryFailure};
 use crate::domain::Millis;
 use crate::domain::customer::{
     Customer, CustomerError, ProfileChange, TokenPurpose, check_name, check_password, hex,
-    mailed_token, normalize_email, token_customer,
+    mailed_token, normalize_email, token_customer, token_digest,
 };
 use crate::domain::order::{Address, Order};
 
@@ -46,6 +46,22 @@ pub struct SignedIn {
     pub expires_at: Millis,
     /// The account.
     pub customer: Customer,
+}
+
+/// `Ok` unless `owners` names an account other than `customer` for `id`; otherwise the
+/// thing is "not found" (an id does not tell whose it is).
+fn not_anothers(
+    owners: &crate::storage::Table<str, crate::domain::customer::CustomerRef>,
+    id: &str,
+    customer: Option<&str>,
+    what: &'static str,
+) -> Result<(), EngineError> {
+    match owners.get(id)? {
+        Some(owner) if Some(owner.customer_id.as_str()) != customer => {
+            Err(EngineError::NotFound(what))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Everything held about a customer ([`Engine::export_customer`]).
@@ -163,11 +179,16 @@ impl Engine {
     /// password and an unknown email are the same answer ([`EngineError::InvalidCredentials`])
     /// after the same work. Too many failures for the email or from `client` within the
     /// window are [`EngineError::TooManyLoginAttempts`].
+    ///
+    /// With `cart`, the guest's cart is attached to the account as [`Engine::attach_cart`]
+    /// does; a cart that is unknown or another account's is refused before any session
+    /// is opened.
     pub async fn sign_in(
         &self,
         email: &str,
         password: &str,
         client: Option<IpAddr>,
+        cart: Option<&str>,
     ) -> Result<SignedIn, EngineError> {
         let now = self.inner.store.clock().now();
         // A malformed email has no account: the same answer as a wrong password.
@@ -197,13 +218,26 @@ impl Engine {
             return Err(EngineError::InvalidCredentials);
         };
         creds.succeeded(&email);
+        if let Some(cart) = cart {
+            check_id(cart, "cart")?;
+            not_anothers(&tables.cart_owners, cart, Some(&customer.id), "cart")?;
+            self.cart(cart).await?;
+        }
         let (token, session) = credentials::new_token()?;
         let expires_at = now + millis(self.inner.config.session_ttl);
-        let customer = self
+        let mut customer = self
             .inner
             .customers
-            .open_session(&customer.id, session, expires_at)
+            .open_session(&customer.id, session.clone(), expires_at)
             .await??;
+        if let Some(cart) = cart {
+            let auth = Authenticated {
+                customer_id: customer.id.clone(),
+                session,
+                expires_at,
+            };
+            customer = self.attach_cart(&auth, cart).await?;
+        }
         Ok(SignedIn {
             token,
             expires_at,
@@ -217,7 +251,7 @@ impl Engine {
         if !is_token(token) {
             return Err(EngineError::Unauthenticated);
         }
-        let session_id = digest(token);
+        let session_id = token_digest(token);
         let now = self.inner.store.clock().now();
         let session = self
             .inner
@@ -507,7 +541,13 @@ impl Engine {
         Ok(self
             .inner
             .customers
-            .request_token(&c.id, purpose, nonce, digest(&token), now + millis(ttl))
+            .request_token(
+                &c.id,
+                purpose,
+                nonce,
+                token_digest(&token),
+                now + millis(ttl),
+            )
             .await??)
     }
 
@@ -537,7 +577,7 @@ impl Engine {
         let id = token_customer(token).ok_or_else(invalid_token)?;
         check_password(password)?;
         let now = self.now();
-        let d = digest(token);
+        let d = token_digest(token);
         // Cheap checks before the expensive hash; the actor checks again, atomically.
         let pending = self
             .inner
@@ -586,7 +626,7 @@ impl Engine {
         Ok(self
             .inner
             .customers
-            .verify(&auth.customer_id, digest(token))
+            .verify(&auth.customer_id, token_digest(token))
             .await??)
     }
 
@@ -649,14 +689,13 @@ impl Engine {
         auth: Option<&Authenticated>,
     ) -> Result<(), EngineError> {
         check_id(cart_id, "cart")?;
-        match self.inner.store.tables().cart_owners.get(cart_id)? {
-            Some(owner)
-                if Some(owner.customer_id.as_str()) != auth.map(|a| a.customer_id.as_str()) =>
-            {
-                Err(EngineError::NotFound("cart"))
-            }
-            _ => Ok(()),
-        }
+        let owners = &self.inner.store.tables().cart_owners;
+        not_anothers(
+            owners,
+            cart_id,
+            auth.map(|a| a.customer_id.as_str()),
+            "cart",
+        )
     }
 
     /// `Ok` if the order is a guest's or the signed-in customer's;
@@ -666,13 +705,12 @@ impl Engine {
         order_id: &str,
         auth: Option<&Authenticated>,
     ) -> Result<(), EngineError> {
-        match self.inner.store.tables().order_owners.get(order_id)? {
-            Some(owner)
-                if Some(owner.customer_id.as_str()) != auth.map(|a| a.customer_id.as_str()) =>
-            {
-                Err(EngineError::NotFound("order"))
-            }
-            _ => Ok(()),
-        }
+        let owners = &self.inner.store.tables().order_owners;
+        not_anothers(
+            owners,
+            order_id,
+            auth.map(|a| a.customer_id.as_str()),
+            "order",
+        )
     }
 }

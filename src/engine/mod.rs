@@ -11,7 +11,7 @@ use crate::actors::CallError;
 use crate::actors::cart::{CartEntity, CartFailure, CartHandle};
 use crate::actors::catalog::{CatalogEntity, CatalogFailure, CatalogHandle};
 use crate::actors::customer::{CustomerEntity, CustomerHandle, RegistryEntity, RegistryHandle};
-use crate::actors::entity::{Directory, DirectoryConfig};
+use crate::actors::entity::{Directory, DirectoryConfig, Stoppable};
 use crate::actors::order::{OrderEntity, OrderHandle};
 use crate::actors::promotion::{PromotionEntity, PromotionHandle};
 use crate::actors::sku::{SkuEntity, SkuFailure, SkuHandle};
@@ -103,6 +103,9 @@ struct Inner {
     customers: CustomerHandle,
     accounts: RegistryHandle,
     promotions: PromotionHandle,
+    /// Every kind's directory, in the order shutdown stops them (one list, so that a new
+    /// kind cannot be left running, holding the store).
+    kinds: Vec<Arc<dyn Stoppable>>,
     credentials: credentials::Credentials,
     /// The secret mailed tokens are derived with (kept in `meta`, made at first start).
     token_secret: Arc<[u8]>,
@@ -286,6 +289,15 @@ impl Engine {
             blocking(move || credentials::Credentials::new(cost, limits)).await?
         };
         let token_secret = credentials::token_secret(&store)?;
+        let kinds: Vec<Arc<dyn Stoppable>> = vec![
+            orders.clone(),
+            carts.clone(),
+            skus.clone(),
+            catalog.clone(),
+            customers.clone(),
+            accounts.clone(),
+            promotions.clone(),
+        ];
         let engine = Engine {
             inner: Arc::new(Inner {
                 config,
@@ -297,6 +309,7 @@ impl Engine {
                 customers: CustomerHandle(customers),
                 accounts: RegistryHandle(accounts),
                 promotions: PromotionHandle(promotions),
+                kinds,
                 credentials,
                 token_secret,
                 recommender,
@@ -363,13 +376,10 @@ impl Engine {
             Err(e) => tracing::warn!(error = %e, "could not save the recommender"),
             Ok(Ok(_)) => {}
         }
-        self.inner.orders.0.shutdown().await;
-        self.inner.carts.0.shutdown().await;
-        self.inner.skus.0.shutdown().await;
-        self.inner.catalog.0.shutdown().await;
-        self.inner.customers.0.shutdown().await;
-        self.inner.accounts.0.shutdown().await;
-        self.inner.promotions.0.shutdown().await;
+        // Orders first: their sagas call the carts and SKUs.
+        for kind in &self.inner.kinds {
+            kind.stop().await;
+        }
         let inner = self.inner.clone();
         let _ = tokio::task::spawn_blocking(move || inner.indexer.shutdown()).await;
         self.inner.store.close()?;

@@ -258,12 +258,10 @@ async fn sign_in(
     ClientIp(ip): ClientIp,
     Json(body): Json<SignInIn>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let signed = s.engine.sign_in(&body.email, &body.password, ip).await?;
-    let mut customer = signed.customer.clone();
-    if let Some(cart) = &body.cart_id {
-        let auth = s.engine.authenticate(&signed.token).await?;
-        customer = s.engine.attach_cart(&auth, cart).await?;
-    }
+    let signed = s
+        .engine
+        .sign_in(&body.email, &body.password, ip, body.cart_id.as_deref())
+        .await?;
     let now = s.engine.now();
     let cookie = session_cookie(
         Some(&signed.token),
@@ -276,7 +274,7 @@ async fn sign_in(
         axum::Json(SessionOut {
             token: signed.token,
             expires_at: rfc3339(signed.expires_at),
-            customer: CustomerOut::from(&customer),
+            customer: CustomerOut::from(&signed.customer),
         }),
     ))
 }

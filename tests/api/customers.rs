@@ -1120,7 +1120,7 @@ async fn an_engine_with_accounts_shuts_down_cleanly_and_reopens_with_them() {
         .await
         .unwrap();
     let signed = engine
-        .sign_in("ada@example.com", PASSWORD, None)
+        .sign_in("ada@example.com", PASSWORD, None, None)
         .await
         .unwrap();
     // Shutdown stops the customer and registry actors too, releasing the store.
@@ -1133,4 +1133,29 @@ async fn an_engine_with_accounts_shuts_down_cleanly_and_reopens_with_them() {
         Some("Ada")
     );
     engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_sign_ins_from_one_client_are_throttled_across_emails() {
+    let app = spawn_app_configured(|c| c.login_limits.per_client = 3, |_| {}).await;
+    app.customer("ada@example.com").await;
+    // Three guesses at three different emails, all from 127.0.0.1 …
+    for i in 0..3 {
+        let r = app
+            .post_json(
+                "/api/v1/sessions",
+                json!({"email": format!("guess{i}@example.com"), "password": "guess"}),
+            )
+            .await;
+        assert_eq!(r.status, 401);
+    }
+    // … and this client is refused, even for another account with its right password.
+    let r = app
+        .post_json(
+            "/api/v1/sessions",
+            json!({"email": "ada@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (429, "too_many_login_attempts"));
+    app.stop().await;
 }
