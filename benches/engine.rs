@@ -92,7 +92,9 @@ fn checkout_request() -> CheckoutRequest {
             city: "Base".into(),
             postal_code: "1".into(),
             country: "US".into(),
+            region: None,
         },
+        shipping_method: None,
     }
 }
 
@@ -511,6 +513,10 @@ fn codec(c: &mut Criterion) {
             "fedcba9876543210fedcba9876543210".into(),
             checkout_request(),
             vec![line.clone(), line.clone(), line],
+            emporium::domain::order::OrderPricing {
+                breakdown: emporium::domain::pricing::Breakdown::plain(&[499_800; 3]),
+                ..Default::default()
+            },
             "USD".into(),
             1_700_000_000_000,
         )

@@ -48,7 +48,9 @@ async fn main() {
             city: "Base".into(),
             postal_code: "1".into(),
             country: "US".into(),
+            region: None,
         },
+        shipping_method: None,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));

@@ -41,7 +41,7 @@ async fn main() -> Result<(), EngineError> {
     }
     println!(
         "  total {} {} (minor units)",
-        cart.priced.total, cart.currency
+        cart.breakdown.total, cart.currency
     );
     let stock = engine.inventory("HELM-AURORA").await?;
     println!(

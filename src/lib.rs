@@ -48,6 +48,7 @@ pub mod engine;
 pub mod http;
 pub mod notify;
 pub mod payments;
+pub mod pricebook;
 pub mod recommend;
 pub mod search;
 pub mod storage;

@@ -1,9 +1,13 @@
 //! The cart entity: one actor per cart, state = the stored [`Cart`] (or nothing).
 
-use crate::domain::cart::{Cart, CartError, CartStatus, FailurePolicy};
+use crate::catalog::{CodeProblem, QuoteInput, ShippingProblem};
+use crate::domain::cart::{Cart, CartDetails, CartError, CartStatus, FailurePolicy};
 use crate::domain::event::DomainEvent;
-use crate::domain::order::{CheckoutRequest, IdempotencyRecord, Order, OrderLine};
+use crate::domain::order::{
+    CheckoutRequest, CodeUse, IdempotencyRecord, Order, OrderLine, OrderPricing,
+};
 use crate::domain::{Millis, Sku};
+use crate::pricebook::PriceBook;
 use crate::storage::{StorageError, Store, WriteBatch};
 
 use super::entity::{Answer, CallError, Directory, Effect, Entity};
@@ -16,7 +20,7 @@ pub(crate) struct CartHandle(pub(crate) std::sync::Arc<Directory<CartEntity>>);
 impl CartHandle {
     async fn cart(&self, id: &str, cmd: impl Fn() -> CartCmd) -> Answer<Cart, CartFailure> {
         Ok(match self.0.call(id, cmd).await? {
-            Ok(CartReply::Cart(cart)) => Ok(cart),
+            Ok(CartReply::Cart(cart)) => Ok(*cart),
             // Only `BeginCheckout` answers `Checkout` and `ForgetKeys` `Forgot`; any other
             // command a cart.
             Ok(CartReply::Checkout(_) | CartReply::Forgot(_)) => {
@@ -56,9 +60,14 @@ impl CartHandle {
         self.cart(id, || CartCmd::Remove(sku.clone())).await
     }
 
-    /// Records the shopper's email.
-    pub async fn set_email(&self, id: &str, email: &str) -> Answer<Cart, CartFailure> {
-        self.cart(id, || CartCmd::SetEmail(email.to_owned())).await
+    /// Records the shopper's email, address or shipping method.
+    pub async fn set_details(&self, id: &str, details: &CartDetails) -> Answer<Cart, CartFailure> {
+        self.cart(id, || CartCmd::SetDetails(details.clone())).await
+    }
+
+    /// Enters a promotion code (canonical) or removes it.
+    pub async fn set_promotion(&self, id: &str, code: Option<String>) -> Answer<Cart, CartFailure> {
+        self.cart(id, || CartCmd::SetPromotion(code.clone())).await
     }
 
     /// Deletes the cart if it has expired (`NotFound` then).
@@ -121,7 +130,8 @@ pub(crate) enum CartCmd {
     Add(Sku, i64),
     Set(Sku, i64),
     Remove(Sku),
-    SetEmail(String),
+    SetDetails(CartDetails),
+    SetPromotion(Option<String>),
     /// Deletes the cart if it has expired (the store sweep).
     ExpireIfDue,
     /// Starts a checkout (or finds the one this idempotency key started). `rerun` names
@@ -174,7 +184,7 @@ pub(crate) enum CheckoutStart {
 /// What a cart command answers.
 #[derive(Debug, Clone)]
 pub(crate) enum CartReply {
-    Cart(Cart),
+    Cart(Box<Cart>),
     Checkout(CheckoutStart),
     /// How many idempotency records were deleted.
     Forgot(usize),
@@ -204,6 +214,12 @@ pub enum CartFailure {
     /// The cart's checkouts failed too often lately.
     #[error("too many failed checkouts; retry in {0} ms")]
     TooManyFailures(Millis),
+    /// The cart's promotion code cannot be used.
+    #[error(transparent)]
+    Promotion(CodeProblem),
+    /// Shipping cannot be charged as asked.
+    #[error(transparent)]
+    Shipping(ShippingProblem),
     /// The store failed; nothing changed.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -215,6 +231,8 @@ pub(crate) struct CartEntity {
     pub currency: String,
     /// How many failed checkouts a cart may have per window.
     pub failures: FailurePolicy,
+    /// Shipping, tax and automatic promotions.
+    pub book: PriceBook,
 }
 
 /// The key of an idempotency record.
@@ -227,7 +245,7 @@ impl CartEntity {
         match self.store.tables().carts.put(&next.id, &next) {
             Ok(()) => {
                 *state = Some(next.clone());
-                Effect::wrote(Ok(CartReply::Cart(next)))
+                Effect::wrote(Ok(CartReply::Cart(Box::new(next))))
             }
             Err(e) => Effect::read(Err(e.into())),
         }
@@ -260,21 +278,58 @@ impl CartEntity {
         cart.may_check_out(self.failures, now)
             .map_err(CartFailure::TooManyFailures)?;
         // Priced as the cart shows it: a product deleted since it was added cannot be
-        // bought; the rest can.
-        let lines: Vec<OrderLine> = crate::catalog::price_cart(tables, cart)?
+        // bought; the rest can. The code, shipping and tax are priced for the request's
+        // address and method (or the cart's method).
+        let request = &ask.request;
+        let method = request
+            .shipping_method
+            .as_deref()
+            .or(cart.shipping_method.as_deref());
+        let book = self.book.current();
+        let quote = crate::catalog::quote(
+            tables,
+            &book,
+            QuoteInput {
+                cart,
+                address: Some(&request.shipping_address),
+                method,
+                now,
+            },
+        )?;
+        if quote.priced.lines.is_empty() {
+            return Err(CartFailure::Empty);
+        }
+        if let Some(problem) = quote.code_problem {
+            return Err(CartFailure::Promotion(problem));
+        }
+        if let Some(problem) = quote.shipping_problem {
+            return Err(CartFailure::Shipping(problem));
+        }
+        let lines: Vec<OrderLine> = quote
+            .priced
             .lines
             .into_iter()
             .map(OrderLine::from)
             .collect();
-        if lines.is_empty() {
-            return Err(CartFailure::Empty);
-        }
+        let promotion = cart.promotion_code.clone().map(|code| CodeUse {
+            code,
+            customer: match &ask.customer {
+                Some(c) => format!("customer:{c}"),
+                None => format!("email:{}", request.email.to_lowercase()),
+            },
+        });
+        let pricing = OrderPricing {
+            breakdown: quote.breakdown,
+            shipping_method: quote.shipping.map(|m| (m.id, m.name)),
+            promotion,
+        };
         let order_id = uuid::Uuid::new_v4().simple().to_string();
         let order = Order::new(
             order_id.clone(),
             id.to_owned(),
-            ask.request.clone(),
+            request.clone(),
             lines,
+            pricing,
             self.currency.clone(),
             now,
         );
@@ -310,7 +365,7 @@ impl CartEntity {
         };
         if cart.checkout.as_deref() != Some(order_id) {
             // Already finished (a retried step) or not this order's: nothing to do.
-            return Effect::read(Ok(CartReply::Cart(cart.clone())));
+            return Effect::read(Ok(CartReply::Cart(Box::new(cart.clone()))));
         }
         let mut next = if placed {
             cart.clone()
@@ -402,7 +457,7 @@ impl Entity for CartEntity {
                 return Effect::read(
                     state
                         .clone()
-                        .map(CartReply::Cart)
+                        .map(|c| CartReply::Cart(Box::new(c)))
                         .ok_or(CartFailure::NotFound),
                 );
             }
@@ -424,7 +479,7 @@ impl Entity for CartEntity {
             }
             (CartCmd::MarkAbandoned { idle_before }, Some(c)) => {
                 if !c.is_abandoned(*idle_before) {
-                    return Effect::read(Ok(CartReply::Cart(c.clone())));
+                    return Effect::read(Ok(CartReply::Cart(Box::new(c.clone()))));
                 }
                 // A reminder does not count as a change: expiry and `updated_at` stay.
                 let mut next = c.clone();
@@ -439,13 +494,15 @@ impl Entity for CartEntity {
                 return match written {
                     Ok(_) => {
                         *state = Some(next.clone());
-                        Effect::wrote(Ok(CartReply::Cart(next)))
+                        Effect::wrote(Ok(CartReply::Cart(Box::new(next))))
                     }
                     Err(e) => Effect::read(Err(e.into())),
                 };
             }
             (_, None) => return Effect::read(Err(CartFailure::NotFound)),
-            (CartCmd::Get, Some(c)) => return Effect::read(Ok(CartReply::Cart(c.clone()))),
+            (CartCmd::Get, Some(c)) => {
+                return Effect::read(Ok(CartReply::Cart(Box::new(c.clone()))));
+            }
             (CartCmd::Add(sku, q), Some(c)) => self.known_sku(sku).and_then(|()| {
                 c.add_item(sku.clone(), *q, now, ttl)
                     .map_err(CartFailure::from)
@@ -465,9 +522,12 @@ impl Entity for CartEntity {
             (CartCmd::Remove(sku), Some(c)) => {
                 c.remove_item(sku, now, ttl).map_err(CartFailure::from)
             }
-            (CartCmd::SetEmail(email), Some(c)) => {
-                c.set_email(email, now, ttl).map_err(CartFailure::from)
+            (CartCmd::SetDetails(d), Some(c)) => {
+                c.set_details(d, now, ttl).map_err(CartFailure::from)
             }
+            (CartCmd::SetPromotion(code), Some(c)) => c
+                .set_promotion(code.clone(), now, ttl)
+                .map_err(CartFailure::from),
         };
         match next {
             Ok(cart) => self.save(state, cart),

@@ -24,8 +24,9 @@ use crate::domain::event::{DomainEvent, EventItem};
 use crate::domain::inventory::{InventoryError, StockLevel};
 use crate::domain::order::{
     CheckoutFailure, InvalidTransition, Lifecycle, Order, OrderLine, OrderStatus, Owed,
-    PaymentState, Step,
+    PaymentState, PromotionRefusal, RefundRefused, Step,
 };
+use crate::domain::promotion::UseError;
 use crate::payments::{
     ChargeFailure, ChargeOutcome, ChargeRequest, GatewayPolicy, Payment, PaymentGateway,
     RefundRecord,
@@ -34,6 +35,7 @@ use crate::storage::{StorageError, Store, WriteBatch, order_index_key};
 
 use super::cart::{CartCmd, CartEntity, CartFailure, CartReply};
 use super::entity::{Answer, Directory, Effect, Entity};
+use super::promotion::{PromotionCmd, PromotionEntity, PromotionFailure};
 use super::sku::{SkuCmd, SkuEntity, SkuFailure};
 
 /// The typed face of the order actors.
@@ -116,6 +118,9 @@ pub enum OrderFailure {
     /// The lifecycle does not allow the change.
     #[error(transparent)]
     Transition(#[from] InvalidTransition),
+    /// The change asked for is wrong (a partial refund of more than is left).
+    #[error(transparent)]
+    Invalid(crate::domain::Invalid),
     /// The store failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -125,8 +130,11 @@ pub(crate) struct OrderEntity {
     pub store: Store,
     pub skus: Arc<Directory<SkuEntity>>,
     pub carts: Arc<Directory<CartEntity>>,
+    pub promotions: Arc<Directory<PromotionEntity>>,
     pub gateway: Arc<dyn PaymentGateway>,
     pub policy: GatewayPolicy,
+    /// How long a promotion use is held for a checkout (as a SKU's reservation).
+    pub reservation_ttl_ms: i64,
 }
 
 /// Whether a call to another entity went through; a `false` leaves the step to be driven
@@ -314,6 +322,89 @@ impl OrderEntity {
         .await
     }
 
+    /// Sends `cmd` to the order's promotion code, if it has one. `Ok(())` when done (or
+    /// nothing to do: no code, or the code was deleted); `Err(Some(refusal))` when the
+    /// use is refused; `Err(None)` when the code did not answer (drive again later).
+    async fn promotion_step(
+        &self,
+        order: &Order,
+        what: &str,
+        cmd: impl Fn(&str, String) -> PromotionCmd,
+    ) -> Result<(), Option<PromotionRefusal>> {
+        let Some(used) = &order.pricing.promotion else {
+            return Ok(());
+        };
+        let c = cmd(&order.id, used.customer.clone());
+        match self.promotions.call_applied(&used.code, || c.clone()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(PromotionFailure::Use(UseError::Exhausted))) => {
+                Err(Some(PromotionRefusal::Exhausted))
+            }
+            Ok(Err(PromotionFailure::Use(UseError::CustomerLimit))) => {
+                Err(Some(PromotionRefusal::CustomerLimit))
+            }
+            Ok(Err(PromotionFailure::Use(UseError::Busy))) => Err(Some(PromotionRefusal::Busy)),
+            Ok(Err(PromotionFailure::NotFound)) if what == "reserving" => {
+                Err(Some(PromotionRefusal::Withdrawn))
+            }
+            Ok(Err(PromotionFailure::NotFound)) => Ok(()),
+            Ok(Err(e)) => {
+                tracing::warn!(order = %order.id, code = %used.code, what, error = %e, "promotion step failed; will retry");
+                Err(None)
+            }
+            Err(e) => {
+                tracing::warn!(order = %order.id, code = %used.code, what, error = %e, "promotion step failed; will retry");
+                Err(None)
+            }
+        }
+    }
+
+    /// Holds the order's promotion use (idempotent on the order).
+    #[tracing::instrument(name = "saga.reserve_promotion", skip_all)]
+    async fn reserve_promotion(&self, order: &Order) -> Result<(), Option<PromotionRefusal>> {
+        let expires_at = self.store.clock().now() + self.reservation_ttl_ms;
+        self.promotion_step(order, "reserving", |id, customer| PromotionCmd::Reserve {
+            order_id: id.to_owned(),
+            customer,
+            expires_at,
+        })
+        .await
+    }
+
+    /// Commits the order's promotion use. A hold that lapsed while the charge ran is
+    /// taken again if a use is left; if none is, the refusal (the paid order is then
+    /// compensated, as a line whose stock went).
+    #[tracing::instrument(name = "saga.commit_promotion", skip_all)]
+    async fn commit_promotion(&self, order: &Order) -> Result<(), Option<PromotionRefusal>> {
+        let commit = |id: &str, _| PromotionCmd::Commit(id.to_owned());
+        let Some(used) = &order.pricing.promotion else {
+            return Ok(());
+        };
+        let c = commit(&order.id, String::new());
+        match self.promotions.call_applied(&used.code, || c.clone()).await {
+            Ok(Err(PromotionFailure::Use(UseError::NotHeld(_)))) => {
+                self.reserve_promotion(order).await?;
+                self.promotion_step(order, "committing", commit).await
+            }
+            _ => self.promotion_step(order, "committing", commit).await,
+        }
+    }
+
+    /// Drops the order's promotion hold and gives back a committed use (both idempotent).
+    async fn undo_promotion(&self, order: &Order) -> Done {
+        let release = self
+            .promotion_step(order, "releasing", |id, _| {
+                PromotionCmd::Release(id.to_owned())
+            })
+            .await;
+        let give_back = self
+            .promotion_step(order, "giving back", |id, _| {
+                PromotionCmd::Return(id.to_owned())
+            })
+            .await;
+        release.is_ok() && give_back.is_ok()
+    }
+
     /// Closes (placed) or reopens (failed) the cart the order came from. `None` if the
     /// cart did not answer; else whether the cart chose this order's payment failure as
     /// the one it mails this window (see [`crate::domain::cart::Cart::checkout_failed`]).
@@ -349,7 +440,17 @@ impl OrderEntity {
             let now = self.store.clock().now();
             match order.step.clone() {
                 Step::Reserve => {
-                    let failure = match self.reserve_all(&order).await {
+                    let reserved = match self.reserve_all(&order).await {
+                        Err(f) => Err(f),
+                        Ok(()) => match self.reserve_promotion(&order).await {
+                            Ok(()) => Ok(()),
+                            Err(Some(refusal)) => Err(CheckoutFailure::Promotion(refusal)),
+                            Err(None) => Err(CheckoutFailure::Unavailable(
+                                "the promotion code did not answer".into(),
+                            )),
+                        },
+                    };
+                    let failure = match reserved {
                         Err(f) => Some(f),
                         Ok(()) => match self.charge(&order).await {
                             ChargeOutcome::Captured(charge) => {
@@ -405,6 +506,18 @@ impl OrderEntity {
                             continue;
                         }
                     }
+                    match self.commit_promotion(&order).await {
+                        Ok(()) => {}
+                        Err(None) => return Ok(wrote),
+                        Err(Some(refusal)) => {
+                            tracing::warn!(order = %order.id, ?refusal,
+                                "the promotion hold lapsed during the charge and no use is left: refunding");
+                            let failure = CheckoutFailure::Promotion(refusal);
+                            self.save(state, order.compensating(failure, now), |_| Ok(()), &[])?;
+                            wrote = true;
+                            continue;
+                        }
+                    }
                     if self.finish_cart(&order, true, false).await.is_none() {
                         return Ok(wrote);
                     }
@@ -413,6 +526,8 @@ impl OrderEntity {
                         items: EventItem::of(&order.lines),
                         total: order.total,
                         currency: order.currency.clone(),
+                        breakdown: order.pricing.breakdown.clone(),
+                        promotion_code: order.pricing.promotion.as_ref().map(|p| p.code.clone()),
                     };
                     self.save(state, order.completed(now), |_| Ok(()), &[event])?;
                     wrote = true;
@@ -431,7 +546,7 @@ impl OrderEntity {
                     } else {
                         self.release_all(&order).await
                     };
-                    if !undone {
+                    if !undone || !self.undo_promotion(&order).await {
                         return Ok(wrote);
                     }
                     // Unless the gateway declined it, a charge may have landed: before a
@@ -439,7 +554,7 @@ impl OrderEntity {
                     // commit failed. Refund by key (a no-op if there is no charge).
                     let mut refunded = None;
                     if !matches!(failure, CheckoutFailure::Declined(_)) {
-                        match self.policy.refund(&*self.gateway, &order.id).await {
+                        match self.policy.refund(&*self.gateway, &order.id, None).await {
                             Ok(charge) => refunded = charge.map(|c| c.refunded),
                             Err(e) => {
                                 tracing::warn!(order = %order.id, error = %e, "refund failed; will retry");
@@ -472,7 +587,7 @@ impl OrderEntity {
                                 order_id: order.id.clone(),
                                 amount,
                             });
-                            self.refunded_payment(&order.id, amount, now)?
+                            self.refunded_payment(&order.id, amount, true, now)?
                         }
                         None => None,
                     };
@@ -518,19 +633,31 @@ impl OrderEntity {
         self.policy.charge(&*self.gateway, &request).await
     }
 
-    /// The order's payment record with `amount` refunded (once), if there is one.
+    /// The order's payment record once the gateway says `refunded` in all (`full`: the
+    /// whole charge), with the new part recorded once, if there is a record.
     fn refunded_payment(
         &self,
         order_id: &str,
-        amount: u64,
+        refunded: u64,
+        full: bool,
         now: i64,
     ) -> Result<Option<Payment>, StorageError> {
         let payment = self.store.tables().payments.get(order_id)?;
         Ok(payment.map(|mut p| {
-            if p.status != PaymentState::Refunded {
-                p.status = PaymentState::Refunded;
-                p.refunds.push(RefundRecord { amount, at: now });
+            let before: u64 = p.refunds.iter().map(|r| r.amount).sum();
+            if refunded > before {
+                p.refunds.push(RefundRecord {
+                    amount: refunded - before,
+                    at: now,
+                });
             }
+            p.status = if full || refunded >= p.amount {
+                PaymentState::Refunded
+            } else if refunded > 0 {
+                PaymentState::PartiallyRefunded
+            } else {
+                p.status
+            };
             p
         }))
     }
@@ -545,8 +672,12 @@ impl OrderEntity {
     ) -> Result<Done, StorageError> {
         let now = self.store.clock().now();
         match owed {
-            Owed::Refund => {
-                let refunded = match self.policy.refund(&*self.gateway, &order.id).await {
+            Owed::Refund | Owed::RefundUpTo(_) => {
+                let up_to = match owed {
+                    Owed::RefundUpTo(amount) => Some(amount),
+                    _ => None,
+                };
+                let refunded = match self.policy.refund(&*self.gateway, &order.id, up_to).await {
                     Ok(c) => c.map_or(0, |c| c.refunded),
                     Err(e) => {
                         tracing::warn!(order = %order.id, error = %e, "refund failed; will retry");
@@ -554,7 +685,7 @@ impl OrderEntity {
                     }
                 };
                 let payments = &self.store.tables().payments;
-                let payment = self.refunded_payment(&order.id, refunded, now)?;
+                let payment = self.refunded_payment(&order.id, refunded, up_to.is_none(), now)?;
                 self.save(
                     state,
                     order.settled(owed, now),
@@ -567,6 +698,17 @@ impl OrderEntity {
             }
             Owed::ReturnStock => {
                 if !self.return_lines(order, |_| true).await {
+                    return Ok(false);
+                }
+                self.save(state, order.settled(owed, now), |_| Ok(()), &[])?;
+            }
+            Owed::ReturnPromotion => {
+                let given = self
+                    .promotion_step(order, "giving back", |id, _| {
+                        PromotionCmd::Return(id.to_owned())
+                    })
+                    .await;
+                if given.is_err() {
                     return Ok(false);
                 }
                 self.save(state, order.settled(owed, now), |_| Ok(()), &[])?;
@@ -611,7 +753,11 @@ impl OrderEntity {
             Lifecycle::Deliver => DomainEvent::OrderDelivered { order_id },
             Lifecycle::Refund => DomainEvent::OrderRefunded {
                 order_id,
-                amount: order.total,
+                amount: order.total - order.refunded_so_far().min(order.total),
+            },
+            Lifecycle::PartialRefund(_) => DomainEvent::OrderRefunded {
+                order_id,
+                amount: 0,
             },
         }
     }
@@ -629,11 +775,27 @@ impl OrderEntity {
         let Some(order) = state.clone() else {
             return (Err(OrderFailure::NotFound), wrote);
         };
-        let next = match order.transition(&change, self.store.clock().now()) {
-            Ok(n) => n,
-            Err(e) => return (Err(e.into()), wrote),
+        let now = self.store.clock().now();
+        let next = match &change {
+            Lifecycle::PartialRefund(part) => match order.refund_part(part, now) {
+                Ok(n) => Ok(n),
+                Err(RefundRefused::Transition(t)) => Err(OrderFailure::Transition(t)),
+                Err(RefundRefused::Invalid(i)) => Err(OrderFailure::Invalid(i)),
+            },
+            change => order.transition(change, now).map_err(OrderFailure::from),
         };
-        let event = Self::transition_event(&order, &change);
+        let next = match next {
+            Ok(n) => n,
+            Err(e) => return (Err(e), wrote),
+        };
+        let event = match &change {
+            // The part refunded now (a part that refunds the rest is the full refund).
+            Lifecycle::PartialRefund(_) => DomainEvent::OrderRefunded {
+                order_id: order.id.clone(),
+                amount: next.refunds.last().map_or(0, |r| r.amount),
+            },
+            change => Self::transition_event(&order, change),
+        };
         if let Err(e) = self.save(state, next, |_| Ok(()), &[event]) {
             return (Err(e.into()), wrote);
         }

@@ -120,6 +120,8 @@ impl PromotionHandle {
 
 pub(crate) struct PromotionEntity {
     pub store: Store,
+    /// Told of every stored change, for the automatic promotions.
+    pub book: crate::pricebook::PriceBook,
 }
 
 impl PromotionEntity {
@@ -219,6 +221,7 @@ impl Entity for PromotionEntity {
             });
         match written {
             Ok(next) => {
+                self.book.set_promotion(code, next.as_ref());
                 *state = next.clone();
                 let answer = next.or(before).ok_or(PromotionFailure::NotFound);
                 Effect::wrote(answer)

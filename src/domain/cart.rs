@@ -58,6 +58,23 @@ pub struct Cart {
     /// The order whose payment failure was last mailed, and when: at most one such mail
     /// per cart per window.
     pub failure_mailed: Option<(String, Millis)>,
+    /// The promotion code entered (canonical), if any: one per cart.
+    pub promotion_code: Option<String>,
+    /// Where it will go, if the shopper said (shipping methods and tax depend on it).
+    pub shipping_address: Option<super::order::Address>,
+    /// The shipping method chosen, if any.
+    pub shipping_method: Option<String>,
+}
+
+/// What a shopper may set on a cart besides its lines (each `None` is left as it is).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CartDetails {
+    /// The shopper's email.
+    pub email: Option<String>,
+    /// Where it will go.
+    pub shipping_address: Option<super::order::Address>,
+    /// The shipping method's id (`Some("")` clears it).
+    pub shipping_method: Option<String>,
 }
 
 /// How a cart bounds failed checkouts.
@@ -110,6 +127,9 @@ impl Cart {
             expires_at: now + ttl_ms,
             failed_checkouts: Vec::new(),
             failure_mailed: None,
+            promotion_code: None,
+            shipping_address: None,
+            shipping_method: None,
         }
     }
 
@@ -267,10 +287,55 @@ impl Cart {
 
     /// Records the shopper's email.
     pub fn set_email(&self, email: &str, now: Millis, ttl_ms: Millis) -> Result<Cart, CartError> {
+        let details = CartDetails {
+            email: Some(email.to_owned()),
+            ..CartDetails::default()
+        };
+        self.set_details(&details, now, ttl_ms)
+    }
+
+    /// Records what the shopper said besides the lines: email, address, shipping method.
+    pub fn set_details(
+        &self,
+        d: &CartDetails,
+        now: Millis,
+        ttl_ms: Millis,
+    ) -> Result<Cart, CartError> {
         self.open()?;
-        let email = super::parse_email(email)?;
         let mut next = self.clone();
-        next.email = Some(email);
+        if let Some(email) = &d.email {
+            next.email = Some(super::parse_email(email)?);
+        }
+        if let Some(a) = &d.shipping_address {
+            next.shipping_address = Some(a.validated()?);
+        }
+        match d.shipping_method.as_deref().map(str::trim) {
+            None => {}
+            Some("") => next.shipping_method = None,
+            Some(m) if m.len() <= 64 && m.bytes().all(|b| b.is_ascii_graphic()) => {
+                next.shipping_method = Some(m.to_owned());
+            }
+            Some(_) => {
+                return Err(Invalid::new(
+                    "shipping_method",
+                    "a shipping method's id (at most 64 characters)",
+                )
+                .into());
+            }
+        }
+        Ok(next.touched(now, ttl_ms))
+    }
+
+    /// Enters a promotion code (canonical), replacing any other: a cart takes one code.
+    pub fn set_promotion(
+        &self,
+        code: Option<String>,
+        now: Millis,
+        ttl_ms: Millis,
+    ) -> Result<Cart, CartError> {
+        self.open()?;
+        let mut next = self.clone();
+        next.promotion_code = code;
         Ok(next.touched(now, ttl_ms))
     }
 }
@@ -282,6 +347,12 @@ pub struct CatalogEntry {
     pub name: String,
     /// Unit price in minor units.
     pub unit_price: u64,
+    /// Category path.
+    pub category: String,
+    /// Tax class.
+    pub tax_class: String,
+    /// Weight of one unit, if known.
+    pub weight_grams: Option<u32>,
 }
 
 /// A priced line.
@@ -297,6 +368,26 @@ pub struct PricedLine {
     pub unit_price: u64,
     /// `unit_price × quantity`.
     pub line_total: u64,
+    /// Category path.
+    pub category: String,
+    /// Tax class.
+    pub tax_class: String,
+    /// Weight of one unit, if known.
+    pub weight_grams: Option<u32>,
+}
+
+impl PricedLine {
+    /// The line as [`super::pricing::price`] takes it.
+    pub fn price_line(&self) -> super::pricing::PriceLine {
+        super::pricing::PriceLine {
+            sku: self.sku.clone(),
+            category: self.category.clone(),
+            quantity: self.quantity,
+            unit_price: self.unit_price,
+            tax_class: self.tax_class.clone(),
+            weight_grams: self.weight_grams,
+        }
+    }
 }
 
 /// A cart priced from the catalog.
@@ -306,8 +397,6 @@ pub struct PricedCart {
     pub lines: Vec<PricedLine>,
     /// Sum of line totals.
     pub subtotal: u64,
-    /// What the shopper pays (equal to the subtotal until shipping and tax exist).
-    pub total: u64,
     /// Units in the cart.
     pub item_count: u64,
 }
@@ -326,6 +415,9 @@ pub fn price(cart: &Cart, mut lookup: impl FnMut(&Sku) -> Option<CatalogEntry>) 
                 quantity: l.quantity,
                 unit_price: entry.unit_price,
                 line_total: entry.unit_price * u64::from(l.quantity),
+                category: entry.category,
+                tax_class: entry.tax_class,
+                weight_grams: entry.weight_grams,
             })
         })
         .collect();
@@ -334,7 +426,6 @@ pub fn price(cart: &Cart, mut lookup: impl FnMut(&Sku) -> Option<CatalogEntry>) 
     PricedCart {
         lines,
         subtotal,
-        total: subtotal,
         item_count,
     }
 }
@@ -411,13 +502,13 @@ mod tests {
             (s.as_str() == "A").then(|| CatalogEntry {
                 name: "Alpha".into(),
                 unit_price: 250,
+                category: String::new(),
+                tax_class: "standard".into(),
+                weight_grams: None,
             })
         });
         assert_eq!(priced.lines.len(), 1);
-        assert_eq!(
-            (priced.subtotal, priced.total, priced.item_count),
-            (500, 500, 2)
-        );
+        assert_eq!((priced.subtotal, priced.item_count), (500, 2));
     }
 
     #[test]

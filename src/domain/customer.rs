@@ -479,6 +479,7 @@ mod tests {
             city: city.into(),
             postal_code: "00001".into(),
             country: "US".into(),
+            region: None,
         }
     }
 

@@ -50,6 +50,13 @@ pub enum DomainEvent {
         total: u64,
         /// ISO 4217.
         currency: String,
+        /// The bill: subtotal, discounts, shipping, tax, total (absent in events logged
+        /// before pricing existed).
+        #[serde(default)]
+        breakdown: super::pricing::Breakdown,
+        /// The promotion code used, if any.
+        #[serde(default)]
+        promotion_code: Option<String>,
     },
     /// The payment of an order was captured.
     OrderPaid {

@@ -117,6 +117,8 @@ fn native(v: &Value) -> Result<ImportItem, Invalid> {
     Ok(ImportItem {
         sku: Sku::parse(&n.sku)?,
         draft: ProductDraft {
+            weight_grams: None,
+            tax_class: None,
             name: n.name,
             description: n.description,
             category: n.category,
@@ -187,6 +189,8 @@ fn icecat(o: &Map<String, Value>) -> Result<ImportItem, Invalid> {
     Ok(ImportItem {
         sku,
         draft: ProductDraft {
+            weight_grams: None,
+            tax_class: None,
             name: truncate(&name, limits::NAME_CHARS),
             description: truncate(
                 &o.get("short_description")
@@ -240,6 +244,8 @@ fn algolia(o: &Map<String, Value>, position: usize) -> Result<ImportItem, Invali
     Ok(ImportItem {
         sku: Sku::parse(&sku)?,
         draft: ProductDraft {
+            weight_grams: None,
+            tax_class: None,
             name: truncate(
                 &o.get("name").and_then(text).unwrap_or_default(),
                 limits::NAME_CHARS,

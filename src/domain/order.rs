@@ -83,8 +83,11 @@ pub struct Address {
     pub city: String,
     /// Postal code.
     pub postal_code: String,
-    /// Country (ISO 3166 code or name).
+    /// Country (ISO 3166 code or name; shipping zones and tax rates match the
+    /// two-letter code).
     pub country: String,
+    /// State, province or other region (tax rates may depend on it).
+    pub region: Option<String>,
 }
 
 const MAX_FIELD: usize = 200;
@@ -114,6 +117,10 @@ impl Address {
             None | Some("") => None,
             Some(l) => Some(text("shipping_address.line2", l, 1)?),
         };
+        let region = match self.region.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(r) => Some(text("shipping_address.region", r, 1)?),
+        };
         Ok(Address {
             name: text("shipping_address.name", &self.name, 1)?,
             line1: text("shipping_address.line1", &self.line1, 1)?,
@@ -121,7 +128,16 @@ impl Address {
             city: text("shipping_address.city", &self.city, 1)?,
             postal_code: text("shipping_address.postal_code", &self.postal_code, 1)?,
             country: text("shipping_address.country", &self.country, 2)?,
+            region,
         })
+    }
+
+    /// Where it is, for shipping zones and tax rates (country and region upper case).
+    pub fn destination(&self) -> super::pricing::Destination {
+        super::pricing::Destination {
+            country: self.country.trim().to_ascii_uppercase(),
+            region: self.region.as_ref().map(|r| r.trim().to_ascii_uppercase()),
+        }
     }
 }
 
@@ -134,6 +150,8 @@ pub struct CheckoutRequest {
     pub payment_token: String,
     /// Where the goods go.
     pub shipping_address: Address,
+    /// The shipping method's id; `None` takes the one chosen on the cart.
+    pub shipping_method: Option<String>,
 }
 
 /// Longest payment token accepted.
@@ -156,6 +174,18 @@ impl CheckoutRequest {
             email: super::parse_email(&self.email)?,
             payment_token: token.to_owned(),
             shipping_address: self.shipping_address.validated()?,
+            shipping_method: match self.shipping_method.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(m) if m.len() <= 64 && m.bytes().all(|b| b.is_ascii_graphic()) => {
+                    Some(m.to_owned())
+                }
+                Some(_) => {
+                    return Err(Invalid::new(
+                        "shipping_method",
+                        "a shipping method's id (at most 64 characters)",
+                    ));
+                }
+            },
         })
     }
 
@@ -206,6 +236,63 @@ pub enum CheckoutFailure {
     Gateway(String),
     /// Part of the engine did not answer.
     Unavailable(String),
+    /// The order's promotion code could not be used. (Variants are stored by position:
+    /// new ones go last.)
+    Promotion(PromotionRefusal),
+}
+
+/// Why an order's promotion code could not be used at checkout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PromotionRefusal {
+    /// Every use is taken.
+    Exhausted,
+    /// The customer has used it as often as it allows.
+    CustomerLimit,
+    /// Too many checkouts hold a use at once.
+    Busy,
+    /// The code was deleted while the checkout ran.
+    Withdrawn,
+}
+
+/// The promotion code an order uses, and who uses it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeUse {
+    /// The code.
+    pub code: String,
+    /// Who counts the use: `customer:{id}` or, for a guest, `email:{address}`.
+    pub customer: String,
+}
+
+/// A refund of part of an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartialRefund {
+    /// Minor units given back.
+    pub amount: u64,
+    /// The units it was for (empty for a refund of an amount).
+    pub lines: Vec<RefundedUnits>,
+    /// When.
+    pub at: Millis,
+}
+
+/// Units of a line that were refunded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundedUnits {
+    /// The line's SKU.
+    pub sku: Sku,
+    /// How many units.
+    pub quantity: u32,
+}
+
+/// How the order is priced beyond its lines: what [`super::pricing::price`] said at
+/// checkout, the shipping method, the code.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct OrderPricing {
+    /// The bill, frozen at checkout.
+    pub breakdown: super::pricing::Breakdown,
+    /// The shipping method's id and name, if shipping was charged.
+    pub shipping_method: Option<(String, String)>,
+    /// The promotion code used, if any.
+    pub promotion: Option<CodeUse>,
 }
 
 /// The saga's position. Only `Reserve`, `Complete`, `Compensate`, `Done` and `Failed` are
@@ -233,6 +320,10 @@ pub enum Owed {
     Refund,
     /// Put the sold units back in stock.
     ReturnStock,
+    /// Refund until the payment's refunded amount reaches this (a partial refund).
+    RefundUpTo(u64),
+    /// Give the promotion code's use back (the order was cancelled).
+    ReturnPromotion,
 }
 
 /// The payment of an order.
@@ -249,8 +340,10 @@ pub struct PaymentRef {
 pub enum PaymentState {
     /// Money taken.
     Captured,
-    /// Money returned.
+    /// Money returned in full.
     Refunded,
+    /// Part of the money returned.
+    PartiallyRefunded,
 }
 
 impl PaymentState {
@@ -259,6 +352,7 @@ impl PaymentState {
         match self {
             PaymentState::Captured => "captured",
             PaymentState::Refunded => "refunded",
+            PaymentState::PartiallyRefunded => "partially_refunded",
         }
     }
 }
@@ -307,6 +401,10 @@ pub struct Order {
     pub total: u64,
     /// ISO 4217.
     pub currency: String,
+    /// The bill (discounts, shipping, tax), the shipping method and the code.
+    pub pricing: OrderPricing,
+    /// Partial refunds, oldest first.
+    pub refunds: Vec<PartialRefund>,
     /// Where it goes.
     pub shipping_address: Address,
     /// Where it is in its life.
@@ -342,6 +440,28 @@ pub enum Lifecycle {
     Deliver,
     /// `paid|shipped|delivered → refunded`: refund (and return stock if not shipped).
     Refund,
+    /// Refund part of a paid, shipped or delivered order ([`Order::refund_part`]).
+    PartialRefund(RefundPart),
+}
+
+/// What part of an order to refund.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundPart {
+    /// Units of lines, each at what it cost the customer.
+    Lines(Vec<RefundedUnits>),
+    /// An amount (minor units).
+    Amount(u64),
+}
+
+/// Why a partial refund was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RefundRefused {
+    /// The order's status does not allow it.
+    #[error(transparent)]
+    Transition(InvalidTransition),
+    /// The request is wrong (nothing named, more than is left).
+    #[error(transparent)]
+    Invalid(Invalid),
 }
 
 /// A transition the state machine does not allow.
@@ -367,18 +487,20 @@ impl Order {
         cart_id: String,
         request: CheckoutRequest,
         lines: Vec<OrderLine>,
+        pricing: OrderPricing,
         currency: String,
         now: Millis,
     ) -> Order {
-        let subtotal = lines.iter().map(|l| l.line_total).sum();
         Order {
             id,
             cart_id,
             email: request.email,
             lines,
-            subtotal,
-            total: subtotal,
+            subtotal: pricing.breakdown.subtotal,
+            total: pricing.breakdown.total,
             currency,
+            pricing,
+            refunds: Vec::new(),
             shipping_address: request.shipping_address,
             status: OrderStatus::Pending,
             step: Step::Reserve,
@@ -405,15 +527,21 @@ impl Order {
         currency: String,
         created_at: Millis,
     ) -> Order {
-        let subtotal = lines.iter().map(|l| l.line_total).sum();
+        let totals: Vec<u64> = lines.iter().map(|l| l.line_total).collect();
+        let pricing = OrderPricing {
+            breakdown: super::pricing::Breakdown::plain(&totals),
+            ..OrderPricing::default()
+        };
         Order {
             id,
             cart_id: String::new(),
             email,
             lines,
-            subtotal,
-            total: subtotal,
+            subtotal: pricing.breakdown.subtotal,
+            total: pricing.breakdown.total,
             currency,
+            pricing,
+            refunds: Vec::new(),
             shipping_address: Address {
                 name: String::new(),
                 line1: String::new(),
@@ -421,6 +549,7 @@ impl Order {
                 city: String::new(),
                 postal_code: String::new(),
                 country: String::new(),
+                region: None,
             },
             status: OrderStatus::Delivered,
             step: Step::Done,
@@ -452,6 +581,7 @@ impl Order {
             city: erased(),
             postal_code: erased(),
             country: erased(),
+            region: None,
         };
         next.payment_token = None;
         next.updated_at = now;
@@ -537,7 +667,22 @@ impl Order {
     /// Applies a lifecycle change, recording what it owes.
     pub fn transition(&self, change: &Lifecycle, now: Millis) -> Result<Order, InvalidTransition> {
         use OrderStatus::*;
+        if let Lifecycle::PartialRefund(part) = change {
+            return match self.refund_part(part, now) {
+                Ok(next) => Ok(next),
+                Err(RefundRefused::Transition(t)) => Err(t),
+                // Checked before: see `refund_part`'s callers.
+                Err(RefundRefused::Invalid(_)) => Err(InvalidTransition {
+                    from: self.status.as_str(),
+                    to: "partially refunded",
+                }),
+            };
+        }
         let (to, owed): (OrderStatus, &[Owed]) = match (change, self.status) {
+            (Lifecycle::Cancel, Paid) if self.pricing.promotion.is_some() => (
+                Cancelled,
+                &[Owed::Refund, Owed::ReturnStock, Owed::ReturnPromotion],
+            ),
             (Lifecycle::Cancel, Paid) => (Cancelled, &[Owed::Refund, Owed::ReturnStock]),
             (Lifecycle::Ship(_), Paid) => (Shipped, &[]),
             (Lifecycle::Deliver, Shipped) => (Delivered, &[]),
@@ -551,6 +696,7 @@ impl Order {
                         Lifecycle::Ship(_) => Shipped.as_str(),
                         Lifecycle::Deliver => Delivered.as_str(),
                         Lifecycle::Refund => Refunded.as_str(),
+                        Lifecycle::PartialRefund(_) => "partially refunded",
                     },
                 });
             }
@@ -575,13 +721,131 @@ impl Order {
     pub fn settled(&self, owed: Owed, now: Millis) -> Order {
         let mut next = self.clone();
         next.owed.retain(|o| *o != owed);
-        if owed == Owed::Refund
-            && let Some(p) = next.payment.as_mut()
-        {
-            p.status = PaymentState::Refunded;
+        if let Some(p) = next.payment.as_mut() {
+            match owed {
+                Owed::Refund => p.status = PaymentState::Refunded,
+                Owed::RefundUpTo(_) if p.status == PaymentState::Captured => {
+                    p.status = PaymentState::PartiallyRefunded;
+                }
+                _ => {}
+            }
         }
         next.updated_at = now;
         next
+    }
+
+    /// Minor units refunded by partial refunds so far.
+    pub fn refunded_so_far(&self) -> u64 {
+        self.refunds.iter().map(|r| r.amount).sum()
+    }
+
+    /// Units of `sku` refunded by partial refunds so far.
+    fn units_refunded(&self, sku: &Sku) -> u32 {
+        self.refunds
+            .iter()
+            .flat_map(|r| &r.lines)
+            .filter(|u| &u.sku == sku)
+            .map(|u| u.quantity)
+            .sum()
+    }
+
+    /// What the first `units` units of line `i` cost the customer: its share of what
+    /// the line cost (discounts taken, tax included), rounded down, so that the units
+    /// of a line refunded one at a time sum to the whole line.
+    fn paid_for_units(&self, i: usize, units: u32) -> u64 {
+        let line = &self.lines[i];
+        let paid = self
+            .pricing
+            .breakdown
+            .lines_paid
+            .get(i)
+            .copied()
+            .unwrap_or(line.line_total);
+        let wide = u128::from(paid) * u128::from(units) / u128::from(line.quantity.max(1));
+        u64::try_from(wide).unwrap_or(u64::MAX)
+    }
+
+    /// Refunds part of a paid order: chosen units of its lines (each at what it cost the
+    /// customer) or an amount. Never more than was captured and not yet refunded; a
+    /// part that refunds the rest is the full refund ([`Lifecycle::Refund`]).
+    pub fn refund_part(&self, part: &RefundPart, now: Millis) -> Result<Order, RefundRefused> {
+        use OrderStatus::*;
+        if !matches!(self.status, Paid | Shipped | Delivered) || self.step != Step::Done {
+            return Err(RefundRefused::Transition(InvalidTransition {
+                from: if self.step == Step::Done {
+                    self.status.as_str()
+                } else {
+                    "completing its checkout"
+                },
+                to: "partially refunded",
+            }));
+        }
+        let left = self.total - self.refunded_so_far().min(self.total);
+        let (amount, lines) = match part {
+            RefundPart::Amount(a) => {
+                if *a == 0 || *a > left {
+                    return Err(RefundRefused::Invalid(Invalid::new(
+                        "amount",
+                        format!("1 to {left} (what is captured and not yet refunded)"),
+                    )));
+                }
+                (*a, Vec::new())
+            }
+            RefundPart::Lines(units) => {
+                if units.is_empty() {
+                    return Err(RefundRefused::Invalid(Invalid::new(
+                        "lines",
+                        "name at least one line",
+                    )));
+                }
+                let mut amount = 0u64;
+                let mut taken: Vec<RefundedUnits> = Vec::new();
+                for u in units {
+                    let Some(i) = self.lines.iter().position(|l| l.sku == u.sku) else {
+                        return Err(RefundRefused::Invalid(Invalid::new(
+                            "lines.sku",
+                            format!("{} is not in the order", u.sku),
+                        )));
+                    };
+                    let before = self.units_refunded(&u.sku)
+                        + taken
+                            .iter()
+                            .filter(|t| t.sku == u.sku)
+                            .map(|t| t.quantity)
+                            .sum::<u32>();
+                    let bought = self.lines[i].quantity;
+                    if u.quantity == 0 || before + u.quantity > bought {
+                        return Err(RefundRefused::Invalid(Invalid::new(
+                            "lines.quantity",
+                            format!(
+                                "{}: 1 to {} (bought {bought}, refunded {before})",
+                                u.sku,
+                                bought - before
+                            ),
+                        )));
+                    }
+                    amount += self.paid_for_units(i, before + u.quantity)
+                        - self.paid_for_units(i, before);
+                    taken.push(u.clone());
+                }
+                (amount.min(left), taken)
+            }
+        };
+        let mut next = self.clone();
+        next.refunds.push(PartialRefund {
+            amount,
+            lines,
+            at: now,
+        });
+        if amount == left {
+            // Nothing would be left: this is the full refund.
+            return next
+                .transition(&Lifecycle::Refund, now)
+                .map_err(RefundRefused::Transition);
+        }
+        next.owed.push(Owed::RefundUpTo(next.refunded_so_far()));
+        next.updated_at = now;
+        Ok(next)
     }
 }
 
@@ -611,7 +875,9 @@ mod tests {
                 city: "Tranquility Base".into(),
                 postal_code: "00001".into(),
                 country: "US".into(),
+                region: None,
             },
+            shipping_method: None,
         }
     }
 
@@ -628,6 +894,10 @@ mod tests {
             "c".into(),
             request().validated().unwrap(),
             vec![line],
+            OrderPricing {
+                breakdown: crate::domain::pricing::Breakdown::plain(&[500]),
+                ..OrderPricing::default()
+            },
             "USD".into(),
             1,
         )
@@ -719,5 +989,102 @@ mod tests {
         assert_eq!(OrderStatus::Pending.tag(), 1);
         assert_eq!(OrderStatus::Failed.tag(), 7);
         assert_eq!(OrderStatus::parse("shipped"), Some(OrderStatus::Shipped));
+    }
+
+    fn two_line_order() -> Order {
+        let lines = vec![
+            OrderLine {
+                sku: Sku::parse("A").unwrap(),
+                name: "Alpha".into(),
+                quantity: 3,
+                unit_price: 1_000,
+                line_total: 3_000,
+            },
+            OrderLine {
+                sku: Sku::parse("B").unwrap(),
+                name: "Beta".into(),
+                quantity: 1,
+                unit_price: 2_000,
+                line_total: 2_000,
+            },
+        ];
+        // 10 % off (500 allotted 300/200), 19 % VAT added, 490 shipping.
+        let breakdown = crate::domain::pricing::Breakdown {
+            subtotal: 5_000,
+            total: 3_213 + 2_142 + 490,
+            lines_paid: vec![3_213, 2_142],
+            shipping_paid: 490,
+            shipping: 490,
+            ..Default::default()
+        };
+        let mut o = Order::new(
+            "o".into(),
+            "c".into(),
+            request().validated().unwrap(),
+            lines,
+            OrderPricing {
+                breakdown,
+                ..OrderPricing::default()
+            },
+            "USD".into(),
+            1,
+        );
+        o = o.paid("ch".into(), 2).completed(3);
+        o
+    }
+
+    #[test]
+    fn a_partial_refund_of_units_gives_back_what_they_cost_and_never_more_than_is_left() {
+        let o = two_line_order();
+        let units = |sku: &str, quantity| RefundedUnits {
+            sku: Sku::parse(sku).unwrap(),
+            quantity,
+        };
+        // One unit of three: a third of what the line cost, rounded down.
+        let one = o
+            .refund_part(&RefundPart::Lines(vec![units("A", 1)]), 4)
+            .unwrap();
+        assert_eq!(one.refunds[0].amount, 1_071);
+        assert_eq!(one.owed, [Owed::RefundUpTo(1_071)]);
+        assert_eq!(one.status, OrderStatus::Paid);
+        // The other two: the rest of the line exactly.
+        let settled = one.settled(Owed::RefundUpTo(1_071), 5);
+        assert_eq!(
+            settled.payment.as_ref().unwrap().status,
+            PaymentState::PartiallyRefunded
+        );
+        let three = settled
+            .refund_part(&RefundPart::Lines(vec![units("A", 2)]), 6)
+            .unwrap();
+        assert_eq!(three.refunded_so_far(), 3_213);
+        // No more units of A than were bought; no unknown line; no more than is left.
+        assert!(matches!(
+            three.refund_part(&RefundPart::Lines(vec![units("A", 1)]), 7),
+            Err(RefundRefused::Invalid(_))
+        ));
+        assert!(matches!(
+            three.refund_part(&RefundPart::Lines(vec![units("Z", 1)]), 7),
+            Err(RefundRefused::Invalid(_))
+        ));
+        assert!(matches!(
+            three.refund_part(&RefundPart::Amount(2_142 + 490 + 1), 7),
+            Err(RefundRefused::Invalid(_))
+        ));
+        // What is left, as an amount: that is the full refund.
+        let all = three
+            .refund_part(&RefundPart::Amount(2_142 + 490), 8)
+            .unwrap();
+        assert_eq!(all.status, OrderStatus::Refunded);
+        assert!(all.owed.contains(&Owed::Refund));
+        // A pending order refunds nothing.
+        let pending = Order {
+            step: Step::Reserve,
+            status: OrderStatus::Pending,
+            ..o.clone()
+        };
+        assert!(matches!(
+            pending.refund_part(&RefundPart::Amount(1), 9),
+            Err(RefundRefused::Transition(_))
+        ));
     }
 }

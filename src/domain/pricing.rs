@@ -111,8 +111,10 @@ impl Target {
 /// A promotion as pricing sees it (its usage limits are the promotion actor's business).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Offer {
-    /// The code a shopper enters; `None` for an automatic promotion.
+    /// The code (for an automatic promotion, its name).
     pub code: Option<String>,
+    /// Applied without being entered, whenever it matches.
+    pub automatic: bool,
     /// How much.
     pub reduction: Reduction,
     /// On what.
@@ -179,7 +181,7 @@ pub struct ShippingRate {
     pub id: String,
     /// Flat rate (minor units).
     pub rate: u64,
-    /// Free when the subtotal after discounts is at least this.
+    /// Free when the lines cost at least this after their discounts.
     pub free_above: Option<u64>,
 }
 
@@ -221,8 +223,10 @@ pub struct Destination {
 /// A discount on the bill.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiscountLine {
-    /// The code, or `None` for an automatic promotion.
+    /// The code (or an automatic promotion's name).
     pub code: Option<String>,
+    /// Whether it applied without being entered.
+    pub automatic: bool,
     /// Minor units taken off.
     pub amount: u64,
 }
@@ -253,6 +257,37 @@ pub struct Breakdown {
     pub tax_included: bool,
     /// What the customer pays.
     pub total: u64,
+    /// What each line costs the customer, in the order of the lines: after its share of
+    /// the discounts, with its share of the tax (added or included). What a refund of a
+    /// line gives back.
+    pub lines_paid: Vec<u64>,
+    /// What the shipping costs the customer, after shipping discounts, with its tax.
+    /// `lines_paid` and `shipping_paid` sum to `total`.
+    pub shipping_paid: u64,
+}
+
+impl Breakdown {
+    /// The sum of the discounts.
+    pub fn discount_total(&self) -> u64 {
+        self.discounts.iter().map(|d| d.amount).sum()
+    }
+
+    /// The sum of the tax lines.
+    pub fn tax_total(&self) -> u64 {
+        self.tax.iter().map(|t| t.amount).sum()
+    }
+
+    /// A breakdown of plain lines: no discount, shipping or tax (orders made before
+    /// pricing existed, and imported ones).
+    pub fn plain(line_totals: &[u64]) -> Breakdown {
+        let subtotal = line_totals.iter().sum();
+        Breakdown {
+            subtotal,
+            total: subtotal,
+            lines_paid: line_totals.to_vec(),
+            ..Breakdown::default()
+        }
+    }
 }
 
 /// Everything [`price`] needs.
@@ -273,6 +308,313 @@ pub struct PriceInput<'a> {
     pub mode: PriceMode,
     /// Now, for the offers' validity.
     pub now: Millis,
+}
+
+/// A tax class's canonical form: lower case, 1–32 of `a-z 0-9 _ -`.
+pub fn tax_class(class: &str) -> Result<String, &'static str> {
+    let class = class.trim().to_ascii_lowercase();
+    if class.is_empty()
+        || class.len() > 32
+        || !class
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    {
+        return Err("1 to 32 of a-z 0-9 _ -");
+    }
+    Ok(class)
+}
+
+/// A shipping method of a zone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShippingMethod {
+    /// Its id, unique across zones (what a checkout names).
+    pub id: String,
+    /// What the shopper sees.
+    pub name: String,
+    /// Flat rate (minor units).
+    pub rate: u64,
+    /// Free when the subtotal after discounts is at least this.
+    pub free_above: Option<u64>,
+    /// Only for parcels of at least this weight.
+    pub min_weight_grams: Option<u64>,
+    /// Only for parcels of at most this weight.
+    pub max_weight_grams: Option<u64>,
+}
+
+impl ShippingMethod {
+    /// The method as pricing sees it.
+    pub fn rate(&self) -> ShippingRate {
+        ShippingRate {
+            id: self.id.clone(),
+            rate: self.rate,
+            free_above: self.free_above,
+        }
+    }
+
+    /// Whether a parcel of `weight` grams may go by this method.
+    pub fn carries(&self, weight: u64) -> bool {
+        self.min_weight_grams.is_none_or(|m| weight >= m)
+            && self.max_weight_grams.is_none_or(|m| weight <= m)
+    }
+}
+
+/// Countries served alike, and the methods that ship there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShippingZone {
+    /// Its id.
+    pub id: String,
+    /// What the admin calls it.
+    pub name: String,
+    /// ISO 3166-1 alpha-2 codes, upper case.
+    pub countries: Vec<String>,
+    /// Its methods.
+    pub methods: Vec<ShippingMethod>,
+}
+
+/// The store's rules for shipping and tax.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PricingSettings {
+    /// Shipping zones; none means shipping is not charged (and not asked for).
+    pub zones: Vec<ShippingZone>,
+    /// Whether catalog prices include tax.
+    pub mode: PriceMode,
+    /// The tax table.
+    pub taxes: Vec<TaxRate>,
+}
+
+/// Most zones, methods per zone, countries per zone and tax rates.
+pub mod settings_limits {
+    /// Zones.
+    pub const ZONES: usize = 50;
+    /// Methods per zone.
+    pub const METHODS: usize = 20;
+    /// Countries per zone.
+    pub const COUNTRIES: usize = 250;
+    /// Rates in the tax table.
+    pub const RATES: usize = 1_000;
+    /// Highest amount (minor units) of a rate or threshold.
+    pub const AMOUNT: u64 = 1_000_000_000_000;
+}
+
+fn slug(field: &'static str, s: &str) -> Result<(), super::Invalid> {
+    if s.is_empty()
+        || s.len() > 64
+        || !s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(super::Invalid::new(field, "1 to 64 of A-Z a-z 0-9 _ -"));
+    }
+    Ok(())
+}
+
+fn label(field: &'static str, s: &str) -> Result<String, super::Invalid> {
+    let t = s.trim();
+    if t.is_empty() || s.chars().count() > 200 || t.chars().any(char::is_control) {
+        return Err(super::Invalid::new(
+            field,
+            "1 to 200 characters, no control characters",
+        ));
+    }
+    Ok(t.to_owned())
+}
+
+/// A country code's canonical form: two ASCII letters, upper case.
+pub fn country_code(field: &'static str, c: &str) -> Result<String, super::Invalid> {
+    let c = c.trim().to_ascii_uppercase();
+    if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(super::Invalid::new(
+            field,
+            "an ISO 3166-1 alpha-2 code such as DE",
+        ));
+    }
+    Ok(c)
+}
+
+fn amount(field: &'static str, v: u64) -> Result<u64, super::Invalid> {
+    if v > settings_limits::AMOUNT {
+        return Err(super::Invalid::new(
+            field,
+            format!("at most {}", settings_limits::AMOUNT),
+        ));
+    }
+    Ok(v)
+}
+
+impl PricingSettings {
+    /// Checks the zones (ids unique, countries valid and in one zone each, weight bounds
+    /// ordered) and normalises codes.
+    pub fn with_zones(&self, zones: Vec<ShippingZone>) -> Result<PricingSettings, super::Invalid> {
+        use super::Invalid;
+        use settings_limits as l;
+        if zones.len() > l::ZONES {
+            return Err(Invalid::new("zones", format!("at most {} zones", l::ZONES)));
+        }
+        let mut zone_ids = std::collections::HashSet::new();
+        let mut method_ids = std::collections::HashSet::new();
+        let mut countries = std::collections::HashSet::new();
+        let mut out = Vec::with_capacity(zones.len());
+        for z in zones {
+            slug("zones.id", &z.id)?;
+            if !zone_ids.insert(z.id.clone()) {
+                return Err(Invalid::new("zones.id", format!("{} appears twice", z.id)));
+            }
+            if z.countries.is_empty() || z.countries.len() > l::COUNTRIES {
+                return Err(Invalid::new(
+                    "zones.countries",
+                    format!("1 to {} countries", l::COUNTRIES),
+                ));
+            }
+            if z.methods.len() > l::METHODS {
+                return Err(Invalid::new(
+                    "zones.methods",
+                    format!("at most {} methods per zone", l::METHODS),
+                ));
+            }
+            let mut zone_countries = Vec::new();
+            for c in &z.countries {
+                let c = country_code("zones.countries", c)?;
+                if !countries.insert(c.clone()) {
+                    return Err(Invalid::new(
+                        "zones.countries",
+                        format!("{c} is in two zones"),
+                    ));
+                }
+                zone_countries.push(c);
+            }
+            let mut methods = Vec::with_capacity(z.methods.len());
+            for m in z.methods {
+                slug("zones.methods.id", &m.id)?;
+                if !method_ids.insert(m.id.clone()) {
+                    return Err(Invalid::new(
+                        "zones.methods.id",
+                        format!("{} appears twice", m.id),
+                    ));
+                }
+                if let (Some(lo), Some(hi)) = (m.min_weight_grams, m.max_weight_grams)
+                    && lo > hi
+                {
+                    return Err(Invalid::new(
+                        "zones.methods.max_weight_grams",
+                        "must be at least min_weight_grams",
+                    ));
+                }
+                methods.push(ShippingMethod {
+                    name: label("zones.methods.name", &m.name)?,
+                    rate: amount("zones.methods.rate", m.rate)?,
+                    free_above: m
+                        .free_above
+                        .map(|f| amount("zones.methods.free_above", f))
+                        .transpose()?,
+                    ..m
+                });
+            }
+            out.push(ShippingZone {
+                name: label("zones.name", &z.name)?,
+                countries: zone_countries,
+                methods,
+                ..z
+            });
+        }
+        Ok(PricingSettings {
+            zones: out,
+            ..self.clone()
+        })
+    }
+
+    /// Checks the tax table (rates at most 100 %, one rate per country, region and class)
+    /// and normalises codes.
+    pub fn with_taxes(
+        &self,
+        mode: PriceMode,
+        rates: Vec<TaxRate>,
+    ) -> Result<PricingSettings, super::Invalid> {
+        use super::Invalid;
+        if rates.len() > settings_limits::RATES {
+            return Err(Invalid::new(
+                "rates",
+                format!("at most {} rates", settings_limits::RATES),
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::with_capacity(rates.len());
+        for r in rates {
+            if r.rate_bp > FULL {
+                return Err(Invalid::new(
+                    "rates.rate_bp",
+                    "at most 10000 basis points (100 %)",
+                ));
+            }
+            let region = match r.region.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(reg) => {
+                    slug("rates.region", reg)?;
+                    Some(reg.to_ascii_uppercase())
+                }
+            };
+            let rate = TaxRate {
+                name: label("rates.name", &r.name)?,
+                country: country_code("rates.country", &r.country)?,
+                region,
+                tax_class: tax_class(&r.tax_class)
+                    .map_err(|m| Invalid::new("rates.tax_class", m))?,
+                rate_bp: r.rate_bp,
+            };
+            let key = (
+                rate.country.clone(),
+                rate.region.clone(),
+                rate.tax_class.clone(),
+            );
+            if !seen.insert(key) {
+                return Err(Invalid::new(
+                    "rates",
+                    format!(
+                        "two rates for {} {} {}",
+                        rate.country,
+                        rate.region.as_deref().unwrap_or("(whole country)"),
+                        rate.tax_class
+                    ),
+                ));
+            }
+            out.push(rate);
+        }
+        Ok(PricingSettings {
+            mode,
+            taxes: out,
+            ..self.clone()
+        })
+    }
+
+    /// Whether shipping is charged at all (some zone is configured).
+    pub fn ships(&self) -> bool {
+        !self.zones.is_empty()
+    }
+
+    /// The methods that ship a parcel of `weight` grams to `country`.
+    pub fn methods_for(&self, country: &str, weight: u64) -> Vec<&ShippingMethod> {
+        let country = country.trim().to_ascii_uppercase();
+        self.zones
+            .iter()
+            .filter(|z| z.countries.contains(&country))
+            .flat_map(|z| &z.methods)
+            .filter(|m| m.carries(weight))
+            .collect()
+    }
+
+    /// The method `id`, if it ships a parcel of `weight` grams to `country`.
+    pub fn method(&self, id: &str, country: &str, weight: u64) -> Option<&ShippingMethod> {
+        self.methods_for(country, weight)
+            .into_iter()
+            .find(|m| m.id == id)
+    }
+}
+
+/// A parcel's weight: every line's units, those without a weight counted as nothing.
+pub fn weight_of(lines: &[PriceLine]) -> u64 {
+    lines
+        .iter()
+        .map(|l| u64::from(l.weight_grams.unwrap_or(0)) * u64::from(l.quantity))
+        .sum()
 }
 
 /// Splits `amount` over `weights` in proportion (largest remainder): the parts sum to
@@ -329,11 +671,14 @@ pub fn price(input: PriceInput<'_>) -> Breakdown {
     let subtotal: u64 = lines.iter().map(PriceLine::total).sum();
     // What each line still costs after the discounts so far.
     let mut net: Vec<u64> = lines.iter().map(PriceLine::total).collect();
-    let shipping_charge = match shipping {
-        Some(s) if s.free_above.is_none_or(|f| subtotal < f) => s.rate,
+    // The shipping charge is settled once the line discounts are (a free-above
+    // threshold looks at what the lines cost after them).
+    let mut shipping_charge = None;
+    let mut shipping_left = 0;
+    let charge = |net: &[u64]| match shipping {
+        Some(s) if s.free_above.is_none_or(|f| net.iter().sum::<u64>() < f) => s.rate,
         _ => 0,
     };
-    let mut shipping_left = shipping_charge;
     let applicable: Vec<&Offer> = offers
         .iter()
         .filter(|o| o.applies(lines, now).is_ok())
@@ -352,6 +697,10 @@ pub fn price(input: PriceInput<'_>) -> Breakdown {
     for offer in ordered {
         let amount = match &offer.target {
             Target::Shipping => {
+                if shipping_charge.is_none() {
+                    shipping_charge = Some(charge(&net));
+                    shipping_left = charge(&net);
+                }
                 let off = offer.reduction.of(shipping_left);
                 shipping_left -= off;
                 off
@@ -372,35 +721,49 @@ pub fn price(input: PriceInput<'_>) -> Breakdown {
         if amount > 0 {
             discounts.push(DiscountLine {
                 code: offer.code.clone(),
+                automatic: offer.automatic,
                 amount,
             });
         }
     }
+    let shipping_charge = match shipping_charge {
+        Some(c) => c,
+        None => {
+            shipping_left = charge(&net);
+            shipping_left
+        }
+    };
     // Tax, per rate, on what is paid for each line (and for shipping).
     let mut tax: Vec<TaxLine> = Vec::new();
+    // Tax added to each line (and, last, to shipping), for tax-exclusive prices.
+    let mut added = vec![0u64; lines.len() + 1];
     if let Some(dest) = destination {
         // One tax line per name and rate, on the sum of what it taxes.
-        fn add<'t>(bases: &mut Vec<(&'t TaxRate, u64)>, rate: &'t TaxRate, amount: u64) {
+        // Each base remembers what it taxes (a line's index, or `lines.len()` for
+        // shipping), so that its tax can be shared out to them.
+        type Base<'t> = (&'t TaxRate, Vec<(usize, u64)>);
+        fn add<'t>(bases: &mut Vec<Base<'t>>, rate: &'t TaxRate, who: usize, amount: u64) {
             let same = |r: &&TaxRate| r.name == rate.name && r.rate_bp == rate.rate_bp;
             match bases.iter_mut().find(|(r, _)| same(r)) {
-                Some((_, b)) => *b += amount,
-                None => bases.push((rate, amount)),
+                Some((_, parts)) => parts.push((who, amount)),
+                None => bases.push((rate, vec![(who, amount)])),
             }
         }
-        let mut bases: Vec<(&TaxRate, u64)> = Vec::new();
-        for (line, &paid) in lines.iter().zip(&net) {
+        let mut bases: Vec<Base<'_>> = Vec::new();
+        for (i, (line, &paid)) in lines.iter().zip(&net).enumerate() {
             if let Some(rate) = rate_for(taxes, dest, &line.tax_class) {
-                add(&mut bases, rate, paid);
+                add(&mut bases, rate, i, paid);
             }
         }
         if shipping_left > 0
             && let Some(rate) = rate_for(taxes, dest, "shipping")
         {
-            add(&mut bases, rate, shipping_left);
+            add(&mut bases, rate, lines.len(), shipping_left);
         }
-        for (rate, base) in bases {
+        for (rate, parts) in bases {
+            let base: u64 = parts.iter().map(|p| p.1).sum();
             let amount = match mode {
-                PriceMode::TaxExclusive => percent_of(base, rate.rate_bp),
+                PriceMode::TaxExclusive => percent_of(base, rate.rate_bp.min(FULL)),
                 // The tax inside a gross amount g at rate r is g·r / (1 + r).
                 PriceMode::TaxInclusive => {
                     let wide = u128::from(base) * u128::from(rate.rate_bp);
@@ -408,6 +771,12 @@ pub fn price(input: PriceInput<'_>) -> Breakdown {
                     u64::try_from((wide + denominator / 2) / denominator).unwrap_or(u64::MAX)
                 }
             };
+            if mode == PriceMode::TaxExclusive {
+                let weights: Vec<u64> = parts.iter().map(|p| p.1).collect();
+                for ((who, _), share) in parts.iter().zip(allot(amount, &weights)) {
+                    added[*who] += share;
+                }
+            }
             if amount > 0 {
                 tax.push(TaxLine {
                     name: rate.name.clone(),
@@ -417,18 +786,17 @@ pub fn price(input: PriceInput<'_>) -> Breakdown {
             }
         }
     }
-    let paid_lines: u64 = net.iter().sum();
-    let added_tax: u64 = match mode {
-        PriceMode::TaxExclusive => tax.iter().map(|t| t.amount).sum(),
-        PriceMode::TaxInclusive => 0,
-    };
+    let lines_paid: Vec<u64> = net.iter().zip(&added).map(|(n, a)| n + a).collect();
+    let shipping_paid = shipping_left + added[lines.len()];
     Breakdown {
         subtotal,
         discounts,
         shipping: shipping_charge,
         tax,
         tax_included: mode == PriceMode::TaxInclusive,
-        total: paid_lines + shipping_left + added_tax,
+        total: lines_paid.iter().sum::<u64>() + shipping_paid,
+        lines_paid,
+        shipping_paid,
     }
 }
 
@@ -451,6 +819,7 @@ mod tests {
     fn offer(code: Option<&str>, reduction: Reduction, target: Target) -> Offer {
         Offer {
             code: code.map(Into::into),
+            automatic: code.is_none(),
             reduction,
             target,
             min_subtotal: 0,
@@ -699,6 +1068,100 @@ mod tests {
         assert_eq!(b.total, 0);
     }
 
+    fn method(id: &str, rate: u64, lo: Option<u64>, hi: Option<u64>) -> ShippingMethod {
+        ShippingMethod {
+            id: id.into(),
+            name: id.into(),
+            rate,
+            free_above: None,
+            min_weight_grams: lo,
+            max_weight_grams: hi,
+        }
+    }
+
+    #[test]
+    fn shipping_methods_apply_by_country_and_weight() {
+        let zones = vec![
+            ShippingZone {
+                id: "eu".into(),
+                name: "EU".into(),
+                countries: vec!["de".into(), "FR".into()],
+                methods: vec![
+                    method("letter", 190, None, Some(500)),
+                    method("parcel", 490, Some(1), Some(30_000)),
+                ],
+            },
+            ShippingZone {
+                id: "us".into(),
+                name: "US".into(),
+                countries: vec!["US".into()],
+                methods: vec![method("ground", 900, None, None)],
+            },
+        ];
+        let s = PricingSettings::default()
+            .with_zones(zones.clone())
+            .unwrap();
+        assert_eq!(s.zones[0].countries, ["DE", "FR"]);
+        let ids = |c: &str, w: u64| -> Vec<String> {
+            s.methods_for(c, w).iter().map(|m| m.id.clone()).collect()
+        };
+        assert_eq!(ids("DE", 0), ["letter"]);
+        assert_eq!(ids("de", 400), ["letter", "parcel"]);
+        assert_eq!(ids("FR", 2_000), ["parcel"]);
+        assert!(ids("FR", 40_000).is_empty());
+        assert_eq!(ids("US", 40_000), ["ground"]);
+        assert!(ids("JP", 1).is_empty());
+        assert!(s.method("ground", "DE", 1).is_none());
+        // A country in two zones, a repeated method id, inverted bounds: refused.
+        let mut twice = zones.clone();
+        twice[1].countries.push("FR".into());
+        assert!(PricingSettings::default().with_zones(twice).is_err());
+        let mut dup = zones.clone();
+        dup[1].methods[0].id = "letter".into();
+        assert!(PricingSettings::default().with_zones(dup).is_err());
+        let mut inverted = zones;
+        inverted[0].methods[0].min_weight_grams = Some(600);
+        assert!(PricingSettings::default().with_zones(inverted).is_err());
+    }
+
+    #[test]
+    fn the_tax_table_is_checked() {
+        let ok = PricingSettings::default()
+            .with_taxes(
+                PriceMode::TaxInclusive,
+                vec![vat("de", None, "Standard", 1_900)],
+            )
+            .unwrap();
+        assert_eq!(ok.taxes[0].country, "DE");
+        assert_eq!(ok.taxes[0].tax_class, "standard");
+        assert_eq!(ok.mode, PriceMode::TaxInclusive);
+        let s = PricingSettings::default();
+        assert!(
+            s.with_taxes(
+                PriceMode::TaxExclusive,
+                vec![vat("DE", None, "standard", 10_001)]
+            )
+            .is_err()
+        );
+        assert!(
+            s.with_taxes(
+                PriceMode::TaxExclusive,
+                vec![vat("Germany", None, "standard", 1)]
+            )
+            .is_err()
+        );
+        assert!(
+            s.with_taxes(
+                PriceMode::TaxExclusive,
+                vec![
+                    vat("DE", None, "standard", 1),
+                    vat("DE", None, "standard", 2)
+                ]
+            )
+            .is_err()
+        );
+    }
+
     fn arb_lines() -> impl Strategy<Value = Vec<PriceLine>> {
         prop::collection::vec(
             (1u32..50, 0u64..100_000, prop::bool::ANY, prop::bool::ANY),
@@ -738,6 +1201,7 @@ mod tests {
         ];
         (reduction, target, 0u64..200_000).prop_map(|(reduction, target, min_subtotal)| Offer {
             code: None,
+            automatic: true,
             reduction,
             target,
             min_subtotal,
@@ -766,6 +1230,15 @@ mod tests {
             let tax: u64 = b.tax.iter().map(|t| t.amount).sum();
             let added = if inclusive { 0 } else { tax };
             prop_assert_eq!(b.total + discounts, b.subtotal + b.shipping + added);
+            // What each line and the shipping cost sums to the total, and no line costs
+            // more than its list price plus its tax.
+            prop_assert_eq!(b.lines_paid.iter().sum::<u64>() + b.shipping_paid, b.total);
+            prop_assert_eq!(b.lines_paid.len(), lines.len());
+            if inclusive {
+                for (paid, line) in b.lines_paid.iter().zip(&lines) {
+                    prop_assert!(*paid <= line.total());
+                }
+            }
             prop_assert!(discounts <= b.subtotal + b.shipping);
             let subtotal: u64 = lines.iter().map(PriceLine::total).sum();
             prop_assert_eq!(b.subtotal, subtotal);

@@ -34,6 +34,10 @@ pub struct Product {
     pub attributes: BTreeMap<String, AttrValue>,
     /// Image URLs.
     pub images: Vec<String>,
+    /// Shipping weight of one unit, if known (weight-bound shipping methods use it).
+    pub weight_grams: Option<u32>,
+    /// Tax class, matched against the tax table's rates (`standard` by default).
+    pub tax_class: String,
     /// When the product was first created.
     pub created_at: Millis,
     /// When it last changed.
@@ -57,6 +61,10 @@ pub struct ProductDraft {
     pub attributes: BTreeMap<String, AttrValue>,
     /// See [`Product::images`].
     pub images: Vec<String>,
+    /// See [`Product::weight_grams`]; signed so that a negative input is a validation error.
+    pub weight_grams: Option<i64>,
+    /// See [`Product::tax_class`]; `None` is `standard`.
+    pub tax_class: Option<String>,
 }
 
 /// Upper bounds on product fields.
@@ -81,7 +89,12 @@ pub mod limits {
     pub const IMAGES: usize = 20;
     /// Longest image URL.
     pub const IMAGE_CHARS: usize = 2_048;
+    /// Heaviest unit, in grams (a tonne).
+    pub const WEIGHT_GRAMS: i64 = 1_000_000;
 }
+
+/// The tax class of a product that names none.
+pub const STANDARD_TAX_CLASS: &str = "standard";
 
 fn check_len(field: &'static str, s: &str, max: usize) -> Result<(), Invalid> {
     if s.chars().count() > max {
@@ -201,6 +214,20 @@ impl ProductDraft {
                 ));
             }
         }
+        let weight_grams = match self.weight_grams {
+            None => None,
+            Some(w) if (0..=limits::WEIGHT_GRAMS).contains(&w) => Some(w as u32),
+            Some(_) => {
+                return Err(Invalid::new(
+                    "weight_grams",
+                    format!("must be between 0 and {}", limits::WEIGHT_GRAMS),
+                ));
+            }
+        };
+        let tax_class = match self.tax_class.as_deref() {
+            None => STANDARD_TAX_CLASS.to_owned(),
+            Some(c) => super::pricing::tax_class(c).map_err(|m| Invalid::new("tax_class", m))?,
+        };
         Ok(Product {
             sku,
             name,
@@ -210,6 +237,8 @@ impl ProductDraft {
             currency: currency.to_owned(),
             attributes: self.attributes,
             images: self.images,
+            weight_grams,
+            tax_class,
             created_at: existing.map_or(now, |p| p.created_at),
             updated_at: now,
         })

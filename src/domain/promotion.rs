@@ -55,6 +55,9 @@ pub struct PromotionDraft {
     pub per_customer_limit: Option<u32>,
     /// Switched on.
     pub active: bool,
+    /// Applied to every cart it matches, without being entered (then it has no usage
+    /// limits: they are for codes).
+    pub automatic: bool,
 }
 
 impl PromotionDraft {
@@ -76,6 +79,12 @@ impl PromotionDraft {
             && e <= s
         {
             return Err(Invalid::new("ends_at", "must be after starts_at"));
+        }
+        if self.automatic && (self.usage_limit.is_some() || self.per_customer_limit.is_some()) {
+            return Err(Invalid::new(
+                "usage_limit",
+                "an automatic promotion has no usage limits (they are for codes)",
+            ));
         }
         if let Target::Items { skus, categories } = &self.target
             && skus.is_empty()
@@ -159,6 +168,7 @@ impl Promotion {
     pub fn offer(&self) -> Offer {
         Offer {
             code: Some(self.code.clone()),
+            automatic: self.draft.automatic,
             reduction: self.draft.reduction,
             target: self.draft.target.clone(),
             min_subtotal: self.draft.min_subtotal,
@@ -287,6 +297,7 @@ mod tests {
             usage_limit: limit,
             per_customer_limit: per_customer,
             active: true,
+            automatic: false,
         }
     }
 

@@ -2,6 +2,7 @@
 //! the HTTP layer's one table.
 
 use super::{CallError, CartError, CartFailure, CatalogFailure, InventoryError, SkuFailure};
+use crate::catalog::{CodeProblem, ShippingProblem};
 use crate::domain::Invalid;
 use crate::search::SearchError;
 use crate::storage::{Cause, StorageError};
@@ -133,6 +134,22 @@ pub enum EngineError {
     /// The customer has used the promotion code as often as it allows.
     #[error("you have used this promotion code as often as it allows")]
     PromotionCustomerLimit,
+    /// No such promotion code.
+    #[error("no such promotion code")]
+    PromotionUnknown,
+    /// The promotion code is past its end, before its start, or switched off.
+    #[error("{0}")]
+    PromotionExpired(crate::domain::pricing::NotApplicable),
+    /// The promotion code does not apply to this cart (below its minimum, nothing
+    /// covered).
+    #[error("{0}")]
+    PromotionNotApplicable(crate::domain::pricing::NotApplicable),
+    /// The store charges shipping and no method was chosen.
+    #[error("choose a shipping method (GET /api/v1/carts/{{id}}/shipping-methods lists them)")]
+    ShippingMethodRequired,
+    /// The shipping method does not ship this cart to this address.
+    #[error("shipping method {0} does not ship this cart to this address")]
+    ShippingMethodNotApplicable(String),
     /// The order cannot make this transition.
     #[error(transparent)]
     InvalidTransition(#[from] crate::domain::order::InvalidTransition),
@@ -202,7 +219,46 @@ impl From<CartFailure> for EngineError {
             },
             CartFailure::Rule(CartError::TooManyLines) => EngineError::TooManyLines,
             CartFailure::Rule(CartError::Invalid(i)) => EngineError::Invalid(i),
+            CartFailure::Promotion(p) => p.into(),
+            CartFailure::Shipping(ShippingProblem::Required) => EngineError::ShippingMethodRequired,
+            CartFailure::Shipping(ShippingProblem::NotApplicable(m)) => {
+                EngineError::ShippingMethodNotApplicable(m)
+            }
+            CartFailure::Shipping(ShippingProblem::NoAddress) => EngineError::Invalid(
+                crate::domain::Invalid::new("shipping_address", "is required"),
+            ),
             CartFailure::Storage(s) => s.into(),
+        }
+    }
+}
+
+impl From<CodeProblem> for EngineError {
+    fn from(p: CodeProblem) -> Self {
+        use crate::domain::pricing::NotApplicable as N;
+        match p {
+            CodeProblem::Unknown => EngineError::PromotionUnknown,
+            CodeProblem::Exhausted => EngineError::PromotionExhausted,
+            CodeProblem::NotApplicable(n @ (N::Inactive | N::NotStarted | N::Expired)) => {
+                EngineError::PromotionExpired(n)
+            }
+            CodeProblem::NotApplicable(n @ (N::BelowMinimum | N::NothingCovered)) => {
+                EngineError::PromotionNotApplicable(n)
+            }
+        }
+    }
+}
+
+impl From<crate::domain::order::PromotionRefusal> for EngineError {
+    fn from(r: crate::domain::order::PromotionRefusal) -> Self {
+        use crate::domain::order::PromotionRefusal as R;
+        match r {
+            R::Exhausted => EngineError::PromotionExhausted,
+            R::CustomerLimit => EngineError::PromotionCustomerLimit,
+            R::Withdrawn => EngineError::PromotionUnknown,
+            R::Busy => EngineError::unavailable_because(
+                "a promotion use",
+                crate::domain::promotion::UseError::Busy,
+            ),
         }
     }
 }

@@ -34,12 +34,13 @@ mod events;
 mod inventory;
 mod notify;
 mod orders;
+mod pricing;
 mod promotions;
 mod recommend;
 mod search;
 pub mod testing;
 pub use crate::search::{CategoryNode, PriceBucket, Suggestion};
-pub use carts::CartView;
+pub use carts::{CartView, ShippingOption};
 pub use catalog::{ImportReport, ProductView};
 pub use credentials::{LoginLimits, PasswordCost};
 pub use customers::{Authenticated, CustomerExport, CustomerOrderPage, MAX_HISTORY_PAGE, SignedIn};
@@ -103,6 +104,10 @@ struct Inner {
     customers: CustomerHandle,
     accounts: RegistryHandle,
     promotions: PromotionHandle,
+    /// Shipping, tax and automatic promotions, for every cart view and checkout.
+    book: crate::pricebook::PriceBook,
+    /// Settings writes, one at a time (so the book follows the store's order).
+    settings_lock: tokio::sync::Mutex<()>,
     /// Every kind's directory, in the order shutdown stops them (one list, so that a new
     /// kind cannot be left running, holding the store).
     kinds: Vec<Arc<dyn Stoppable>>,
@@ -193,6 +198,7 @@ impl Engine {
             blocking(move || Indexer::start(&dir, store, force)).await?
         };
         let barrier = store.barrier().clone();
+        let book = crate::pricebook::PriceBook::load(store.tables())?;
         let sku_expiry = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let carts = Directory::start(
             CartEntity {
@@ -203,6 +209,7 @@ impl Engine {
                     limit: config.failed_checkouts_per_window,
                     window_ms: millis(config.failed_checkout_window),
                 },
+                book: book.clone(),
             },
             barrier.clone(),
             dcfg.clone(),
@@ -244,13 +251,25 @@ impl Engine {
                 config.simulated_gateway_delay,
             ))
         });
+        let promotions = Directory::start(
+            PromotionEntity {
+                store: store.clone(),
+                book: book.clone(),
+            },
+            barrier.clone(),
+            dcfg.clone(),
+        )
+        .await
+        .map_err(started)?;
         let orders = Directory::start(
             OrderEntity {
                 store: store.clone(),
                 skus: skus.clone(),
                 carts: carts.clone(),
+                promotions: promotions.clone(),
                 gateway,
                 policy: config.gateway_policy,
+                reservation_ttl_ms: millis(config.reservation_ttl),
             },
             barrier.clone(),
             dcfg.clone(),
@@ -268,15 +287,6 @@ impl Engine {
         .map_err(started)?;
         let accounts = Directory::start(
             RegistryEntity {
-                store: store.clone(),
-            },
-            barrier.clone(),
-            dcfg.clone(),
-        )
-        .await
-        .map_err(started)?;
-        let promotions = Directory::start(
-            PromotionEntity {
                 store: store.clone(),
             },
             barrier.clone(),
@@ -309,6 +319,8 @@ impl Engine {
                 customers: CustomerHandle(customers),
                 accounts: RegistryHandle(accounts),
                 promotions: PromotionHandle(promotions),
+                book,
+                settings_lock: tokio::sync::Mutex::new(()),
                 kinds,
                 credentials,
                 token_secret,

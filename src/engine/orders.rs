@@ -8,7 +8,8 @@ use super::{Engine, EngineError, check_id};
 use crate::actors::cart::{CheckoutAsk, CheckoutStart};
 use crate::actors::order::OrderFailure;
 use crate::domain::order::{
-    CheckoutFailure, CheckoutRequest, Lifecycle, Order, OrderStatus, Outcome, Shipment, Step,
+    CheckoutFailure, CheckoutRequest, Lifecycle, Order, OrderStatus, Outcome, RefundPart, Shipment,
+    Step,
 };
 use crate::payments::{Charge, Payment};
 use crate::storage::{ORDERS_ACTIVE, ORDERS_ALL};
@@ -32,6 +33,7 @@ impl From<OrderFailure> for EngineError {
         match e {
             OrderFailure::NotFound => EngineError::NotFound("order"),
             OrderFailure::Transition(t) => EngineError::InvalidTransition(t),
+            OrderFailure::Invalid(i) => EngineError::Invalid(i),
             OrderFailure::Storage(s) => s.into(),
         }
     }
@@ -46,6 +48,7 @@ impl From<CheckoutFailure> for EngineError {
             CheckoutFailure::Unavailable(e) => {
                 EngineError::unavailable_because("the payment gateway", super::Recorded(e))
             }
+            CheckoutFailure::Promotion(r) => r.into(),
         }
     }
 }
@@ -150,6 +153,7 @@ impl Engine {
                 Some(Outcome::Failed(CheckoutFailure::Declined(_))) => "declined",
                 Some(Outcome::Failed(CheckoutFailure::Gateway(_))) => "gateway_error",
                 Some(Outcome::Failed(CheckoutFailure::Unavailable(_))) => "compensated",
+                Some(Outcome::Failed(CheckoutFailure::Promotion(_))) => "promotion_refused",
                 None => "unknown",
             },
             _ => "unknown",
@@ -237,6 +241,19 @@ impl Engine {
     /// stock back).
     pub async fn refund_order(&self, id: &str) -> Result<Order, EngineError> {
         self.change_order(id, Lifecycle::Refund).await
+    }
+
+    /// Refunds part of a paid, shipped or delivered order: units of its lines (each at
+    /// what it cost the customer, discounts taken and tax included) or an amount; never
+    /// more than is captured and not yet refunded. A part that refunds the rest is the
+    /// full refund (`refunded`); otherwise the status stays and the payment is
+    /// `partially_refunded`. Stock is not returned by a partial refund.
+    pub async fn refund_order_part(
+        &self,
+        id: &str,
+        part: RefundPart,
+    ) -> Result<Order, EngineError> {
+        self.change_order(id, Lifecycle::PartialRefund(part)).await
     }
 
     /// Orders, oldest first, optionally only those with `status`.

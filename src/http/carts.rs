@@ -1,4 +1,5 @@
-//! Carts: create, read, add/set/remove lines, record the email.
+//! Carts: create, read, add/set/remove lines, record the email, address and shipping
+//! method, enter a promotion code, list the shipping methods.
 
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
@@ -11,10 +12,11 @@ use super::auth::Shopper;
 use super::error::ApiError;
 use super::extract::Json;
 use super::openapi::{PROBLEM_JSON, Problem};
-use super::wire::{LineOut, int, rfc3339};
-use crate::domain::cart::CartStatus;
+use super::orders::AddressIn;
+use super::wire::{BreakdownOut, LineOut, int, rfc3339};
+use crate::domain::cart::{CartDetails, CartStatus};
 use crate::domain::order::OrderLine;
-use crate::engine::CartView;
+use crate::engine::{CartView, EngineError, ShippingOption};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -25,6 +27,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_cart, patch_cart))
         .routes(routes!(add_item))
         .routes(routes!(set_quantity, remove_item))
+        .routes(routes!(apply_promotion))
+        .routes(routes!(remove_promotion))
+        .routes(routes!(shipping_methods))
 }
 
 type CartResult = Result<axum::Json<CartOut>, ApiError>;
@@ -146,7 +151,9 @@ async fn remove_item(
     ))
 }
 
-/// Records the shopper's email (abandoned-cart reminders use it).
+/// Records the shopper's email (abandoned-cart reminders use it), shipping address
+/// (shipping methods and tax depend on it) or shipping method. Fields left out are left
+/// as they are; `"shipping_method": ""` clears the method.
 #[utoipa::path(
     patch,
     path = "/api/v1/carts/{id}",
@@ -156,7 +163,7 @@ async fn remove_item(
     responses(
         (status = 200, description = "The cart", body = CartOut),
         (status = 409, description = "The cart is checked out or being checked out", body = Problem, content_type = PROBLEM_JSON),
-        (status = 422, description = "Not a valid email address (`validation_failed`)", body = Problem, content_type = PROBLEM_JSON),
+        (status = 422, description = "A field breaks its rule (`validation_failed`)", body = Problem, content_type = PROBLEM_JSON),
     ),
 )]
 async fn patch_cart(
@@ -166,9 +173,165 @@ async fn patch_cart(
     Json(body): Json<PatchCartIn>,
 ) -> CartResult {
     s.engine.check_cart_access(&id, viewer.as_ref()).await?;
+    if body.email.is_none() && body.shipping_address.is_none() && body.shipping_method.is_none() {
+        return Err(crate::domain::Invalid::new(
+            "email",
+            "give at least one of email, shipping_address, shipping_method",
+        )
+        .into());
+    }
+    let details = CartDetails {
+        email: body.email,
+        shipping_address: body.shipping_address.map(Into::into),
+        shipping_method: body.shipping_method,
+    };
     Ok(axum::Json(
-        s.engine.cart_set_email(&id, &body.email).await?.into(),
+        s.engine.cart_set_details(&id, &details).await?.into(),
     ))
+}
+
+/// Enters a promotion code on the cart (one code per cart: it replaces any other).
+/// Automatic promotions need no code and apply whenever they match.
+#[utoipa::path(
+    post,
+    path = "/api/v1/carts/{id}/promotions",
+    tag = "carts",
+    params(CartPath),
+    request_body = PromotionCodeIn,
+    responses(
+        (status = 200, description = "The cart, priced with the code", body = CartOut),
+        (status = 404, description = "No such cart", body = Problem, content_type = PROBLEM_JSON),
+        (status = 409, description = "The cart is checked out or being checked out", body = Problem, content_type = PROBLEM_JSON),
+        (status = 422, description = "`promotion_unknown`, `promotion_expired` (not valid now), `promotion_not_applicable` (below its minimum, nothing in the cart covered), `promotion_exhausted`", body = Problem, content_type = PROBLEM_JSON),
+    ),
+)]
+async fn apply_promotion(
+    State(s): State<AppState>,
+    Shopper(viewer): Shopper,
+    Path(id): Path<String>,
+    Json(body): Json<PromotionCodeIn>,
+) -> CartResult {
+    s.engine.check_cart_access(&id, viewer.as_ref()).await?;
+    Ok(axum::Json(
+        s.engine.cart_apply_promotion(&id, &body.code).await?.into(),
+    ))
+}
+
+/// Removes the promotion code from the cart.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/carts/{id}/promotions/{code}",
+    tag = "carts",
+    params(CartPromotionPath),
+    responses(
+        (status = 200, description = "The cart, priced without the code", body = CartOut),
+        (status = 404, description = "No such cart, or the code is not on it", body = Problem, content_type = PROBLEM_JSON),
+        (status = 409, description = "The cart is checked out or being checked out", body = Problem, content_type = PROBLEM_JSON),
+    ),
+)]
+async fn remove_promotion(
+    State(s): State<AppState>,
+    Shopper(viewer): Shopper,
+    Path((id, code)): Path<(String, String)>,
+) -> CartResult {
+    s.engine.check_cart_access(&id, viewer.as_ref()).await?;
+    Ok(axum::Json(
+        s.engine.cart_remove_promotion(&id, &code).await?.into(),
+    ))
+}
+
+/// The shipping methods that ship this cart (its weight) to its address — or to
+/// `country` if given — with what each would charge, cheapest first. Empty when no
+/// address is known or no zone covers it.
+#[utoipa::path(
+    get,
+    path = "/api/v1/carts/{id}/shipping-methods",
+    tag = "carts",
+    params(CartPath, ShippingMethodsParams),
+    responses(
+        (status = 200, description = "The methods that apply", body = ShippingMethodsOut),
+        (status = 404, description = "No such cart", body = Problem, content_type = PROBLEM_JSON),
+        (status = 422, description = "`country` is not a two-letter code", body = Problem, content_type = PROBLEM_JSON),
+    ),
+)]
+async fn shipping_methods(
+    State(s): State<AppState>,
+    Shopper(viewer): Shopper,
+    Path(id): Path<String>,
+    axum::extract::Query(p): axum::extract::Query<ShippingMethodsParams>,
+) -> Result<axum::Json<ShippingMethodsOut>, ApiError> {
+    s.engine.check_cart_access(&id, viewer.as_ref()).await?;
+    let options = s
+        .engine
+        .cart_shipping_methods(&id, p.country.as_deref())
+        .await?;
+    Ok(axum::Json(ShippingMethodsOut {
+        items: options.into_iter().map(ShippingMethodOut::from).collect(),
+    }))
+}
+
+/// `GET /carts/{id}/shipping-methods` query.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ShippingMethodsParams {
+    /// ISO 3166-1 alpha-2 country to list for, instead of the cart's address.
+    #[param(pattern = "^[A-Za-z]{2}$")]
+    pub country: Option<String>,
+}
+
+/// A shipping method that applies, with its charge for this cart.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShippingMethodOut {
+    id: String,
+    name: String,
+    /// Its flat rate.
+    rate: u64,
+    /// Free when the lines cost at least this after discounts.
+    free_above: Option<u64>,
+    /// What it would charge this cart.
+    charge: u64,
+}
+
+impl From<ShippingOption> for ShippingMethodOut {
+    fn from(o: ShippingOption) -> Self {
+        ShippingMethodOut {
+            id: o.method.id,
+            name: o.method.name,
+            rate: o.method.rate,
+            free_above: o.method.free_above,
+            charge: o.charge,
+        }
+    }
+}
+
+/// The shipping methods that apply.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShippingMethodsOut {
+    /// Cheapest first.
+    items: Vec<ShippingMethodOut>,
+}
+
+/// `POST /carts/{id}/promotions`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PromotionCodeIn {
+    /// The code (case does not matter).
+    pub code: String,
+}
+
+/// The `{id}` and `{code}` path parameters of a cart's promotion code.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct CartPromotionPath {
+    /// The cart's id
+    pub id: String,
+    /// The code
+    pub code: String,
+}
+
+/// The problem code an [`EngineError`] would answer with, for a note in a view.
+fn problem_code(e: EngineError) -> &'static str {
+    ApiError::from(e).code.as_str()
 }
 
 /// A cart on the wire.
@@ -177,11 +340,30 @@ pub struct CartOut {
     id: String,
     items: Vec<LineOut>,
     subtotal: u64,
+    /// What the shopper would pay now (`breakdown.total`).
     total: u64,
     currency: String,
     item_count: u64,
+    /// The bill as it stands.
+    breakdown: BreakdownOut,
     #[serde(skip_serializing_if = "Option::is_none")]
     email: Option<String>,
+    /// The promotion code entered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    promotion_code: Option<String>,
+    /// Why the code is not applied now, as a problem code (`promotion_expired`,
+    /// `promotion_not_applicable`, `promotion_exhausted`, `promotion_unknown`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    promotion_problem: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shipping_address: Option<AddressIn>,
+    /// The shipping method chosen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shipping_method: Option<String>,
+    /// Why shipping is not charged as chosen, as a problem code
+    /// (`shipping_method_required`, `shipping_method_not_applicable`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shipping_problem: Option<&'static str>,
     #[schema(format = DateTime)]
     created_at: String,
     #[schema(format = DateTime)]
@@ -205,10 +387,18 @@ impl From<CartView> for CartOut {
                 .map(|l| LineOut::from(&OrderLine::from(l)))
                 .collect(),
             subtotal: v.priced.subtotal,
-            total: v.priced.total,
+            total: v.breakdown.total,
             currency: v.currency,
             item_count: v.priced.item_count,
+            breakdown: (&v.breakdown).into(),
             email: c.email,
+            promotion_code: c.promotion_code,
+            promotion_problem: v.code_problem.map(|p| problem_code(p.into())),
+            shipping_address: c.shipping_address.as_ref().map(Into::into),
+            shipping_method: c.shipping_method,
+            shipping_problem: v
+                .shipping_problem
+                .map(|p| problem_code(crate::actors::cart::CartFailure::Shipping(p).into())),
             created_at: rfc3339(c.created_at),
             updated_at: rfc3339(c.updated_at),
             expires_at: rfc3339(c.expires_at),
@@ -247,8 +437,15 @@ pub struct SetQuantityIn {
 #[serde(deny_unknown_fields)]
 pub struct PatchCartIn {
     /// The shopper's email.
+    #[serde(default)]
     #[schema(format = Email)]
-    pub email: String,
+    pub email: Option<String>,
+    /// Where it will go.
+    #[serde(default)]
+    pub shipping_address: Option<AddressIn>,
+    /// A shipping method's id (`""` clears it).
+    #[serde(default)]
+    pub shipping_method: Option<String>,
 }
 
 /// The `{id}` path parameter of the cart routes.

@@ -71,6 +71,11 @@ codes! {
     TooManyLoginAttempts => "too_many_login_attempts", TOO_MANY_REQUESTS, "Too many failed sign-ins";
     PromotionExhausted => "promotion_exhausted", UNPROCESSABLE_ENTITY, "The promotion code has been used up";
     PromotionLimitReached => "promotion_limit_reached", UNPROCESSABLE_ENTITY, "The promotion code's per-customer limit is reached";
+    PromotionUnknown => "promotion_unknown", UNPROCESSABLE_ENTITY, "No such promotion code";
+    PromotionExpired => "promotion_expired", UNPROCESSABLE_ENTITY, "The promotion code is not valid now";
+    PromotionNotApplicable => "promotion_not_applicable", UNPROCESSABLE_ENTITY, "The promotion code does not apply to this cart";
+    ShippingMethodRequired => "shipping_method_required", UNPROCESSABLE_ENTITY, "Choose a shipping method";
+    ShippingMethodNotApplicable => "shipping_method_not_applicable", UNPROCESSABLE_ENTITY, "The shipping method does not apply to this cart and address";
     Internal => "internal", INTERNAL_SERVER_ERROR, "Internal server error";
     PaymentGatewayError => "payment_gateway_error", BAD_GATEWAY, "The payment gateway failed";
     Unavailable => "unavailable", SERVICE_UNAVAILABLE, "The service is temporarily unavailable";
@@ -163,6 +168,19 @@ impl From<EngineError> for ApiError {
             EngineError::PromotionExhausted => ApiError::new(Code::PromotionExhausted, detail),
             EngineError::PromotionCustomerLimit => {
                 ApiError::new(Code::PromotionLimitReached, detail)
+            }
+            EngineError::PromotionUnknown => ApiError::new(Code::PromotionUnknown, detail),
+            EngineError::PromotionExpired(_) => ApiError::new(Code::PromotionExpired, detail),
+            EngineError::PromotionNotApplicable(_) => {
+                ApiError::new(Code::PromotionNotApplicable, detail)
+            }
+            EngineError::ShippingMethodRequired => {
+                ApiError::new(Code::ShippingMethodRequired, detail).with("field", "shipping_method")
+            }
+            EngineError::ShippingMethodNotApplicable(m) => {
+                ApiError::new(Code::ShippingMethodNotApplicable, detail)
+                    .with("field", "shipping_method")
+                    .with("shipping_method", m)
             }
             EngineError::InvalidCredentials => ApiError::new(Code::InvalidCredentials, detail),
             EngineError::Unauthenticated => ApiError::new(Code::Unauthorized, detail),

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod notify;
 pub mod openapi;
 pub mod orders;
+pub mod pricing;
 pub mod products;
 pub mod promotions;
 pub mod search;
@@ -110,6 +111,7 @@ fn api_router(options: &HttpOptions, admin_token: Arc<str>) -> OpenApiRouter<App
         .merge(notify::admin_router())
         .merge(customers::admin_router())
         .merge(promotions::admin_router())
+        .merge(pricing::admin_router())
         .route_layer(axum::middleware::from_fn_with_state(
             admin_token,
             auth::require_admin,

@@ -16,8 +16,9 @@ use super::carts::CartPath;
 use super::error::{ApiError, Code};
 use super::extract::Json;
 use super::openapi::{PROBLEM_JSON, Problem};
-use super::wire::{LineOut, rfc3339};
-use crate::domain::order::{Address, CheckoutRequest, Order};
+use super::wire::{BreakdownOut, LineOut, int, rfc3339};
+use crate::domain::order::{Address, CheckoutRequest, Order, RefundPart, RefundedUnits};
+use crate::domain::{Invalid, Sku};
 
 /// Shopper routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -178,19 +179,92 @@ async fn deliver(State(s): State<AppState>, Path(id): Path<String>) -> OrderResu
     Ok(out(&s.engine.deliver_order(&id).await?))
 }
 
-/// Refunds a paid, shipped or delivered order.
+/// Refunds a paid, shipped or delivered order: in full without a body (or `{}`), or
+/// part of it — chosen units of its lines (`{"lines": [{"sku", "quantity"}]}`, each unit
+/// at what it cost the customer: its share of the discounts taken, its tax included) or
+/// an amount (`{"amount"}`). Never more than captured and not yet refunded; a part that
+/// refunds the rest is the full refund. A partial refund keeps the status (the payment
+/// becomes `partially_refunded`) and returns no stock.
 #[utoipa::path(
     post,
     path = "/api/v1/admin/orders/{id}/refund",
     tag = "admin",
     params(OrderPath),
+    request_body(content = Option<RefundIn>, description = "Optional: what part to refund"),
     responses(
-        (status = 200, description = "The order, now `refunded`", body = OrderOut),
+        (status = 200, description = "The order: `refunded`, or with the partial refund recorded", body = OrderOut),
         (status = 409, description = "Not refundable (`invalid_transition`)", body = Problem, content_type = PROBLEM_JSON),
+        (status = 422, description = "More than is left, an unknown line, both `lines` and `amount` (`validation_failed`)", body = Problem, content_type = PROBLEM_JSON),
     ),
 )]
-async fn refund(State(s): State<AppState>, Path(id): Path<String>) -> OrderResult {
-    Ok(out(&s.engine.refund_order(&id).await?))
+async fn refund(State(s): State<AppState>, Path(id): Path<String>, body: Bytes) -> OrderResult {
+    let part: Option<RefundIn> = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::new(Code::InvalidRequest, format!("body: {e}")))?
+    };
+    let part = match part {
+        None
+        | Some(RefundIn {
+            lines: None,
+            amount: None,
+        }) => None,
+        Some(RefundIn {
+            lines: Some(_),
+            amount: Some(_),
+        }) => {
+            return Err(Invalid::new("amount", "give lines or amount, not both").into());
+        }
+        Some(RefundIn {
+            lines: Some(lines), ..
+        }) => Some(RefundPart::Lines(
+            lines
+                .into_iter()
+                .map(|l| {
+                    Ok(RefundedUnits {
+                        sku: Sku::parse(&l.sku)?,
+                        quantity: u32::try_from(l.quantity)
+                            .map_err(|_| Invalid::new("lines.quantity", "at least 1"))?,
+                    })
+                })
+                .collect::<Result<_, Invalid>>()?,
+        )),
+        Some(RefundIn {
+            amount: Some(a), ..
+        }) => Some(RefundPart::Amount(
+            u64::try_from(a).map_err(|_| Invalid::new("amount", "at least 1"))?,
+        )),
+    };
+    Ok(out(&match part {
+        None => s.engine.refund_order(&id).await?,
+        Some(part) => s.engine.refund_order_part(&id, part).await?,
+    }))
+}
+
+/// `POST /admin/orders/{id}/refund`: what part to refund (neither: all of it).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefundIn {
+    /// Units of lines to refund.
+    #[serde(default)]
+    pub lines: Option<Vec<RefundLineIn>>,
+    /// An amount (minor units) to refund.
+    #[serde(default, deserialize_with = "int::opt")]
+    #[schema(value_type = Option<u64>, minimum = 1)]
+    pub amount: Option<i64>,
+}
+
+/// Units of one line to refund.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefundLineIn {
+    /// The line's SKU.
+    pub sku: String,
+    /// How many units.
+    #[serde(deserialize_with = "int::de")]
+    #[schema(minimum = 1, maximum = 999)]
+    pub quantity: i64,
 }
 
 /// Query string of the admin list.
@@ -243,7 +317,11 @@ pub struct AddressIn {
     line2: Option<String>,
     city: String,
     postal_code: String,
+    /// ISO 3166-1 alpha-2 code (shipping zones and tax rates match it).
     country: String,
+    /// State, province or region (tax rates may depend on it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    region: Option<String>,
 }
 
 impl From<AddressIn> for Address {
@@ -255,6 +333,7 @@ impl From<AddressIn> for Address {
             city: a.city,
             postal_code: a.postal_code,
             country: a.country,
+            region: a.region,
         }
     }
 }
@@ -268,6 +347,7 @@ impl From<&Address> for AddressIn {
             city: a.city.clone(),
             postal_code: a.postal_code.clone(),
             country: a.country.clone(),
+            region: a.region.clone(),
         }
     }
 }
@@ -283,6 +363,10 @@ pub struct CheckoutIn {
     pub payment_token: String,
     /// Where the goods go.
     pub shipping_address: AddressIn,
+    /// The shipping method's id (`GET /api/v1/carts/{id}/shipping-methods`); without
+    /// it, the one chosen on the cart. Required when the store charges shipping.
+    #[serde(default)]
+    pub shipping_method: Option<String>,
 }
 
 impl From<CheckoutIn> for CheckoutRequest {
@@ -291,6 +375,7 @@ impl From<CheckoutIn> for CheckoutRequest {
             email: c.email,
             payment_token: c.payment_token,
             shipping_address: c.shipping_address.into(),
+            shipping_method: c.shipping_method,
         }
     }
 }
@@ -332,6 +417,18 @@ pub struct OrderOut {
     subtotal: u64,
     total: u64,
     currency: String,
+    /// The bill, frozen at checkout.
+    breakdown: BreakdownOut,
+    /// The shipping method, if shipping was charged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shipping_method: Option<ShippingChoiceOut>,
+    /// The promotion code used, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    promotion_code: Option<String>,
+    /// Minor units refunded so far (partial refunds; a full refund is the status).
+    refunded: u64,
+    /// Partial refunds, oldest first.
+    refunds: Vec<RefundOut>,
     shipping_address: AddressIn,
     payment: Option<PaymentOut>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -353,6 +450,31 @@ impl From<&Order> for OrderOut {
             subtotal: o.subtotal,
             total: o.total,
             currency: o.currency.clone(),
+            breakdown: (&o.pricing.breakdown).into(),
+            shipping_method: o.pricing.shipping_method.as_ref().map(|(id, name)| {
+                ShippingChoiceOut {
+                    id: id.clone(),
+                    name: name.clone(),
+                }
+            }),
+            promotion_code: o.pricing.promotion.as_ref().map(|p| p.code.clone()),
+            refunded: o.refunded_so_far(),
+            refunds: o
+                .refunds
+                .iter()
+                .map(|r| RefundOut {
+                    amount: r.amount,
+                    lines: r
+                        .lines
+                        .iter()
+                        .map(|u| RefundedUnitsOut {
+                            sku: u.sku.to_string(),
+                            quantity: u.quantity,
+                        })
+                        .collect(),
+                    at: rfc3339(r.at),
+                })
+                .collect(),
             shipping_address: (&o.shipping_address).into(),
             payment: o.payment.as_ref().map(|p| PaymentOut {
                 id: p.id.clone(),
@@ -374,6 +496,31 @@ impl From<&Order> for OrderOut {
             updated_at: rfc3339(o.updated_at),
         }
     }
+}
+
+/// The shipping method of an order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShippingChoiceOut {
+    id: String,
+    name: String,
+}
+
+/// A partial refund of an order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RefundOut {
+    /// Minor units given back.
+    amount: u64,
+    /// The units it was for (empty for an amount).
+    lines: Vec<RefundedUnitsOut>,
+    #[schema(format = DateTime)]
+    at: String,
+}
+
+/// Units of a line refunded.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RefundedUnitsOut {
+    sku: String,
+    quantity: u32,
 }
 
 /// `POST /admin/orders/{id}/ship`.

@@ -258,6 +258,14 @@ pub struct ProductIn {
     /// Image URLs.
     #[serde(default)]
     pub images: Vec<String>,
+    /// Shipping weight of one unit in grams (weight-bound shipping methods use it).
+    #[serde(default, deserialize_with = "int::opt")]
+    #[schema(value_type = Option<u32>, minimum = 0, maximum = 1000000)]
+    pub weight_grams: Option<i64>,
+    /// Tax class matched against the tax table (default `standard`).
+    #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,32}$")]
+    pub tax_class: Option<String>,
     /// Read-only; accepted so that a fetched product can be sent back, and ignored.
     #[serde(default, rename = "available")]
     #[schema(ignore)]
@@ -293,6 +301,8 @@ impl ProductIn {
                 })
                 .collect(),
             images: self.images,
+            weight_grams: self.weight_grams,
+            tax_class: self.tax_class,
         }
     }
 }

@@ -73,6 +73,10 @@ pub struct PromotionIn {
     /// Switched on (default true).
     #[serde(default)]
     active: Option<bool>,
+    /// Applied to every cart it matches without being entered (default false); then it
+    /// takes no usage limits.
+    #[serde(default)]
+    automatic: Option<bool>,
 }
 
 fn parse_time(field: &'static str, v: Option<String>) -> Result<Option<Millis>, Invalid> {
@@ -119,6 +123,7 @@ impl PromotionIn {
             usage_limit: count("usage_limit", self.usage_limit)?,
             per_customer_limit: count("per_customer_limit", self.per_customer_limit)?,
             active: self.active.unwrap_or(true),
+            automatic: self.automatic.unwrap_or(false),
         };
         Ok((self.code, draft))
     }
@@ -143,6 +148,8 @@ pub struct PromotionOut {
     usage_limit: Option<u32>,
     per_customer_limit: Option<u32>,
     active: bool,
+    /// Applied without being entered.
+    automatic: bool,
     /// Committed uses.
     used: u32,
     /// Uses held by checkouts under way.
@@ -184,6 +191,7 @@ impl From<&Promotion> for PromotionOut {
             usage_limit: d.usage_limit,
             per_customer_limit: d.per_customer_limit,
             active: d.active,
+            automatic: d.automatic,
             used: p.used,
             held: p.holds.len() as u32,
             remaining: p.remaining(),

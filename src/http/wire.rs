@@ -64,6 +64,11 @@ pub struct ProductOut {
     #[schema(value_type = BTreeMap<String, AttrIn>)]
     attributes: BTreeMap<String, Value>,
     images: Vec<String>,
+    /// Weight of one unit in grams, if known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    weight_grams: Option<u32>,
+    /// Tax class.
+    tax_class: String,
     /// On hand minus reservations.
     available: u64,
     #[schema(format = DateTime)]
@@ -94,6 +99,8 @@ impl From<ProductView> for ProductOut {
                 })
                 .collect(),
             images: p.images,
+            weight_grams: p.weight_grams,
+            tax_class: p.tax_class,
             available: v.available,
             created_at: rfc3339(p.created_at),
             updated_at: rfc3339(p.updated_at),
@@ -131,4 +138,74 @@ pub struct SkuPath {
     /// The product's SKU
     #[param(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub sku: String,
+}
+
+/// A discount on the bill.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DiscountOut {
+    /// The code (or an automatic promotion's name).
+    code: Option<String>,
+    /// Whether it applied without being entered.
+    automatic: bool,
+    /// Minor units taken off.
+    amount: u64,
+}
+
+/// A tax on the bill.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaxOut {
+    /// Its name (`VAT` …).
+    name: String,
+    /// Basis points (1900 = 19 %).
+    rate_bp: u64,
+    /// Minor units.
+    amount: u64,
+}
+
+/// What an order costs, and why: `total = subtotal − Σ discounts + shipping + Σ tax`
+/// (tax added only when `tax_included` is false). All amounts in minor units; a
+/// percentage is rounded half up where it is taken.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BreakdownOut {
+    /// Sum of the lines at catalog prices.
+    subtotal: u64,
+    /// Discounts, in the order they applied.
+    discounts: Vec<DiscountOut>,
+    /// The shipping charge (before shipping discounts, which are among `discounts`).
+    shipping: u64,
+    /// Tax lines.
+    tax: Vec<TaxOut>,
+    /// Whether the tax is included in the prices (shown, not added).
+    tax_included: bool,
+    /// What the customer pays.
+    total: u64,
+}
+
+impl From<&crate::domain::pricing::Breakdown> for BreakdownOut {
+    fn from(b: &crate::domain::pricing::Breakdown) -> Self {
+        BreakdownOut {
+            subtotal: b.subtotal,
+            discounts: b
+                .discounts
+                .iter()
+                .map(|d| DiscountOut {
+                    code: d.code.clone(),
+                    automatic: d.automatic,
+                    amount: d.amount,
+                })
+                .collect(),
+            shipping: b.shipping,
+            tax: b
+                .tax
+                .iter()
+                .map(|t| TaxOut {
+                    name: t.name.clone(),
+                    rate_bp: t.rate_bp,
+                    amount: t.amount,
+                })
+                .collect(),
+            tax_included: b.tax_included,
+            total: b.total,
+        }
+    }
 }

@@ -63,7 +63,18 @@ fn line_context(sku: &str, name: &str, quantity: u32, unit_price: u64, line_tota
            "line_total": line_total})
 }
 
+/// Basis points as a percentage for people: 1900 → `19%`, 725 → `7.25%`.
+fn percent(bp: u64) -> String {
+    let (whole, frac) = (bp / 100, bp % 100);
+    match frac {
+        0 => format!("{whole}%"),
+        f if f % 10 == 0 => format!("{whole}.{}%", f / 10),
+        f => format!("{whole}.{f:02}%"),
+    }
+}
+
 fn order_context(o: &Order) -> Value {
+    let b = &o.pricing.breakdown;
     json!({
         "id": o.id, "number": order_number(&o.id), "email": o.email, "status": o.status.as_str(),
         "currency": o.currency, "subtotal": o.subtotal, "total": o.total,
@@ -75,6 +86,16 @@ fn order_context(o: &Order) -> Value {
             "line2": o.shipping_address.line2, "city": o.shipping_address.city,
             "postal_code": o.shipping_address.postal_code, "country": o.shipping_address.country,
         },
+        "discounts": b.discounts.iter()
+            .map(|d| json!({"code": d.code, "automatic": d.automatic, "amount": d.amount}))
+            .collect::<Vec<_>>(),
+        "shipping": b.shipping,
+        "shipping_method": o.pricing.shipping_method.as_ref().map(|(_, name)| name),
+        "tax": b.tax.iter()
+            .map(|t| json!({"name": t.name, "rate": percent(t.rate_bp), "amount": t.amount}))
+            .collect::<Vec<_>>(),
+        "tax_included": b.tax_included,
+        "refunded": o.refunded_so_far(),
         "carrier": o.shipment.as_ref().and_then(|s| s.carrier.clone()),
         "tracking": o.shipment.as_ref().and_then(|s| s.tracking.clone()),
     })
@@ -210,7 +231,7 @@ impl Notifier {
                         )
                     })
                     .collect();
-                let ctx = json!({"cart": {"id": cart.id, "items": items, "total": priced.total,
+                let ctx = json!({"cart": {"id": cart.id, "items": items, "total": priced.subtotal,
                                           "currency": self.currency}, "shop": "Emporium"});
                 return Ok(Some(("cart_abandoned", cart.id, email, ctx)));
             }
@@ -219,7 +240,12 @@ impl Notifier {
         let Some(o) = order(id)? else {
             return Ok(None);
         };
-        let ctx = json!({"order": order_context(&o), "shop": "Emporium"});
+        let refund_amount = match event {
+            DomainEvent::OrderRefunded { amount, .. } => *amount,
+            _ => 0,
+        };
+        let ctx = json!({"order": order_context(&o), "refund_amount": refund_amount,
+                         "shop": "Emporium"});
         Ok(Some((name, o.id, o.email, ctx)))
     }
 

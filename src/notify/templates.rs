@@ -27,6 +27,8 @@ pub const MAX_PART: usize = 12_000;
 
 const ITEMS_TEXT: &str = "{% for i in order.items %}  {{ i.quantity }} × {{ i.name }} ({{ i.sku }})  {{ i.line_total|money(order.currency) }}\n{% endfor %}";
 const ITEMS_HTML: &str = "<table>{% for i in order.items %}<tr><td>{{ i.quantity }} ×</td><td>{{ i.name }}</td><td>{{ i.line_total|money(order.currency) }}</td></tr>{% endfor %}</table>";
+const BILL_TEXT: &str = "Subtotal: {{ order.subtotal|money(order.currency) }}\n{% for d in order.discounts %}Discount{% if d.code %} {{ d.code }}{% endif %}: -{{ d.amount|money(order.currency) }}\n{% endfor %}{% if order.shipping_method %}Shipping ({{ order.shipping_method }}): {{ order.shipping|money(order.currency) }}\n{% endif %}{% for t in order.tax %}{% if order.tax_included %}incl. {% endif %}{{ t.name }} {{ t.rate }}: {{ t.amount|money(order.currency) }}\n{% endfor %}Total: {{ order.total|money(order.currency) }}\n";
+const BILL_HTML: &str = "<table><tr><td>Subtotal</td><td>{{ order.subtotal|money(order.currency) }}</td></tr>{% for d in order.discounts %}<tr><td>Discount{% if d.code %} {{ d.code }}{% endif %}</td><td>-{{ d.amount|money(order.currency) }}</td></tr>{% endfor %}{% if order.shipping_method %}<tr><td>Shipping ({{ order.shipping_method }})</td><td>{{ order.shipping|money(order.currency) }}</td></tr>{% endif %}{% for t in order.tax %}<tr><td>{% if order.tax_included %}incl. {% endif %}{{ t.name }} {{ t.rate }}</td><td>{{ t.amount|money(order.currency) }}</td></tr>{% endfor %}<tr><td><b>Total</b></td><td><b>{{ order.total|money(order.currency) }}</b></td></tr></table>";
 const ADDRESS_TEXT: &str = "{{ order.shipping_address.name }}\n{{ order.shipping_address.line1 }}\n{% if order.shipping_address.line2 %}{{ order.shipping_address.line2 }}\n{% endif %}{{ order.shipping_address.postal_code }} {{ order.shipping_address.city }}\n{{ order.shipping_address.country }}";
 const ADDRESS_HTML: &str = "<p>{{ order.shipping_address.name }}<br>{{ order.shipping_address.line1 }}<br>{% if order.shipping_address.line2 %}{{ order.shipping_address.line2 }}<br>{% endif %}{{ order.shipping_address.postal_code }} {{ order.shipping_address.city }}<br>{{ order.shipping_address.country }}</p>";
 
@@ -36,10 +38,10 @@ pub fn default_template(name: &str) -> Option<Template> {
         "order_confirmation" => (
             "Your order {{ order.number }} is confirmed".to_owned(),
             format!(
-                "Thank you for your order.\n\nOrder {{{{ order.number }}}}\n\n{ITEMS_TEXT}\nSubtotal: {{{{ order.subtotal|money(order.currency) }}}}\nTotal: {{{{ order.total|money(order.currency) }}}}\n\nShipping to:\n{ADDRESS_TEXT}\n"
+                "Thank you for your order.\n\nOrder {{{{ order.number }}}}\n\n{ITEMS_TEXT}\n{BILL_TEXT}\nShipping to:\n{ADDRESS_TEXT}\n"
             ),
             format!(
-                "<h1>Thank you for your order</h1><p>Order {{{{ order.number }}}}</p>{ITEMS_HTML}<p>Subtotal: {{{{ order.subtotal|money(order.currency) }}}}<br>Total: <b>{{{{ order.total|money(order.currency) }}}}</b></p><h2>Shipping to</h2>{ADDRESS_HTML}"
+                "<h1>Thank you for your order</h1><p>Order {{{{ order.number }}}}</p>{ITEMS_HTML}{BILL_HTML}<h2>Shipping to</h2>{ADDRESS_HTML}"
             ),
         ),
         "order_shipped" => (
@@ -54,8 +56,8 @@ pub fn default_template(name: &str) -> Option<Template> {
         ),
         "order_refunded" => (
             "Your refund for order {{ order.number }}".to_owned(),
-            "We refunded {{ order.total|money(order.currency) }} for order {{ order.number }}.\n".to_owned(),
-            "<p>We refunded {{ order.total|money(order.currency) }} for order {{ order.number }}.</p>".to_owned(),
+            "We refunded {{ refund_amount|money(order.currency) }} for order {{ order.number }}.\n".to_owned(),
+            "<p>We refunded {{ refund_amount|money(order.currency) }} for order {{ order.number }}.</p>".to_owned(),
         ),
         "payment_failed" => (
             "Your payment did not go through".to_owned(),
@@ -247,8 +249,13 @@ pub fn sample_context() -> Value {
                        "unit_price": 2500, "line_total": 2500}],
             "shipping_address": {"name": "Ada", "line1": "1 Orbit Way", "line2": null,
                                  "city": "Tranquility Base", "postal_code": "00001", "country": "US"},
+            "discounts": [{"code": "SPRING10", "automatic": false, "amount": 250}],
+            "shipping": 490, "shipping_method": "Standard",
+            "tax": [{"name": "VAT", "rate": "19%", "amount": 428}], "tax_included": false,
+            "refunded": 0,
             "carrier": "Lunar Post", "tracking": "LP-1"
         },
+        "refund_amount": 2500,
         "customer": {"name": "Ada", "email": "ada@example.com"},
         "token": "0123456789abcdef0123456789abcdef.0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
         "expires_in_minutes": 60,

@@ -70,8 +70,10 @@ pub type GatewayFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, GatewayErr
 pub trait PaymentGateway: Send + Sync + 'static {
     /// Charges, or returns the charge already made with this key.
     fn charge<'a>(&'a self, request: &'a ChargeRequest) -> GatewayFuture<'a, Charge>;
-    /// Refunds the charge made with `key` in full; `None` if there is none.
-    fn refund<'a>(&'a self, key: &'a str) -> GatewayFuture<'a, Option<Charge>>;
+    /// Refunds the charge made with `key` until its refunded amount is `up_to` (`None`:
+    /// in full); `None` if there is no charge. Idempotent: a charge already refunded that
+    /// far is answered as it is.
+    fn refund<'a>(&'a self, key: &'a str, up_to: Option<u64>) -> GatewayFuture<'a, Option<Charge>>;
     /// The charge made with `key`, if any.
     fn lookup<'a>(&'a self, key: &'a str) -> GatewayFuture<'a, Option<Charge>>;
 }
@@ -151,13 +153,15 @@ impl GatewayPolicy {
         self.retrying(|| gateway.lookup(key)).await
     }
 
-    /// Refunds in full, with retries (refunds are idempotent, so retrying is safe).
+    /// Refunds until `up_to` is refunded (`None`: in full), with retries (refunds are
+    /// idempotent, so retrying is safe).
     pub async fn refund(
         &self,
         gateway: &dyn PaymentGateway,
         key: &str,
+        up_to: Option<u64>,
     ) -> Result<Option<Charge>, GatewayError> {
-        self.retrying(|| gateway.refund(key)).await
+        self.retrying(|| gateway.refund(key, up_to)).await
     }
 
     async fn retrying<'a, T>(
@@ -230,7 +234,7 @@ mod tests {
                 Ok(charge(&r.key))
             })
         }
-        fn refund<'a>(&'a self, _: &'a str) -> GatewayFuture<'a, Option<Charge>> {
+        fn refund<'a>(&'a self, _: &'a str, _: Option<u64>) -> GatewayFuture<'a, Option<Charge>> {
             Box::pin(async { Ok(None) })
         }
         fn lookup<'a>(&'a self, _: &'a str) -> GatewayFuture<'a, Option<Charge>> {

@@ -59,16 +59,21 @@ impl SimulatedGateway {
         Ok((charge, self.store.barrier().ticket()))
     }
 
-    fn refund_now(&self, key: &str) -> Result<(Option<Charge>, u64), GatewayError> {
+    fn refund_now(
+        &self,
+        key: &str,
+        up_to: Option<u64>,
+    ) -> Result<(Option<Charge>, u64), GatewayError> {
         let ledger = &self.store.tables().gateway_ledger;
         let _books = self.books.lock().expect("ledger lock");
         let Some(mut c) = ledger.get(key).map_err(Self::unavailable)? else {
             return Ok((None, 0));
         };
-        if c.refunded >= c.amount {
+        let target = up_to.unwrap_or(c.amount).min(c.amount);
+        if c.refunded >= target {
             return Ok((Some(c), self.store.barrier().current()));
         }
-        c.refunded = c.amount;
+        c.refunded = target;
         ledger.put(key, &c).map_err(Self::unavailable)?;
         Ok((Some(c), self.store.barrier().ticket()))
     }
@@ -102,9 +107,9 @@ impl PaymentGateway for SimulatedGateway {
         })
     }
 
-    fn refund<'a>(&'a self, key: &'a str) -> GatewayFuture<'a, Option<Charge>> {
+    fn refund<'a>(&'a self, key: &'a str, up_to: Option<u64>) -> GatewayFuture<'a, Option<Charge>> {
         Box::pin(async move {
-            let done = self.refund_now(key)?;
+            let done = self.refund_now(key, up_to)?;
             self.durable(done).await
         })
     }
@@ -158,10 +163,14 @@ mod tests {
         ));
         assert!(g.charge(&req("o5", "tok_slow")).await.is_ok());
         assert_eq!(g.lookup("o2").await.unwrap(), None);
-        let refunded = g.refund("o1").await.unwrap().unwrap();
+        let part = g.refund("o1", Some(100)).await.unwrap().unwrap();
+        assert_eq!(part.refunded, 100);
+        assert_eq!(g.refund("o1", Some(50)).await.unwrap().unwrap(), part);
+        let refunded = g.refund("o1", None).await.unwrap().unwrap();
         assert_eq!(refunded.refunded, 500);
-        assert_eq!(g.refund("o1").await.unwrap().unwrap(), refunded);
-        assert_eq!(g.refund("nothing").await.unwrap(), None);
+        assert_eq!(g.refund("o1", None).await.unwrap().unwrap(), refunded);
+        assert_eq!(g.refund("o1", Some(100)).await.unwrap().unwrap(), refunded);
+        assert_eq!(g.refund("nothing", None).await.unwrap(), None);
         assert_eq!(store.tables().gateway_ledger.len(), 2);
         store.close().unwrap();
     }

@@ -449,6 +449,8 @@ mod tests {
                     .collect(),
                 total: 1,
                 currency: "USD".into(),
+                breakdown: Default::default(),
+                promotion_code: None,
             },
         }
     }

@@ -642,6 +642,9 @@ pub struct Tables {
     /// How often each customer used each code: `{code}\0{customer}` → count
     /// ([`promotion_use_key`]); written by the code's actor.
     pub promotion_uses: Table<[u8], crate::domain::promotion::CustomerUses>,
+    /// The store's pricing settings (shipping zones, tax table, price mode) under one
+    /// key, `pricing`: written by the engine's settings use cases, one at a time.
+    pub settings: Table<str, crate::domain::pricing::PricingSettings>,
 }
 
 /// Decoded products kept by [`Tables::product`].
@@ -912,6 +915,7 @@ impl Store {
                 email_orders: Table::open(&db, &barrier, "email_orders")?,
                 promotions: Table::open(&db, &barrier, "promotions")?,
                 promotion_uses: Table::open(&db, &barrier, "promotion_uses")?,
+                settings: Table::open(&db, &barrier, "settings")?,
             };
             // Multi-key writes a crash interrupted are completed before anything reads.
             let journal = db.open_tree("journal")?;
@@ -1117,18 +1121,111 @@ impl Store {
 }
 
 impl Record for crate::domain::product::Product {
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
     const NAME: &'static str = "product";
+
+    /// Version 1 had no weight and no tax class.
+    fn upgrade(version: u8, body: &[u8]) -> Option<Result<Self, StorageError>> {
+        use crate::domain::product::{AttrValue, Product, STANDARD_TAX_CLASS};
+        use crate::domain::{Millis, Sku};
+        #[derive(serde::Deserialize)]
+        struct V1 {
+            sku: Sku,
+            name: String,
+            description: String,
+            category: String,
+            price: u64,
+            currency: String,
+            attributes: std::collections::BTreeMap<String, AttrValue>,
+            images: Vec<String>,
+            created_at: Millis,
+            updated_at: Millis,
+        }
+        (version == 1).then(|| {
+            codec::decode_body::<V1>(Self::NAME, body).map(|v| Product {
+                sku: v.sku,
+                name: v.name,
+                description: v.description,
+                category: v.category,
+                price: v.price,
+                currency: v.currency,
+                attributes: v.attributes,
+                images: v.images,
+                weight_grams: None,
+                tax_class: STANDARD_TAX_CLASS.to_owned(),
+                created_at: v.created_at,
+                updated_at: v.updated_at,
+            })
+        })
+    }
+}
+
+/// An address as versions before regions stored it (orders v1, carts v3, customers v1).
+#[derive(serde::Deserialize)]
+struct AddressV1 {
+    name: String,
+    line1: String,
+    line2: Option<String>,
+    city: String,
+    postal_code: String,
+    country: String,
+}
+
+impl From<AddressV1> for crate::domain::order::Address {
+    fn from(a: AddressV1) -> Self {
+        crate::domain::order::Address {
+            name: a.name,
+            line1: a.line1,
+            line2: a.line2,
+            city: a.city,
+            postal_code: a.postal_code,
+            country: a.country,
+            region: None,
+        }
+    }
 }
 
 impl Record for crate::domain::cart::Cart {
-    const VERSION: u8 = 3;
+    const VERSION: u8 = 4;
     const NAME: &'static str = "cart";
 
-    /// Version 2 did not count failed checkouts.
+    /// Version 2 did not count failed checkouts; version 3 had no promotion code,
+    /// address or shipping method.
     fn upgrade(version: u8, body: &[u8]) -> Option<Result<Self, StorageError>> {
         use crate::domain::Millis;
         use crate::domain::cart::{Cart, CartStatus, Line};
+        #[derive(serde::Deserialize)]
+        struct V3 {
+            id: String,
+            lines: Vec<Line>,
+            email: Option<String>,
+            status: CartStatus,
+            checkout: Option<String>,
+            reminded_at: Option<Millis>,
+            created_at: Millis,
+            updated_at: Millis,
+            expires_at: Millis,
+            failed_checkouts: Vec<Millis>,
+            failure_mailed: Option<(String, Millis)>,
+        }
+        if version == 3 {
+            return Some(codec::decode_body::<V3>(Self::NAME, body).map(|v| Cart {
+                id: v.id,
+                lines: v.lines,
+                email: v.email,
+                status: v.status,
+                checkout: v.checkout,
+                reminded_at: v.reminded_at,
+                created_at: v.created_at,
+                updated_at: v.updated_at,
+                expires_at: v.expires_at,
+                failed_checkouts: v.failed_checkouts,
+                failure_mailed: v.failure_mailed,
+                promotion_code: None,
+                shipping_address: None,
+                shipping_method: None,
+            }));
+        }
         #[derive(serde::Deserialize)]
         struct V2 {
             id: String,
@@ -1154,6 +1251,9 @@ impl Record for crate::domain::cart::Cart {
                 expires_at: v.expires_at,
                 failed_checkouts: Vec::new(),
                 failure_mailed: None,
+                promotion_code: None,
+                shipping_address: None,
+                shipping_method: None,
             })
         })
     }
@@ -1186,8 +1286,70 @@ impl Record for crate::domain::inventory::Stock {
 }
 
 impl Record for crate::domain::order::Order {
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
     const NAME: &'static str = "order";
+
+    /// Version 1 had no pricing beyond its lines, no partial refunds and no region in
+    /// its address.
+    fn upgrade(version: u8, body: &[u8]) -> Option<Result<Self, StorageError>> {
+        use crate::domain::Millis;
+        use crate::domain::order::{
+            Order, OrderLine, OrderPricing, OrderStatus, Outcome, Owed, PaymentRef, Shipment, Step,
+            Transition,
+        };
+        use crate::domain::pricing::Breakdown;
+        #[derive(serde::Deserialize)]
+        struct V1 {
+            id: String,
+            cart_id: String,
+            email: String,
+            lines: Vec<OrderLine>,
+            subtotal: u64,
+            total: u64,
+            currency: String,
+            shipping_address: AddressV1,
+            status: OrderStatus,
+            step: Step,
+            payment_token: Option<String>,
+            payment: Option<PaymentRef>,
+            owed: Vec<Owed>,
+            shipment: Option<Shipment>,
+            history: Vec<Transition>,
+            outcome: Option<Outcome>,
+            created_at: Millis,
+            updated_at: Millis,
+        }
+        (version == 1).then(|| {
+            codec::decode_body::<V1>(Self::NAME, body).map(|v| {
+                let totals: Vec<u64> = v.lines.iter().map(|l| l.line_total).collect();
+                Order {
+                    id: v.id,
+                    cart_id: v.cart_id,
+                    email: v.email,
+                    lines: v.lines,
+                    subtotal: v.subtotal,
+                    total: v.total,
+                    currency: v.currency,
+                    pricing: OrderPricing {
+                        breakdown: Breakdown::plain(&totals),
+                        ..OrderPricing::default()
+                    },
+                    refunds: Vec::new(),
+                    shipping_address: v.shipping_address.into(),
+                    status: v.status,
+                    step: v.step,
+                    payment_token: v.payment_token,
+                    payment: v.payment,
+                    owed: v.owed,
+                    shipment: v.shipment,
+                    history: v.history,
+                    outcome: v.outcome,
+                    created_at: v.created_at,
+                    updated_at: v.updated_at,
+                }
+            })
+        })
+    }
 }
 
 impl Record for crate::domain::order::IdempotencyRecord {
@@ -1211,8 +1373,61 @@ impl Record for crate::domain::notification::Notification {
 }
 
 impl Record for crate::domain::customer::Customer {
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
     const NAME: &'static str = "customer";
+
+    /// Version 1's addresses had no region.
+    fn upgrade(version: u8, body: &[u8]) -> Option<Result<Self, StorageError>> {
+        use crate::domain::Millis;
+        use crate::domain::customer::{Customer, PendingToken, SavedAddress, SessionRef};
+        #[derive(serde::Deserialize)]
+        struct SavedV1 {
+            id: String,
+            address: AddressV1,
+        }
+        #[derive(serde::Deserialize)]
+        struct V1 {
+            id: String,
+            email: String,
+            name: Option<String>,
+            password_hash: String,
+            email_verified: bool,
+            addresses: Vec<SavedV1>,
+            default_shipping: Option<String>,
+            default_billing: Option<String>,
+            sessions: Vec<SessionRef>,
+            cart_id: Option<String>,
+            pending_reset: Option<PendingToken>,
+            pending_verification: Option<PendingToken>,
+            created_at: Millis,
+            updated_at: Millis,
+        }
+        (version == 1).then(|| {
+            codec::decode_body::<V1>(Self::NAME, body).map(|v| Customer {
+                id: v.id,
+                email: v.email,
+                name: v.name,
+                password_hash: v.password_hash,
+                email_verified: v.email_verified,
+                addresses: v
+                    .addresses
+                    .into_iter()
+                    .map(|a| SavedAddress {
+                        id: a.id,
+                        address: a.address.into(),
+                    })
+                    .collect(),
+                default_shipping: v.default_shipping,
+                default_billing: v.default_billing,
+                sessions: v.sessions,
+                cart_id: v.cart_id,
+                pending_reset: v.pending_reset,
+                pending_verification: v.pending_verification,
+                created_at: v.created_at,
+                updated_at: v.updated_at,
+            })
+        })
+    }
 }
 
 impl Record for crate::domain::customer::CustomerRef {
@@ -1221,8 +1436,62 @@ impl Record for crate::domain::customer::CustomerRef {
 }
 
 impl Record for crate::domain::promotion::Promotion {
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
     const NAME: &'static str = "promotion";
+
+    /// Version 1 had no automatic promotions.
+    fn upgrade(version: u8, body: &[u8]) -> Option<Result<Self, StorageError>> {
+        use crate::domain::Millis;
+        use crate::domain::pricing::{Reduction, Target};
+        use crate::domain::promotion::{Hold, Promotion, PromotionDraft};
+        #[derive(serde::Deserialize)]
+        struct DraftV1 {
+            reduction: Reduction,
+            target: Target,
+            min_subtotal: u64,
+            starts_at: Option<Millis>,
+            ends_at: Option<Millis>,
+            usage_limit: Option<u32>,
+            per_customer_limit: Option<u32>,
+            active: bool,
+        }
+        #[derive(serde::Deserialize)]
+        struct V1 {
+            code: String,
+            draft: DraftV1,
+            used: u32,
+            holds: Vec<Hold>,
+            committed: Vec<String>,
+            created_at: Millis,
+            updated_at: Millis,
+        }
+        (version == 1).then(|| {
+            codec::decode_body::<V1>(Self::NAME, body).map(|v| Promotion {
+                code: v.code,
+                draft: PromotionDraft {
+                    reduction: v.draft.reduction,
+                    target: v.draft.target,
+                    min_subtotal: v.draft.min_subtotal,
+                    starts_at: v.draft.starts_at,
+                    ends_at: v.draft.ends_at,
+                    usage_limit: v.draft.usage_limit,
+                    per_customer_limit: v.draft.per_customer_limit,
+                    active: v.draft.active,
+                    automatic: false,
+                },
+                used: v.used,
+                holds: v.holds,
+                committed: v.committed,
+                created_at: v.created_at,
+                updated_at: v.updated_at,
+            })
+        })
+    }
+}
+
+impl Record for crate::domain::pricing::PricingSettings {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "pricing_settings";
 }
 
 impl Record for crate::domain::promotion::CustomerUses {
@@ -1270,6 +1539,7 @@ mod tests {
                 usage_limit: Some(3),
                 per_customer_limit: None,
                 active: true,
+                automatic: false,
             };
             let p = Promotion::new("CODE".into(), draft, 7)
                 .reserve("o1", "email:a", 0, 100, 7)
@@ -1440,6 +1710,112 @@ mod tests {
         assert_eq!((cart.id.as_str(), cart.lines[0].quantity), ("c1", 3));
         assert_eq!((cart.reminded_at, cart.expires_at), (Some(5), 9));
         assert!(cart.failed_checkouts.is_empty() && cart.failure_mailed.is_none());
+    }
+
+    /// `[version] ++ bincode(value)`: a record as an older build wrote it. bincode lays
+    /// out structs and tuples alike (their fields in order), so a tuple of the old
+    /// fields stands for the old struct.
+    fn written_as<T: serde::Serialize>(version: u8, value: &T) -> Vec<u8> {
+        let mut bytes = vec![version];
+        bytes.extend(bincode::serde::encode_to_vec(value, bincode::config::standard()).unwrap());
+        bytes
+    }
+
+    #[test]
+    fn records_written_before_pricing_are_read_with_its_defaults() {
+        use crate::domain::order::{Order, OrderLine, OrderStatus, Step, Transition};
+        use crate::domain::product::Product;
+        use std::collections::BTreeMap;
+        let sku = crate::domain::Sku::parse("A-1").unwrap();
+        // Product v1: no weight, no tax class.
+        let attrs: BTreeMap<String, crate::domain::product::AttrValue> = BTreeMap::new();
+        let product = written_as(
+            1,
+            &(
+                &sku,
+                "Helmet",
+                "d",
+                "Suits",
+                2500u64,
+                "USD",
+                attrs,
+                Vec::<String>::new(),
+                1i64,
+                2i64,
+            ),
+        );
+        let p: Product = codec::decode(&product).unwrap();
+        assert_eq!(
+            (p.price, p.weight_grams, p.tax_class.as_str()),
+            (2500, None, "standard")
+        );
+        // Order v1: no breakdown, no refunds, an address without a region.
+        let line = OrderLine {
+            sku: sku.clone(),
+            name: "Helmet".into(),
+            quantity: 2,
+            unit_price: 2500,
+            line_total: 5000,
+        };
+        let address = ("Ada", "1 Orbit Way", None::<String>, "Base", "00001", "US");
+        let order = written_as(
+            1,
+            &(
+                (
+                    "o1",
+                    "c1",
+                    "a@b.co",
+                    vec![line],
+                    5000u64,
+                    5000u64,
+                    "USD",
+                    address,
+                ),
+                (
+                    OrderStatus::Paid,
+                    Step::Done,
+                    None::<String>,
+                    None::<crate::domain::order::PaymentRef>,
+                    Vec::<crate::domain::order::Owed>::new(),
+                    None::<crate::domain::order::Shipment>,
+                    vec![Transition {
+                        status: OrderStatus::Paid,
+                        at: 3,
+                    }],
+                    None::<crate::domain::order::Outcome>,
+                    3i64,
+                    4i64,
+                ),
+            ),
+        );
+        let o: Order = codec::decode(&order).unwrap();
+        assert_eq!(
+            (o.total, o.shipping_address.region.as_deref()),
+            (5000, None)
+        );
+        assert_eq!(o.pricing.breakdown.lines_paid, [5000]);
+        assert_eq!(o.pricing.breakdown.total, 5000);
+        assert!(o.pricing.promotion.is_none() && o.refunds.is_empty());
+        // Cart v3: no code, address or method.
+        let cart = written_as(
+            3,
+            &(
+                "c1",
+                Vec::<crate::domain::cart::Line>::new(),
+                None::<String>,
+                crate::domain::cart::CartStatus::Open,
+                None::<String>,
+                None::<i64>,
+                1i64,
+                2i64,
+                9i64,
+                vec![5i64],
+                None::<(String, i64)>,
+            ),
+        );
+        let c: crate::domain::cart::Cart = codec::decode(&cart).unwrap();
+        assert_eq!((c.expires_at, c.failed_checkouts.as_slice()), (9, &[5][..]));
+        assert!(c.promotion_code.is_none() && c.shipping_address.is_none());
     }
 
     #[test]

@@ -38,7 +38,9 @@ pub fn checkout_request(token: &str) -> emporium::domain::order::CheckoutRequest
             city: "Base".into(),
             postal_code: "1".into(),
             country: "US".into(),
+            region: None,
         },
+        shipping_method: None,
     }
 }
 

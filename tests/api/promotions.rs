@@ -19,6 +19,7 @@ fn draft(limit: Option<u32>, per_customer: Option<u32>) -> PromotionDraft {
         usage_limit: limit,
         per_customer_limit: per_customer,
         active: true,
+        automatic: false,
     }
 }
 
