@@ -145,8 +145,103 @@ fn checkout(c: &mut Criterion) {
             }
         })
     });
+    // The same flow with a promotion code on the cart: its use is reserved and
+    // committed by the code's actor inside the saga (an unlimited code, so every checkout
+    // takes one).
+    rt.block_on(e.create_promotion("BENCH", promotion_draft(None)))
+        .unwrap();
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("facade_3_lines_with_code_strict", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let cart = rt.block_on(async {
+                    let cart = filled_cart(&e, 3).await;
+                    e.cart_apply_promotion(&cart, "BENCH").await.unwrap();
+                    cart
+                });
+                let start = Instant::now();
+                rt.block_on(e.checkout(&cart, "k", &request)).unwrap();
+                total += start.elapsed();
+            }
+            total
+        })
+    });
+    g.throughput(Throughput::Elements(tasks as u64));
+    g.bench_function("flows_64_with_code_strict", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let (e, request) = (e.clone(), request.clone());
+            async move {
+                concurrent(tasks, iters, move |_, _| {
+                    let (e, request) = (e.clone(), request.clone());
+                    async move {
+                        let cart = filled_cart(&e, 2).await;
+                        e.cart_apply_promotion(&cart, "BENCH").await.unwrap();
+                        e.checkout(&cart, "k", &request).await.unwrap();
+                    }
+                })
+                .await
+            }
+        })
+    });
+    // The hot code: 300 checkouts at once for a code with 50 uses (a fresh code each
+    // round); 50 go through, 250 are refused `PromotionExhausted`.
+    g.throughput(Throughput::Elements(300));
+    g.sample_size(10);
+    let round = std::sync::atomic::AtomicU64::new(0);
+    g.bench_function("hot_code_300_checkouts_50_uses_strict", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let code = format!("HOT{}", round.fetch_add(1, Ordering::Relaxed));
+                let carts = rt.block_on(async {
+                    e.create_promotion(&code, promotion_draft(Some(50)))
+                        .await
+                        .unwrap();
+                    let mut carts = Vec::new();
+                    for _ in 0..300 {
+                        let cart = filled_cart(&e, 1).await;
+                        e.cart_apply_promotion(&cart, &code).await.unwrap();
+                        carts.push(cart);
+                    }
+                    carts
+                });
+                let start = Instant::now();
+                let placed = rt.block_on(async {
+                    let runs = carts.iter().map(|cart| {
+                        let (e, request) = (e.clone(), request.clone());
+                        let cart = cart.clone();
+                        tokio::spawn(async move { e.checkout(&cart, "k", &request).await.is_ok() })
+                    });
+                    let mut placed = 0;
+                    for r in futures_util::future::join_all(runs).await {
+                        placed += usize::from(r.unwrap());
+                    }
+                    placed
+                });
+                total += start.elapsed();
+                assert_eq!(placed, 50);
+            }
+            total
+        })
+    });
     rt.block_on(e.shutdown()).unwrap();
     g.finish();
+}
+
+/// A promotion taking 10 % off the order, with at most `limit` uses.
+fn promotion_draft(limit: Option<u32>) -> emporium::domain::promotion::PromotionDraft {
+    emporium::domain::promotion::PromotionDraft {
+        reduction: emporium::domain::pricing::Reduction::Percent(1_000),
+        target: emporium::domain::pricing::Target::Order,
+        min_subtotal: 0,
+        starts_at: None,
+        ends_at: None,
+        usage_limit: limit,
+        per_customer_limit: None,
+        active: true,
+        automatic: false,
+    }
 }
 
 fn cart_add(c: &mut Criterion) {

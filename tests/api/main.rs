@@ -18,6 +18,7 @@ mod metrics;
 mod model;
 mod notify;
 mod openapi;
+mod pricing;
 mod promotions;
 mod recommend;
 mod search;

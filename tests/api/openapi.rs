@@ -76,6 +76,14 @@ const ISSUE_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/admin/promotions/{code}"),
     ("PUT", "/api/v1/admin/promotions/{code}"),
     ("DELETE", "/api/v1/admin/promotions/{code}"),
+    // Issue 18: codes on carts, shipping, tax.
+    ("POST", "/api/v1/carts/{id}/promotions"),
+    ("DELETE", "/api/v1/carts/{id}/promotions/{code}"),
+    ("GET", "/api/v1/carts/{id}/shipping-methods"),
+    ("GET", "/api/v1/admin/shipping"),
+    ("PUT", "/api/v1/admin/shipping"),
+    ("GET", "/api/v1/admin/tax"),
+    ("PUT", "/api/v1/admin/tax"),
 ];
 
 fn document_routes(doc: &Value) -> BTreeSet<(String, String)> {
@@ -229,7 +237,11 @@ async fn schemathesis_with_every_check_finds_the_server_and_its_document_in_agre
     // a template that does not compile is `422`; a string the `email` format admits may
     // still fail the server's practical address check (registration's `422`); a mailed
     // token the fuzzer makes up is refused (`422`); a promotion's settings are checked
-    // across fields (a percentage over 10000, an end before its start: `422`). The fuzzing customer's session goes to
+    // across fields (a percentage over 10000, an end before its start: `422`), and so are
+    // shipping zones (a country in two zones) and tax tables (two rates for one place); a
+    // promotion code the fuzzer makes up does not exist (`422 promotion_unknown`); a
+    // partial refund may ask for more than is left, a cart's details may name an address
+    // the server's field rules refuse. The fuzzing customer's session goes to
     // the `/customers/me` routes but not to their DELETEs (erasing the account would end
     // it for the rest of the run). For these operations a schema-valid
     // request may also be refused with 422. Everything else must be accepted exactly
@@ -261,9 +273,24 @@ headers = {{ Authorization = "Bearer {BINARY_TOKEN}" }}
 {also_422}
 
 [[operations]]
-include-path-regex = "^/api/v1/admin/promotions"
+include-path-regex = "^/api/v1/admin/(promotions|shipping|tax)"
 include-method-regex = "(?i)^(post|put)$"
 headers = {{ Authorization = "Bearer {BINARY_TOKEN}" }}
+{also_422}
+
+[[operations]]
+include-path = "/api/v1/admin/orders/{{id}}/refund"
+headers = {{ Authorization = "Bearer {BINARY_TOKEN}" }}
+{also_422}
+
+[[operations]]
+include-path = "/api/v1/carts/{{id}}/promotions"
+include-method = "POST"
+{also_422}
+
+[[operations]]
+include-path = "/api/v1/carts/{{id}}"
+include-method = "PATCH"
 {also_422}
 
 [[operations]]
