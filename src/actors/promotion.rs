@@ -1,13 +1,14 @@
 //! Promotion codes: one actor per code (state = the stored [`Promotion`] or nothing), so
 //! that its uses change one at a time and a usage limit cannot be raced — the same shape
 //! as a SKU's stock. A customer's committed uses of a code live under
-//! `promotion_uses/{code}\0{customer}`, written by the code's actor only.
+//! `promotion_uses/{code}\0{customer}`, the orders that committed one under
+//! `promotion_orders/{code}\0{order}`, both written by the code's actor only.
 
 use std::sync::Arc;
 
 use crate::domain::Millis;
 use crate::domain::event::DomainEvent;
-use crate::domain::promotion::{CustomerUses, Promotion, PromotionDraft, UseError};
+use crate::domain::promotion::{CommittedUse, CustomerUses, Promotion, PromotionDraft, UseError};
 use crate::storage::{StorageError, Store, WriteBatch, promotion_use_key};
 
 use super::entity::{Answer, Directory, Effect, Entity};
@@ -125,6 +126,22 @@ pub(crate) struct PromotionEntity {
 }
 
 impl PromotionEntity {
+    /// Who committed `order_id`'s use of `code`, if it is committed.
+    fn user_of(&self, code: &str, order_id: &str) -> Result<Option<String>, StorageError> {
+        let key = promotion_use_key(code, order_id);
+        Ok(self
+            .store
+            .tables()
+            .promotion_orders
+            .get(&key)?
+            .map(|u| u.customer))
+    }
+
+    /// Whether `order_id`'s use of `code` is committed.
+    fn committed(&self, code: &str, order_id: &str) -> Result<bool, StorageError> {
+        Ok(self.user_of(code, order_id)?.is_some())
+    }
+
     fn customer_uses(&self, code: &str, customer: &str) -> Result<u32, StorageError> {
         let key = promotion_use_key(code, customer);
         Ok(self
@@ -164,24 +181,52 @@ impl PromotionEntity {
                 Some(p),
             ) => {
                 let used = self.customer_uses(code, &customer)?;
-                Some(p.reserve(&order_id, &customer, used, expires_at, now)?)
-            }
-            (PromotionCmd::Commit(order_id), Some(p)) => {
-                let (next, who) = p.commit(&order_id, now)?;
-                if let Some(who) = who {
-                    let key = promotion_use_key(code, &who);
-                    let count = self.customer_uses(code, &who)? + 1;
-                    batch.put(&tables.promotion_uses, &key, &CustomerUses { count })?;
-                    events.push(DomainEvent::PromotionRedeemed {
-                        code: code.to_owned(),
-                        order_id,
-                    });
+                let committed = self.committed(code, &order_id)?;
+                let next = p.reserve(&order_id, &customer, used, committed, expires_at, now)?;
+                if &next == p {
+                    return Ok((state.clone(), WriteBatch::default(), events));
                 }
                 Some(next)
             }
-            (PromotionCmd::Release(order_id), Some(p)) => Some(p.release(&order_id)),
+            (PromotionCmd::Commit(order_id), Some(p)) => {
+                if self.committed(code, &order_id)? {
+                    return Ok((state.clone(), WriteBatch::default(), events));
+                }
+                let (next, who) = p.commit(&order_id, now)?;
+                let key = promotion_use_key(code, &who);
+                let count = self.customer_uses(code, &who)? + 1;
+                batch.put(&tables.promotion_uses, &key, &CustomerUses { count })?;
+                let mark = promotion_use_key(code, &order_id);
+                batch.put(
+                    &tables.promotion_orders,
+                    &mark,
+                    &CommittedUse { customer: who },
+                )?;
+                events.push(DomainEvent::PromotionRedeemed {
+                    code: code.to_owned(),
+                    order_id,
+                });
+                Some(next)
+            }
+            (PromotionCmd::Release(order_id), Some(p)) => {
+                if !p.holds.iter().any(|h| h.order_id == order_id) {
+                    return Ok((state.clone(), WriteBatch::default(), events));
+                }
+                Some(p.release(&order_id))
+            }
             (PromotionCmd::Return(order_id), Some(p)) => {
-                Some(p.returned(&order_id, now).unwrap_or_else(|| p.clone()))
+                let Some(who) = self.user_of(code, &order_id)? else {
+                    return Ok((state.clone(), WriteBatch::default(), events));
+                };
+                batch.remove(
+                    &tables.promotion_orders,
+                    &promotion_use_key(code, &order_id),
+                );
+                // The customer's count goes down with the total.
+                let key = promotion_use_key(code, &who);
+                let count = self.customer_uses(code, &who)?.saturating_sub(1);
+                batch.put(&tables.promotion_uses, &key, &CustomerUses { count })?;
+                Some(p.returned(now))
             }
         };
         match &next {
@@ -213,10 +258,17 @@ impl Entity for PromotionEntity {
         }
         let now = self.store.clock().now();
         let before = state.clone();
+        let mut wrote = true;
         let written = self
             .apply(code, state, cmd, now)
             .and_then(|(next, batch, events)| {
-                self.store.write_with_events(batch, &events)?;
+                // A repeated step (a reserve held, a commit made, a release or give-back
+                // with nothing to undo) changes nothing and writes nothing.
+                if batch.is_empty() && events.is_empty() && next == *state {
+                    wrote = false;
+                } else {
+                    self.store.write_with_events(batch, &events)?;
+                }
                 Ok(next)
             });
         match written {
@@ -224,7 +276,7 @@ impl Entity for PromotionEntity {
                 self.book.set_promotion(code, next.as_ref());
                 *state = next.clone();
                 let answer = next.or(before).ok_or(PromotionFailure::NotFound);
-                Effect::wrote(answer)
+                Effect::new(answer, wrote)
             }
             Err(e) => Effect::read(Err(e)),
         }

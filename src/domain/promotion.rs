@@ -14,8 +14,6 @@ use super::{Invalid, Millis};
 
 /// Most uses held (reserved, not yet committed) at once: bounds the record.
 pub const MAX_HOLDS: usize = 400;
-/// Committed order ids remembered, so that a repeated commit is recognised.
-pub const COMMITTED_MEMORY: usize = 500;
 /// Longest code.
 pub const MAX_CODE: usize = 32;
 
@@ -103,6 +101,15 @@ pub struct CustomerUses {
     pub count: u32,
 }
 
+/// An order's committed use of a code: who used it (kept by the code's actor beside its
+/// record, so a repeated commit is recognised and a given-back use counts down the right
+/// customer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommittedUse {
+    /// `customer:{id}` or `email:{address}`.
+    pub customer: String,
+}
+
 /// A use held for an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hold {
@@ -125,8 +132,6 @@ pub struct Promotion {
     pub used: u32,
     /// Uses held for orders being checked out.
     pub holds: Vec<Hold>,
-    /// The orders whose use was committed lately (oldest first, bounded).
-    pub committed: Vec<String>,
     /// Creation time.
     pub created_at: Millis,
     /// Last change.
@@ -158,7 +163,6 @@ impl Promotion {
             draft,
             used: 0,
             holds: Vec::new(),
-            committed: Vec::new(),
             created_at: now,
             updated_at: now,
         }
@@ -201,21 +205,21 @@ impl Promotion {
     }
 
     /// Holds a use for `order_id` by `customer`, who has used it `customer_used` times
-    /// (committed) so far. Idempotent: the order's hold, or its committed use, answers
-    /// again without taking another.
+    /// (committed) so far. Idempotent: the order's hold, or its committed use (`committed`:
+    /// the store has the order's commit, kept beside the record by the code's actor),
+    /// answers again without taking another.
     pub fn reserve(
         &self,
         order_id: &str,
         customer: &str,
         customer_used: u32,
+        committed: bool,
         expires_at: Millis,
         now: Millis,
     ) -> Result<Promotion, UseError> {
         let mut next = self.clone();
         next.expire(now);
-        if next.committed.iter().any(|o| o == order_id)
-            || next.holds.iter().any(|h| h.order_id == order_id)
-        {
+        if committed || next.holds.iter().any(|h| h.order_id == order_id) {
             return Ok(next);
         }
         if next.remaining() == Some(0) {
@@ -238,16 +242,10 @@ impl Promotion {
         Ok(next)
     }
 
-    /// Commits the order's held use; returns the promotion and who used it (`None` if the
-    /// commit was done before).
-    pub fn commit(
-        &self,
-        order_id: &str,
-        now: Millis,
-    ) -> Result<(Promotion, Option<String>), UseError> {
-        if self.committed.iter().any(|o| o == order_id) {
-            return Ok((self.clone(), None));
-        }
+    /// Commits the order's held use; returns the promotion and who used it. (A commit
+    /// made before is recognised by the code's actor, which keeps a mark per committed
+    /// order beside the record: the record stays small however many orders used it.)
+    pub fn commit(&self, order_id: &str, now: Millis) -> Result<(Promotion, String), UseError> {
         let mut next = self.clone();
         let i = next
             .holds
@@ -256,12 +254,8 @@ impl Promotion {
             .ok_or_else(|| UseError::NotHeld(order_id.to_owned()))?;
         let hold = next.holds.remove(i);
         next.used += 1;
-        next.committed.push(order_id.to_owned());
-        if next.committed.len() > COMMITTED_MEMORY {
-            next.committed.remove(0);
-        }
         next.updated_at = now;
-        Ok((next, Some(hold.customer)))
+        Ok((next, hold.customer))
     }
 
     /// Releases the order's hold (a no-op if there is none).
@@ -271,14 +265,12 @@ impl Promotion {
         next
     }
 
-    /// Gives a committed use back (the order was cancelled in full); whether it was one.
-    pub fn returned(&self, order_id: &str, now: Millis) -> Option<Promotion> {
-        let i = self.committed.iter().position(|o| o == order_id)?;
+    /// Gives a committed use back (its order was cancelled in full).
+    pub fn returned(&self, now: Millis) -> Promotion {
         let mut next = self.clone();
-        next.committed.remove(i);
         next.used = next.used.saturating_sub(1);
         next.updated_at = now;
-        Some(next)
+        next
     }
 }
 
@@ -334,42 +326,42 @@ mod tests {
     #[test]
     fn a_use_is_held_committed_once_and_repeats_answer_the_same() {
         let p = Promotion::new("X".into(), draft(Some(1), None), 0);
-        let p = p.reserve("o1", "email:a", 0, 100, 0).unwrap();
+        let p = p.reserve("o1", "email:a", 0, false, 100, 0).unwrap();
         assert_eq!(
-            p.reserve("o1", "email:a", 0, 100, 1).unwrap(),
+            p.reserve("o1", "email:a", 0, false, 100, 1).unwrap(),
             p,
             "idempotent"
         );
         assert_eq!(
-            p.reserve("o2", "email:b", 0, 100, 1),
+            p.reserve("o2", "email:b", 0, false, 100, 1),
             Err(UseError::Exhausted)
         );
         let (p, who) = p.commit("o1", 2).unwrap();
-        assert_eq!((p.used, who.as_deref()), (1, Some("email:a")));
-        let (again, who) = p.commit("o1", 3).unwrap();
-        assert_eq!((again.used, who), (1, None));
-        assert_eq!(p.reserve("o1", "email:a", 1, 100, 4).unwrap().used, 1);
-        let p = p.returned("o1", 5).unwrap();
+        assert_eq!((p.used, who.as_str()), (1, "email:a"));
+        assert_eq!(p.commit("o1", 3), Err(UseError::NotHeld("o1".into())));
+        // Reserving a committed order's use again takes nothing.
+        assert_eq!(p.reserve("o1", "email:a", 1, true, 100, 4).unwrap().used, 1);
+        let p = p.returned(5);
         assert_eq!(p.remaining(), Some(1));
     }
 
     #[test]
     fn a_lapsed_hold_frees_its_use_and_the_customer_limit_counts_holds() {
         let p = Promotion::new("X".into(), draft(Some(1), Some(1)), 0);
-        let p = p.reserve("o1", "email:a", 0, 100, 0).unwrap();
+        let p = p.reserve("o1", "email:a", 0, false, 100, 0).unwrap();
         assert_eq!(
-            p.reserve("o2", "email:a", 0, 100, 50),
+            p.reserve("o2", "email:a", 0, false, 100, 50),
             Err(UseError::Exhausted)
         );
-        let p = p.reserve("o2", "email:a", 0, 300, 100).unwrap();
+        let p = p.reserve("o2", "email:a", 0, false, 300, 100).unwrap();
         assert_eq!(p.holds.len(), 1, "o1 lapsed");
         let unlimited = Promotion::new("Y".into(), draft(None, Some(2)), 0);
-        let u = unlimited.reserve("o1", "c", 1, 100, 0).unwrap();
+        let u = unlimited.reserve("o1", "c", 1, false, 100, 0).unwrap();
         assert_eq!(
-            u.reserve("o2", "c", 1, 100, 0),
+            u.reserve("o2", "c", 1, false, 100, 0),
             Err(UseError::CustomerLimit)
         );
-        assert!(u.reserve("o2", "d", 0, 100, 0).is_ok());
+        assert!(u.reserve("o2", "d", 0, false, 100, 0).is_ok());
     }
 
     #[derive(Debug, Clone)]
@@ -399,20 +391,24 @@ mod tests {
             let mut p = Promotion::new("X".into(), draft(Some(limit), Some(per_customer)), 0);
             let mut now = 0;
             let mut used_by: std::collections::HashMap<String, u32> = Default::default();
+            let mut done = std::collections::HashSet::new();
             for op in ops {
                 match op {
                     Op::Reserve(o, c) => {
                         let customer = format!("c{c}");
                         let used = used_by.get(&customer).copied().unwrap_or(0);
-                        if let Ok(next) = p.reserve(&format!("o{o}"), &customer, used, now + 50, now) {
+                        let committed = done.contains(&o);
+                        if let Ok(next) = p.reserve(&format!("o{o}"), &customer, used, committed, now + 50, now) {
                             p = next;
                         }
                     }
                     Op::Commit(o) => {
-                        if let Ok((next, who)) = p.commit(&format!("o{o}"), now) {
-                            if let Some(who) = who {
-                                *used_by.entry(who).or_default() += 1;
-                            }
+                        // The actor answers a repeated commit from its mark.
+                        if !done.contains(&o)
+                            && let Ok((next, who)) = p.commit(&format!("o{o}"), now)
+                        {
+                            *used_by.entry(who).or_default() += 1;
+                            done.insert(o);
                             p = next;
                         }
                     }

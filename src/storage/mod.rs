@@ -642,6 +642,11 @@ pub struct Tables {
     /// How often each customer used each code: `{code}\0{customer}` → count
     /// ([`promotion_use_key`]); written by the code's actor.
     pub promotion_uses: Table<[u8], crate::domain::promotion::CustomerUses>,
+    /// The orders whose use of a code is committed: `{code}\0{order id}` → mark
+    /// ([`promotion_use_key`] with the order id); written by the code's actor with the
+    /// commit, removed when the use is given back. A repeated commit is recognised by it,
+    /// so the code's record holds no list of orders.
+    pub promotion_orders: Table<[u8], crate::domain::promotion::CommittedUse>,
     /// The store's pricing settings (shipping zones, tax table, price mode) under one
     /// key, `pricing`: written by the engine's settings use cases, one at a time.
     pub settings: Table<str, crate::domain::pricing::PricingSettings>,
@@ -915,6 +920,7 @@ impl Store {
                 email_orders: Table::open(&db, &barrier, "email_orders")?,
                 promotions: Table::open(&db, &barrier, "promotions")?,
                 promotion_uses: Table::open(&db, &barrier, "promotion_uses")?,
+                promotion_orders: Table::open(&db, &barrier, "promotion_orders")?,
                 settings: Table::open(&db, &barrier, "settings")?,
             };
             // Multi-key writes a crash interrupted are completed before anything reads.
@@ -1461,7 +1467,10 @@ impl Record for crate::domain::promotion::Promotion {
             draft: DraftV1,
             used: u32,
             holds: Vec<Hold>,
-            committed: Vec<String>,
+            // Version 1 kept its last committed orders here; no build ever committed a
+            // checkout's use with it (codes were not yet applied to carts), so the list
+            // is dropped rather than turned into marks.
+            _committed: Vec<String>,
             created_at: Millis,
             updated_at: Millis,
         }
@@ -1481,7 +1490,6 @@ impl Record for crate::domain::promotion::Promotion {
                 },
                 used: v.used,
                 holds: v.holds,
-                committed: v.committed,
                 created_at: v.created_at,
                 updated_at: v.updated_at,
             })
@@ -1497,6 +1505,11 @@ impl Record for crate::domain::pricing::PricingSettings {
 impl Record for crate::domain::promotion::CustomerUses {
     const VERSION: u8 = 1;
     const NAME: &'static str = "promotion_uses";
+}
+
+impl Record for crate::domain::promotion::CommittedUse {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "committed_use";
 }
 
 impl Record for crate::domain::customer::Session {
@@ -1542,7 +1555,7 @@ mod tests {
                 automatic: false,
             };
             let p = Promotion::new("CODE".into(), draft, 7)
-                .reserve("o1", "email:a", 0, 100, 7)
+                .reserve("o1", "email:a", 0, false, 100, 7)
                 .unwrap();
             assert_eq!(
                 codec::decode::<Promotion>(&codec::encode(&p).unwrap()).unwrap(),

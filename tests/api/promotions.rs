@@ -231,8 +231,15 @@ async fn a_customer_limit_holds_and_a_lapsed_or_released_hold_frees_its_use() {
         .unwrap();
     engine.release_promotion("ONCE", "o5").await.unwrap();
     assert_eq!(engine.promotion("ONCE").await.unwrap().remaining(), Some(1));
-    // A full cancel gives the use back.
+    // A full cancel gives the use back, to the total and to Ada (once: a repeat changes
+    // nothing); a repeated commit is recognised and counts nothing.
+    engine.commit_promotion("ONCE", "o1").await.unwrap();
+    assert_eq!(engine.promotion("ONCE").await.unwrap().used, 1);
+    engine.return_promotion("ONCE", "o1").await.unwrap();
     engine.return_promotion("ONCE", "o1").await.unwrap();
     assert_eq!(engine.promotion("ONCE").await.unwrap().used, 0);
+    engine.reserve_promotion("ONCE", "o6", ada).await.unwrap();
+    engine.commit_promotion("ONCE", "o6").await.unwrap();
+    assert_eq!(engine.promotion("ONCE").await.unwrap().used, 1);
     engine.shutdown().await.unwrap();
 }
