@@ -46,6 +46,7 @@ pub mod dispatcher;
 pub mod domain;
 pub mod engine;
 pub mod http;
+pub mod media;
 pub mod notify;
 pub mod payments;
 pub mod pricebook;

@@ -47,6 +47,15 @@ impl CatalogHandle {
             .await
     }
 
+    /// Adds or removes one of a product's image URLs.
+    pub async fn edit_images(
+        &self,
+        sku: &Sku,
+        edit: ImageEdit,
+    ) -> Answer<(Product, bool), CatalogFailure> {
+        self.stored(CatalogCmd::Images(sku.clone(), edit)).await
+    }
+
     /// Deletes a product.
     pub async fn delete(&self, sku: &Sku) -> Answer<(), CatalogFailure> {
         Ok(self
@@ -85,6 +94,17 @@ pub(crate) enum CatalogCmd {
     /// Creates or replaces many products in one atomic batch. Each item is validated on
     /// its own; invalid ones are reported by index and the rest are written.
     Import(Arc<Vec<(Sku, ProductDraft)>>),
+    /// Adds or removes one image URL of a product, keeping everything else.
+    Images(Sku, ImageEdit),
+}
+
+/// A change to a product's images.
+#[derive(Debug, Clone)]
+pub enum ImageEdit {
+    /// Append this URL (a no-op if it is there).
+    Add(String),
+    /// Remove this URL.
+    Remove(String),
 }
 
 /// What a catalog write did.
@@ -145,6 +165,17 @@ impl CatalogEntity {
                 let p = draft.into_product(sku, &self.currency, now, existing.as_ref())?;
                 self.stage_put(&mut batch, &mut events, &p, existing.is_none())?;
                 CatalogOutcome::Stored(p, existing.is_none())
+            }
+            CatalogCmd::Images(sku, edit) => {
+                let existing = products
+                    .get(sku.as_str())?
+                    .ok_or_else(|| CatalogFailure::NotFound(sku.clone()))?;
+                let p = match edit {
+                    ImageEdit::Add(url) => existing.with_image(url, now)?,
+                    ImageEdit::Remove(url) => existing.without_image(&url, now),
+                };
+                self.stage_put(&mut batch, &mut events, &p, false)?;
+                CatalogOutcome::Stored(p, false)
             }
             CatalogCmd::Delete(sku) => {
                 if !products.contains(sku.as_str())? {

@@ -142,6 +142,34 @@ pub fn normalize_category(path: &str) -> Result<String, Invalid> {
 pub const CATEGORY_PATTERN: &str =
     "^[^/\\x00-\\x1f\\x7f-\\x9f]{0,100}(/[^/\\x00-\\x1f\\x7f-\\x9f]{0,100}){0,4}$";
 
+impl Product {
+    /// The product with one more image URL (a no-op if it has it), at most
+    /// [`limits::IMAGES`].
+    pub fn with_image(&self, url: String, now: Millis) -> Result<Product, Invalid> {
+        let mut next = self.clone();
+        if next.images.contains(&url) {
+            return Ok(next);
+        }
+        if next.images.len() >= limits::IMAGES {
+            return Err(Invalid::new(
+                "images",
+                format!("at most {} images", limits::IMAGES),
+            ));
+        }
+        next.images.push(url);
+        next.updated_at = now;
+        Ok(next)
+    }
+
+    /// The product without the image URL `url`.
+    pub fn without_image(&self, url: &str, now: Millis) -> Product {
+        let mut next = self.clone();
+        next.images.retain(|u| u != url);
+        next.updated_at = now;
+        next
+    }
+}
+
 impl ProductDraft {
     /// Validates the draft into a product. `existing` is the stored product being
     /// replaced, whose creation time is kept.

@@ -86,7 +86,7 @@ impl Engine {
         Ok(self.inner.catalog.delete(&sku).await??)
     }
 
-    async fn stored_view(&self, product: Product) -> Result<ProductView, EngineError> {
+    pub(super) async fn stored_view(&self, product: Product) -> Result<ProductView, EngineError> {
         let stock = self.inner.skus.get(product.sku.as_str()).await??;
         Ok(ProductView {
             product: product.into(),

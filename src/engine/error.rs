@@ -137,6 +137,9 @@ pub enum EngineError {
     /// No such promotion code.
     #[error("no such promotion code")]
     PromotionUnknown,
+    /// An image was refused, or its file could not be written or read.
+    #[error(transparent)]
+    Image(#[from] crate::media::ImageError),
     /// The promotion code is past its end, before its start, or switched off.
     #[error("{0}")]
     PromotionExpired(crate::domain::pricing::NotApplicable),

@@ -31,6 +31,7 @@ mod credentials;
 mod customers;
 mod error;
 mod events;
+mod images;
 mod inventory;
 mod notify;
 mod orders;
@@ -108,6 +109,8 @@ struct Inner {
     book: crate::pricebook::PriceBook,
     /// Settings writes, one at a time (so the book follows the store's order).
     settings_lock: tokio::sync::Mutex<()>,
+    /// Product images, as files in the data directory.
+    media: crate::media::MediaStore,
     /// Every kind's directory, in the order shutdown stops them (one list, so that a new
     /// kind cannot be left running, holding the store).
     kinds: Vec<Arc<dyn Stoppable>>,
@@ -299,6 +302,12 @@ impl Engine {
             blocking(move || credentials::Credentials::new(cost, limits)).await?
         };
         let token_secret = credentials::token_secret(&store)?;
+        let media = crate::media::MediaStore::open(&config.data_dir).map_err(|e| {
+            EngineError::Storage(crate::storage::StorageError::io(
+                "opening the image directory",
+                e,
+            ))
+        })?;
         let kinds: Vec<Arc<dyn Stoppable>> = vec![
             orders.clone(),
             carts.clone(),
@@ -321,6 +330,7 @@ impl Engine {
                 promotions: PromotionHandle(promotions),
                 book,
                 settings_lock: tokio::sync::Mutex::new(()),
+                media,
                 kinds,
                 credentials,
                 token_secret,

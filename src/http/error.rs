@@ -74,6 +74,7 @@ codes! {
     PromotionUnknown => "promotion_unknown", UNPROCESSABLE_ENTITY, "No such promotion code";
     PromotionExpired => "promotion_expired", UNPROCESSABLE_ENTITY, "The promotion code is not valid now";
     PromotionNotApplicable => "promotion_not_applicable", UNPROCESSABLE_ENTITY, "The promotion code does not apply to this cart";
+    UnsupportedImage => "unsupported_image", UNSUPPORTED_MEDIA_TYPE, "Only JPEG, PNG and WebP images are accepted";
     ShippingMethodRequired => "shipping_method_required", UNPROCESSABLE_ENTITY, "Choose a shipping method";
     ShippingMethodNotApplicable => "shipping_method_not_applicable", UNPROCESSABLE_ENTITY, "The shipping method does not apply to this cart and address";
     Internal => "internal", INTERNAL_SERVER_ERROR, "Internal server error";
@@ -170,6 +171,23 @@ impl From<EngineError> for ApiError {
                 ApiError::new(Code::PromotionLimitReached, detail)
             }
             EngineError::PromotionUnknown => ApiError::new(Code::PromotionUnknown, detail),
+            EngineError::Image(crate::media::ImageError::Unsupported) => {
+                ApiError::new(Code::UnsupportedImage, detail)
+            }
+            EngineError::Image(crate::media::ImageError::TooLarge) => {
+                ApiError::new(Code::PayloadTooLarge, detail)
+            }
+            EngineError::Image(
+                crate::media::ImageError::TooManyPixels { .. }
+                | crate::media::ImageError::Undecodable(_),
+            ) => ApiError::new(Code::ValidationFailed, detail).with("field", "image"),
+            EngineError::Image(crate::media::ImageError::Io(_)) => {
+                tracing::error!(error = %e, "image storage failed");
+                ApiError::new(
+                    Code::Internal,
+                    "an internal error occurred; it has been logged",
+                )
+            }
             EngineError::PromotionExpired(_) => ApiError::new(Code::PromotionExpired, detail),
             EngineError::PromotionNotApplicable(_) => {
                 ApiError::new(Code::PromotionNotApplicable, detail)

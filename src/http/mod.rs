@@ -9,12 +9,14 @@
 //! Architecture invariant: no business rule lives here; handlers call one engine method.
 
 pub mod auth;
+pub mod caching;
 pub mod carts;
 pub mod customers;
 pub mod error;
 pub mod events;
 pub mod extract;
 pub mod health;
+pub mod images;
 pub mod inventory;
 pub mod limits;
 pub mod metrics;
@@ -112,13 +114,18 @@ fn api_router(options: &HttpOptions, admin_token: Arc<str>) -> OpenApiRouter<App
         .merge(customers::admin_router())
         .merge(promotions::admin_router())
         .merge(pricing::admin_router())
+        .merge(images::admin_router())
         .route_layer(axum::middleware::from_fn_with_state(
             admin_token,
             auth::require_admin,
         ));
-    let shopper = OpenApiRouter::new()
+    // Catalog reads are the same for everyone: tagged and cacheable.
+    let catalog = OpenApiRouter::new()
         .merge(products::router())
         .merge(search::router())
+        .route_layer(axum::middleware::from_fn(caching::public_json));
+    let shopper = OpenApiRouter::new()
+        .merge(catalog)
         .merge(carts::router())
         .merge(customers::router())
         .merge(orders::router())
@@ -147,6 +154,7 @@ fn api_router(options: &HttpOptions, admin_token: Arc<str>) -> OpenApiRouter<App
     };
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(health::router())
+        .merge(images::files_router())
         .merge(metrics)
         .merge(api)
 }

@@ -13,6 +13,7 @@ mod customers;
 mod disk_full;
 mod events;
 mod hardening;
+mod images;
 mod lifecycle;
 mod metrics;
 mod model;

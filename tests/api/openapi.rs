@@ -84,6 +84,9 @@ const ISSUE_ROUTES: &[(&str, &str)] = &[
     ("PUT", "/api/v1/admin/shipping"),
     ("GET", "/api/v1/admin/tax"),
     ("PUT", "/api/v1/admin/tax"),
+    // Issue 19: product images.
+    ("POST", "/api/v1/admin/products/{sku}/images"),
+    ("DELETE", "/api/v1/admin/products/{sku}/images/{hash}"),
 ];
 
 fn document_routes(doc: &Value) -> BTreeSet<(String, String)> {
@@ -241,7 +244,8 @@ async fn schemathesis_with_every_check_finds_the_server_and_its_document_in_agre
     // shipping zones (a country in two zones) and tax tables (two rates for one place); a
     // promotion code the fuzzer makes up does not exist (`422 promotion_unknown`); a
     // partial refund may ask for more than is left, a cart's details may name an address
-    // the server's field rules refuse. The fuzzing customer's session goes to
+    // the server's field rules refuse; an upload's bytes are an image only if their
+    // first bytes say so (`415`), and then must decode (`422`). The fuzzing customer's session goes to
     // the `/customers/me` routes but not to their DELETEs (erasing the account would end
     // it for the rest of the run). For these operations a schema-valid
     // request may also be refused with 422. Everything else must be accepted exactly
@@ -251,6 +255,11 @@ async fn schemathesis_with_every_check_finds_the_server_and_its_document_in_agre
         st_dir.path().join("schemathesis.toml"),
         format!(
             r#"
+[[operations]]
+include-path-regex = "^/api/v1/admin/products/[^/]+/images$"
+headers = {{ Authorization = "Bearer {BINARY_TOKEN}" }}
+checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "413", "415", "422", "429", "5xx"]
+
 [[operations]]
 include-path = "/api/v1/carts/{{id}}/checkout"
 include-method = "POST"
