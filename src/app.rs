@@ -84,6 +84,14 @@ impl Application {
                 products = report.imported,
                 "loaded the built-in demo catalog (start with --no-demo to skip it)"
             );
+            // Its pictures are drawn in the background: the shop is ready without them.
+            let painter = engine.clone();
+            tokio::spawn(async move {
+                match crate::demo::paint(&painter, crate::demo::items()).await {
+                    Ok(n) => tracing::info!(pictures = n, "drew the demo catalog's pictures"),
+                    Err(e) => tracing::warn!(error = %e, "the demo pictures were not all drawn"),
+                }
+            });
         }
         // Ready means searchable too: the first search must see the catalog.
         engine.search_flush().await?;

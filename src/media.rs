@@ -283,8 +283,9 @@ impl MediaStore {
     }
 
     /// Checks and stores an upload; durable when this returns. The variants are made in
-    /// the background. The same bytes again are the same image (nothing is rewritten).
-    pub async fn ingest(&self, bytes: Vec<u8>) -> Result<StoredImage, ImageError> {
+    /// the background if `eager`, else on their first request. The same bytes again are
+    /// the same image (nothing is rewritten).
+    pub async fn ingest(&self, bytes: Vec<u8>, eager: bool) -> Result<StoredImage, ImageError> {
         let store = self.clone();
         let stored = tokio::task::spawn_blocking(move || -> Result<_, ImageError> {
             let image = inspect(&bytes)?;
@@ -296,6 +297,9 @@ impl MediaStore {
         })
         .await
         .map_err(|e| ImageError::Io(Arc::new(std::io::Error::other(e))))??;
+        if !eager {
+            return Ok(stored);
+        }
         let (store, image) = (self.clone(), stored.clone());
         tokio::spawn(async move {
             for width in VARIANT_WIDTHS {

@@ -14,11 +14,30 @@ impl Engine {
         sku: &str,
         bytes: Vec<u8>,
     ) -> Result<super::ProductView, EngineError> {
+        self.add_image(sku, bytes, true).await
+    }
+
+    /// [`Engine::add_product_image`], its variants made on their first request rather
+    /// than now (the demo's pictures: a shop starting up need not resize 226 of them).
+    pub async fn add_product_image_lazily(
+        &self,
+        sku: &str,
+        bytes: Vec<u8>,
+    ) -> Result<super::ProductView, EngineError> {
+        self.add_image(sku, bytes, false).await
+    }
+
+    async fn add_image(
+        &self,
+        sku: &str,
+        bytes: Vec<u8>,
+        eager: bool,
+    ) -> Result<super::ProductView, EngineError> {
         let sku = Sku::parse(sku).map_err(|_| EngineError::NotFound("product"))?;
         self.read_product(&sku)
             .await?
             .ok_or(EngineError::NotFound("product"))?;
-        let image = self.inner.media.ingest(bytes).await?;
+        let image = self.inner.media.ingest(bytes, eager).await?;
         let url = image.url(480);
         let (product, _) = self
             .inner

@@ -267,3 +267,37 @@ async fn an_acknowledged_upload_survives_kill_9() {
     assert_eq!(img.width(), 480);
     server.kill9();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_products_get_pictures_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open_engine(dir.path(), |_| {}).await;
+    let items: Vec<_> = emporium::demo::items().into_iter().take(3).collect();
+    engine.import_products(items.clone(), |_| {}).await.unwrap();
+    assert_eq!(
+        emporium::demo::paint(&engine, items.clone()).await.unwrap(),
+        3
+    );
+    // Painted once: a second run finds them done.
+    assert_eq!(
+        emporium::demo::paint(&engine, items.clone()).await.unwrap(),
+        0
+    );
+    let mut seen = std::collections::BTreeSet::new();
+    for (_, item) in items {
+        let sku = item.unwrap().sku.to_string();
+        let product = engine.product(&sku).await.unwrap().product;
+        assert_eq!(product.images.len(), 1, "{sku}");
+        let (hash, width, kind) =
+            emporium::media::parse_variant(product.images[0].trim_start_matches("/images/"))
+                .unwrap();
+        assert_eq!(width, 480);
+        // Made on the first request.
+        let bytes = engine.image_file(hash, 160, kind).await.unwrap().unwrap();
+        let img = image::load_from_memory(&bytes).unwrap();
+        assert_eq!((img.width(), img.height()), (160, 120));
+        seen.insert(hash.to_owned());
+    }
+    assert_eq!(seen.len(), 3, "each product its own picture");
+    engine.shutdown().await.unwrap();
+}
