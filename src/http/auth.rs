@@ -73,18 +73,20 @@ fn session_token(parts: &axum::http::request::Parts) -> Option<String> {
                 .or_else(|| v.strip_prefix("bearer "))
         })
         .map(|t| t.trim().to_owned());
-    bearer.or_else(|| {
-        parts
-            .headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .find_map(|c| {
-                let (name, value) = c.trim().split_once('=')?;
-                (name == SESSION_COOKIE).then(|| value.trim().to_owned())
-            })
-    })
+    bearer.or_else(|| cookie(&parts.headers, SESSION_COOKIE))
+}
+
+/// The value of cookie `name` in a request's headers.
+pub(crate) fn cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| {
+            let (n, value) = c.trim().split_once('=')?;
+            (n == name).then(|| value.trim().to_owned())
+        })
 }
 
 /// A signed-in customer, required: a request without a valid session is `401`.

@@ -27,6 +27,7 @@ pub mod pricing;
 pub mod products;
 pub mod promotions;
 pub mod search;
+pub mod shop;
 pub mod wire;
 
 use std::future::Future;
@@ -155,8 +156,23 @@ fn api_router(options: &HttpOptions, admin_token: Arc<str>) -> OpenApiRouter<App
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(health::router())
         .merge(images::files_router())
+        .merge(shop::router())
         .merge(metrics)
         .merge(api)
+}
+
+/// An unknown path: a problem+json 404 under the API (and for machines), an HTML page for
+/// people.
+async fn fallback(
+    axum::extract::State(s): axum::extract::State<AppState>,
+    uri: axum::http::Uri,
+) -> axum::response::Response {
+    let path = uri.path();
+    if path.starts_with("/api/") || path == "/metrics" || path.starts_with("/images/") {
+        ApiError::no_route().into_response()
+    } else {
+        shop::not_found(axum::extract::State(s)).await
+    }
 }
 
 /// Builds the application router.
@@ -164,7 +180,7 @@ pub fn app(state: AppState, options: &HttpOptions) -> Router {
     metrics::handle();
     let (routes, doc) = api_router(options, state.admin_token.clone()).split_for_parts();
     openapi::publish(doc, &state.engine.config().currency);
-    let router = routes.fallback(|| async { ApiError::no_route() });
+    let router = routes.fallback(fallback);
     let router = if options.metrics {
         router.route_layer(axum::middleware::from_fn(metrics::track))
     } else {

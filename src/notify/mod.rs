@@ -49,7 +49,7 @@ pub struct NotifyConfig {
 pub const SUBSCRIBER: &str = "notifier";
 
 /// Short display form of an order id: `0123-4567`.
-fn order_number(id: &str) -> String {
+pub(crate) fn order_number(id: &str) -> String {
     let head: String = id.chars().take(8).collect();
     match head.len() {
         8 => format!("{}-{}", &head[..4], &head[4..]),

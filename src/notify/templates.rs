@@ -90,7 +90,7 @@ pub fn default_template(name: &str) -> Option<Template> {
 }
 
 /// `12345, "USD"` → `"123.45 USD"`.
-fn money(minor: i64, currency: String) -> String {
+pub(crate) fn money(minor: i64, currency: String) -> String {
     let sign = if minor < 0 { "-" } else { "" };
     let m = minor.unsigned_abs();
     format!("{sign}{}.{:02} {currency}", m / 100, m % 100)

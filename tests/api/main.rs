@@ -24,3 +24,4 @@ mod promotions;
 mod recommend;
 mod search;
 mod spans;
+mod storefront;

@@ -1,0 +1,441 @@
+//! The storefront: pages as a person gets them. Escaping, security headers, caching and
+//! CSRF over plain HTTP; then a shopper in headless Chromium (Debian's package, driven by
+//! Selenium) who finds a product with a typo, buys it and sees the confirmation — with and
+//! without JavaScript — with a screenshot of every page and axe-core run on each.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+/// `name=value` of the `Set-Cookie` headers of a response, joined for a `Cookie` header.
+fn cookies(res: &reqwest::Response) -> Vec<String> {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap().to_owned())
+        .collect()
+}
+
+/// The value of the hidden `csrf` field of a page.
+fn csrf_of(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    html[at..at + 32].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_escape_what_they_show_and_carry_their_security_headers() {
+    let app = spawn_app().await;
+    let r = app
+        .send(
+            app.admin(app.client.post(app.url("/api/v1/admin/products")))
+                .json(
+                    &json!({"sku": "XSS-1", "name": "<script>alert('x')</script> Helmet",
+                              "description": "<img src=x onerror=alert(1)>", "price": 100,
+                              "category": "Evil/<b>Bold</b>"}),
+                ),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let res = app.client.get(app.url("/p/XSS-1")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let h = res.headers().clone();
+    assert_eq!(h["content-type"], "text/html; charset=utf-8");
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(
+        h["cache-control"], "private, no-store",
+        "a page with a form token"
+    );
+    let html = res.text().await.unwrap();
+    assert!(!html.contains("<script>alert"), "the name ran as a script");
+    assert!(
+        html.contains("&lt;script&gt;alert("),
+        "the name is shown as text"
+    );
+    assert!(!html.contains("<img src=x"), "the description made markup");
+    assert!(!html.contains("<b>Bold</b>"));
+    assert!(
+        !html.contains("style="),
+        "no inline styles (the policy forbids them)"
+    );
+    // Listings are the same for everyone: public, tagged.
+    let res = app
+        .client
+        .get(app.url("/search?q=helmet"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["cache-control"], "public, max-age=60");
+    let tag = res.headers()["etag"].to_str().unwrap().to_owned();
+    assert!(res.headers().get("set-cookie").is_none());
+    let again = app
+        .client
+        .get(app.url("/search?q=helmet"))
+        .header("if-none-match", &tag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+    // Unknown paths: a page for people, problem+json under the API.
+    let res = app
+        .client
+        .get(app.url("/no/such/page"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    assert_eq!(res.headers()["content-type"], "text/html; charset=utf-8");
+    assert!(res.text().await.unwrap().contains("<h1>Not found</h1>"));
+    let api = app.get("/api/v1/nothing").await;
+    assert_eq!(
+        (api.status, api.content_type.as_str()),
+        (404, "application/problem+json")
+    );
+    let missing = app.client.get(app.url("/p/NOPE-1")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    assert!(missing.text().await.unwrap().contains("Not found"));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forms_need_their_token_and_a_double_submitted_checkout_places_one_order() {
+    let app = spawn_app_with(|h| h.secure_cookies = false).await;
+    app.create_product("HELM-1", 2500, 5).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = client.get(app.url("/p/HELM-1")).send().await.unwrap();
+    let mut jar = cookies(&page);
+    assert!(jar[0].starts_with("emporium_csrf="), "{jar:?}");
+    let token = csrf_of(&page.text().await.unwrap());
+    let post = |path: &str, jar: &[String], form: &[(&str, &str)]| {
+        client
+            .post(app.url(path))
+            .header("cookie", jar.join("; "))
+            .form(form)
+            .send()
+    };
+    // Without the token, with another one, without the cookie: refused, nothing added.
+    for (jar, form) in [
+        (jar.clone(), vec![("sku", "HELM-1"), ("quantity", "1")]),
+        (
+            jar.clone(),
+            vec![
+                ("sku", "HELM-1"),
+                ("quantity", "1"),
+                ("csrf", "0123456789abcdef0123456789abcdef"),
+            ],
+        ),
+        (
+            vec![],
+            vec![
+                ("sku", "HELM-1"),
+                ("quantity", "1"),
+                ("csrf", token.as_str()),
+            ],
+        ),
+    ] {
+        let r = post("/cart/items", &jar, &form).await.unwrap();
+        assert_eq!(r.status(), 403);
+        assert!(cookies(&r).iter().all(|c| !c.starts_with("emporium_cart")));
+    }
+    let r = post(
+        "/cart/items",
+        &jar,
+        &[("sku", "HELM-1"), ("quantity", "2"), ("csrf", &token)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/cart");
+    jar.extend(cookies(&r));
+    let cart = client
+        .get(app.url("/cart"))
+        .header("cookie", jar.join("; "))
+        .send()
+        .await
+        .unwrap();
+    let html = cart.text().await.unwrap();
+    assert!(
+        html.contains("Product HELM-1") && html.contains("50.00 USD"),
+        "{html}"
+    );
+    // A refused change says why on the page.
+    let r = post(
+        "/cart/promotion",
+        &jar,
+        &[("code", "NOPE"), ("csrf", &token)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 422);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("The code NOPE cannot be used")
+    );
+    // The checkout form carries its own key: submitted twice, one order.
+    let form = client
+        .get(app.url("/checkout"))
+        .header("cookie", jar.join("; "))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let at = form.find("name=\"key\" value=\"").unwrap() + 18;
+    let key = form[at..at + 32].to_owned();
+    let fields = [
+        ("csrf", token.as_str()),
+        ("key", key.as_str()),
+        ("email", "ada@example.com"),
+        ("name", "Ada"),
+        ("line1", "1 Orbit Way"),
+        ("city", "Base"),
+        ("postal_code", "1"),
+        ("country", "US"),
+        ("payment_token", "tok_visa"),
+    ];
+    let first = post("/checkout", &jar, &fields).await.unwrap();
+    let second = post("/checkout", &jar, &fields).await.unwrap();
+    assert_eq!(first.status(), 303);
+    assert_eq!(
+        first.headers()["location"],
+        second.headers()["location"],
+        "the same order"
+    );
+    let orders = app.admin_get("/api/v1/admin/orders?status=paid").await;
+    assert_eq!(orders.body["items"].as_array().unwrap().len(), 1);
+    let location = first.headers()["location"].to_str().unwrap().to_owned();
+    let confirmation = client
+        .get(app.url(&location))
+        .header("cookie", jar.join("; "))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        cookies(&confirmation).iter().any(|c| c == "emporium_cart="),
+        "the finished cart is forgotten"
+    );
+    assert!(confirmation.text().await.unwrap().contains("Thank you!"));
+    app.stop().await;
+}
+
+/// Installs what the browser test needs when it is missing: Chromium and its driver
+/// (Debian), Selenium (PyPI), axe-core (npm, into `dir`). Returns the path of axe.
+fn ensure_browser(dir: &Path) -> PathBuf {
+    let ok = |cmd: &str, args: &[&str]| {
+        std::process::Command::new(cmd)
+            .args(args)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !Path::new("/usr/bin/chromium").exists() || !Path::new("/usr/bin/chromedriver").exists() {
+        let installed = ok(
+            "apt-get",
+            &[
+                "install",
+                "-y",
+                "-q",
+                "--no-install-recommends",
+                "chromium",
+                "chromium-driver",
+            ],
+        ) || (ok("apt-get", &["update", "-q"])
+            && ok(
+                "apt-get",
+                &[
+                    "install",
+                    "-y",
+                    "-q",
+                    "--no-install-recommends",
+                    "chromium",
+                    "chromium-driver",
+                ],
+            ));
+        assert!(
+            installed,
+            "this test needs Debian's chromium and chromium-driver"
+        );
+    }
+    if !ok("python3", &["-c", "import selenium"]) {
+        assert!(
+            ok(
+                "python3",
+                &["-m", "pip", "install", "--quiet", "--user", SELENIUM]
+            ) || ok("python3", &["-m", "pip", "install", "--quiet", SELENIUM]),
+            "this test needs {SELENIUM}"
+        );
+    }
+    let axe = dir.join("node_modules/axe-core/axe.min.js");
+    if !axe.exists() {
+        assert!(
+            std::process::Command::new("npm")
+                .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
+                .arg(dir)
+                .arg(AXE)
+                .status()
+                .is_ok_and(|s| s.success()),
+            "this test needs {AXE} from npm"
+        );
+    }
+    axe
+}
+
+/// The versions `.ci/run` installs too.
+const SELENIUM: &str = "selenium==4.27.1";
+const AXE: &str = "axe-core@4.10.2";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shopper_buys_in_a_real_browser_with_and_without_javascript() {
+    let tools = std::env::temp_dir().join("emporium-browser-tools");
+    std::fs::create_dir_all(&tools).unwrap();
+    let axe = tokio::task::spawn_blocking({
+        let tools = tools.clone();
+        move || ensure_browser(&tools)
+    })
+    .await
+    .unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let server = start_binary(&data, &["--insecure-cookies"]).await;
+    let client = reqwest::Client::new();
+    for (sku, name) in [
+        ("HELM-1", "Aurora EVA Helmet"),
+        ("SUIT-1", "Kepler Pressure Suit"),
+    ] {
+        server
+            .stock_product(BINARY_TOKEN, sku, name, 249_900, 10)
+            .await;
+        let picture = emporium::demo::art::picture(sku, "Space Suits");
+        let r = client
+            .post(format!(
+                "{}/api/v1/admin/products/{sku}/images",
+                server.base
+            ))
+            .bearer_auth(BINARY_TOKEN)
+            .body(picture)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    // Searchable within a second of the write.
+    let searchable = eventually(Duration::from_secs(10), || {
+        let (client, base) = (client.clone(), server.base.clone());
+        async move {
+            let r: Value = client
+                .get(format!("{base}/api/v1/products?q=helmet"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            r["total"].as_u64() >= Some(1)
+        }
+    })
+    .await;
+    assert!(searchable);
+    // Screenshots are kept as artifacts of the test run.
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("storefront-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    for mode in ["js", "nojs"] {
+        let out = tokio::task::spawn_blocking({
+            let (base, shots, axe) = (server.base.clone(), shots.clone(), axe.clone());
+            move || {
+                std::process::Command::new("python3")
+                    .arg(concat!(
+                        env!("CARGO_MANIFEST_DIR"),
+                        "/tests/browser/shop_flow.py"
+                    ))
+                    .arg(&base)
+                    .arg(&shots)
+                    .arg(&axe)
+                    .arg(mode)
+                    // A typo the search forgives.
+                    .arg("helmte")
+                    .output()
+                    .unwrap()
+            }
+        })
+        .await
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{mode}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        let pages: Vec<&str> = report["pages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            pages,
+            [
+                "home",
+                "search",
+                "product",
+                "cart",
+                "checkout",
+                "confirmation",
+                "not-found"
+            ]
+        );
+        assert!(
+            report["order_heading"]
+                .as_str()
+                .unwrap()
+                .starts_with("Thank you! Order"),
+            "{report}"
+        );
+        assert_eq!(report["not_found_heading"], "Not found");
+        if mode == "js" {
+            for (page, violations) in report["violations"].as_object().unwrap() {
+                assert_eq!(
+                    violations,
+                    &json!([]),
+                    "serious accessibility violations on {page}"
+                );
+            }
+        }
+        for page in pages {
+            assert!(shots.join(format!("{mode}-{page}.png")).exists());
+        }
+    }
+    // Two orders, two receipts in the outbox.
+    let outbox = data.join("outbox");
+    let receipts = eventually(Duration::from_secs(10), || {
+        let n = std::fs::read_dir(&outbox)
+            .map(|d| {
+                d.filter(|e| {
+                    e.as_ref().is_ok_and(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .starts_with("order_confirmation")
+                    })
+                })
+                .count()
+            })
+            .unwrap_or(0);
+        async move { n == 2 }
+    })
+    .await;
+    assert!(receipts, "a receipt for each order");
+    server.kill9();
+}
