@@ -75,6 +75,12 @@ async fn pages_escape_what_they_show_and_carry_their_security_headers() {
         .unwrap();
     assert_eq!(res.headers()["cache-control"], "public, max-age=60");
     let tag = res.headers()["etag"].to_str().unwrap().to_owned();
+    let category = app.client.get(app.url("/c/Evil")).send().await.unwrap();
+    let category = category.text().await.unwrap();
+    assert!(
+        !category.contains("None"),
+        "a missing value shows as nothing"
+    );
     assert!(res.headers().get("set-cookie").is_none());
     let again = app
         .client
@@ -107,7 +113,7 @@ async fn pages_escape_what_they_show_and_carry_their_security_headers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forms_need_their_token_and_a_double_submitted_checkout_places_one_order() {
-    let app = spawn_app_with(|h| h.secure_cookies = false).await;
+    let app = spawn_app().await;
     app.create_product("HELM-1", 2500, 5).await;
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -116,6 +122,19 @@ async fn forms_need_their_token_and_a_double_submitted_checkout_places_one_order
     let page = client.get(app.url("/p/HELM-1")).send().await.unwrap();
     let mut jar = cookies(&page);
     assert!(jar[0].starts_with("emporium_csrf="), "{jar:?}");
+    let raw = page.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        raw.contains("HttpOnly") && raw.contains("SameSite=Lax") && !raw.contains("Secure"),
+        "on loopback: {raw}"
+    );
+    let elsewhere = client
+        .get(app.url("/p/HELM-1"))
+        .header("host", "shop.example.com")
+        .send()
+        .await
+        .unwrap();
+    let raw = elsewhere.headers()["set-cookie"].to_str().unwrap();
+    assert!(raw.contains("; Secure"), "for a real host: {raw}");
     let token = csrf_of(&page.text().await.unwrap());
     let post = |path: &str, jar: &[String], form: &[(&str, &str)]| {
         client
@@ -169,6 +188,7 @@ async fn forms_need_their_token_and_a_double_submitted_checkout_places_one_order
         html.contains("Product HELM-1") && html.contains("50.00 USD"),
         "{html}"
     );
+    assert!(!html.contains("None"), "a missing value shows as nothing");
     // A refused change says why on the page.
     let r = post(
         "/cart/promotion",
@@ -309,7 +329,8 @@ async fn a_shopper_buys_in_a_real_browser_with_and_without_javascript() {
     .unwrap();
     let root = tempfile::tempdir().unwrap();
     let data = root.path().join("data");
-    let server = start_binary(&data, &["--insecure-cookies"]).await;
+    // Default flags: the shop's cookies work over plain HTTP on loopback.
+    let server = start_binary(&data, &[]).await;
     let client = reqwest::Client::new();
     for (sku, name) in [
         ("HELM-1", "Aurora EVA Helmet"),

@@ -384,6 +384,22 @@ fn csrf_token(headers: &HeaderMap) -> (String, bool) {
     }
 }
 
+/// Whether the shop's cookies get `Secure`: yes (unless `--insecure-cookies`), except for a
+/// page asked of a loopback host (`localhost`, `127.0.0.1`, `[::1]`), which a browser
+/// reaches over plain HTTP on the shopper's own machine — the first command of the
+/// README opens such a shop.
+fn secure_cookies(s: &AppState, headers: &HeaderMap) -> bool {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let name = match host.rsplit_once(':') {
+        Some((n, port)) if port.bytes().all(|b| b.is_ascii_digit()) => n,
+        _ => host,
+    };
+    s.secure_cookies && !matches!(name, "localhost" | "127.0.0.1" | "[::1]")
+}
+
 fn set_cookie(r: &mut Response, name: &str, value: &str, secure: bool) {
     let secure = if secure { "; Secure" } else { "" };
     let c = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax{secure}");
@@ -411,7 +427,7 @@ fn private_page_with(
     }
     let mut r = render(s, status, name, ctx.take(), true);
     if new {
-        set_cookie(&mut r, CSRF_COOKIE, &token, s.secure_cookies);
+        set_cookie(&mut r, CSRF_COOKIE, &token, secure_cookies(s, headers));
     }
     r
 }
@@ -553,7 +569,7 @@ async fn add_item(
     }
     let mut r = see_other("/cart");
     if new {
-        set_cookie(&mut r, CART_COOKIE, &cart_id, s.secure_cookies);
+        set_cookie(&mut r, CART_COOKIE, &cart_id, secure_cookies(&s, &headers));
     }
     r
 }
