@@ -124,7 +124,7 @@ async fn main() {
             let mut i = c as usize * 7;
             while Instant::now() < deadline {
                 i += 1;
-                let (path, h) = if i % 2 == 0 {
+                let (path, h) = if i.is_multiple_of(2) {
                     (format!("/p/{}", skus[i % skus.len()]), &mut product)
                 } else {
                     let c = &categories[i % categories.len()];

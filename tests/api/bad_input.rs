@@ -157,11 +157,14 @@ async fn unknown_things_are_not_found() {
         "/api/v1/products/bad%20sku",
         "/api/v1/inventory/NOPE",
         "/api/v1/nothing-here",
-        "/",
+        "/api/v1/",
     ];
     for path in cases {
         assert_problem(&app.get(path).await, 404, "not_found");
     }
+    // `/` is the shop (issue 19); an unknown page is an HTML 404 (tests/api/storefront.rs).
+    let home = app.client.get(app.url("/")).send().await.unwrap();
+    assert_eq!(home.status(), 200);
     let r = app
         .post_json(
             "/api/v1/carts/0123456789abcdef0123456789abcdef/items",

@@ -415,6 +415,8 @@ async fn a_shopper_buys_in_a_real_browser_with_and_without_javascript() {
                 "cart",
                 "checkout",
                 "confirmation",
+                "sign-in",
+                "account",
                 "not-found"
             ]
         );
@@ -426,6 +428,7 @@ async fn a_shopper_buys_in_a_real_browser_with_and_without_javascript() {
             "{report}"
         );
         assert_eq!(report["not_found_heading"], "Not found");
+        assert_eq!(report["account_heading"], "Hello, Ada");
         if mode == "js" {
             for (page, violations) in report["violations"].as_object().unwrap() {
                 assert_eq!(
@@ -459,4 +462,129 @@ async fn a_shopper_buys_in_a_real_browser_with_and_without_javascript() {
     .await;
     assert!(receipts, "a receipt for each order");
     server.kill9();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_up_shopper_keeps_the_cart_and_finds_the_order_in_the_account() {
+    let app = spawn_app().await;
+    app.create_product("HELM-1", 2500, 5).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = client.get(app.url("/p/HELM-1")).send().await.unwrap();
+    let mut jar = cookies(&page);
+    let token = csrf_of(&page.text().await.unwrap());
+    let post = |path: &str, jar: &[String], form: &[(&str, &str)]| {
+        client
+            .post(app.url(path))
+            .header("cookie", jar.join("; "))
+            .form(form)
+            .send()
+    };
+    let r = post(
+        "/cart/items",
+        &jar,
+        &[("sku", "HELM-1"), ("quantity", "1"), ("csrf", &token)],
+    )
+    .await
+    .unwrap();
+    jar.extend(cookies(&r));
+    // Signing up signs in and attaches the guest cart.
+    let r = post(
+        "/account/sign-up",
+        &jar,
+        &[
+            ("csrf", &token),
+            ("name", "Ada"),
+            ("email", "ada@example.com"),
+            ("password", "correct horse battery"),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/account");
+    let session: Vec<String> = cookies(&r);
+    assert!(session[0].starts_with("emporium_session="), "{session:?}");
+    jar.extend(session);
+    let form = client
+        .get(app.url("/checkout"))
+        .header("cookie", jar.join("; "))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let at = form.find("name=\"key\" value=\"").unwrap() + 18;
+    let key = form[at..at + 32].to_owned();
+    let r = post(
+        "/checkout",
+        &jar,
+        &[
+            ("csrf", &token),
+            ("key", &key),
+            ("email", "ada@example.com"),
+            ("name", "Ada"),
+            ("line1", "1 Orbit Way"),
+            ("city", "Base"),
+            ("postal_code", "1"),
+            ("country", "US"),
+            ("payment_token", "tok_visa"),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 303, "{:?}", r.text().await);
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let account = client
+        .get(app.url("/account"))
+        .header("cookie", jar.join("; "))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let order_path = location.split('?').next().unwrap();
+    assert!(
+        account.contains(order_path),
+        "the order is in the history: {account}"
+    );
+    // The order is the account's: a guest with its link gets a 404 page.
+    let stranger = client.get(app.url(&location)).send().await.unwrap();
+    assert_eq!(stranger.status(), 404);
+    // A wrong password says so on the page, without saying which part is wrong.
+    let r = post(
+        "/account/sign-in",
+        &[jar[0].clone()],
+        &[
+            ("csrf", &token),
+            ("email", "ada@example.com"),
+            ("password", "wrong password!"),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("the email or the password is wrong")
+    );
+    // Signing out ends the session.
+    let r = post("/account/sign-out", &jar, &[("csrf", &token)])
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let after = client
+        .get(app.url("/account"))
+        .header("cookie", jar.join("; "))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.headers()["location"], "/account/sign-in");
+    app.stop().await;
 }

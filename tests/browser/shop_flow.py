@@ -72,6 +72,16 @@ try:
     wait.until(lambda d: "/orders/" in d.current_url)
     check("confirmation")
     report["order_heading"] = driver.find_element(By.TAG_NAME, "h1").text
+    driver.get(base + "/account")
+    wait.until(lambda d: d.current_url.endswith("/account/sign-in"))
+    check("sign-in")
+    driver.find_element(By.ID, "up-name").send_keys("Ada")
+    driver.find_element(By.ID, "up-email").send_keys(f"ada-{mode}@example.com")
+    driver.find_element(By.ID, "up-password").send_keys("correct horse battery")
+    driver.find_element(By.CSS_SELECTOR, "form[action='/account/sign-up'] button").click()
+    wait.until(lambda d: d.current_url.endswith("/account"))
+    check("account")
+    report["account_heading"] = driver.find_element(By.TAG_NAME, "h1").text
     driver.get(base + "/no/such/page")
     check("not-found")
     report["not_found_heading"] = driver.find_element(By.TAG_NAME, "h1").text

@@ -43,6 +43,8 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("checkout.html", include_str!("templates/checkout.html")),
     ("order.html", include_str!("templates/order.html")),
     ("error.html", include_str!("templates/error.html")),
+    ("sign_in.html", include_str!("templates/sign_in.html")),
+    ("account.html", include_str!("templates/account.html")),
 ];
 
 const CSS: &str = include_str!("assets/shop.css");
@@ -68,6 +70,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .route("/cart/promotion/remove", post(remove_code))
         .route("/checkout", get(checkout_page).post(checkout))
         .route("/orders/{id}", get(order_page))
+        .route("/account", get(account))
+        .route("/account/sign-in", get(sign_in_page).post(sign_in))
+        .route("/account/sign-up", post(sign_up))
+        .route("/account/sign-out", post(sign_out))
+        .route("/account/addresses", post(add_address))
         .route(
             "/assets/shop.css",
             get(|| asset(CSS, "text/css; charset=utf-8")),
@@ -422,12 +429,24 @@ fn private_page_with(
     ctx: &mut Value,
 ) -> Response {
     let (token, new) = csrf_token(headers);
+    private_page_token(s, headers, status, name, ctx, &token, new)
+}
+
+fn private_page_token(
+    s: &AppState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    name: &str,
+    ctx: &mut Value,
+    token: &str,
+    new: bool,
+) -> Response {
     if let Value::Object(m) = ctx {
         m.insert("csrf".into(), json!(token));
     }
     let mut r = render(s, status, name, ctx.take(), true);
     if new {
-        set_cookie(&mut r, CSRF_COOKIE, &token, secure_cookies(s, headers));
+        set_cookie(&mut r, CSRF_COOKIE, token, secure_cookies(s, headers));
     }
     r
 }
@@ -450,7 +469,8 @@ fn forbidden(s: &AppState) -> Response {
     )
 }
 
-/// `GET /p/{sku}`.
+/// `GET /p/{sku}`. The view goes to the recommender under the browser's id (its CSRF
+/// token, which no other browser has), for "viewed together".
 async fn product(
     State(s): State<AppState>,
     Path(sku): Path<String>,
@@ -460,6 +480,8 @@ async fn product(
         Ok(v) => v,
         Err(e) => return failed(&s, e),
     };
+    let (browser, new) = csrf_token(&headers);
+    s.engine.record_view(&browser, view.product.sku.as_str());
     let recs = s.engine.recommendations(&sku, 4).await.ok();
     let p = &view.product;
     let images: Vec<Value> = p
@@ -473,23 +495,37 @@ async fn product(
             None => json!({"small": u, "medium": u, "large": u}),
         })
         .collect();
-    private_page(
+    let mut ctx = json!({
+        "p": {"sku": p.sku.as_str(), "name": p.name, "description": p.description,
+              "category": p.category, "price": p.price, "available": view.available,
+              "images": images},
+        "recommendations": recs.as_ref().map(|r| r.items.iter().map(card).collect::<Vec<_>>()),
+        "strategy": recs.as_ref().map(|r| r.strategy),
+    });
+    private_page_token(
         &s,
         &headers,
+        StatusCode::OK,
         "product.html",
-        json!({
-            "p": {"sku": p.sku.as_str(), "name": p.name, "description": p.description,
-                  "category": p.category, "price": p.price, "available": view.available,
-                  "images": images},
-            "recommendations": recs.as_ref().map(|r| r.items.iter().map(card).collect::<Vec<_>>()),
-            "strategy": recs.as_ref().map(|r| r.strategy),
-        }),
+        &mut ctx,
+        &browser,
+        new,
     )
 }
 
-/// The shopper's cart: the one in the cookie if it is still there.
+/// The signed-in customer of the session cookie, if it is a live session (a dead one is
+/// a guest here: a page can always be shown).
+async fn viewer(s: &AppState, headers: &HeaderMap) -> Option<crate::engine::Authenticated> {
+    let token = cookie(headers, super::auth::SESSION_COOKIE)?;
+    s.engine.authenticate(&token).await.ok()
+}
+
+/// The shopper's cart: the one in the cookie if it is still there and theirs (a cart an
+/// account holds is shown only to that account).
 async fn current_cart(s: &AppState, headers: &HeaderMap) -> Option<CartView> {
     let id = cookie(headers, CART_COOKIE)?;
+    let who = viewer(s, headers).await;
+    s.engine.check_cart_access(&id, who.as_ref()).await.ok()?;
     let view = s.engine.cart(&id).await.ok()?;
     // A checked-out cart is done with: the next item starts a new one.
     (view.cart.status == crate::domain::cart::CartStatus::Open).then_some(view)
@@ -710,7 +746,12 @@ async fn checkout(
         },
         shipping_method: optional("shipping_method"),
     };
-    match s.engine.checkout(&cart_id, &field("key"), &request).await {
+    let who = viewer(&s, &headers).await;
+    let placed = s
+        .engine
+        .checkout_as(&cart_id, &field("key"), &request, who.as_ref())
+        .await;
+    match placed {
         Ok(order) => see_other(&format!("/orders/{}?placed=1", order.id)),
         Err(e) => {
             let message = super::error::ApiError::from(e).detail;
@@ -742,6 +783,10 @@ async fn order_page(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
+    let who = viewer(&s, &headers).await;
+    if let Err(e) = s.engine.check_order_access(&id, who.as_ref()).await {
+        return failed(&s, e);
+    }
     let order = match s.engine.order(&id).await {
         Ok(o) => o,
         Err(e) => return failed(&s, e),
@@ -767,4 +812,196 @@ async fn order_page(
         );
     }
     r
+}
+
+/// `GET /account`: the signed-in customer's orders and addresses, or the way in.
+async fn account(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(who) = viewer(&s, &headers).await else {
+        return see_other("/account/sign-in");
+    };
+    let customer = match s.engine.customer(&who).await {
+        Ok(c) => c,
+        Err(e) => return failed(&s, e),
+    };
+    let orders = match s.engine.customer_orders(&who.customer_id, None, 20).await {
+        Ok(p) => p.items,
+        Err(e) => return failed(&s, e),
+    };
+    let orders: Vec<Value> = orders
+        .iter()
+        .map(|o| {
+            json!({"id": o.id, "number": crate::notify::order_number(&o.id),
+                   "status": o.status.as_str(), "total": o.total,
+                   "date": super::wire::rfc3339(o.created_at).get(..10).unwrap_or("").to_owned()})
+        })
+        .collect();
+    let addresses: Vec<Value> = customer
+        .addresses
+        .iter()
+        .map(|a| {
+            let a = &a.address;
+            json!({"name": a.name, "line1": a.line1, "city": a.city,
+                   "postal_code": a.postal_code, "country": a.country})
+        })
+        .collect();
+    private_page(
+        &s,
+        &headers,
+        "account.html",
+        json!({"name": customer.name, "email": customer.email, "orders": orders,
+               "addresses": addresses}),
+    )
+}
+
+/// `GET /account/sign-in`.
+async fn sign_in_page(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    if viewer(&s, &headers).await.is_some() {
+        return see_other("/account");
+    }
+    private_page(&s, &headers, "sign_in.html", json!({}))
+}
+
+fn sign_in_again(
+    s: &AppState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    message: String,
+) -> Response {
+    private_page_with(
+        s,
+        headers,
+        status,
+        "sign_in.html",
+        &mut json!({"message": message}),
+    )
+}
+
+/// Opens a session and sets its cookie; the guest cart in the cookie is attached.
+async fn open_session(
+    s: &AppState,
+    headers: &HeaderMap,
+    ip: Option<std::net::IpAddr>,
+    email: &str,
+    password: &str,
+) -> Response {
+    let cart = cookie(headers, CART_COOKIE);
+    let signed = match s.engine.sign_in(email, password, ip, cart.as_deref()).await {
+        Ok(signed) => Ok(signed),
+        // A cart that cannot be attached (gone, or another account's) is left behind.
+        Err(EngineError::NotFound(_)) => s.engine.sign_in(email, password, ip, None).await,
+        Err(e) => Err(e),
+    };
+    match signed {
+        Ok(signed) => {
+            let mut r = see_other("/account");
+            let max_age = (signed.expires_at - s.engine.now()).max(0) / 1000;
+            let secure = if secure_cookies(s, headers) {
+                "; Secure"
+            } else {
+                ""
+            };
+            let c = format!(
+                "{}={}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}",
+                super::auth::SESSION_COOKIE,
+                signed.token
+            );
+            r.headers_mut().append(
+                header::SET_COOKIE,
+                HeaderValue::from_str(&c).expect("ascii"),
+            );
+            r
+        }
+        Err(e) => {
+            let api = super::error::ApiError::from(e);
+            sign_in_again(s, headers, api.code.status(), api.detail)
+        }
+    }
+}
+
+/// `POST /account/sign-in`: `email`, `password`.
+async fn sign_in(
+    State(s): State<AppState>,
+    super::customers::ClientIp(ip): super::customers::ClientIp,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<HashMap<String, String>>,
+) -> Response {
+    if !csrf_ok(&headers, &form) {
+        return forbidden(&s);
+    }
+    let field = |k: &str| form.get(k).cloned().unwrap_or_default();
+    open_session(&s, &headers, ip, &field("email"), &field("password")).await
+}
+
+/// `POST /account/sign-up`: `email`, `password`, `name`; signed in at once.
+async fn sign_up(
+    State(s): State<AppState>,
+    super::customers::ClientIp(ip): super::customers::ClientIp,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<HashMap<String, String>>,
+) -> Response {
+    if !csrf_ok(&headers, &form) {
+        return forbidden(&s);
+    }
+    let field = |k: &str| form.get(k).cloned().unwrap_or_default();
+    let name = Some(field("name")).filter(|n| !n.trim().is_empty());
+    if let Err(e) = s
+        .engine
+        .register(&field("email"), &field("password"), name.as_deref())
+        .await
+    {
+        let api = super::error::ApiError::from(e);
+        return sign_in_again(&s, &headers, api.code.status(), api.detail);
+    }
+    open_session(&s, &headers, ip, &field("email"), &field("password")).await
+}
+
+/// `POST /account/sign-out`.
+async fn sign_out(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<HashMap<String, String>>,
+) -> Response {
+    if !csrf_ok(&headers, &form) {
+        return forbidden(&s);
+    }
+    if let Some(who) = viewer(&s, &headers).await {
+        let _ = s.engine.sign_out(&who).await;
+    }
+    let mut r = see_other("/");
+    for name in [super::auth::SESSION_COOKIE, CART_COOKIE] {
+        let c = format!("{name}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax");
+        r.headers_mut().append(
+            header::SET_COOKIE,
+            HeaderValue::from_str(&c).expect("ascii"),
+        );
+    }
+    r
+}
+
+/// `POST /account/addresses`: an address to save.
+async fn add_address(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<HashMap<String, String>>,
+) -> Response {
+    if !csrf_ok(&headers, &form) {
+        return forbidden(&s);
+    }
+    let Some(who) = viewer(&s, &headers).await else {
+        return see_other("/account/sign-in");
+    };
+    let field = |k: &str| form.get(k).cloned().unwrap_or_default();
+    let address = crate::domain::order::Address {
+        name: field("name"),
+        line1: field("line1"),
+        line2: None,
+        city: field("city"),
+        postal_code: field("postal_code"),
+        country: field("country"),
+        region: None,
+    };
+    match s.engine.add_address(&who, address).await {
+        Ok(_) => see_other("/account"),
+        Err(e) => failed(&s, e),
+    }
 }
