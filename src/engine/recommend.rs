@@ -103,6 +103,39 @@ impl Engine {
         Ok((available > 0).then_some(ProductView { product, available }))
     }
 
+    /// The best-selling products in stock, best first (at most `limit`, 1–50); too few
+    /// orders yet, and the rest are filled from the catalog (in stock, by relevance).
+    pub async fn bestsellers(&self, limit: usize) -> Result<Vec<ProductView>, EngineError> {
+        let limit = limit.clamp(1, 50);
+        let mut items: Vec<ProductView> = Vec::with_capacity(limit);
+        for s in self.inner.recommender.bestsellers(BESTSELLERS_SCANNED) {
+            if items.len() >= limit {
+                break;
+            }
+            if let Some(p) = self.in_stock_product(&s)? {
+                items.push(p);
+            }
+        }
+        if items.len() < limit {
+            let page = self
+                .search(super::SearchRequest {
+                    in_stock: Some(true),
+                    limit: Some(limit as i64),
+                    ..super::SearchRequest::default()
+                })
+                .await?;
+            for p in page.items {
+                if items.len() >= limit {
+                    break;
+                }
+                if !items.iter().any(|i| i.product.sku == p.product.sku) {
+                    items.push(p);
+                }
+            }
+        }
+        Ok(items)
+    }
+
     /// Products related to `sku`, best first: bought together (with products named like
     /// it blended in), then viewed together, then — for a product never bought with
     /// anything — products named like it ([`Recommender::related`]); slots still free are

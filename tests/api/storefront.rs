@@ -20,10 +20,16 @@ fn cookies(res: &reqwest::Response) -> Vec<String> {
         .collect()
 }
 
+/// The value (32 hex digits) of the hidden field `name` of a page.
+fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let at = html.find(&marker).expect("the field") + marker.len();
+    html[at..at + 32].to_owned()
+}
+
 /// The value of the hidden `csrf` field of a page.
 fn csrf_of(html: &str) -> String {
-    let at = html.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
-    html[at..at + 32].to_owned()
+    hidden(html, "csrf")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -214,8 +220,7 @@ async fn forms_need_their_token_and_a_double_submitted_checkout_places_one_order
         .text()
         .await
         .unwrap();
-    let at = form.find("name=\"key\" value=\"").unwrap() + 18;
-    let key = form[at..at + 32].to_owned();
+    let key = hidden(&form, "key");
     let fields = [
         ("csrf", token.as_str()),
         ("key", key.as_str()),
@@ -517,8 +522,7 @@ async fn a_signed_up_shopper_keeps_the_cart_and_finds_the_order_in_the_account()
         .text()
         .await
         .unwrap();
-    let at = form.find("name=\"key\" value=\"").unwrap() + 18;
-    let key = form[at..at + 32].to_owned();
+    let key = hidden(&form, "key");
     let r = post(
         "/checkout",
         &jar,
@@ -586,5 +590,51 @@ async fn a_signed_up_shopper_keeps_the_cart_and_finds_the_order_in_the_account()
         .await
         .unwrap();
     assert_eq!(after.headers()["location"], "/account/sign-in");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_home_page_shows_what_sells_first() {
+    let app = spawn_app().await;
+    for sku in ["A-1", "B-1", "C-1"] {
+        app.create_product(sku, 1000, 50).await;
+    }
+    for _ in 0..2 {
+        let cart = app.cart_with("C-1", 1).await;
+        let r = crate::checkout::checkout(
+            &app,
+            &cart,
+            Some("k"),
+            &crate::checkout::checkout_body("tok_visa"),
+        )
+        .await;
+        assert_eq!(r.status, 201);
+    }
+    let learned = eventually(Duration::from_secs(10), || {
+        let engine = app.engine.clone();
+        async move {
+            engine
+                .bestsellers(3)
+                .await
+                .unwrap()
+                .first()
+                .is_some_and(|p| p.product.sku.as_str() == "C-1")
+        }
+    })
+    .await;
+    assert!(learned, "the sold product comes first");
+    app.engine.search_flush().await.unwrap();
+    assert_eq!(
+        app.engine.bestsellers(3).await.unwrap().len(),
+        3,
+        "filled from the catalog"
+    );
+    let home = app.client.get(app.url("/")).send().await.unwrap();
+    let html = home.text().await.unwrap();
+    let best = html.find("Best sellers").unwrap();
+    assert!(
+        html[best..].find("/p/C-1") < html[best..].find("/p/A-1"),
+        "C-1 is listed before the others"
+    );
     app.stop().await;
 }

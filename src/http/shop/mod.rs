@@ -237,16 +237,8 @@ async fn home(State(s): State<AppState>) -> Response {
         Ok(c) => c,
         Err(e) => return failed(&s, e),
     };
-    let popular = s
-        .engine
-        .search(SearchRequest {
-            in_stock: Some(true),
-            limit: Some(8),
-            ..SearchRequest::default()
-        })
-        .await;
-    let products: Vec<Value> = match popular {
-        Ok(p) => p.items.iter().map(card).collect(),
+    let products: Vec<Value> = match s.engine.bestsellers(8).await {
+        Ok(p) => p.iter().map(card).collect(),
         Err(e) => return failed(&s, e),
     };
     let cats: Vec<Value> = categories
@@ -461,6 +453,54 @@ fn csrf_ok(headers: &HeaderMap, form: &HashMap<String, String>) -> bool {
     }
 }
 
+/// A form post whose CSRF token matches its cookie; any other post is answered `403`
+/// with a page, before its handler runs.
+struct CheckedForm(HashMap<String, String>);
+
+impl axum::extract::FromRequest<AppState> for CheckedForm {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, s: &AppState) -> Result<Self, Response> {
+        let headers = req.headers().clone();
+        let axum::Form(form) = axum::Form::<HashMap<String, String>>::from_request(req, s)
+            .await
+            .map_err(|_| error_page(s, StatusCode::BAD_REQUEST, "The form could not be read."))?;
+        if !csrf_ok(&headers, &form) {
+            return Err(forbidden(s));
+        }
+        Ok(CheckedForm(form))
+    }
+}
+
+/// A form field, empty if absent.
+fn field(form: &HashMap<String, String>, k: &str) -> String {
+    form.get(k).cloned().unwrap_or_default()
+}
+
+/// An address from a form's fields (`name`, `line1`, `line2`, `city`, `postal_code`,
+/// `country`, `region`; the optional ones empty are none).
+fn address_of(form: &HashMap<String, String>) -> crate::domain::order::Address {
+    let optional = |k: &str| Some(field(form, k)).filter(|v| !v.trim().is_empty());
+    crate::domain::order::Address {
+        name: field(form, "name"),
+        line1: field(form, "line1"),
+        line2: optional("line2"),
+        city: field(form, "city"),
+        postal_code: field(form, "postal_code"),
+        country: field(form, "country"),
+        region: optional("region"),
+    }
+}
+
+/// A `Set-Cookie` that clears cookie `name`.
+fn clear_cookie(r: &mut Response, name: &str) {
+    let c = format!("{name}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax");
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&c).expect("ascii"),
+    );
+}
+
 fn forbidden(s: &AppState) -> Response {
     error_page(
         s,
@@ -583,11 +623,8 @@ fn see_other(to: &str) -> Response {
 async fn add_item(
     State(s): State<AppState>,
     headers: HeaderMap,
-    axum::Form(form): axum::Form<HashMap<String, String>>,
+    CheckedForm(form): CheckedForm,
 ) -> Response {
-    if !csrf_ok(&headers, &form) {
-        return forbidden(&s);
-    }
     let sku = form.get("sku").cloned().unwrap_or_default();
     let quantity: i64 = form
         .get("quantity")
@@ -615,11 +652,8 @@ async fn set_quantity(
     State(s): State<AppState>,
     Path(sku): Path<String>,
     headers: HeaderMap,
-    axum::Form(form): axum::Form<HashMap<String, String>>,
+    CheckedForm(form): CheckedForm,
 ) -> Response {
-    if !csrf_ok(&headers, &form) {
-        return forbidden(&s);
-    }
     let Some(view) = current_cart(&s, &headers).await else {
         return see_other("/cart");
     };
@@ -643,11 +677,8 @@ async fn set_quantity(
 async fn apply_code(
     State(s): State<AppState>,
     headers: HeaderMap,
-    axum::Form(form): axum::Form<HashMap<String, String>>,
+    CheckedForm(form): CheckedForm,
 ) -> Response {
-    if !csrf_ok(&headers, &form) {
-        return forbidden(&s);
-    }
     let Some(view) = current_cart(&s, &headers).await else {
         return see_other("/cart");
     };
@@ -673,11 +704,8 @@ async fn apply_code(
 async fn remove_code(
     State(s): State<AppState>,
     headers: HeaderMap,
-    axum::Form(form): axum::Form<HashMap<String, String>>,
+    CheckedForm(_): CheckedForm,
 ) -> Response {
-    if !csrf_ok(&headers, &form) {
-        return forbidden(&s);
-    }
     if let Some(view) = current_cart(&s, &headers).await
         && let Some(code) = view.cart.promotion_code.clone()
     {
@@ -724,26 +752,15 @@ async fn checkout_page(State(s): State<AppState>, headers: HeaderMap) -> Respons
 async fn checkout(
     State(s): State<AppState>,
     headers: HeaderMap,
-    axum::Form(form): axum::Form<HashMap<String, String>>,
+    CheckedForm(form): CheckedForm,
 ) -> Response {
-    if !csrf_ok(&headers, &form) {
-        return forbidden(&s);
-    }
-    let field = |k: &str| form.get(k).cloned().unwrap_or_default();
+    let field = |k: &str| field(&form, k);
     let cart_id = cookie(&headers, CART_COOKIE).unwrap_or_default();
     let optional = |k: &str| Some(field(k)).filter(|v| !v.trim().is_empty());
     let request = crate::domain::order::CheckoutRequest {
         email: field("email"),
         payment_token: field("payment_token"),
-        shipping_address: crate::domain::order::Address {
-            name: field("name"),
-            line1: field("line1"),
-            line2: optional("line2"),
-            city: field("city"),
-            postal_code: field("postal_code"),
-            country: field("country"),
-            region: optional("region"),
-        },
+        shipping_address: address_of(&form),
         shipping_method: optional("shipping_method"),
     };
     let who = viewer(&s, &headers).await;
@@ -805,11 +822,7 @@ async fn order_page(
     );
     // The order page of a placed order forgets the finished cart.
     if q.contains_key("placed") {
-        let c = format!("{CART_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax");
-        r.headers_mut().append(
-            header::SET_COOKIE,
-            HeaderValue::from_str(&c).expect("ascii"),
-        );
+        clear_cookie(&mut r, CART_COOKIE);
     }
     r
 }
@@ -923,12 +936,9 @@ async fn sign_in(
     State(s): State<AppState>,
     super::customers::ClientIp(ip): super::customers::ClientIp,
     headers: HeaderMap,
-    axum::Form(form): axum::Form<HashMap<String, String>>,
+    CheckedForm(form): CheckedForm,
 ) -> Response {
-    if !csrf_ok(&headers, &form) {
-        return forbidden(&s);
-    }
-    let field = |k: &str| form.get(k).cloned().unwrap_or_default();
+    let field = |k: &str| field(&form, k);
     open_session(&s, &headers, ip, &field("email"), &field("password")).await
 }
 
@@ -937,12 +947,9 @@ async fn sign_up(
     State(s): State<AppState>,
     super::customers::ClientIp(ip): super::customers::ClientIp,
     headers: HeaderMap,
-    axum::Form(form): axum::Form<HashMap<String, String>>,
+    CheckedForm(form): CheckedForm,
 ) -> Response {
-    if !csrf_ok(&headers, &form) {
-        return forbidden(&s);
-    }
-    let field = |k: &str| form.get(k).cloned().unwrap_or_default();
+    let field = |k: &str| field(&form, k);
     let name = Some(field("name")).filter(|n| !n.trim().is_empty());
     if let Err(e) = s
         .engine
@@ -959,21 +966,14 @@ async fn sign_up(
 async fn sign_out(
     State(s): State<AppState>,
     headers: HeaderMap,
-    axum::Form(form): axum::Form<HashMap<String, String>>,
+    CheckedForm(_): CheckedForm,
 ) -> Response {
-    if !csrf_ok(&headers, &form) {
-        return forbidden(&s);
-    }
     if let Some(who) = viewer(&s, &headers).await {
         let _ = s.engine.sign_out(&who).await;
     }
     let mut r = see_other("/");
     for name in [super::auth::SESSION_COOKIE, CART_COOKIE] {
-        let c = format!("{name}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax");
-        r.headers_mut().append(
-            header::SET_COOKIE,
-            HeaderValue::from_str(&c).expect("ascii"),
-        );
+        clear_cookie(&mut r, name);
     }
     r
 }
@@ -982,25 +982,12 @@ async fn sign_out(
 async fn add_address(
     State(s): State<AppState>,
     headers: HeaderMap,
-    axum::Form(form): axum::Form<HashMap<String, String>>,
+    CheckedForm(form): CheckedForm,
 ) -> Response {
-    if !csrf_ok(&headers, &form) {
-        return forbidden(&s);
-    }
     let Some(who) = viewer(&s, &headers).await else {
         return see_other("/account/sign-in");
     };
-    let field = |k: &str| form.get(k).cloned().unwrap_or_default();
-    let address = crate::domain::order::Address {
-        name: field("name"),
-        line1: field("line1"),
-        line2: None,
-        city: field("city"),
-        postal_code: field("postal_code"),
-        country: field("country"),
-        region: None,
-    };
-    match s.engine.add_address(&who, address).await {
+    match s.engine.add_address(&who, address_of(&form)).await {
         Ok(_) => see_other("/account"),
         Err(e) => failed(&s, e),
     }
