@@ -18,6 +18,7 @@ pub mod payment;
 pub mod pricing;
 pub mod product;
 pub mod promotion;
+pub mod webhook;
 
 /// Milliseconds since the Unix epoch, UTC. All stored times use it; domain functions take
 /// the current time as an argument (the engine reads it from its clock).

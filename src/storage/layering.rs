@@ -69,6 +69,7 @@ fn domain_uses_nothing_but_itself() {
             ("payment.rs", include_str!("../domain/payment.rs")),
             ("pricing.rs", include_str!("../domain/pricing.rs")),
             ("promotion.rs", include_str!("../domain/promotion.rs")),
+            ("webhook.rs", include_str!("../domain/webhook.rs")),
             ("product.rs", include_str!("../domain/product.rs")),
         ],
         &["domain"],
