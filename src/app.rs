@@ -101,6 +101,7 @@ impl Application {
             admin_token: settings.admin_token.into(),
             ready: ready.clone(),
             secure_cookies: settings.http.secure_cookies,
+            pages: crate::http::shop::pages(&engine.config().data_dir),
         };
         let router = crate::http::app(state, &settings.http);
         // A failed flush or fsync (a full disk, an I/O error) leaves the store read-only:

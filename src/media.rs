@@ -142,6 +142,15 @@ pub fn variant_url(hash: &str, width: u32, kind: ImageKind) -> String {
     format!("/images/{hash}-{width}.{}", kind.ext())
 }
 
+/// One of our image URLs at another width (one of [`VARIANT_WIDTHS`]); any other URL as
+/// it is.
+pub fn at_width(url: &str, width: u32) -> String {
+    match url.strip_prefix("/images/").and_then(parse_variant) {
+        Some((hash, _, kind)) => variant_url(hash, width, kind),
+        None => url.to_owned(),
+    }
+}
+
 /// The hash named by one of our image URLs (any width), if it is one.
 pub fn hash_of_url(url: &str) -> Option<&str> {
     let name = url.strip_prefix("/images/")?;
@@ -450,5 +459,10 @@ mod tests {
         assert_eq!(parse_variant(&format!("{}-481.png", info.hash)), None);
         assert_eq!(parse_variant("../../etc/passwd-160.png"), None);
         assert_eq!(hash_of_url(&info.url(160)), Some(info.hash.as_str()));
+        assert_eq!(at_width(&info.url(480), 1200), info.url(1200));
+        assert_eq!(
+            at_width("https://cdn.example.com/a.jpg", 160),
+            "https://cdn.example.com/a.jpg"
+        );
     }
 }

@@ -185,6 +185,16 @@ pub struct ShippingRate {
     pub free_above: Option<u64>,
 }
 
+impl ShippingRate {
+    /// What it charges lines that cost `goods` after their discounts.
+    pub fn charge(&self, goods: u64) -> u64 {
+        match self.free_above {
+            Some(f) if goods >= f => 0,
+            _ => self.rate,
+        }
+    }
+}
+
 /// A rate of the tax table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaxRate {
@@ -257,6 +267,10 @@ pub struct Breakdown {
     pub tax_included: bool,
     /// What the customer pays.
     pub total: u64,
+    /// What the lines cost after their discounts (line and order discounts, not
+    /// shipping's), tax not added: what a free-shipping threshold looks at.
+    #[serde(default)]
+    pub goods: u64,
     /// What each line costs the customer, in the order of the lines: after its share of
     /// the discounts, with its share of the tax (added or included). What a refund of a
     /// line gives back.
@@ -284,6 +298,7 @@ impl Breakdown {
         Breakdown {
             subtotal,
             total: subtotal,
+            goods: subtotal,
             lines_paid: line_totals.to_vec(),
             ..Breakdown::default()
         }
@@ -675,10 +690,7 @@ pub fn price(input: PriceInput<'_>) -> Breakdown {
     // threshold looks at what the lines cost after them).
     let mut shipping_charge = None;
     let mut shipping_left = 0;
-    let charge = |net: &[u64]| match shipping {
-        Some(s) if s.free_above.is_none_or(|f| net.iter().sum::<u64>() < f) => s.rate,
-        _ => 0,
-    };
+    let charge = |net: &[u64]| shipping.map_or(0, |s| s.charge(net.iter().sum()));
     let applicable: Vec<&Offer> = offers
         .iter()
         .filter(|o| o.applies(lines, now).is_ok())
@@ -795,6 +807,7 @@ pub fn price(input: PriceInput<'_>) -> Breakdown {
         tax,
         tax_included: mode == PriceMode::TaxInclusive,
         total: lines_paid.iter().sum::<u64>() + shipping_paid,
+        goods: net.iter().sum(),
         lines_paid,
         shipping_paid,
     }
@@ -1233,6 +1246,9 @@ mod tests {
             // What each line and the shipping cost sums to the total, and no line costs
             // more than its list price plus its tax.
             prop_assert_eq!(b.lines_paid.iter().sum::<u64>() + b.shipping_paid, b.total);
+            // The shipping charge is the method's charge for what the lines cost.
+            prop_assert_eq!(b.shipping, ship.charge(b.goods));
+            prop_assert!(b.goods <= b.subtotal);
             prop_assert_eq!(b.lines_paid.len(), lines.len());
             if inclusive {
                 for (paid, line) in b.lines_paid.iter().zip(&lines) {

@@ -163,30 +163,19 @@ impl Engine {
             return Ok(Vec::new());
         };
         self.catalog_durable().await?;
-        let book = self.inner.book.current();
-        let priced = crate::catalog::price_cart(self.inner.store.tables(), &cart)?;
-        let lines: Vec<_> = priced.lines.iter().map(|l| l.price_line()).collect();
-        let weight = weight_of(&lines);
-        // Free-above thresholds look at the subtotal after discounts: priced once with
-        // no shipping to learn it.
+        // Priced once: the parcel's weight from its lines, each method's charge for what
+        // the lines cost after their discounts (the rule `price` applies).
         let view = self.quote(&cart)?;
-        let after_discounts = view.breakdown.subtotal
-            - view
-                .breakdown
-                .discounts
-                .iter()
-                .map(|d| d.amount)
-                .sum::<u64>()
-                .min(view.breakdown.subtotal);
-        let mut options: Vec<ShippingOption> = book
+        let lines: Vec<_> = view.priced.lines.iter().map(|l| l.price_line()).collect();
+        let mut options: Vec<ShippingOption> = self
+            .inner
+            .book
+            .current()
             .settings
-            .methods_for(&country, weight)
+            .methods_for(&country, weight_of(&lines))
             .into_iter()
             .map(|m| ShippingOption {
-                charge: match m.free_above {
-                    Some(f) if after_discounts >= f => 0,
-                    _ => m.rate,
-                },
+                charge: m.rate().charge(view.breakdown.goods),
                 method: m.clone(),
             })
             .collect();

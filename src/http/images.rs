@@ -126,8 +126,7 @@ async fn file(
         .get_all(header::IF_NONE_MATCH)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim() == etag || t.trim() == "*");
+        .any(|v| super::caching::etag_matches(v, &etag));
     if matches && s.engine.has_image(hash) {
         return Ok(cached(StatusCode::NOT_MODIFIED));
     }

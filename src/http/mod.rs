@@ -69,6 +69,8 @@ pub struct AppState {
     /// Whether session cookies are marked `Secure` (off only for local use over plain
     /// HTTP: `--insecure-cookies`).
     pub secure_cookies: bool,
+    /// The storefront's compiled templates.
+    pub pages: shop::Pages,
 }
 
 /// Settings of the HTTP layer.

@@ -73,9 +73,23 @@ fn percent(bp: u64) -> String {
     }
 }
 
-fn order_context(o: &Order) -> Value {
-    let b = &o.pricing.breakdown;
+/// A bill as templates see it (receipts and storefront pages alike): subtotal, discounts,
+/// shipping, tax lines with their rate for people, whether tax is included, total.
+pub(crate) fn bill_context(b: &crate::domain::pricing::Breakdown) -> Value {
     json!({
+        "subtotal": b.subtotal, "shipping": b.shipping, "total": b.total,
+        "tax_included": b.tax_included,
+        "discounts": b.discounts.iter()
+            .map(|d| json!({"code": d.code, "automatic": d.automatic, "amount": d.amount}))
+            .collect::<Vec<_>>(),
+        "tax": b.tax.iter()
+            .map(|t| json!({"name": t.name, "rate": percent(t.rate_bp), "amount": t.amount}))
+            .collect::<Vec<_>>(),
+    })
+}
+
+fn order_context(o: &Order) -> Value {
+    let mut context = json!({
         "id": o.id, "number": order_number(&o.id), "email": o.email, "status": o.status.as_str(),
         "currency": o.currency, "subtotal": o.subtotal, "total": o.total,
         "items": o.lines.iter()
@@ -86,19 +100,18 @@ fn order_context(o: &Order) -> Value {
             "line2": o.shipping_address.line2, "city": o.shipping_address.city,
             "postal_code": o.shipping_address.postal_code, "country": o.shipping_address.country,
         },
-        "discounts": b.discounts.iter()
-            .map(|d| json!({"code": d.code, "automatic": d.automatic, "amount": d.amount}))
-            .collect::<Vec<_>>(),
-        "shipping": b.shipping,
         "shipping_method": o.pricing.shipping_method.as_ref().map(|(_, name)| name),
-        "tax": b.tax.iter()
-            .map(|t| json!({"name": t.name, "rate": percent(t.rate_bp), "amount": t.amount}))
-            .collect::<Vec<_>>(),
-        "tax_included": b.tax_included,
         "refunded": o.refunded_so_far(),
         "carrier": o.shipment.as_ref().and_then(|s| s.carrier.clone()),
         "tracking": o.shipment.as_ref().and_then(|s| s.tracking.clone()),
-    })
+    });
+    // The bill's fields sit in the order itself (`order.discounts`, `order.tax` …).
+    if let (Value::Object(order), Value::Object(bill)) =
+        (&mut context, bill_context(&o.pricing.breakdown))
+    {
+        order.extend(bill);
+    }
+    context
 }
 
 /// The current template `name`: the stored override, or the built-in default.

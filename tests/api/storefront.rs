@@ -638,3 +638,38 @@ async fn the_home_page_shows_what_sells_first() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_in_the_data_directory_overrides_the_built_in_one_for_that_shop_only() {
+    let custom = spawn_app_configured(
+        |c| {
+            let dir = c.data_dir.join("templates").join("shop");
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(
+                dir.join("home.html"),
+                "<!doctype html><title>{{ shop }}</title><p>Our own front page for {{ shop }}</p>",
+            )
+            .unwrap();
+        },
+        |_| {},
+    )
+    .await;
+    let plain = spawn_app().await;
+    let page = |app: &TestApp| {
+        let url = app.url("/");
+        let client = app.client.clone();
+        async move { client.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    assert!(
+        page(&custom)
+            .await
+            .contains("Our own front page for Emporium")
+    );
+    let built_in = page(&plain).await;
+    assert!(
+        built_in.contains("Gear for space explorers") && !built_in.contains("Our own"),
+        "another shop in the same process keeps the built-in page"
+    );
+    custom.stop().await;
+    plain.stop().await;
+}

@@ -12,7 +12,6 @@
 //! same for everyone, `public` with an ETag (see `caching.rs`).
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -97,12 +96,15 @@ async fn asset(body: &'static str, content_type: &'static str) -> Response {
         .into_response()
 }
 
-/// The template environment: the built-in templates, each overridden by a file of the
-/// same name under `{data_dir}/templates/shop/` if there is one (read once, at the first
-/// page).
-fn environment(data_dir: &std::path::Path) -> &'static minijinja::Environment<'static> {
-    static ENV: OnceLock<minijinja::Environment<'static>> = OnceLock::new();
-    ENV.get_or_init(|| {
+/// The storefront's compiled templates: the built-in ones, each overridden by a file of
+/// the same name under `{data_dir}/templates/shop/` if there is one (read when the
+/// application is built). One per application, in its state: two shops in one process
+/// each have their own.
+pub type Pages = std::sync::Arc<minijinja::Environment<'static>>;
+
+/// Compiles the storefront's templates for the data directory `data_dir`.
+pub fn pages(data_dir: &std::path::Path) -> Pages {
+    std::sync::Arc::new({
         let mut env = minijinja::Environment::new();
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
         env.add_filter("money", |minor: i64, currency: String| {
@@ -119,8 +121,11 @@ fn environment(data_dir: &std::path::Path) -> &'static minijinja::Environment<'s
             let source = custom.unwrap_or_else(|| (*source).to_owned());
             if let Err(e) = env.add_template_owned(*name, source) {
                 tracing::error!(template = name, error = %e, "a storefront template does not compile; the built-in one is used");
-                env.add_template(name, TEMPLATES.iter().find(|t| t.0 == *name).expect("listed").1)
-                    .expect("built-in templates compile");
+                env.add_template(
+                    name,
+                    TEMPLATES.iter().find(|t| t.0 == *name).expect("listed").1,
+                )
+                .expect("built-in templates compile");
             }
         }
         env
@@ -153,7 +158,7 @@ fn page_headers(r: &mut Response, private: bool) {
 
 /// Renders `name` with `ctx` (plus the shop's name and currency).
 fn render(s: &AppState, status: StatusCode, name: &str, mut ctx: Value, private: bool) -> Response {
-    let env = environment(&s.engine.config().data_dir);
+    let env = &s.pages;
     if let Value::Object(m) = &mut ctx {
         m.insert("shop".into(), json!("Emporium"));
         m.insert("currency".into(), json!(s.engine.config().currency));
@@ -223,7 +228,7 @@ fn card(v: &ProductView) -> Value {
     let (image, small) = p
         .images
         .first()
-        .map(|u| (u.clone(), u.replace("-480.", "-160.")))
+        .map(|u| (u.clone(), media::at_width(u, 160)))
         .unwrap_or_default();
     json!({
         "sku": p.sku.as_str(), "name": p.name, "price": p.price,
@@ -527,12 +532,9 @@ async fn product(
     let images: Vec<Value> = p
         .images
         .iter()
-        .map(|u| match media::hash_of_url(u) {
-            Some(_) => json!({
-                "small": u.replace("-480.", "-160."), "medium": u,
-                "large": u.replace("-480.", "-1200."),
-            }),
-            None => json!({"small": u, "medium": u, "large": u}),
+        .map(|u| {
+            json!({"small": media::at_width(u, 160), "medium": media::at_width(u, 480),
+                   "large": media::at_width(u, 1200)})
         })
         .collect();
     let mut ctx = json!({
@@ -571,16 +573,6 @@ async fn current_cart(s: &AppState, headers: &HeaderMap) -> Option<CartView> {
     (view.cart.status == crate::domain::cart::CartStatus::Open).then_some(view)
 }
 
-fn bill(b: &crate::domain::pricing::Breakdown) -> Value {
-    json!({
-        "subtotal": b.subtotal, "shipping": b.shipping, "total": b.total,
-        "tax_included": b.tax_included,
-        "discounts": b.discounts.iter().map(|d| json!({"code": d.code, "amount": d.amount})).collect::<Vec<_>>(),
-        "tax": b.tax.iter().map(|t| json!({"name": t.name, "amount": t.amount,
-            "rate": format!("{}%", t.rate_bp as f64 / 100.0)})).collect::<Vec<_>>(),
-    })
-}
-
 fn cart_context(view: Option<&CartView>) -> Value {
     match view {
         None => json!({"lines": []}),
@@ -589,7 +581,7 @@ fn cart_context(view: Option<&CartView>) -> Value {
                 "sku": l.sku.as_str(), "name": l.name, "quantity": l.quantity,
                 "unit_price": l.unit_price, "line_total": l.line_total,
             })).collect::<Vec<_>>(),
-            "bill": bill(&v.breakdown),
+            "bill": crate::notify::bill_context(&v.breakdown),
             "code": v.cart.promotion_code,
         }),
     }
@@ -730,7 +722,7 @@ async fn checkout_context(
         .map(|o| json!({"id": o.method.id, "name": o.method.name, "charge": o.charge}))
         .collect();
     json!({
-        "bill": bill(&view.breakdown), "methods": methods, "form": form,
+        "bill": crate::notify::bill_context(&view.breakdown), "methods": methods, "form": form,
         "message": message, "key": uuid::Uuid::new_v4().simple().to_string(),
     })
 }
@@ -817,7 +809,7 @@ async fn order_page(
             "email": order.email, "placed": q.contains_key("placed"),
             "lines": order.lines.iter().map(|l| json!({"name": l.name, "quantity": l.quantity,
                 "line_total": l.line_total})).collect::<Vec<_>>(),
-            "bill": bill(&order.pricing.breakdown),
+            "bill": crate::notify::bill_context(&order.pricing.breakdown),
         }),
     );
     // The order page of a placed order forgets the finished cart.
