@@ -7,6 +7,7 @@ pub use crate::clock::Clock;
 pub use crate::engine::{LoginLimits, PasswordCost};
 pub use crate::payments::GatewayPolicy;
 pub use crate::storage::Durability;
+pub use crate::webhooks::WebhookSettings;
 
 /// Everything [`crate::Engine::open`] needs.
 #[derive(Debug, Clone)]
@@ -78,6 +79,8 @@ pub struct Config {
     pub password_cost: PasswordCost,
     /// Limits on failed sign-ins.
     pub login_limits: LoginLimits,
+    /// Webhook deliveries: destinations allowed, retries, timeouts, secret rotation.
+    pub webhooks: WebhookSettings,
     /// The clock every business time is read from (TTLs, expiry, retention, reminders,
     /// event times): the system clock, or a [`Clock::manual`] one in tests.
     pub clock: Clock,
@@ -116,6 +119,7 @@ impl Config {
             email_verification_ttl: Duration::from_secs(24 * 3600),
             password_cost: PasswordCost::default(),
             login_limits: LoginLimits::default(),
+            webhooks: WebhookSettings::default(),
             clock: Clock::system(),
         }
     }

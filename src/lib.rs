@@ -53,6 +53,7 @@ pub mod pricebook;
 pub mod recommend;
 pub mod search;
 pub mod storage;
+pub mod webhooks;
 
 pub use clock::Clock;
 pub use config::{Config, Durability};

@@ -167,6 +167,13 @@ struct ServeArgs {
         default_value = "Emporium <shop@emporium.local>"
     )]
     mail_from: String,
+    /// Let webhooks deliver to loopback addresses (a receiver on this machine). Private,
+    /// link-local and other internal destinations stay refused.
+    #[arg(long, env = "EMPORIUM_WEBHOOKS_ALLOW_LOOPBACK")]
+    webhooks_allow_loopback: bool,
+    /// Hours a webhook event is retried before its endpoint is marked failing.
+    #[arg(long, env = "EMPORIUM_WEBHOOK_RETRY_HOURS", default_value_t = 72)]
+    webhook_retry_hours: u64,
     /// Seconds a cart with items and an email stays unchanged before a reminder is sent.
     #[arg(long, env = "EMPORIUM_ABANDONED_CART_SECS", default_value_t = 24 * 3600)]
     abandoned_cart_secs: u64,
@@ -270,6 +277,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.recovery_interval = Duration::from_secs(args.recovery_interval_secs.max(1));
     config.smtp_url = args.smtp_url.clone();
     config.mail_from = args.mail_from.clone();
+    config.webhooks.allow_loopback = args.webhooks_allow_loopback;
+    config.webhooks.retry_period = Duration::from_secs(args.webhook_retry_hours.max(1) * 3600);
     config.abandoned_cart_after = Duration::from_secs(args.abandoned_cart_secs);
     config.cart_sweep_interval = Duration::from_secs(args.cart_sweep_secs.max(1));
     // A checkout answers before the request times out (its saga goes on regardless).

@@ -208,6 +208,31 @@ pub struct EventItem {
 }
 
 impl DomainEvent {
+    /// Every event type name, as [`DomainEvent::kind`] gives them (what a webhook endpoint
+    /// may subscribe to).
+    pub const KINDS: &'static [&'static str] = &[
+        "ProductChanged",
+        "StockChanged",
+        "OrderPlaced",
+        "OrderPaid",
+        "PaymentFailed",
+        "OrderCancelled",
+        "OrderRefunded",
+        "OrderShipped",
+        "OrderDelivered",
+        "CartAbandoned",
+        "OrderImported",
+        "CustomerRegistered",
+        "CustomerChanged",
+        "CustomerSignedIn",
+        "CustomerSignedOut",
+        "CartAttached",
+        "PasswordResetRequested",
+        "EmailVerificationRequested",
+        "CustomerErased",
+        "PromotionRedeemed",
+    ];
+
     /// The event's type name.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -263,6 +288,27 @@ pub struct LoggedEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kinds_lists_every_type_kind_names_once() {
+        // Each arm of `kind` names one type; KINDS must have them all, once each.
+        let source = include_str!("event.rs");
+        let body = &source[source.find("pub fn kind(&self)").unwrap()..];
+        let body = &body[..body.find("\n    }\n").unwrap()];
+        let arms: Vec<&str> = body
+            .lines()
+            .filter_map(|l| l.split("=> \"").nth(1))
+            .map(|rest| rest.trim_end_matches("\","))
+            .collect();
+        assert_eq!(arms.len(), DomainEvent::KINDS.len());
+        for a in &arms {
+            assert!(DomainEvent::KINDS.contains(a), "{a} missing from KINDS");
+        }
+        let mut unique = DomainEvent::KINDS.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), DomainEvent::KINDS.len());
+    }
 
     #[test]
     fn events_serialise_with_their_type_and_data() {

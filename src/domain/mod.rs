@@ -24,6 +24,15 @@ pub mod webhook;
 /// the current time as an argument (the engine reads it from its clock).
 pub type Millis = i64;
 
+/// Renders stored milliseconds as RFC 3339 UTC (the wire's, the mails' and the webhooks'
+/// way of writing a time).
+pub fn rfc3339(ms: Millis) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
 /// A validated SKU: 1–64 characters of `A-Z a-z 0-9 . _ -`.
 #[derive(
     Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,

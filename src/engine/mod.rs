@@ -40,6 +40,7 @@ mod promotions;
 mod recommend;
 mod search;
 pub mod testing;
+mod webhooks;
 pub use crate::search::{CategoryNode, PriceBucket, Suggestion};
 pub use carts::{CartView, ShippingOption};
 pub use catalog::{ImportReport, ProductView};
@@ -52,6 +53,7 @@ pub use orders::{MAX_IDEMPOTENCY_KEY, OrderPage};
 pub use promotions::MAX_PROMOTIONS_LISTED;
 pub use recommend::Recommendations;
 pub use search::{MAX_QUERY_CHARS, MAX_SEARCH_OFFSET, SearchPage, SearchRequest};
+pub use webhooks::{MAX_ATTEMPTS_PAGE, MAX_ENDPOINTS, WebhookDraft};
 
 /// Resident actors and activity, per kind.
 #[derive(Debug, Clone, Copy, Default)]
@@ -128,6 +130,8 @@ struct Inner {
     /// 12.5 ms, same throughput.
     search_slots: tokio::sync::Semaphore,
     indexer: Indexer,
+    /// Every webhook endpoint's delivery actor.
+    webhooks: crate::webhooks::Webhooks,
     background: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -308,6 +312,8 @@ impl Engine {
                 e,
             ))
         })?;
+        let webhooks =
+            crate::webhooks::Webhooks::start(store.clone(), config.webhooks.clone()).await?;
         let kinds: Vec<Arc<dyn Stoppable>> = vec![
             orders.clone(),
             carts.clone(),
@@ -342,6 +348,7 @@ impl Engine {
                     std::thread::available_parallelism().map_or(2, |n| n.get()) + 1,
                 ),
                 indexer,
+                webhooks,
                 background: Default::default(),
             }),
         };
@@ -392,6 +399,7 @@ impl Engine {
             t.abort();
             let _ = t.await;
         }
+        self.inner.webhooks.stop().await;
         let rec = self.inner.recommender.clone();
         match tokio::task::spawn_blocking(move || rec.save()).await {
             Ok(Err(e)) => tracing::warn!(error = %e, "could not save the recommender"),

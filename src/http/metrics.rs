@@ -143,6 +143,22 @@ fn describe() {
         "emporium_subscriber_lag_events",
         "Events not yet processed, by subscriber"
     );
+    describe_gauge!(
+        "emporium_webhook_lag_events",
+        "Events a webhook endpoint has still to deliver or pass over, by endpoint"
+    );
+    describe_counter!(
+        "emporium_webhook_deliveries_total",
+        "Webhook delivery attempts, by endpoint and outcome (delivered, failed)"
+    );
+    describe_histogram!(
+        "emporium_webhook_delivery_seconds",
+        "Webhook delivery latency to the response's head, by endpoint"
+    );
+    describe_counter!(
+        "emporium_webhook_endpoints_failed_total",
+        "Webhook endpoints marked failing after an event failed for the whole retry period"
+    );
 }
 
 /// The route.
@@ -201,6 +217,9 @@ async fn scrape(State(s): State<AppState>) -> Response {
     for name in [crate::notify::SUBSCRIBER, crate::recommend::SUBSCRIBER] {
         let lag = end.saturating_sub(s.engine.subscriber_offset(name));
         metrics::gauge!("emporium_subscriber_lag_events", "subscriber" => name).set(lag as f64);
+    }
+    for (endpoint, lag) in s.engine.webhook_lags() {
+        metrics::gauge!("emporium_webhook_lag_events", "endpoint" => endpoint).set(lag as f64);
     }
     h.run_upkeep();
     (

@@ -28,6 +28,7 @@ pub mod products;
 pub mod promotions;
 pub mod search;
 pub mod shop;
+pub mod webhooks;
 pub mod wire;
 
 use std::future::Future;
@@ -118,6 +119,7 @@ fn api_router(options: &HttpOptions, admin_token: Arc<str>) -> OpenApiRouter<App
         .merge(promotions::admin_router())
         .merge(pricing::admin_router())
         .merge(images::admin_router())
+        .merge(webhooks::admin_router())
         .route_layer(axum::middleware::from_fn_with_state(
             admin_token,
             auth::require_admin,

@@ -4,7 +4,6 @@
 //! handlers (realworld-axum-sqlx's layout).
 
 use super::products::AttrIn;
-use crate::domain::Millis;
 use crate::domain::order::OrderLine;
 use crate::domain::product::AttrValue;
 use crate::engine::ProductView;
@@ -43,13 +42,7 @@ pub mod int {
     }
 }
 
-/// Renders stored milliseconds as RFC 3339 UTC.
-pub fn rfc3339(ms: Millis) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
+pub use crate::domain::rfc3339;
 
 /// A product as shoppers see it.
 #[derive(Debug, Serialize, ToSchema)]

@@ -650,6 +650,13 @@ pub struct Tables {
     /// The store's pricing settings (shipping zones, tax table, price mode) under one
     /// key, `pricing`: written by the engine's settings use cases, one at a time.
     pub settings: Table<str, crate::domain::pricing::PricingSettings>,
+    /// Webhook endpoints by id, with their offsets and retry state: written by the
+    /// endpoint's delivery actor (created by the engine's use case, under a fresh id).
+    pub webhooks: Table<str, crate::domain::webhook::Endpoint>,
+    /// Webhook delivery attempts, newest first per endpoint: `[endpoint id][!number BE]`
+    /// ([`webhook_attempt_key`]); written by the endpoint's actor, the oldest dropped past
+    /// a bound.
+    pub webhook_attempts: Table<[u8], crate::domain::webhook::Attempt>,
 }
 
 /// Decoded products kept by [`Tables::product`].
@@ -686,6 +693,16 @@ pub fn customer_order_key(customer_id: &str, created_at: i64, order_id: &str) ->
     k.extend_from_slice(customer_id.as_bytes());
     k.extend_from_slice(&(!(created_at.max(0) as u64)).to_be_bytes());
     k.extend_from_slice(order_id.as_bytes());
+    k
+}
+
+/// The key of an endpoint's attempt `number` in [`Tables::webhook_attempts`]: the
+/// endpoint's id (fixed length), then the number inverted, so a prefix scan reads the
+/// newest first.
+pub fn webhook_attempt_key(endpoint_id: &str, number: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(endpoint_id.len() + 8);
+    k.extend_from_slice(endpoint_id.as_bytes());
+    k.extend_from_slice(&(!number).to_be_bytes());
     k
 }
 
@@ -921,6 +938,8 @@ impl Store {
                 promotions: Table::open(&db, &barrier, "promotions")?,
                 promotion_uses: Table::open(&db, &barrier, "promotion_uses")?,
                 promotion_orders: Table::open(&db, &barrier, "promotion_orders")?,
+                webhooks: Table::open(&db, &barrier, "webhooks")?,
+                webhook_attempts: Table::open(&db, &barrier, "webhook_attempts")?,
                 settings: Table::open(&db, &barrier, "settings")?,
             };
             // Multi-key writes a crash interrupted are completed before anything reads.
@@ -1515,6 +1534,16 @@ impl Record for crate::domain::promotion::CommittedUse {
 impl Record for crate::domain::customer::Session {
     const VERSION: u8 = 1;
     const NAME: &'static str = "session";
+}
+
+impl Record for crate::domain::webhook::Endpoint {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "webhook_endpoint";
+}
+
+impl Record for crate::domain::webhook::Attempt {
+    const VERSION: u8 = 1;
+    const NAME: &'static str = "webhook_attempt";
 }
 
 impl Record for crate::domain::payment::Charge {

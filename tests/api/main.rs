@@ -25,3 +25,4 @@ mod recommend;
 mod search;
 mod spans;
 mod storefront;
+mod webhooks;
