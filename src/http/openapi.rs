@@ -209,7 +209,8 @@ impl Modify for CommonResponses {
 }
 
 /// The shopper's journey as OpenAPI links (a cart's id leads to its items and checkout,
-/// an order's id to its reads and transitions), so clients and tools such as
+/// an order's id to its reads and transitions, a webhook endpoint's id to its
+/// operations), so clients and tools such as
 /// Schemathesis can follow cart → checkout → order.
 fn add_links(doc: &mut OpenApi) {
     const FLOWS: &[(&str, &str, &[&str])] = &[
@@ -227,6 +228,19 @@ fn add_links(doc: &mut OpenApi) {
             "checkout",
             "201",
             &["get_order", "cancel", "ship", "deliver", "refund"],
+        ),
+        (
+            "create_webhook",
+            "201",
+            &[
+                "get_webhook",
+                "update_webhook",
+                "delete_webhook",
+                "rotate_webhook_secret",
+                "list_webhook_deliveries",
+                "replay_webhook",
+                "resume_webhook",
+            ],
         ),
     ];
     for item in doc.paths.paths.values_mut() {
@@ -531,6 +545,20 @@ fn declare_limits(doc: &mut Value, currency: &str) {
         json!({"pattern": "^([0-7][0-9a-fA-F]{15}[!-~]{1,160})?$"}),
     );
     constrain_param(doc, "/api/v1/admin/events", "get", "limit", page(1000));
+    constrain_param(
+        doc,
+        "/api/v1/admin/webhooks/{id}/deliveries",
+        "get",
+        "limit",
+        page(crate::engine::MAX_ATTEMPTS_PAGE as u64),
+    );
+    constrain_param(
+        doc,
+        "/api/v1/admin/webhooks/{id}/deliveries",
+        "get",
+        "cursor",
+        json!({"pattern": "^[0-9]{1,19}$"}),
+    );
     constrain_param(
         doc,
         "/api/v1/admin/events",

@@ -244,6 +244,7 @@ fn with_secret(e: &Endpoint, secret: String) -> WebhookSecretOut {
 #[utoipa::path(
     post,
     path = "/api/v1/admin/webhooks",
+    operation_id = "create_webhook",
     tag = "admin",
     request_body = WebhookIn,
     responses(
@@ -275,6 +276,7 @@ async fn create(
 #[utoipa::path(
     get,
     path = "/api/v1/admin/webhooks",
+    operation_id = "list_webhooks",
     tag = "admin",
     responses((status = 200, description = "The endpoints", body = WebhooksOut)),
 )]
@@ -289,6 +291,7 @@ async fn list(State(s): State<AppState>) -> Result<axum::Json<WebhooksOut>, ApiE
 #[utoipa::path(
     get,
     path = "/api/v1/admin/webhooks/{id}",
+    operation_id = "get_webhook",
     tag = "admin",
     params(WebhookPath),
     responses((status = 200, description = "The endpoint", body = WebhookOut)),
@@ -304,6 +307,7 @@ async fn get(
 #[utoipa::path(
     patch,
     path = "/api/v1/admin/webhooks/{id}",
+    operation_id = "update_webhook",
     tag = "admin",
     params(WebhookPath),
     request_body = WebhookPatch,
@@ -328,6 +332,7 @@ async fn update(
 #[utoipa::path(
     delete,
     path = "/api/v1/admin/webhooks/{id}",
+    operation_id = "delete_webhook",
     tag = "admin",
     params(WebhookPath),
     responses((status = 204, description = "Deleted")),
@@ -343,6 +348,7 @@ async fn delete(State(s): State<AppState>, Path(id): Path<String>) -> Result<Sta
 #[utoipa::path(
     post,
     path = "/api/v1/admin/webhooks/{id}/rotate-secret",
+    operation_id = "rotate_webhook_secret",
     tag = "admin",
     params(WebhookPath),
     responses((status = 200, description = "The endpoint with its new secret", body = WebhookSecretOut)),
@@ -360,6 +366,7 @@ async fn rotate_secret(
 #[utoipa::path(
     get,
     path = "/api/v1/admin/webhooks/{id}/deliveries",
+    operation_id = "list_webhook_deliveries",
     tag = "admin",
     params(WebhookPath, AttemptParams),
     responses((status = 200, description = "A page of attempts", body = AttemptsOut)),
@@ -395,6 +402,7 @@ async fn deliveries(
 #[utoipa::path(
     post,
     path = "/api/v1/admin/webhooks/{id}/replay",
+    operation_id = "replay_webhook",
     tag = "admin",
     params(WebhookPath),
     request_body = ReplayIn,
@@ -419,6 +427,7 @@ async fn replay(
 #[utoipa::path(
     post,
     path = "/api/v1/admin/webhooks/{id}/resume",
+    operation_id = "resume_webhook",
     tag = "admin",
     params(WebhookPath),
     responses((status = 200, description = "The endpoint", body = WebhookOut)),

@@ -87,6 +87,16 @@ const ISSUE_ROUTES: &[(&str, &str)] = &[
     // Issue 19: product images.
     ("POST", "/api/v1/admin/products/{sku}/images"),
     ("DELETE", "/api/v1/admin/products/{sku}/images/{hash}"),
+    // Issue 20: webhooks.
+    ("POST", "/api/v1/admin/webhooks"),
+    ("GET", "/api/v1/admin/webhooks"),
+    ("GET", "/api/v1/admin/webhooks/{id}"),
+    ("PATCH", "/api/v1/admin/webhooks/{id}"),
+    ("DELETE", "/api/v1/admin/webhooks/{id}"),
+    ("POST", "/api/v1/admin/webhooks/{id}/rotate-secret"),
+    ("GET", "/api/v1/admin/webhooks/{id}/deliveries"),
+    ("POST", "/api/v1/admin/webhooks/{id}/replay"),
+    ("POST", "/api/v1/admin/webhooks/{id}/resume"),
 ];
 
 fn document_routes(doc: &Value) -> BTreeSet<(String, String)> {
@@ -245,7 +255,10 @@ async fn schemathesis_with_every_check_finds_the_server_and_its_document_in_agre
     // promotion code the fuzzer makes up does not exist (`422 promotion_unknown`); a
     // partial refund may ask for more than is left, a cart's details may name an address
     // the server's field rules refuse; an upload's bytes are an image only if their
-    // first bytes say so (`415`), and then must decode (`422`). The fuzzing customer's session goes to
+    // first bytes say so (`415`), and then must decode (`422`); a webhook's URL must be
+    // http(s) to a host deliveries may reach and its event types ones the log has (the
+    // schema gives the URL no pattern, so the fuzzer never makes an endpoint that would
+    // post beyond loopback), and a replay cannot start past the log's end. The fuzzing customer's session goes to
     // the `/customers/me` routes but not to their DELETEs (erasing the account would end
     // it for the rest of the run). For these operations a schema-valid
     // request may also be refused with 422. Everything else must be accepted exactly
@@ -284,6 +297,12 @@ headers = {{ Authorization = "Bearer {BINARY_TOKEN}" }}
 [[operations]]
 include-path-regex = "^/api/v1/admin/(promotions|shipping|tax)"
 include-method-regex = "(?i)^(post|put)$"
+headers = {{ Authorization = "Bearer {BINARY_TOKEN}" }}
+{also_422}
+
+[[operations]]
+include-path-regex = "^/api/v1/admin/webhooks"
+include-method-regex = "(?i)^(post|patch)$"
 headers = {{ Authorization = "Bearer {BINARY_TOKEN}" }}
 {also_422}
 
