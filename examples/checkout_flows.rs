@@ -1,7 +1,13 @@
 //! In-process checkout throughput: N concurrent shoppers each create a cart, add items and
 //! check out, through the engine facade, for a fixed time.
 //!
-//! Run: `cargo run --release --example checkout_flows -- [shoppers] [seconds] [strict|relaxed] [lines]`
+//! With `webhooks` > 0, that many webhook endpoints are subscribed to a receiver on
+//! loopback while the flows run, taking `types` (comma-separated; default `*`, every event
+//! type): the overhead of delivering the events.
+//!
+//! Run: `cargo run --release --example checkout_flows -- [shoppers] [seconds] [strict|relaxed] [lines] [webhooks] [types]`
+
+mod common;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -24,10 +30,20 @@ async fn main() {
         _ => Durability::Strict,
     };
     let lines: usize = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(2);
+    let webhooks: usize = args.get(5).and_then(|a| a.parse().ok()).unwrap_or(0);
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::new(dir.path());
     config.durability = durability;
+    config.webhooks.allow_loopback = true;
     let engine = Engine::open(config).await.unwrap();
+    let (base, received) = common::counting_receiver().await;
+    let types: Vec<String> = args
+        .get(6)
+        .map_or("*", String::as_str)
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    common::subscribe_endpoints(&engine, &base, webhooks, &types).await;
     let skus: Vec<String> = (0..20).map(|i| format!("FLOW-{i}")).collect();
     for sku in &skus {
         let draft = ProductDraft {
@@ -88,9 +104,23 @@ async fn main() {
     let n = done.load(Ordering::Relaxed);
     let stats = engine.stats();
     println!(
-        "{shoppers} shoppers, {lines} lines, {durability:?}: {n} flows in {elapsed:.1} s = {:.0} flows/s; barrier flushes {}",
+        "{shoppers} shoppers, {lines} lines, {durability:?}, {webhooks} webhook endpoints ({types:?}): {n} flows in {elapsed:.1} s = {:.0} flows/s; barrier flushes {}",
         n as f64 / elapsed,
         stats.barrier.flushes
     );
+    if webhooks > 0 {
+        let lag: u64 = engine.webhook_lags().iter().map(|(_, l)| l).sum();
+        let sent = received.load(Ordering::Relaxed);
+        let caught_up = Instant::now();
+        while engine.webhook_lags().iter().any(|(_, l)| *l > 0) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        println!(
+            "webhooks: {sent} deliveries during the run ({:.0}/s), {lag} events behind at its end (all endpoints), caught up {:.1} s later; {} in all",
+            sent as f64 / elapsed,
+            caught_up.elapsed().as_secs_f64(),
+            received.load(Ordering::Relaxed)
+        );
+    }
     engine.shutdown().await.unwrap();
 }

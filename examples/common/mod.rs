@@ -122,3 +122,48 @@ pub fn icecat_dev_queries() -> Vec<String> {
     queries.dedup();
     queries
 }
+
+/// A webhook receiver on loopback that answers `204` to every `POST /{name}` and counts
+/// them: its base URL and the count.
+pub async fn counting_receiver() -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let hits = Arc::new(AtomicU64::new(0));
+    let app = axum::Router::new().route(
+        "/{name}",
+        axum::routing::post({
+            let hits = hits.clone();
+            move || async move {
+                hits.fetch_add(1, Ordering::Relaxed);
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base, hits)
+}
+
+/// Subscribes `n` webhook endpoints taking `types` (`["*"]`: every type) to `base/{i}`;
+/// their ids.
+pub async fn subscribe_endpoints(
+    engine: &emporium::Engine,
+    base: &str,
+    n: usize,
+    types: &[String],
+) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let (e, _) = engine
+            .create_webhook(emporium::engine::WebhookDraft {
+                url: format!("{base}/{i}"),
+                event_types: types.to_vec(),
+                description: None,
+            })
+            .await
+            .unwrap();
+        ids.push(e.id);
+    }
+    ids
+}

@@ -8,6 +8,7 @@
 //! | dispatcher, per subscriber | on append (≤ 1 s) | the event log to the notifier and the recommender |
 //! | mail sender | on wake-up (≤ 5 s) | queued notifications to the mailer |
 //! | recommender snapshot | 30 s | saves the model if it changed |
+//! | webhook worker, per endpoint | on append (≤ 1 s), a retry's time, an admin's change | the event log to the endpoint (its actor, `crate::webhooks`, is stopped by `Engine::shutdown` too) |
 //!
 //! Outside the engine's tasks: the search indexer's thread and the store's flusher thread.
 
