@@ -5,6 +5,9 @@
 //! loopback while the flows run, taking `types` (comma-separated; default `*`, every event
 //! type): the overhead of delivering the events.
 //!
+//! With `COUNT_OPS=1` in the environment, the store's operations per flow are listed by
+//! table.
+//!
 //! Run: `cargo run --release --example checkout_flows -- [shoppers] [seconds] [strict|relaxed] [lines] [webhooks] [types]`
 
 mod common;
@@ -68,6 +71,9 @@ async fn main() {
         },
         shipping_method: None,
     };
+    // `COUNT_OPS=1`: count the store's operations by table (costs a lock per operation).
+    let count_ops = std::env::var("COUNT_OPS").is_ok_and(|v| v == "1");
+    engine.count_store_ops(count_ops);
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
@@ -108,6 +114,20 @@ async fn main() {
         n as f64 / elapsed,
         stats.barrier.flushes
     );
+    if count_ops {
+        let counts = engine.store_op_counts();
+        engine.count_store_ops(false);
+        let per = |c: u64| c as f64 / n.max(1) as f64;
+        let total: u64 = counts.iter().map(|(_, c)| c.puts + c.removes).sum();
+        println!("store operations per flow: {:.1}", per(total));
+        for (table, c) in &counts {
+            println!(
+                "  {table:<18} {:>5.2} puts {:>5.2} removes",
+                per(c.puts),
+                per(c.removes)
+            );
+        }
+    }
     if webhooks > 0 {
         let lag: u64 = engine.webhook_lags().iter().map(|(_, l)| l).sum();
         let sent = received.load(Ordering::Relaxed);

@@ -7,10 +7,12 @@
 //! ([`RetryPolicy`]), then recording it as *skipped* (`skipped:<name>:<seq>` in `meta`,
 //! with the last error, logged and counted) and moving on, so that one poison event never
 //! blocks the events behind it; a skip that cannot be recorded (the store refuses writes)
-//! is not taken, and the event is retried — and stores the new offset after each round (one write per round, not per event: under load
-//! a round holds many events). Delivery is therefore at-least-once: after a crash the
-//! events of the last round may be delivered again, so subscribers must be idempotent (by
-//! `seq`).
+//! is not taken, and the event is retried — and stores the new offset at most every
+//! [`OFFSET_PERIOD`] while events keep coming, and at once when it has caught up (one write
+//! per period, not per event or per round: under a checkout load rounds are small and
+//! many, and their offset writes were almost one store operation per flow). Delivery is
+//! therefore at-least-once: after a crash the events of the last period may be delivered
+//! again, so subscribers must be idempotent (by `seq`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -46,6 +48,9 @@ pub trait Subscriber: Send + Sync + 'static {
 
 /// Events read per round.
 const BATCH: usize = 256;
+
+/// How often a subscriber that is never idle stores its offset.
+pub const OFFSET_PERIOD: Duration = Duration::from_millis(250);
 
 /// How often, and how patiently, a failing event is retried before it is skipped.
 #[derive(Debug, Clone, Copy)]
@@ -174,6 +179,15 @@ pub(crate) async fn run(store: Store, subscriber: Arc<dyn Subscriber>, policy: R
     let name = subscriber.name().to_owned();
     let key = offset_key(&name);
     let mut at = offset(&store, &name);
+    let mut stored = at;
+    let mut stored_when = std::time::Instant::now();
+    let store_offset = |at: u64, stored: &mut u64| {
+        if let Err(e) = store.tables().meta.put(&key, &MetaValue::Number(at)) {
+            tracing::warn!(subscriber = %name, error = %e, "could not store the offset; events may be delivered again");
+        } else {
+            *stored = at;
+        }
+    };
     loop {
         // Register for the wake-up before reading, so an append in between is not missed.
         let appended = store.events_appended();
@@ -188,6 +202,11 @@ pub(crate) async fn run(store: Store, subscriber: Arc<dyn Subscriber>, policy: R
             }
         };
         if batch.is_empty() {
+            // Caught up: what was delivered is recorded before waiting.
+            if stored != at {
+                store_offset(at, &mut stored);
+                stored_when = std::time::Instant::now();
+            }
             tokio::select! {
                 () = &mut appended => {}
                 () = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -207,8 +226,9 @@ pub(crate) async fn run(store: Store, subscriber: Arc<dyn Subscriber>, policy: R
         }
         metrics::counter!("emporium_events_delivered_total", "subscriber" => name.clone())
             .increment(batch.len() as u64);
-        if let Err(e) = store.tables().meta.put(&key, &MetaValue::Number(at)) {
-            tracing::warn!(subscriber = %name, error = %e, "could not store the offset; events may be delivered again");
+        if stored_when.elapsed() >= OFFSET_PERIOD {
+            store_offset(at, &mut stored);
+            stored_when = std::time::Instant::now();
         }
     }
 }

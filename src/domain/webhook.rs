@@ -270,12 +270,22 @@ pub fn signature_header(keys: &[Vec<u8>], id: &str, timestamp_secs: i64, payload
 }
 
 /// One of an endpoint's signing keys; a rotated-out key signs on until `expires_at`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Its `Debug` does not show the key, so no log line can carry it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SigningKey {
     /// The raw key.
     pub key: Vec<u8>,
     /// When it stops signing (`None`: the current key).
     pub expires_at: Option<Millis>,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("key", &"<redacted>")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
 
 /// Whether an endpoint is delivering.
@@ -666,6 +676,10 @@ mod tests {
         let header = signature_header(&e.signing_keys(5_000), "evt_1", 5, "{}");
         assert_eq!(header.split(' ').count(), 2);
         assert!(header.split(' ').all(|s| s.starts_with("v1,")));
+        assert!(
+            !format!("{e:?}").contains("[2, 2"),
+            "keys stay out of Debug"
+        );
         // A second rotation drops the expired key.
         e.rotate(vec![3; 32], 20_000, 10_000);
         assert_eq!(e.keys.len(), 2);

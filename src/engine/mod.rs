@@ -380,6 +380,18 @@ impl Engine {
         }
     }
 
+    /// Starts counting the store's operations by table from zero (`true`), or stops: for
+    /// measurements of what a flow writes ([`Engine::store_op_counts`]).
+    pub fn count_store_ops(&self, on: bool) {
+        self.inner.store.count_ops(on);
+    }
+
+    /// The store's operations by table since [`Engine::count_store_ops`] switched counting
+    /// on (`journal`: the commit points of multi-key writes, a put and a remove each).
+    pub fn store_op_counts(&self) -> Vec<(String, crate::storage::OpCount)> {
+        self.inner.store.op_counts()
+    }
+
     /// Resolves if the durability barrier fails: from then on nothing is acknowledged, and
     /// a server should exit non-zero.
     pub async fn durability_failed(&self) {

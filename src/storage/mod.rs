@@ -201,11 +201,45 @@ impl Default for StoreOptions {
 /// Marker for a table's key and value types (`fn(&K)` so that unsized keys work).
 type TableTypes<K, V> = (fn(&K), V);
 
+/// Puts and removes of one table (or the journal), counted while counting is on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpCount {
+    /// Inserts.
+    pub puts: u64,
+    /// Removes.
+    pub removes: u64,
+}
+
+/// The store's operations by tree, counted only while switched on ([`Store::count_ops`]:
+/// measurement runs); switched off, an operation pays one relaxed load.
+#[derive(Default)]
+struct OpCounter {
+    on: std::sync::atomic::AtomicBool,
+    by_tree: std::sync::Mutex<std::collections::BTreeMap<String, OpCount>>,
+}
+
+impl OpCounter {
+    fn count(&self, tree: &sled::Tree, put: bool) {
+        if !self.on.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let name = String::from_utf8_lossy(&tree.name()).into_owned();
+        let mut by = self.by_tree.lock().expect("op counter lock");
+        let c = by.entry(name).or_default();
+        if put {
+            c.puts += 1;
+        } else {
+            c.removes += 1;
+        }
+    }
+}
+
 /// A typed view of one sled tree: keys of type `K`, values of type `V`.
 pub struct Table<K: ?Sized, V> {
     tree: sled::Tree,
     /// Writes are refused once it has failed (see [`Barrier::writable`]).
     barrier: Barrier,
+    ops: Arc<OpCounter>,
     _types: PhantomData<TableTypes<K, V>>,
 }
 
@@ -214,16 +248,22 @@ impl<K: ?Sized, V> Clone for Table<K, V> {
         Self {
             tree: self.tree.clone(),
             barrier: self.barrier.clone(),
+            ops: self.ops.clone(),
             _types: PhantomData,
         }
     }
 }
 
 impl<K: Key + ?Sized, V: Record> Table<K, V> {
-    fn open(db: &sled::Db, barrier: &Barrier, name: &str) -> Result<Self, StorageError> {
+    fn open(
+        db: &sled::Db,
+        (barrier, ops): (&Barrier, &Arc<OpCounter>),
+        name: &str,
+    ) -> Result<Self, StorageError> {
         Ok(Self {
             tree: db.open_tree(name)?,
             barrier: barrier.clone(),
+            ops: ops.clone(),
             _types: PhantomData,
         })
     }
@@ -251,6 +291,7 @@ impl<K: Key + ?Sized, V: Record> Table<K, V> {
         self.barrier.writable()?;
         let bytes = checked_encode(value)?;
         self.tree.insert(key.encode(), bytes)?;
+        self.ops.count(&self.tree, true);
         Ok(())
     }
 
@@ -258,6 +299,7 @@ impl<K: Key + ?Sized, V: Record> Table<K, V> {
     pub fn remove(&self, key: &K) -> Result<(), StorageError> {
         self.barrier.writable()?;
         self.tree.remove(key.encode())?;
+        self.ops.count(&self.tree, false);
         Ok(())
     }
 
@@ -371,6 +413,7 @@ impl<V: Record> Table<u64, V> {
         for item in self.tree.range(..=upto.encode()) {
             let (k, _) = item?;
             batch.remove(k);
+            self.ops.count(&self.tree, false);
         }
         Ok(self.tree.apply_batch(batch)?)
     }
@@ -879,6 +922,7 @@ struct StoreInner {
     journal: sled::Tree,
     journal_seq: std::sync::atomic::AtomicU64,
     clock: Clock,
+    ops: Arc<OpCounter>,
 }
 
 /// The embedded store. Cheap to clone.
@@ -911,36 +955,37 @@ impl Store {
             log,
         });
         let (barrier, flusher) = Barrier::start(options.durability, sync.clone());
+        let ops = Arc::new(OpCounter::default());
         let opened = (|| {
             let tables = Tables {
                 product_cache: Arc::new(DecodedCache::new(PRODUCT_CACHE_ITEMS)),
-                products: Table::open(&db, &barrier, "products")?,
-                carts: Table::open(&db, &barrier, "carts")?,
-                stock: Table::open(&db, &barrier, "stock")?,
-                meta: Table::open(&db, &barrier, "meta")?,
-                index_queue: Table::open(&db, &barrier, "index_queue")?,
-                events: Table::open(&db, &barrier, "events")?,
-                orders: Table::open(&db, &barrier, "orders")?,
-                order_index: Table::open(&db, &barrier, "order_index")?,
-                idempotency: Table::open(&db, &barrier, "idempotency")?,
-                payments: Table::open(&db, &barrier, "payments")?,
-                gateway_ledger: Table::open(&db, &barrier, "gateway_ledger")?,
-                templates: Table::open(&db, &barrier, "templates")?,
-                notifications: Table::open(&db, &barrier, "notifications")?,
-                mail_queue: Table::open(&db, &barrier, "mail_queue")?,
-                customers: Table::open(&db, &barrier, "customers")?,
-                customer_emails: Table::open(&db, &barrier, "customer_emails")?,
-                sessions: Table::open(&db, &barrier, "sessions")?,
-                order_owners: Table::open(&db, &barrier, "order_owners")?,
-                customer_orders: Table::open(&db, &barrier, "customer_orders")?,
-                cart_owners: Table::open(&db, &barrier, "cart_owners")?,
-                email_orders: Table::open(&db, &barrier, "email_orders")?,
-                promotions: Table::open(&db, &barrier, "promotions")?,
-                promotion_uses: Table::open(&db, &barrier, "promotion_uses")?,
-                promotion_orders: Table::open(&db, &barrier, "promotion_orders")?,
-                webhooks: Table::open(&db, &barrier, "webhooks")?,
-                webhook_attempts: Table::open(&db, &barrier, "webhook_attempts")?,
-                settings: Table::open(&db, &barrier, "settings")?,
+                products: Table::open(&db, (&barrier, &ops), "products")?,
+                carts: Table::open(&db, (&barrier, &ops), "carts")?,
+                stock: Table::open(&db, (&barrier, &ops), "stock")?,
+                meta: Table::open(&db, (&barrier, &ops), "meta")?,
+                index_queue: Table::open(&db, (&barrier, &ops), "index_queue")?,
+                events: Table::open(&db, (&barrier, &ops), "events")?,
+                orders: Table::open(&db, (&barrier, &ops), "orders")?,
+                order_index: Table::open(&db, (&barrier, &ops), "order_index")?,
+                idempotency: Table::open(&db, (&barrier, &ops), "idempotency")?,
+                payments: Table::open(&db, (&barrier, &ops), "payments")?,
+                gateway_ledger: Table::open(&db, (&barrier, &ops), "gateway_ledger")?,
+                templates: Table::open(&db, (&barrier, &ops), "templates")?,
+                notifications: Table::open(&db, (&barrier, &ops), "notifications")?,
+                mail_queue: Table::open(&db, (&barrier, &ops), "mail_queue")?,
+                customers: Table::open(&db, (&barrier, &ops), "customers")?,
+                customer_emails: Table::open(&db, (&barrier, &ops), "customer_emails")?,
+                sessions: Table::open(&db, (&barrier, &ops), "sessions")?,
+                order_owners: Table::open(&db, (&barrier, &ops), "order_owners")?,
+                customer_orders: Table::open(&db, (&barrier, &ops), "customer_orders")?,
+                cart_owners: Table::open(&db, (&barrier, &ops), "cart_owners")?,
+                email_orders: Table::open(&db, (&barrier, &ops), "email_orders")?,
+                promotions: Table::open(&db, (&barrier, &ops), "promotions")?,
+                promotion_uses: Table::open(&db, (&barrier, &ops), "promotion_uses")?,
+                promotion_orders: Table::open(&db, (&barrier, &ops), "promotion_orders")?,
+                webhooks: Table::open(&db, (&barrier, &ops), "webhooks")?,
+                webhook_attempts: Table::open(&db, (&barrier, &ops), "webhook_attempts")?,
+                settings: Table::open(&db, (&barrier, &ops), "settings")?,
             };
             // Multi-key writes a crash interrupted are completed before anything reads.
             let journal = db.open_tree("journal")?;
@@ -976,6 +1021,7 @@ impl Store {
                 clock: options.clock.clone(),
                 journal,
                 journal_seq: std::sync::atomic::AtomicU64::new(1),
+                ops,
             }),
         })
     }
@@ -1069,12 +1115,15 @@ impl Store {
         if batch.ops.is_empty() {
             return Ok(());
         }
+        let counter = &self.inner.ops;
         if batch.ops.len() == 1 {
             let (tree, key, value) = batch.ops.pop().expect("one op");
+            let put = value.is_some();
             match value {
                 Some(v) => tree.insert(key, v)?,
                 None => tree.remove(key)?,
             };
+            counter.count(&tree, put);
             return Ok(());
         }
         let entry = journal::encode(&batch.ops);
@@ -1087,11 +1136,17 @@ impl Store {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let key = seq.to_be_bytes();
         self.inner.journal.insert(key, entry)?;
+        counter.count(&self.inner.journal, true);
         let applied = batch
             .ops
             .iter()
-            .try_for_each(|(tree, key, value)| journal::apply(tree, key, value.as_deref()))
+            .try_for_each(|(tree, key, value)| {
+                journal::apply(tree, key, value.as_deref())?;
+                counter.count(tree, value.is_some());
+                Ok(())
+            })
             .and_then(|()| Ok(self.inner.journal.remove(key).map(|_| ())?));
+        counter.count(&self.inner.journal, false);
         if let Err(e) = applied {
             // Half applied, with its journal entry in place: only a restart (which replays
             // it) brings the store back to a state we can vouch for.
@@ -1105,6 +1160,34 @@ impl Store {
             return Err(e);
         }
         Ok(())
+    }
+
+    /// Starts counting the store's operations by table from zero (`true`), or stops
+    /// (`false`): for measurements ([`Store::op_counts`]).
+    pub fn count_ops(&self, on: bool) {
+        self.inner
+            .ops
+            .by_tree
+            .lock()
+            .expect("op counter lock")
+            .clear();
+        self.inner
+            .ops
+            .on
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The operations counted since [`Store::count_ops`] switched counting on, by table
+    /// (`journal` for the commit points of multi-key writes).
+    pub fn op_counts(&self) -> Vec<(String, OpCount)> {
+        self.inner
+            .ops
+            .by_tree
+            .lock()
+            .expect("op counter lock")
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
     }
 
     /// A new sequence number, larger than every one handed out before (also across
