@@ -12,18 +12,12 @@ use serde_json::{Value, json};
 use crate::checkout::{cart_with, checkout, checkout_body};
 use crate::helpers::*;
 
-/// The `.eml` files in `dir` whose name starts with `template`, with their contents.
+/// The messages in the outbox `dir` whose id starts with `template`: id and text.
 fn mails(dir: &Path, template: &str) -> Vec<(String, String)> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut out: Vec<(String, String)> = entries
-        .filter_map(|e| {
-            let e = e.ok()?;
-            let name = e.file_name().into_string().ok()?;
-            (name.starts_with(template) && name.ends_with(".eml"))
-                .then(|| (name, std::fs::read_to_string(e.path()).unwrap_or_default()))
-        })
+    let mut out: Vec<(String, String)> = emporium::notify::mailer::read_outbox(dir)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(id, _)| id.starts_with(template))
         .collect();
     out.sort();
     out
@@ -302,8 +296,8 @@ async fn order(server: &Server, key: String) -> String {
 }
 
 /// Receipts go to a real SMTP server, which keeps every delivery (a file per message
-/// received), so a second send of a receipt is seen — unlike the outbox, where a resend
-/// lands on the same file name.
+/// received), so a second send of a receipt is seen — unlike the outbox, which
+/// recognises a message it already holds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exactly_one_receipt_per_order_across_kill_9() {
     let root = tempfile::tempdir().unwrap();
@@ -366,6 +360,46 @@ async fn exactly_one_receipt_per_order_across_kill_9() {
         assert_eq!(by_id.values().sum::<usize>(), 1, "order {id}: {by_id:?}");
     }
     assert!(server.terminate().success());
+}
+
+/// The outbox (mailbox files, one per group of messages) keeps one copy of each receipt
+/// across `kill -9`: a group whose file landed before the kill but whose sending was not
+/// recorded is recognised after the restart, not written again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outbox_holds_exactly_one_receipt_per_order_across_kill_9() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let outbox = data.join("outbox");
+    let mut server = start_binary(&data, &[]).await;
+    server
+        .stock_product(BINARY_TOKEN, "RCPT-1", "Star chart", 500, 1000)
+        .await;
+    let mut ids = Vec::new();
+    for round in 0..3 {
+        for i in 0..10 {
+            ids.push(order(&server, format!("k{round}-{i}")).await);
+        }
+        // Killed right after the last order: its receipt may or may not be out.
+        server.kill9();
+        server = start_binary(&data, &[]).await;
+    }
+    let receipts_of = |order: &str| {
+        mails(&outbox, "order_confirmation")
+            .iter()
+            .filter(|(_, m)| unfold(m).contains(&number(order)))
+            .count()
+    };
+    let all = eventually(Duration::from_secs(20), || {
+        let done = ids.iter().all(|id| receipts_of(id) >= 1);
+        async move { done }
+    })
+    .await;
+    assert!(all, "every receipt written");
+    for id in &ids {
+        assert_eq!(receipts_of(id), 1, "order {id}");
+    }
+    assert_eq!(mails(&outbox, "order_confirmation").len(), ids.len());
+    server.kill9();
 }
 
 /// A real SMTP server: Python's aiosmtpd writing to a Maildir.

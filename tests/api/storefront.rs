@@ -450,18 +450,11 @@ async fn a_shopper_buys_in_a_real_browser_with_and_without_javascript() {
     // Two orders, two receipts in the outbox.
     let outbox = data.join("outbox");
     let receipts = eventually(Duration::from_secs(10), || {
-        let n = std::fs::read_dir(&outbox)
-            .map(|d| {
-                d.filter(|e| {
-                    e.as_ref().is_ok_and(|e| {
-                        e.file_name()
-                            .to_string_lossy()
-                            .starts_with("order_confirmation")
-                    })
-                })
-                .count()
-            })
-            .unwrap_or(0);
+        let n = emporium::notify::mailer::read_outbox(&outbox)
+            .unwrap_or_default()
+            .iter()
+            .filter(|(id, _)| id.starts_with("order_confirmation"))
+            .count();
         async move { n == 2 }
     })
     .await;
