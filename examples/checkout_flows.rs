@@ -120,11 +120,14 @@ async fn main() {
         let per = |c: u64| c as f64 / n.max(1) as f64;
         let total: u64 = counts.iter().map(|(_, c)| c.puts + c.removes).sum();
         println!("store operations per flow: {:.1}", per(total));
+        let bytes: u64 = counts.iter().map(|(_, c)| c.bytes).sum();
+        println!("store bytes put per flow: {:.0}", per(bytes));
         for (table, c) in &counts {
             println!(
-                "  {table:<18} {:>5.2} puts {:>5.2} removes",
+                "  {table:<18} {:>5.2} puts {:>5.2} removes {:>7.0} bytes",
                 per(c.puts),
-                per(c.removes)
+                per(c.removes),
+                per(c.bytes)
             );
         }
     }

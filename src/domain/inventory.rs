@@ -22,16 +22,74 @@ pub const LAPSED_MEMORY: usize = 32;
 pub const MAX_RESERVATION_ID: usize = 64;
 /// Most open reservations per SKU. The stock is one stored record, and a record must stay
 /// under the store's limit (48 KiB, below sled's blob threshold): with ids of
-/// [`MAX_RESERVATION_ID`] bytes a reservation encodes to at most 79 bytes, the memories of
+/// [`MAX_RESERVATION_ID`] bytes a reservation encodes to at most 80 bytes, the memories of
 /// commits, returns and lapses to at most 10.4 KiB, so 480 reservations fit with room to
 /// spare (`storage` tests encode a stock at this bound). A reservation beyond it is
 /// refused with [`InventoryError::TooManyReservations`].
 pub const MAX_RESERVATIONS: usize = 480;
 
+/// How a stock record stores the ids it holds (reservations, and the memories of commits,
+/// returns and lapses, up to 160 ids rewritten with every change of the SKU): an order
+/// id — 32 lowercase hex digits — as its 16 bytes, any other id as its text. Exact both
+/// ways (no hashing), and half the bytes: an order id took 33 bytes, it takes 17, and a
+/// busy SKU's record went from about 2.1 KiB to 1.1 KiB per write (issue 21).
+mod compact_ids {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize)]
+    enum Out<'a> {
+        Hex(u128),
+        Text(&'a str),
+    }
+
+    #[derive(Deserialize)]
+    enum In {
+        Hex(u128),
+        Text(String),
+    }
+
+    fn out(id: &str) -> Out<'_> {
+        let hex = id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        match hex.then(|| u128::from_str_radix(id, 16).ok()).flatten() {
+            Some(n) => Out::Hex(n),
+            None => Out::Text(id),
+        }
+    }
+
+    fn text(id: In) -> String {
+        match id {
+            In::Hex(n) => format!("{n:032x}"),
+            In::Text(t) => t,
+        }
+    }
+
+    /// One id.
+    pub mod one {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(id: &str, s: S) -> Result<S::Ok, S::Error> {
+            out(id).serialize(s)
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+            In::deserialize(d).map(text)
+        }
+    }
+
+    pub fn serialize<S: Serializer>(ids: &[String], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(ids.iter().map(|i| out(i)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        Ok(Vec::<In>::deserialize(d)?.into_iter().map(text).collect())
+    }
+}
+
 /// A hold on stock for a checkout.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reservation {
     /// Chosen by the caller (derived from the order id), so retries are idempotent.
+    #[serde(with = "compact_ids::one")]
     pub id: String,
     /// Units held.
     pub quantity: u32,
@@ -47,10 +105,13 @@ pub struct Stock {
     /// Open reservations.
     pub reservations: Vec<Reservation>,
     /// Ids of the most recently committed reservations (newest last).
+    #[serde(with = "compact_ids")]
     pub committed: Vec<String>,
     /// Ids of the most recent returns (newest last), so a retried return adds nothing.
+    #[serde(with = "compact_ids")]
     pub returned: Vec<String>,
     /// Ids of the most recently lapsed reservations (newest last): see [`LAPSED_MEMORY`].
+    #[serde(with = "compact_ids")]
     pub lapsed: Vec<String>,
 }
 

@@ -208,6 +208,8 @@ pub struct OpCount {
     pub puts: u64,
     /// Removes.
     pub removes: u64,
+    /// Bytes of the values put (keys not counted).
+    pub bytes: u64,
 }
 
 /// The store's operations by tree, counted only while switched on ([`Store::count_ops`]:
@@ -219,17 +221,20 @@ struct OpCounter {
 }
 
 impl OpCounter {
-    fn count(&self, tree: &sled::Tree, put: bool) {
+    /// Counts a put of `bytes` (`Some`) or a remove (`None`).
+    fn count(&self, tree: &sled::Tree, put: Option<usize>) {
         if !self.on.load(std::sync::atomic::Ordering::Relaxed) {
             return;
         }
         let name = String::from_utf8_lossy(&tree.name()).into_owned();
         let mut by = self.by_tree.lock().expect("op counter lock");
         let c = by.entry(name).or_default();
-        if put {
-            c.puts += 1;
-        } else {
-            c.removes += 1;
+        match put {
+            Some(bytes) => {
+                c.puts += 1;
+                c.bytes += bytes as u64;
+            }
+            None => c.removes += 1,
         }
     }
 }
@@ -290,8 +295,9 @@ impl<K: Key + ?Sized, V: Record> Table<K, V> {
     pub fn put(&self, key: &K, value: &V) -> Result<(), StorageError> {
         self.barrier.writable()?;
         let bytes = checked_encode(value)?;
+        let len = bytes.len();
         self.tree.insert(key.encode(), bytes)?;
-        self.ops.count(&self.tree, true);
+        self.ops.count(&self.tree, Some(len));
         Ok(())
     }
 
@@ -299,7 +305,7 @@ impl<K: Key + ?Sized, V: Record> Table<K, V> {
     pub fn remove(&self, key: &K) -> Result<(), StorageError> {
         self.barrier.writable()?;
         self.tree.remove(key.encode())?;
-        self.ops.count(&self.tree, false);
+        self.ops.count(&self.tree, None);
         Ok(())
     }
 
@@ -413,7 +419,7 @@ impl<V: Record> Table<u64, V> {
         for item in self.tree.range(..=upto.encode()) {
             let (k, _) = item?;
             batch.remove(k);
-            self.ops.count(&self.tree, false);
+            self.ops.count(&self.tree, None);
         }
         Ok(self.tree.apply_batch(batch)?)
     }
@@ -1118,7 +1124,7 @@ impl Store {
         let counter = &self.inner.ops;
         if batch.ops.len() == 1 {
             let (tree, key, value) = batch.ops.pop().expect("one op");
-            let put = value.is_some();
+            let put = value.as_ref().map(Vec::len);
             match value {
                 Some(v) => tree.insert(key, v)?,
                 None => tree.remove(key)?,
@@ -1135,18 +1141,19 @@ impl Store {
             .journal_seq
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let key = seq.to_be_bytes();
+        let entry_len = entry.len();
         self.inner.journal.insert(key, entry)?;
-        counter.count(&self.inner.journal, true);
+        counter.count(&self.inner.journal, Some(entry_len));
         let applied = batch
             .ops
             .iter()
             .try_for_each(|(tree, key, value)| {
                 journal::apply(tree, key, value.as_deref())?;
-                counter.count(tree, value.is_some());
+                counter.count(tree, value.as_ref().map(Vec::len));
                 Ok(())
             })
             .and_then(|()| Ok(self.inner.journal.remove(key).map(|_| ())?));
-        counter.count(&self.inner.journal, false);
+        counter.count(&self.inner.journal, None);
         if let Err(e) = applied {
             // Half applied, with its journal entry in place: only a restart (which replays
             // it) brings the store back to a state we can vouch for.
@@ -1368,28 +1375,62 @@ impl Record for crate::domain::cart::Cart {
 }
 
 impl Record for crate::domain::inventory::Stock {
-    const VERSION: u8 = 3;
+    const VERSION: u8 = 4;
     const NAME: &'static str = "stock";
 
-    /// Version 2 had no memory of lapsed reservations.
+    /// Version 3 kept every id as text (version 4 keeps order ids as 16 bytes); version 2
+    /// also had no memory of lapsed reservations.
     fn upgrade(version: u8, body: &[u8]) -> Option<Result<Self, StorageError>> {
         use crate::domain::inventory::{Reservation, Stock};
         #[derive(serde::Deserialize)]
+        struct TextReservation {
+            id: String,
+            quantity: u32,
+            expires_at: i64,
+        }
+        #[derive(serde::Deserialize)]
+        struct V3 {
+            on_hand: u64,
+            reservations: Vec<TextReservation>,
+            committed: Vec<String>,
+            returned: Vec<String>,
+            lapsed: Vec<String>,
+        }
+        #[derive(serde::Deserialize)]
         struct V2 {
             on_hand: u64,
-            reservations: Vec<Reservation>,
+            reservations: Vec<TextReservation>,
             committed: Vec<String>,
             returned: Vec<String>,
         }
-        (version == 2).then(|| {
-            codec::decode_body::<V2>(Self::NAME, body).map(|v| Stock {
+        let v3 = match version {
+            3 => codec::decode_body::<V3>(Self::NAME, body),
+            2 => codec::decode_body::<V2>(Self::NAME, body).map(|v| V3 {
                 on_hand: v.on_hand,
                 reservations: v.reservations,
                 committed: v.committed,
                 returned: v.returned,
                 lapsed: Vec::new(),
-            })
-        })
+            }),
+            _ => return None,
+        };
+        Some(v3.map(|v| {
+            Stock {
+                on_hand: v.on_hand,
+                reservations: v
+                    .reservations
+                    .into_iter()
+                    .map(|r| Reservation {
+                        id: r.id,
+                        quantity: r.quantity,
+                        expires_at: r.expires_at,
+                    })
+                    .collect(),
+                committed: v.committed,
+                returned: v.returned,
+                lapsed: v.lapsed,
+            }
+        }))
     }
 }
 
@@ -1944,8 +1985,73 @@ mod tests {
     }
 
     #[test]
-    fn a_stock_written_by_version_2_is_read_with_an_empty_lapse_memory() {
+    fn a_stock_keeps_order_ids_as_16_bytes_and_reads_version_3_text_ids() {
         use crate::domain::inventory::{Reservation, Stock};
+        let order = "0123456789abcdef0123456789abcdef".to_owned();
+        let stock = Stock {
+            on_hand: 9,
+            reservations: vec![Reservation {
+                id: order.clone(),
+                quantity: 1,
+                expires_at: 5,
+            }],
+            // Upper-case hex and other shapes stay text: every id reads back as it was.
+            committed: vec![
+                order.clone(),
+                "0123456789ABCDEF0123456789ABCDEF".into(),
+                "r-1".into(),
+            ],
+            returned: vec!["ffffffffffffffffffffffffffffffff".into()],
+            lapsed: vec!["00000000000000000000000000000000".into()],
+        };
+        let bytes = codec::encode(&stock).unwrap();
+        assert_eq!(codec::decode::<Stock>(&bytes).unwrap(), stock);
+        let texts = Stock {
+            committed: vec![order.clone(); 64],
+            ..Stock::default()
+        };
+        assert!(codec::encode(&texts).unwrap().len() < 64 * 18 + 16);
+        // Version 3: the same fields, every id as text.
+        #[derive(serde::Serialize)]
+        struct TextReservation {
+            id: String,
+            quantity: u32,
+            expires_at: i64,
+        }
+        #[derive(serde::Serialize)]
+        struct V3 {
+            on_hand: u64,
+            reservations: Vec<TextReservation>,
+            committed: Vec<String>,
+            returned: Vec<String>,
+            lapsed: Vec<String>,
+        }
+        let v3 = V3 {
+            on_hand: 9,
+            reservations: vec![TextReservation {
+                id: order.clone(),
+                quantity: 1,
+                expires_at: 5,
+            }],
+            committed: stock.committed.clone(),
+            returned: stock.returned.clone(),
+            lapsed: stock.lapsed.clone(),
+        };
+        let mut old = vec![3u8];
+        old.extend(bincode::serde::encode_to_vec(&v3, bincode::config::standard()).unwrap());
+        assert_eq!(codec::decode::<Stock>(&old).unwrap(), stock);
+    }
+
+    #[test]
+    fn a_stock_written_by_version_2_is_read_with_an_empty_lapse_memory() {
+        use crate::domain::inventory::Stock;
+        // Version 2 kept reservation ids as text.
+        #[derive(serde::Serialize)]
+        struct Reservation {
+            id: String,
+            quantity: u32,
+            expires_at: i64,
+        }
         #[derive(serde::Serialize)]
         struct V2 {
             on_hand: u64,
