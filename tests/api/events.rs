@@ -144,7 +144,13 @@ async fn a_subscriber_gets_every_event_in_order_and_resumes_from_its_offset() {
             (1..=10).collect::<Vec<u64>>(),
             "in order, the failed one retried, none skipped"
         );
-        assert_eq!(engine.subscriber_offset("test-recorder"), 10);
+        // The offset is stored once the subscriber has caught up.
+        assert!(
+            eventually(Duration::from_secs(5), || async {
+                engine.subscriber_offset("test-recorder") == 10
+            })
+            .await
+        );
         engine.shutdown().await.unwrap();
     }
     seen.lock().unwrap().clear();

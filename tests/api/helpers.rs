@@ -202,13 +202,18 @@ impl TestApp {
             )
             .await;
         assert_eq!(r.status, 201, "{}", r.body);
+        self.set_on_hand(sku, stock).await;
+    }
+
+    /// Sets `sku`'s stock on hand through the admin API.
+    pub async fn set_on_hand(&self, sku: &str, on_hand: i64) {
         let r = self
             .send(
                 self.admin(
                     self.client
                         .put(self.url(&format!("/api/v1/admin/inventory/{sku}"))),
                 )
-                .json(&json!({"on_hand": stock})),
+                .json(&json!({"on_hand": on_hand})),
             )
             .await;
         assert_eq!(r.status, 200, "{}", r.body);

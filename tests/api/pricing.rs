@@ -80,16 +80,7 @@ async fn set_up_shop(app: &TestApp) {
         .await;
         assert_eq!(r.status, 201, "{}", r.body);
         assert_eq!(r.body["tax_class"], class);
-        let r = app
-            .send(
-                app.admin(
-                    app.client
-                        .put(app.url(&format!("/api/v1/admin/inventory/{sku}"))),
-                )
-                .json(&json!({"on_hand": 1000})),
-            )
-            .await;
-        assert_eq!(r.status, 200);
+        app.set_on_hand(sku, 1000).await;
     }
 }
 
