@@ -1,7 +1,7 @@
 //! Webhooks: every domain event, delivered to the shop's other systems — signed, in log
 //! order per endpoint, at least once, replayable.
 //!
-//! Each endpoint has its own delivery actor ([`endpoint`]): it owns the endpoint's record
+//! Each endpoint has its own delivery actor (`endpoint.rs`): it owns the endpoint's record
 //! (settings, keys, offset, retry state) and is its only writer; a worker task beside it
 //! reads the event log from the endpoint's offset and posts the events it wants, one at a
 //! time, through the shared [`Sender`], reporting each attempt to the actor, which records
