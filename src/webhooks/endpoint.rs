@@ -173,12 +173,14 @@ impl EndpointActor {
                 event_types,
                 description,
             } => {
+                // A delivery under way for the old URL or types stops at its next event
+                // and starts over with the new ones (a new generation).
                 if let Some(url) = url {
                     next.url = parse_url(&url)?.url;
+                    next.generation += 1;
                 }
                 if let Some(types) = event_types {
                     next.event_types = check_event_types(&types)?;
-                    // Events under way for the old types are looked at again.
                     next.generation += 1;
                 }
                 if let Some(d) = description {

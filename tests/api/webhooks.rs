@@ -409,6 +409,23 @@ async fn a_receiver_with_the_wrong_secret_refuses_until_the_secret_is_rotated() 
         products,
         "the old secret verifies during the overlap"
     );
+    // A new URL: what comes next goes there, in order, and nothing more to the old one.
+    let patched = app
+        .send(
+            app.admin(app.client.patch(app.url(&path)))
+                .json(&json!({"url": r.url("moved"), "description": "moved"})),
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{:?}", patched.body);
+    assert_eq!(patched.body["url"], r.url("moved"));
+    let secret = r.with("strict", |b| b.secret.clone());
+    r.with("moved", |b| b.secret = secret);
+    let before = r.seqs("strict");
+    import(&app, "U", 2).await;
+    let fresh: Vec<u64> = logged(&app, Some("ProductChanged")).await[before.len()..].to_vec();
+    wait_for(&r, "moved", &fresh).await;
+    assert_eq!(r.seqs("moved"), fresh);
+    assert_eq!(r.seqs("strict"), before);
     app.stop().await;
 }
 
