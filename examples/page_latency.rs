@@ -68,46 +68,25 @@ async fn main() {
         .collect();
     let client = reqwest::Client::new();
     // Page weight.
-    let page = client
-        .get(format!("{base}/p/{}", skus[0]))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let css = client
-        .get(format!("{base}/assets/shop.css"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let js = client
-        .get(format!("{base}/assets/shop.js"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let size = |path: String| {
+        let (client, url) = (client.clone(), format!("{base}{path}"));
+        async move {
+            let r = client.get(url).send().await.unwrap();
+            r.bytes().await.unwrap().len()
+        }
+    };
     let image_url = engine.product(&skus[0]).await.unwrap().product.images[0].clone();
-    let image = client
-        .get(format!("{base}{image_url}"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let page = size(format!("/p/{}", skus[0])).await;
+    let css = size("/assets/shop.css".into()).await;
+    let js = size("/assets/shop.js".into()).await;
+    let image = size(image_url).await;
     println!(
         "page weight (product page): HTML {} B, CSS {} B, JS {} B, image {} B — {} B in all",
-        page.len(),
-        css.len(),
-        js.len(),
-        image.len(),
-        page.len() + css.len() + js.len() + image.len()
+        page,
+        css,
+        js,
+        image,
+        page + css + js + image
     );
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let per_client = common::clients(clients, |c| {

@@ -350,10 +350,11 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// A new endpoint with one key, delivering events after `offset` (the log's end now).
+    /// A new endpoint with one key, delivering events after `offset` (the log's end now);
+    /// `url` as [`parse_url`] returned it.
     pub fn new(
         id: String,
-        url: &EndpointUrl,
+        url: String,
         event_types: Vec<String>,
         description: String,
         key: Vec<u8>,
@@ -362,7 +363,7 @@ impl Endpoint {
     ) -> Endpoint {
         Endpoint {
             id,
-            url: url.url.clone(),
+            url,
             event_types,
             description,
             keys: vec![SigningKey {
@@ -611,10 +612,10 @@ mod tests {
     }
 
     fn endpoint(types: &[&str]) -> Endpoint {
-        let url = parse_url("https://hooks.example.com/in").unwrap();
+        let url = parse_url("https://hooks.example.com/in").unwrap().url;
         let types =
             check_event_types(&types.iter().map(|t| t.to_string()).collect::<Vec<_>>()).unwrap();
-        Endpoint::new("e1".into(), &url, types, String::new(), vec![1; 32], 10, 0)
+        Endpoint::new("e1".into(), url, types, String::new(), vec![1; 32], 10, 0)
     }
 
     #[test]

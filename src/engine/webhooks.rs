@@ -33,7 +33,6 @@ impl From<WebhookError> for EngineError {
     fn from(e: WebhookError) -> Self {
         match e {
             WebhookError::NotFound => EngineError::NotFound("webhook endpoint"),
-            WebhookError::Invalid(i) => EngineError::Invalid(i),
             WebhookError::Storage(s) => s.into(),
             e @ WebhookError::Unavailable => {
                 EngineError::unavailable_because("the webhook endpoint", e)
@@ -87,7 +86,7 @@ impl Engine {
         let secret = secret_text(&key);
         let endpoint = Endpoint::new(
             uuid::Uuid::new_v4().simple().to_string(),
-            &parse_url(&url)?,
+            url,
             event_types,
             description,
             key,

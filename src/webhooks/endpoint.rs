@@ -24,11 +24,8 @@ use tokio::sync::Notify;
 use super::Shared;
 use super::sender::{Message, Sent};
 use crate::domain::Millis;
-use crate::domain::webhook::{
-    Attempt, Endpoint, check_description, check_event_types, event_id, parse_url, payload,
-    signature_header,
-};
-use crate::domain::{Invalid, event::LoggedEvent};
+use crate::domain::event::LoggedEvent;
+use crate::domain::webhook::{Attempt, Endpoint, event_id, payload, signature_header};
 use crate::storage::{StorageError, webhook_attempt_key};
 
 /// Events read per batch: at most this many are delivered again after a crash.
@@ -37,16 +34,17 @@ pub const BATCH: usize = 64;
 /// Attempts kept per endpoint; older ones are dropped as new ones are recorded.
 pub const ATTEMPTS_KEPT: u64 = 10_000;
 
-/// An admin's change to an endpoint.
+/// An admin's change to an endpoint. The caller has checked the settings (the engine's
+/// use cases do, with the domain's checks and the SSRF rules); the actor applies them.
 #[derive(Debug, Clone)]
 pub enum Change {
-    /// New settings (each one optional).
+    /// New settings (each one optional), checked.
     Update {
-        /// A new URL.
+        /// A new URL (as [`crate::domain::webhook::parse_url`] returned it).
         url: Option<String>,
-        /// New event types.
+        /// New event types (as [`crate::domain::webhook::check_event_types`] returned them).
         event_types: Option<Vec<String>>,
-        /// A new description.
+        /// A new description (as [`crate::domain::webhook::check_description`] returned it).
         description: Option<String>,
     },
     /// A new signing key; the old one signs on for the overlap.
@@ -61,26 +59,6 @@ pub enum Change {
     },
     /// Deliver again after the endpoint was marked failing (or retry now).
     Resume,
-}
-
-/// Why a change was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum ChangeError {
-    /// A setting breaks a rule.
-    #[error(transparent)]
-    Invalid(#[from] Invalid),
-    /// The store failed.
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-}
-
-impl From<ChangeError> for super::WebhookError {
-    fn from(e: ChangeError) -> Self {
-        match e {
-            ChangeError::Invalid(i) => super::WebhookError::Invalid(i),
-            ChangeError::Storage(s) => super::WebhookError::Storage(s),
-        }
-    }
 }
 
 fn ms(d: Duration) -> i64 {
@@ -128,7 +106,7 @@ pub enum Msg {
     /// The endpoint now.
     Get(RpcReplyPort<Endpoint>),
     /// An admin's change (already checked where it can be: URLs, event types).
-    Change(Change, RpcReplyPort<Result<Endpoint, ChangeError>>),
+    Change(Change, RpcReplyPort<Result<Endpoint, StorageError>>),
     /// Removes the endpoint and its attempts, then stops.
     Delete(RpcReplyPort<Result<(), StorageError>>),
     /// From the worker: what to do now.
@@ -164,7 +142,7 @@ impl EndpointActor {
         self.shared.store.clock().now()
     }
 
-    fn change(&self, st: &mut State, change: Change) -> Result<Endpoint, ChangeError> {
+    fn change(&self, st: &mut State, change: Change) -> Result<Endpoint, StorageError> {
         let now = self.now();
         let mut next = st.endpoint.clone();
         match change {
@@ -176,15 +154,15 @@ impl EndpointActor {
                 // A delivery under way for the old URL or types stops at its next event
                 // and starts over with the new ones (a new generation).
                 if let Some(url) = url {
-                    next.url = parse_url(&url)?.url;
+                    next.url = url;
                     next.generation += 1;
                 }
                 if let Some(types) = event_types {
-                    next.event_types = check_event_types(&types)?;
+                    next.event_types = types;
                     next.generation += 1;
                 }
                 if let Some(d) = description {
-                    next.description = check_description(&d)?;
+                    next.description = d;
                 }
                 next.updated_at = now;
             }
@@ -387,12 +365,14 @@ impl Actor for EndpointActor {
     }
 }
 
-/// Asks the actor; `None` once it is gone.
-async fn ask<T: Send + 'static>(
+/// Asks the actor, waiting at most `timeout` (`None`: as long as it takes); `None` if it
+/// is gone or did not answer in time.
+pub(super) async fn ask<T: Send + 'static>(
     actor: &ActorRef<Msg>,
     msg: impl FnOnce(RpcReplyPort<T>) -> Msg,
+    timeout: Option<Duration>,
 ) -> Option<T> {
-    match actor.call(msg, None).await {
+    match actor.call(msg, timeout).await {
         Ok(ractor::rpc::CallResult::Success(v)) => Some(v),
         _ => None,
     }
@@ -407,7 +387,7 @@ async fn work(actor: ActorRef<Msg>, shared: Arc<Shared>, kick: Arc<Notify>) {
         let appended = store.events_appended();
         tokio::pin!(appended);
         appended.as_mut().enable();
-        let Some(work) = ask(&actor, Msg::Next).await else {
+        let Some(work) = ask(&actor, Msg::Next, None).await else {
             return;
         };
         let job = match work {
@@ -495,21 +475,16 @@ async fn deliver_batch(
             event_type: kind,
             sent,
         };
-        if !ask(actor, |r| Msg::Report(report, r)).await? {
+        if !ask(actor, |r| Msg::Report(report, r), None).await? {
             return Some(());
         }
     }
     if let Some(seq) = passed {
-        ask(actor, |r| {
-            Msg::Report(
-                Report::Passed {
-                    generation: job.generation,
-                    seq,
-                },
-                r,
-            )
-        })
-        .await?;
+        let passed = Report::Passed {
+            generation: job.generation,
+            seq,
+        };
+        ask(actor, |r| Msg::Report(passed, r), None).await?;
     }
     Some(())
 }

@@ -62,9 +62,6 @@ pub enum WebhookError {
     /// No such endpoint.
     #[error("no such webhook endpoint")]
     NotFound,
-    /// A setting breaks a rule.
-    #[error(transparent)]
-    Invalid(#[from] crate::domain::Invalid),
     /// The store failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -138,15 +135,14 @@ pub struct Webhooks {
 /// How long a use case waits for an endpoint's actor.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Calls an endpoint's actor.
+/// Calls an endpoint's actor for a use case (bounded by [`CALL_TIMEOUT`]).
 async fn ask<T: Send + 'static>(
     actor: &ActorRef<Msg>,
     msg: impl FnOnce(ractor::RpcReplyPort<T>) -> Msg,
 ) -> Result<T, WebhookError> {
-    match actor.call(msg, Some(CALL_TIMEOUT)).await {
-        Ok(ractor::rpc::CallResult::Success(v)) => Ok(v),
-        _ => Err(WebhookError::Unavailable),
-    }
+    endpoint::ask(actor, msg, Some(CALL_TIMEOUT))
+        .await
+        .ok_or(WebhookError::Unavailable)
 }
 
 impl Webhooks {

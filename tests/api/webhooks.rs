@@ -258,20 +258,15 @@ async fn a_thousand_events_reach_three_endpoints_signed_and_in_log_order() {
         .await;
     assert_eq!(older.body["items"][0]["seq"], json!(all[all.len() - 101]));
     // Metrics: deliveries by endpoint and outcome, lag per endpoint.
-    let metrics = app.get("/metrics").await;
-    let text = metrics.body.as_str().map(str::to_owned);
-    let text = match text {
-        Some(t) => t,
-        None => app
-            .client
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    };
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
         text.contains(&format!(
             "emporium_webhook_deliveries_total{{endpoint=\"{}\",outcome=\"delivered\"}} 1000",
