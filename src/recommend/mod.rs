@@ -270,14 +270,26 @@ impl Recommender {
     /// only its name brought), then viewed together (scored on its own scale); for a
     /// product without bought-together partners, then products named like it (`similar`).
     pub fn related(&self, sku: &str, limit: usize) -> Vec<(String, &'static str)> {
+        self.related_with(sku, limit, &self.scoring)
+    }
+
+    /// [`Recommender::related`] ranked with another scoring's ranking knobs (`beta`,
+    /// `min_support`, `name_weight`; the learning knobs are the model's): evaluations
+    /// compare rankings without learning the orders again.
+    pub fn related_with(
+        &self,
+        sku: &str,
+        limit: usize,
+        scoring: &Scoring,
+    ) -> Vec<(String, &'static str)> {
         let m = self.model.read().expect("model lock");
-        let bought = m
-            .bought
-            .related(sku, &self.scoring, limit.max(BLEND_CANDIDATES));
-        let mut out = self.blend_names(sku, bought, limit);
+        let bought = m.bought.related(sku, scoring, limit.max(BLEND_CANDIDATES));
+        let seen = f64::from(m.bought.count(sku).max(1));
+        let weight = scoring.name_weight * (1.0 + scoring.name_shrink / seen);
+        let mut out = self.blend_names(sku, bought, limit, weight);
         let viewed = Scoring {
             min_support: 1,
-            ..self.scoring
+            ..*scoring
         };
         let cold = out.is_empty();
         for (s, _) in m.viewed.related(sku, &viewed, limit) {
@@ -288,7 +300,7 @@ impl Recommender {
         // Never bought with anything (new, or bought too rarely to count): products named
         // like it — on the UCI history 2.5–3.5× the hit-rate of best sellers for such
         // products (see BENCHMARKS.md).
-        if cold && out.len() < limit && self.scoring.name_weight > 0.0 {
+        if cold && out.len() < limit && scoring.name_weight > 0.0 {
             let similar = self.names.read().expect("names lock").similar(sku, limit);
             for (s, _) in similar {
                 if out.len() < limit && !out.iter().any(|(o, _)| **o == *s) {
@@ -307,6 +319,7 @@ impl Recommender {
         sku: &str,
         bought: Vec<(Arc<str>, f64)>,
         limit: usize,
+        weight: f64,
     ) -> Vec<(String, &'static str)> {
         let Some(best) = bought.first().map(|b| b.1.max(f64::MIN_POSITIVE)) else {
             return Vec::new();
@@ -315,7 +328,6 @@ impl Recommender {
             .into_iter()
             .map(|(s, x)| (s, (x / best, "bought_together")))
             .collect();
-        let weight = self.scoring.name_weight;
         if weight > 0.0 {
             for (s, sim) in self
                 .names
