@@ -12,6 +12,7 @@
 //! it and never holds a product the store does not.
 
 mod facets;
+pub mod forms;
 pub mod indexer;
 pub mod query;
 pub mod schema;
@@ -280,18 +281,21 @@ impl SearchIndex {
 
     /// The query for one stage: `strict` = every word must match; `typos` = words may
     /// match with typos.
-    fn build_query(&self, q: &SearchQuery, strict: bool, typos: bool) -> Box<dyn Query> {
+    /// `partial`: the last word, if it may be the start of a longer one
+    /// ([`SearchIndex::partial_word`]).
+    fn build_query(
+        &self,
+        q: &SearchQuery,
+        strict: bool,
+        typos: bool,
+        partial: Option<&str>,
+    ) -> Box<dyn Query> {
         let stemmed = query::words(&mut self.analyzer(schema::STEMMED), &q.text);
-        let still_typing = !q.text.ends_with(char::is_whitespace);
-        let raw = query::words(&mut self.analyzer(schema::WORDS), &q.text);
-        let raw_last = still_typing
-            .then(|| raw.last().map(String::as_str))
-            .flatten();
         let mut clauses = self.filters(q);
         match query::text_query(
             &self.fields,
             &stemmed,
-            raw_last,
+            partial,
             q.ranking,
             query::Stage { strict, typos },
             &self.synonyms,
@@ -301,6 +305,29 @@ impl SearchIndex {
             None => {}
         }
         Box::new(BooleanQuery::new(clauses))
+    }
+
+    /// The last word of `text` if the shopper may still be typing it: nothing follows it
+    /// and — unless `whole_words_too` (suggestions) — no product name has it as a whole
+    /// word. A search for "projector" is for projectors, not for "projectors-compatible"
+    /// words; "proj" is a word being typed. (Cross-validated on the development queries,
+    /// a prefix bonus for whole words lowered NDCG@10 in 43 of 50 folds.)
+    fn partial_word(
+        &self,
+        searcher: &Searcher,
+        text: &str,
+        whole_words_too: bool,
+    ) -> Option<String> {
+        if text.ends_with(char::is_whitespace) {
+            return None;
+        }
+        let last = query::words(&mut self.analyzer(schema::WORDS), text).pop()?;
+        let whole = || {
+            searcher
+                .doc_freq(&Term::from_field_text(self.fields.name_words, &last))
+                .is_ok_and(|n| n > 0)
+        };
+        (whole_words_too || !whole()).then_some(last)
     }
 
     /// Runs a search: one page of SKUs, the total, and facets for the whole result set.
@@ -315,8 +342,10 @@ impl SearchIndex {
             (true, _) => &[(true, false), (true, true), (false, true)],
         };
         let mut hits = SearchHits::default();
+        let partial = self.partial_word(&searcher, &q.text, false);
         for &(strict, typos) in stages {
-            hits = self.run(&searcher, q, &*self.build_query(q, strict, typos))?;
+            let query = self.build_query(q, strict, typos, partial.as_deref());
+            hits = self.run(&searcher, q, &*query)?;
             if hits.total > 0 {
                 break;
             }
@@ -497,7 +526,9 @@ impl SearchIndex {
             ..Default::default()
         };
         let top = TopDocs::with_limit(q.limit).order_by_score();
-        for (_, addr) in searcher.search(&*self.build_query(&q, true, false), &top)? {
+        let partial = self.partial_word(&searcher, prefix, true);
+        let query = self.build_query(&q, true, false, partial.as_deref());
+        for (_, addr) in searcher.search(&*query, &top)? {
             let doc: TantivyDocument = searcher.doc(addr)?;
             let field = |f| doc.get_first(f).and_then(|v| v.as_str()).map(str::to_owned);
             if let (Some(name), Some(sku)) = (field(self.fields.name), field(self.fields.sku)) {

@@ -13,7 +13,7 @@ use tantivy::{Index, TantivyDocument};
 use crate::domain::product::{AttrValue, Product};
 
 /// Bumped when the schema or analyzers change: an index built by another version is rebuilt.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// Analyzer for ranked text: words, lowercased, accents folded, English stems.
 pub const STEMMED: &str = "emporium_stem";
@@ -27,6 +27,7 @@ pub fn register_tokenizers(manager: &TokenizerManager) {
             .filter(RemoveLongFilter::limit(40))
             .filter(LowerCaser)
             .filter(AsciiFoldingFilter)
+            .filter(super::forms::CodeForms)
     };
     manager.register(
         STEMMED,

@@ -200,6 +200,54 @@ async fn search_matches_fields_tolerates_typos_and_filters() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quantities_and_codes_are_found_however_they_are_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open_engine(dir.path(), |_| {}).await;
+    for (sku, name) in [
+        ("SSD-A", "Portable SSD 1 TB, USB-C"),
+        ("SSD-B", "Nimbus 1TB NVMe SSD"),
+        ("SSD-C", "Nimbus 2TB NVMe SSD"),
+        ("TONER-A", "Toner TN-2110 black"),
+        ("TONER-B", "Toner cartridge TN2110"),
+        ("TONER-C", "Toner TN-2220"),
+        ("CELL-A", "AA2000 rechargeable cell"),
+        ("PROJ-A", "Beamer projector"),
+        ("PROJ-B", "Screen for projectors"),
+    ] {
+        engine
+            .create_product(sku, product(name, "Brand", "Parts", 1_000, ""))
+            .await
+            .unwrap();
+    }
+    engine.search_flush().await.unwrap();
+    let found = |q: &'static str| {
+        let engine = &engine;
+        async move {
+            let mut v = skus(engine, req(q)).await;
+            v.sort();
+            v
+        }
+    };
+    // A quantity, glued or apart, finds both spellings and not another quantity.
+    for q in ["1tb ssd", "1 tb ssd", "ssd 1-TB"] {
+        assert_eq!(found(q).await, ["SSD-A", "SSD-B"], "{q}");
+    }
+    // A code with or without its hyphen finds both spellings, not a neighbour.
+    for q in ["tn-2110", "TN2110 toner"] {
+        assert_eq!(found(q).await, ["TONER-A", "TONER-B"], "{q}");
+    }
+    // Glued codes are not split: the word "aa" is not in "AA2000" (typed with a space
+    // after it: without one it may be the start of a word, and "aa2000" starts so).
+    assert!(found("aa ").await.is_empty());
+    assert_eq!(found("aa").await, ["CELL-A"]);
+    // A whole word is searched as a word; a word being typed as a prefix.
+    assert_eq!(skus(&engine, req("projector")).await[0], "PROJ-A");
+    let typing = found("proj").await;
+    assert_eq!(typing, ["PROJ-A", "PROJ-B"]);
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pagination_walks_every_result_once_and_facets_count_matches() {
     let dir = tempfile::tempdir().unwrap();
     let engine = open_engine(dir.path(), |_| {}).await;
