@@ -1,7 +1,8 @@
-//! The cart entity: one actor per cart, state = the stored [`Cart`] (or nothing).
+//! The cart entity: one actor per cart, state = the stored [`Cart`], the empty cart an
+//! issued id stands for until its first change is stored ([`CartIds`]), or nothing.
 
 use crate::catalog::{CodeProblem, QuoteInput, ShippingProblem};
-use crate::domain::cart::{Cart, CartDetails, CartError, CartStatus, FailurePolicy};
+use crate::domain::cart::{Cart, CartDetails, CartError, CartIds, CartStatus, FailurePolicy};
 use crate::domain::event::DomainEvent;
 use crate::domain::order::{
     CheckoutRequest, CodeUse, IdempotencyRecord, Order, OrderLine, OrderPricing,
@@ -28,11 +29,6 @@ impl CartHandle {
             }
             Err(e) => Err(e),
         })
-    }
-
-    /// Creates an empty cart with id `id`.
-    pub async fn create(&self, id: &str) -> Answer<Cart, CartFailure> {
-        self.cart(id, || CartCmd::Create).await
     }
 
     /// The cart.
@@ -125,7 +121,6 @@ impl CartHandle {
 /// Commands a cart accepts.
 #[derive(Debug, Clone)]
 pub(crate) enum CartCmd {
-    Create,
     Get,
     Add(Sku, i64),
     Set(Sku, i64),
@@ -196,9 +191,6 @@ pub enum CartFailure {
     /// No such cart (or it expired).
     #[error("cart not found")]
     NotFound,
-    /// A new cart's id was already taken.
-    #[error("cart already exists")]
-    AlreadyExists,
     /// The SKU is not in the catalog.
     #[error("unknown sku {0}")]
     UnknownSku(Sku),
@@ -233,6 +225,8 @@ pub(crate) struct CartEntity {
     pub failures: FailurePolicy,
     /// Shipping, tax and automatic promotions.
     pub book: PriceBook,
+    /// Recognises the ids of carts not stored yet.
+    pub ids: CartIds,
 }
 
 /// The key of an idempotency record.
@@ -417,11 +411,16 @@ impl Entity for CartEntity {
 
     fn load(&self, id: &str) -> Result<Option<Cart>, StorageError> {
         let cart = self.store.tables().carts.get(id)?;
+        let now = self.store.clock().now();
         match cart {
-            Some(c) if c.is_expired(self.store.clock().now()) && c.checkout.is_none() => {
+            Some(c) if c.is_expired(now) && c.checkout.is_none() => {
                 self.store.tables().carts.remove(id)?;
                 Ok(None)
             }
+            // Never stored: the empty cart its id stands for, if we issued it (a stored
+            // cart outlives its id's own lifetime, so an expired record never comes back
+            // as an empty cart).
+            None => Ok(self.ids.unstored(id, now, self.ttl_ms)),
             other => Ok(other),
         }
     }
@@ -445,8 +444,6 @@ impl Entity for CartEntity {
         }
         let ttl = self.ttl_ms;
         let next = match (&cmd, state.as_ref()) {
-            (CartCmd::Create, None) => Ok(Cart::new(id.to_owned(), now, ttl)),
-            (CartCmd::Create, Some(_)) => return Effect::read(Err(CartFailure::AlreadyExists)),
             (CartCmd::ForgetKeys { keys, before }, _) => {
                 return match self.forget_keys(id, keys, *before) {
                     Ok(n) => Effect::new(Ok(CartReply::Forgot(n)), n > 0),

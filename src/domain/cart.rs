@@ -430,8 +430,117 @@ pub fn price(cart: &Cart, mut lookup: impl FnMut(&Sku) -> Option<CatalogEntry>) 
     }
 }
 
+/// Cart ids the server can recognise as its own without a record: `POST /carts` writes
+/// nothing — a cart that has never had a line is its id.
+///
+/// An issued id is 52 lowercase hex digits: 12 random bytes (96 bits, what makes it
+/// unguessable), the issue time (6 bytes, ms since the epoch, big-endian), and the first
+/// 8 bytes of HMAC-SHA256 over those 18 bytes under the engine's key. An id that verifies
+/// and has not outlived the cart lifetime is an empty cart until its first change is
+/// stored; one that does not verify was never issued (404). Carts stored under the older
+/// 32-digit ids keep working: they have records.
+#[derive(Clone)]
+pub struct CartIds {
+    key: [u8; 32],
+}
+
+/// Hex digits of an issued cart id.
+pub const ISSUED_ID_LEN: usize = 52;
+
+impl CartIds {
+    /// Keys for cart ids derived from the engine's secret (so one stored secret serves).
+    pub fn new(secret: &[u8]) -> CartIds {
+        use hmac::Mac as _;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret)
+            .expect("HMAC takes a key of any length");
+        mac.update(b"emporium cart ids v1");
+        CartIds {
+            key: mac.finalize().into_bytes().into(),
+        }
+    }
+
+    fn mac(&self, body: &[u8]) -> hmac::Hmac<sha2::Sha256> {
+        use hmac::Mac as _;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.key)
+            .expect("HMAC takes a key of any length");
+        mac.update(body);
+        mac
+    }
+
+    /// An id issued at `now` with the caller's `random` bytes.
+    pub fn issue(&self, random: [u8; 12], now: Millis) -> String {
+        use hmac::Mac as _;
+        let mut bytes = [0u8; 26];
+        bytes[..12].copy_from_slice(&random);
+        bytes[12..18].copy_from_slice(&now.max(0).to_be_bytes()[2..]);
+        let tag = self.mac(&bytes[..18]).finalize().into_bytes();
+        bytes[18..].copy_from_slice(&tag[..8]);
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// When `id` was issued, if it is one of ours.
+    pub fn issued_at(&self, id: &str) -> Option<Millis> {
+        if id.len() != ISSUED_ID_LEN {
+            return None;
+        }
+        let mut bytes = [0u8; 26];
+        for (i, b) in bytes.iter_mut().enumerate() {
+            let digits = id.get(2 * i..2 * i + 2)?;
+            if !digits
+                .bytes()
+                .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+            {
+                return None;
+            }
+            *b = u8::from_str_radix(digits, 16).ok()?;
+        }
+        // Constant time: how much of a forged tag was right must not show in the timing.
+        use hmac::Mac as _;
+        self.mac(&bytes[..18])
+            .verify_truncated_left(&bytes[18..])
+            .ok()?;
+        let mut at = [0u8; 8];
+        at[2..].copy_from_slice(&bytes[12..18]);
+        Some(Millis::from_be_bytes(at))
+    }
+
+    /// The empty cart `id` is, if it is an issued id whose lifetime (`ttl_ms` from its
+    /// issue) has not run out at `now`.
+    pub fn unstored(&self, id: &str, now: Millis, ttl_ms: Millis) -> Option<Cart> {
+        let at = self.issued_at(id)?;
+        let cart = Cart::new(id.to_owned(), at, ttl_ms);
+        (!cart.is_expired(now)).then_some(cart)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_issued_cart_id_verifies_and_nothing_else_does() {
+        let ids = CartIds::new(b"secret");
+        let id = ids.issue([7; 12], 1_700_000_000_123);
+        assert_eq!(id.len(), ISSUED_ID_LEN);
+        assert_eq!(ids.issued_at(&id), Some(1_700_000_000_123));
+        // Another key, one digit changed, another length, upper case: not ours.
+        assert_eq!(CartIds::new(b"other").issued_at(&id), None);
+        for i in [0, 20, 30, 51] {
+            let mut forged = id.clone().into_bytes();
+            forged[i] = if forged[i] == b'0' { b'1' } else { b'0' };
+            assert_eq!(ids.issued_at(&String::from_utf8(forged).unwrap()), None);
+        }
+        assert_eq!(ids.issued_at(&id[..50]), None);
+        assert_eq!(ids.issued_at(&id.to_uppercase()), None);
+        assert_eq!(ids.issued_at(&"é".repeat(26)), None);
+        // The empty cart it stands for, until its lifetime is over.
+        let cart = ids.unstored(&id, 1_700_000_000_123 + 10, 1_000).unwrap();
+        assert_eq!(
+            (cart.created_at, cart.expires_at),
+            (1_700_000_000_123, 1_700_000_001_123)
+        );
+        assert!(cart.lines.is_empty());
+        assert!(ids.unstored(&id, 1_700_000_001_123, 1_000).is_none());
+    }
+
     use super::*;
 
     const TTL: Millis = 1000;

@@ -1,6 +1,6 @@
 //! Cart use cases: create, read, change lines and email, and the expiry sweep.
 
-use super::{Engine, EngineError, check_id};
+use super::{Engine, EngineError, check_id, millis};
 use crate::actors::cart::CartFailure;
 use crate::catalog::{CodeProblem, QuoteInput, ShippingProblem};
 use crate::domain::Sku;
@@ -38,10 +38,16 @@ pub struct ShippingOption {
 }
 
 impl Engine {
-    /// Creates an empty cart with a fresh random id (122 random bits).
+    /// Creates an empty cart: an id the engine can recognise as its own (96 random bits,
+    /// the time, a MAC; see [`CartIds`]). Nothing is stored until the cart's first
+    /// change, so nothing can be lost: the id is the empty cart, for the cart lifetime.
+    ///
+    /// [`CartIds`]: crate::domain::cart::CartIds
     pub async fn create_cart(&self) -> Result<CartView, EngineError> {
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let cart = self.inner.carts.create(&id).await??;
+        let random = super::credentials::random_bytes::<12>()?;
+        let now = self.inner.store.clock().now();
+        let id = self.inner.cart_ids.issue(random, now);
+        let cart = Cart::new(id, now, millis(self.inner.config.cart_ttl));
         self.price_cart(cart).await
     }
 

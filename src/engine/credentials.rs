@@ -76,7 +76,7 @@ pub(super) struct Credentials {
 }
 
 /// `n` random bytes from the operating system.
-fn random_bytes<const N: usize>() -> Result<[u8; N], EngineError> {
+pub(super) fn random_bytes<const N: usize>() -> Result<[u8; N], EngineError> {
     let mut b = [0u8; N];
     getrandom::fill(&mut b)
         .map_err(|e| EngineError::unavailable_because("the system's random numbers", e))?;

@@ -211,7 +211,6 @@ impl From<CartFailure> for EngineError {
     fn from(e: CartFailure) -> Self {
         match e {
             CartFailure::NotFound => EngineError::NotFound("cart"),
-            CartFailure::AlreadyExists => EngineError::unavailable("a fresh cart id (collision)"),
             CartFailure::UnknownSku(s) => EngineError::UnknownSku(s.to_string()),
             CartFailure::Rule(CartError::CheckedOut) => EngineError::CartCheckedOut,
             CartFailure::Rule(CartError::CheckoutInProgress) => EngineError::CheckoutInProgress,

@@ -119,6 +119,8 @@ struct Inner {
     credentials: credentials::Credentials,
     /// The secret mailed tokens are derived with (kept in `meta`, made at first start).
     token_secret: Arc<[u8]>,
+    /// Issues cart ids (keyed from `token_secret`).
+    cart_ids: crate::domain::cart::CartIds,
     recommender: Arc<crate::recommend::Recommender>,
     /// Whether SKU reservations may lapse (off during startup recovery).
     sku_expiry: Arc<std::sync::atomic::AtomicBool>,
@@ -141,10 +143,13 @@ pub struct Engine {
     inner: Arc<Inner>,
 }
 
-/// Whether `id` has the shape of a cart id we issue (32 lowercase hex digits). Anything
-/// else cannot exist, so it is answered "not found" without touching an actor.
+/// Whether `id` has the shape of a cart or order id we issue (32 lowercase hex digits;
+/// 52 for carts issued since ids carry their proof, see [`CartIds`]). Anything else
+/// cannot exist, so it is answered "not found" without touching an actor.
+///
+/// [`CartIds`]: crate::domain::cart::CartIds
 fn is_cart_id(id: &str) -> bool {
-    id.len() == 32
+    (id.len() == 32 || id.len() == crate::domain::cart::ISSUED_ID_LEN)
         && id
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
@@ -207,6 +212,8 @@ impl Engine {
         let barrier = store.barrier().clone();
         let book = crate::pricebook::PriceBook::load(store.tables())?;
         let sku_expiry = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let token_secret = credentials::token_secret(&store)?;
+        let cart_ids = crate::domain::cart::CartIds::new(&token_secret);
         let carts = Directory::start(
             CartEntity {
                 store: store.clone(),
@@ -217,6 +224,7 @@ impl Engine {
                     window_ms: millis(config.failed_checkout_window),
                 },
                 book: book.clone(),
+                ids: cart_ids.clone(),
             },
             barrier.clone(),
             dcfg.clone(),
@@ -305,7 +313,6 @@ impl Engine {
             let (cost, limits) = (config.password_cost, config.login_limits);
             blocking(move || credentials::Credentials::new(cost, limits)).await?
         };
-        let token_secret = credentials::token_secret(&store)?;
         let media = crate::media::MediaStore::open(&config.data_dir).map_err(|e| {
             EngineError::Storage(crate::storage::StorageError::io(
                 "opening the image directory",
@@ -340,6 +347,7 @@ impl Engine {
                 kinds,
                 credentials,
                 token_secret,
+                cart_ids,
                 recommender,
                 sku_expiry,
                 catalog_ticket,

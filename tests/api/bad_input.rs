@@ -308,13 +308,31 @@ async fn cors_is_off_and_ids_are_unguessable() {
         .await
         .unwrap();
     assert!(pre.headers().get("access-control-allow-origin").is_none());
-    // Cart and order ids: 32 hex digits from a v4 UUID (122 random bits), all different.
+    // Cart ids: 52 hex digits (96 random bits, the time, a MAC), all different; a forged
+    // one — any digit changed — is no cart.
     let mut ids = std::collections::HashSet::new();
     for _ in 0..50 {
         let id = app.create_cart().await;
-        assert!(id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()));
-        assert_eq!(&id[12..13], "4", "a version-4 UUID");
+        assert!(id.len() == 52 && id.bytes().all(|b| b.is_ascii_hexdigit()));
         assert!(ids.insert(id));
+    }
+    let id = ids.iter().next().unwrap().clone();
+    assert_eq!(app.get(&format!("/api/v1/carts/{id}")).await.status, 200);
+    for i in [0, 13, 30, 51] {
+        let mut forged = id.clone().into_bytes();
+        forged[i] = if forged[i] == b'0' { b'1' } else { b'0' };
+        let forged = String::from_utf8(forged).unwrap();
+        let r = app.get(&format!("/api/v1/carts/{forged}")).await;
+        assert_eq!(r.status, 404, "{forged}");
+        let r = app
+            .send(
+                app.client
+                    .post(app.url(&format!("/api/v1/carts/{forged}/items")))
+                    .json(&serde_json::json!({"sku": "X", "quantity": 1})),
+            )
+            .await;
+        assert_eq!(r.status, 404, "{forged}");
+        assert_eq!(r.body["code"], "not_found", "{}", r.body);
     }
     app.stop().await;
 }

@@ -242,6 +242,50 @@ async fn a_cart_unchanged_past_its_ttl_is_gone() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_cart_is_its_id_until_its_first_change_across_restarts_for_its_lifetime() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = emporium::Clock::manual_from_now();
+    let (kept, idle, issued_at) = {
+        let engine = open_engine(dir.path(), |c| c.clock = clock.clone()).await;
+        engine.create_product("P", draft("P", 10)).await.unwrap();
+        engine.count_store_ops(true);
+        let kept = engine.create_cart().await.unwrap().cart;
+        let idle = engine.create_cart().await.unwrap().cart.id;
+        // Nothing was written to make them.
+        let writes: u64 = engine
+            .store_op_counts()
+            .iter()
+            .map(|(_, c)| c.puts + c.removes)
+            .sum();
+        assert_eq!(writes, 0, "{:?}", engine.store_op_counts());
+        engine.shutdown().await.unwrap();
+        (kept.id, idle, kept.created_at)
+    };
+    // After a restart both are there, empty, as issued.
+    let engine = open_engine(dir.path(), |c| c.clock = clock.clone()).await;
+    for id in [&kept, &idle] {
+        let cart = engine.cart(id).await.unwrap().cart;
+        assert!(cart.lines.is_empty());
+        assert_eq!(cart.created_at, issued_at);
+    }
+    // Six days on, the first change stores `kept`, and its lifetime slides from then.
+    clock.advance(Duration::from_secs(6 * 24 * 3600));
+    engine.cart_add_item(&kept, "P", 2).await.unwrap();
+    // Past a week from issue: the idle one is gone, the changed one is not.
+    clock.advance(Duration::from_secs(2 * 24 * 3600));
+    assert!(matches!(
+        engine.cart(&idle).await,
+        Err(EngineError::NotFound("cart"))
+    ));
+    assert!(matches!(
+        engine.cart_add_item(&idle, "P", 1).await,
+        Err(EngineError::NotFound("cart"))
+    ));
+    assert_eq!(engine.cart(&kept).await.unwrap().cart.lines[0].quantity, 2);
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_and_malformed_cart_ids_are_not_found_without_activating_anything() {
     let dir = tempfile::tempdir().unwrap();
     let engine = open_engine(dir.path(), |_| {}).await;
