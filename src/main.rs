@@ -183,6 +183,14 @@ struct ServeArgs {
 }
 
 fn main() -> anyhow::Result<()> {
+    // No transparent huge pages for this process: mimalloc asks for them, and sled
+    // allocates a fresh 512 KiB I/O buffer for every flush, so under a strict checkout load
+    // the kernel zeroed a fresh 2 MiB page per flush — 12–16 % of the server's CPU in
+    // `perf` (clear_page_erms), 0.5 % without (see BENCHMARKS.md, issue 21).
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
+        eprintln!("warning: could not turn transparent huge pages off: {e}");
+    }
     let cli = Cli::parse();
     // Held to the end of main: dropping it writes out what the log thread still holds.
     let _log_guard = init_tracing(cli.log_format);
