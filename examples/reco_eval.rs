@@ -114,38 +114,14 @@ fn main() {
         .into_iter()
         .map(|(n, _)| n.to_string())
         .collect();
-    let pop = hit_rate(&cases, |q| {
-        popular.iter().filter(|p| *p != q).cloned().collect()
-    });
+    let pop = hit_rate(&cases, |q| filled(Vec::new(), q, &popular));
     // Best sellers by units sold, the other common reading of "popularity".
-    let by_units: Vec<String> = {
-        let mut units: std::collections::HashMap<&str, u64> = Default::default();
-        for o in &train {
-            for i in &o.items {
-                *units.entry(i.sku.as_str()).or_default() += u64::from(i.quantity);
-            }
-        }
-        let mut v: Vec<(&str, u64)> = units.into_iter().collect();
-        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-        v.into_iter().take(11).map(|(s, _)| s.to_owned()).collect()
-    };
-    let pop_units = hit_rate(&cases, |q| {
-        by_units.iter().filter(|p| *p != q).cloned().collect()
-    });
+    let by_units = best_sellers(&train, 11, true);
+    let pop_units = hit_rate(&cases, |q| filled(Vec::new(), q, &by_units));
     // The engine fills slots its related products leave free with best sellers (of the
     // product's category, then overall; the UCI products have no category), so "ours as
     // served" is filled; plain co-occurrence is shown both as is and filled the same way.
-    let fill = |mut v: Vec<String>, q: &str| {
-        for p in &popular {
-            if v.len() >= 10 {
-                break;
-            }
-            if p != q && !v.contains(p) {
-                v.push(p.clone());
-            }
-        }
-        v
-    };
+    let fill = |v: Vec<String>, q: &str| filled(v, q, &popular);
     let co_list = |q: &str| -> Vec<String> {
         counts
             .related(q, &plain, 10)
@@ -319,7 +295,7 @@ struct Fold<'a> {
     by_units: Vec<String>,
 }
 
-/// The best sellers (by orders) among `orders`, most first.
+/// The `n` best sellers among `orders` — by orders, or by units sold — most first.
 fn best_sellers(orders: &[&PastOrder], n: usize, units: bool) -> Vec<String> {
     let mut counts: std::collections::HashMap<&str, u64> = Default::default();
     for o in orders {
@@ -406,22 +382,8 @@ fn rolling(history: &emporium::domain::history::UciHistory, per_fold: bool) {
                 .map(|(n, _)| n.to_string())
                 .collect()
         };
-        let pop = hit_rate(&fold.cases, |q| {
-            fold.popular
-                .iter()
-                .filter(|p| *p != q)
-                .take(10)
-                .cloned()
-                .collect()
-        });
-        let units = hit_rate(&fold.cases, |q| {
-            fold.by_units
-                .iter()
-                .filter(|p| *p != q)
-                .take(10)
-                .cloned()
-                .collect()
-        });
+        let pop = hit_rate(&fold.cases, |q| filled(Vec::new(), q, &fold.popular));
+        let units = hit_rate(&fold.cases, |q| filled(Vec::new(), q, &fold.by_units));
         baselines.push([
             pop,
             units,
