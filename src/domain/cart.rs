@@ -475,7 +475,7 @@ impl CartIds {
         bytes[12..18].copy_from_slice(&now.max(0).to_be_bytes()[2..]);
         let tag = self.mac(&bytes[..18]).finalize().into_bytes();
         bytes[18..].copy_from_slice(&tag[..8]);
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
+        super::customer::hex(&bytes)
     }
 
     /// When `id` was issued, if it is one of ours.

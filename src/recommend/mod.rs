@@ -274,7 +274,8 @@ impl Recommender {
     }
 
     /// [`Recommender::related`] ranked with another scoring's ranking knobs (`beta`,
-    /// `min_support`, `name_weight`; the learning knobs are the model's): evaluations
+    /// `min_support`, `name_weight`, `name_shrink`; the learning knobs are the model's):
+    /// evaluations
     /// compare rankings without learning the orders again.
     pub fn related_with(
         &self,
@@ -486,6 +487,41 @@ mod tests {
         assert_eq!(related[0], ("B".to_owned(), "bought_together"));
         assert!(related.contains(&("D".to_owned(), "viewed_together")));
         assert_eq!(again.bestsellers(1), ["A"]);
+    }
+
+    #[test]
+    fn names_weigh_more_for_a_product_bought_in_few_orders() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Recommender::open(dir.path(), Scoring::default()).unwrap();
+        for (sku, name) in [
+            ("A", "red woolly hottie white heart"),
+            ("C", "red woolly hottie white star"),
+            ("B", "garden party bunting"),
+        ] {
+            r.set_name(sku, Some(name));
+        }
+        // A catalog around them, so the shared words are rare ones.
+        for i in 0..20 {
+            r.set_name(&format!("F{i}"), Some(&format!("gift{i} box{i}")));
+        }
+        // A bought once, with B.
+        r.learn(&placed(1, &["A", "B"]));
+        let first = |s: &Scoring| r.related_with("A", 5, s)[0].clone();
+        let flat = Scoring {
+            name_shrink: 0.0,
+            ..Scoring::default()
+        };
+        assert_eq!(first(&flat), ("B".to_owned(), "bought_together"));
+        // Seen in one order, the product named like it comes first.
+        assert_eq!(first(&Scoring::default()), ("C".to_owned(), "similar"));
+        // Bought with B in 40 orders, B is evidence enough again.
+        for seq in 2..=40 {
+            r.learn(&placed(seq, &["A", "B"]));
+        }
+        assert_eq!(
+            first(&Scoring::default()),
+            ("B".to_owned(), "bought_together")
+        );
     }
 
     #[test]

@@ -1374,6 +1374,26 @@ impl Record for crate::domain::cart::Cart {
     }
 }
 
+/// The stock record as version 3 wrote it (every id as text): read by the upgrade, written
+/// by its test.
+mod stock_v3 {
+    #[derive(serde::Serialize, serde::Deserialize)]
+    pub(super) struct TextReservation {
+        pub id: String,
+        pub quantity: u32,
+        pub expires_at: i64,
+    }
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    pub(super) struct V3 {
+        pub on_hand: u64,
+        pub reservations: Vec<TextReservation>,
+        pub committed: Vec<String>,
+        pub returned: Vec<String>,
+        pub lapsed: Vec<String>,
+    }
+}
+
 impl Record for crate::domain::inventory::Stock {
     const VERSION: u8 = 4;
     const NAME: &'static str = "stock";
@@ -1382,20 +1402,7 @@ impl Record for crate::domain::inventory::Stock {
     /// also had no memory of lapsed reservations.
     fn upgrade(version: u8, body: &[u8]) -> Option<Result<Self, StorageError>> {
         use crate::domain::inventory::{Reservation, Stock};
-        #[derive(serde::Deserialize)]
-        struct TextReservation {
-            id: String,
-            quantity: u32,
-            expires_at: i64,
-        }
-        #[derive(serde::Deserialize)]
-        struct V3 {
-            on_hand: u64,
-            reservations: Vec<TextReservation>,
-            committed: Vec<String>,
-            returned: Vec<String>,
-            lapsed: Vec<String>,
-        }
+        use stock_v3::{TextReservation, V3};
         #[derive(serde::Deserialize)]
         struct V2 {
             on_hand: u64,
@@ -2012,20 +2019,7 @@ mod tests {
         };
         assert!(codec::encode(&texts).unwrap().len() < 64 * 18 + 16);
         // Version 3: the same fields, every id as text.
-        #[derive(serde::Serialize)]
-        struct TextReservation {
-            id: String,
-            quantity: u32,
-            expires_at: i64,
-        }
-        #[derive(serde::Serialize)]
-        struct V3 {
-            on_hand: u64,
-            reservations: Vec<TextReservation>,
-            committed: Vec<String>,
-            returned: Vec<String>,
-            lapsed: Vec<String>,
-        }
+        use super::stock_v3::{TextReservation, V3};
         let v3 = V3 {
             on_hand: 9,
             reservations: vec![TextReservation {

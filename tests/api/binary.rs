@@ -320,3 +320,18 @@ async fn logs_carry_request_spans_and_nothing_secret_or_personal() {
         "ids in paths stay out of the route label"
     );
 }
+
+/// The server runs without transparent huge pages (they cost 12–16 % of its CPU under
+/// strict checkouts: see BENCHMARKS.md, issue 21).
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_runs_without_transparent_huge_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_binary(&dir.path().join("data"), &[]).await;
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
+    // Kernels since 5.0 report the process's setting; older ones say nothing.
+    if let Some(line) = status.lines().find(|l| l.starts_with("THP_enabled:")) {
+        assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
+    }
+    assert!(server.terminate().success());
+}
