@@ -8,7 +8,12 @@
 //!
 //! Every step is idempotent (reservation id = order id, charge key = order id, commit and
 //! release are no-ops the second time), so driving an order again, after a crash or a
-//! transient failure, is always safe. That is also why the saga's calls to SKUs and the
+//! transient failure, is always safe. The usual checkout stores `Complete` only in
+//! passing: once captured, its lines are sold, its promotion used and its cart closed
+//! at once, and the payment and the placed order are one write; `Complete` is stored
+//! only when that must wait. An order found in `Reserve` that this process did not just
+//! create asks the gateway for a charge before reserving (see `FreshOrders`), since
+//! its lines may already be sold. That is also why the saga's calls to SKUs and the
 //! cart do not wait for the disk one by one: the order's reply waits for a barrier ticket
 //! taken after its last write, which covers every write before it, and the charge waits
 //! for everything written before it. A checkout pays four flush waits, not eight. The state after each stored step is written together
@@ -28,7 +33,7 @@ use crate::domain::order::{
 };
 use crate::domain::promotion::UseError;
 use crate::payments::{
-    ChargeFailure, ChargeOutcome, ChargeRequest, GatewayPolicy, Payment, PaymentGateway,
+    Charge, ChargeFailure, ChargeOutcome, ChargeRequest, GatewayPolicy, Payment, PaymentGateway,
     RefundRecord,
 };
 use crate::storage::{StorageError, Store, WriteBatch, order_index_key};
@@ -40,9 +45,45 @@ use super::sku::{SkuCmd, SkuEntity, SkuFailure};
 
 /// The typed face of the order actors.
 #[derive(Clone)]
-pub(crate) struct OrderHandle(pub(crate) Arc<Directory<OrderEntity>>);
+pub(crate) struct OrderHandle(
+    pub(crate) Arc<Directory<OrderEntity>>,
+    pub(crate) Arc<FreshOrders>,
+);
+
+/// Orders this process created whose saga no drive has started yet. Only such an order
+/// is known never to have been charged, so only its first drive reserves and charges
+/// straight away; any other order in the `Reserve` step (a drive that a crash, a panic
+/// or a refused write interrupted) asks the gateway first, because a charge it finds
+/// means the lines may already be sold and must not be reserved again. Forgetting an id
+/// is always safe (it costs one lookup), so the set is bounded by clearing it.
+#[derive(Debug, Default)]
+pub(crate) struct FreshOrders(std::sync::Mutex<std::collections::HashSet<String>>);
+
+/// Most ids [`FreshOrders`] holds before it forgets them all.
+const MAX_FRESH: usize = 100_000;
+
+impl FreshOrders {
+    /// Notes that this process just created order `id`.
+    pub fn created(&self, id: &str) {
+        let mut ids = self.0.lock().expect("fresh orders lock");
+        if ids.len() >= MAX_FRESH {
+            ids.clear();
+        }
+        ids.insert(id.to_owned());
+    }
+
+    /// Whether `id` was fresh (it no longer is).
+    fn take(&self, id: &str) -> bool {
+        self.0.lock().expect("fresh orders lock").remove(id)
+    }
+}
 
 impl OrderHandle {
+    /// Notes that this process just created order `id` (see [`FreshOrders`]).
+    pub fn created(&self, id: &str) {
+        self.1.created(id);
+    }
+
     /// Runs the checkout saga of order `id` to its end (or answers how it ended), waiting
     /// at most `timeout` (the saga goes on regardless).
     pub async fn checkout(
@@ -135,6 +176,8 @@ pub(crate) struct OrderEntity {
     pub policy: GatewayPolicy,
     /// How long a promotion use is held for a checkout (as a SKU's reservation).
     pub reservation_ttl_ms: i64,
+    /// Orders never driven yet (shared with [`OrderHandle`]).
+    pub fresh: Arc<FreshOrders>,
 }
 
 /// Whether a call to another entity went through; a `false` leaves the step to be driven
@@ -160,6 +203,16 @@ fn tally(
         }
     }
     (short, failed)
+}
+
+/// How placing a paid order went (its lines sold, its promotion used, its cart closed).
+enum Placing {
+    /// All done: the order can be completed.
+    Placed,
+    /// It cannot be: compensate (refund included).
+    Failed(CheckoutFailure),
+    /// Some call did not go through: drive the step again later.
+    Retry,
 }
 
 /// How committing a paid order's lines went.
@@ -440,96 +493,42 @@ impl OrderEntity {
             let now = self.store.clock().now();
             match order.step.clone() {
                 Step::Reserve => {
-                    let reserved = match self.reserve_all(&order).await {
-                        Err(f) => Err(f),
-                        Ok(()) => match self.reserve_promotion(&order).await {
-                            Ok(()) => Ok(()),
-                            Err(Some(refusal)) => Err(CheckoutFailure::Promotion(refusal)),
-                            Err(None) => Err(CheckoutFailure::Unavailable(
-                                "the promotion code did not answer".into(),
-                            )),
-                        },
+                    // A drive of this order may have been cut short after its charge
+                    // (see `FreshOrders`): then go on from that charge, never reserving
+                    // lines that may be sold already.
+                    let earlier = if self.fresh.take(&order.id) {
+                        None
+                    } else {
+                        match self.policy.lookup(&*self.gateway, &order.id).await {
+                            Ok(found) => found,
+                            Err(e) => {
+                                tracing::warn!(order = %order.id, error = %e,
+                                    "looking up an earlier charge failed; will retry");
+                                return Ok(wrote);
+                            }
+                        }
                     };
-                    let failure = match reserved {
-                        Err(f) => Some(f),
-                        Ok(()) => match self.charge(&order).await {
-                            ChargeOutcome::Captured(charge) => {
-                                let next = order.paid(charge.id.clone(), now);
-                                let payment = Payment {
-                                    id: charge.id.clone(),
-                                    order_id: order.id.clone(),
-                                    amount: charge.amount,
-                                    currency: charge.currency.clone(),
-                                    status: PaymentState::Captured,
-                                    refunds: Vec::new(),
-                                    created_at: now,
-                                };
-                                let event = DomainEvent::OrderPaid {
-                                    order_id: order.id.clone(),
-                                    payment_id: charge.id,
-                                    amount: charge.amount,
-                                };
-                                let payments = &self.store.tables().payments;
-                                self.save(
-                                    state,
-                                    next,
-                                    |b| b.put(payments, order.id.as_str(), &payment),
-                                    &[event],
-                                )?;
-                                None
-                            }
-                            ChargeOutcome::Declined(reason) => {
-                                Some(CheckoutFailure::Declined(reason))
-                            }
-                            // The order records the failure's text (its outcome is
-                            // replayed to every retry of the key).
-                            ChargeOutcome::Failed(e) => {
-                                Some(CheckoutFailure::Gateway(e.to_string()))
-                            }
-                        },
+                    let charged = match earlier {
+                        Some(charge) => Ok(charge),
+                        None => self.reserve_and_charge(&order).await,
                     };
-                    if let Some(f) = failure {
-                        self.save(state, order.compensating(f, now), |_| Ok(()), &[])?;
+                    match charged {
+                        Ok(charge) => self.paid_and_placed(state, &order, charge, now).await?,
+                        Err(f) => self.save(state, order.compensating(f, now), |_| Ok(()), &[])?,
                     }
                     wrote = true;
                 }
                 Step::Complete => {
-                    match self.commit_all(&order).await {
-                        Committed::All => {}
-                        Committed::Retry => return Ok(wrote),
-                        Committed::Short(short) => {
-                            tracing::warn!(order = %order.id, skus = ?short,
-                                "reservations lapsed during the charge and the stock is gone: refunding");
-                            let failure = CheckoutFailure::OutOfStock(short);
+                    let placed = match self.place(&order).await {
+                        Placing::Retry => return Ok(wrote),
+                        Placing::Failed(failure) => {
                             self.save(state, order.compensating(failure, now), |_| Ok(()), &[])?;
                             wrote = true;
                             continue;
                         }
-                    }
-                    match self.commit_promotion(&order).await {
-                        Ok(()) => {}
-                        Err(None) => return Ok(wrote),
-                        Err(Some(refusal)) => {
-                            tracing::warn!(order = %order.id, ?refusal,
-                                "the promotion hold lapsed during the charge and no use is left: refunding");
-                            let failure = CheckoutFailure::Promotion(refusal);
-                            self.save(state, order.compensating(failure, now), |_| Ok(()), &[])?;
-                            wrote = true;
-                            continue;
-                        }
-                    }
-                    if self.finish_cart(&order, true, false).await.is_none() {
-                        return Ok(wrote);
-                    }
-                    let event = DomainEvent::OrderPlaced {
-                        order_id: order.id.clone(),
-                        items: EventItem::of(&order.lines),
-                        total: order.total,
-                        currency: order.currency.clone(),
-                        breakdown: order.pricing.breakdown.clone(),
-                        promotion_code: order.pricing.promotion.as_ref().map(|p| p.code.clone()),
+                        Placing::Placed => Self::placed_event(&order),
                     };
-                    self.save(state, order.completed(now), |_| Ok(()), &[event])?;
+                    self.save(state, order.completed(now), |_| Ok(()), &[placed])?;
                     wrote = true;
                 }
                 Step::Compensate(failure) => {
@@ -613,6 +612,112 @@ impl OrderEntity {
                     wrote = true;
                 }
             }
+        }
+    }
+
+    /// Reserves every line and the promotion, then charges: the charge, or why the
+    /// checkout cannot go through.
+    async fn reserve_and_charge(&self, order: &Order) -> Result<Charge, CheckoutFailure> {
+        self.reserve_all(order).await?;
+        match self.reserve_promotion(order).await {
+            Ok(()) => {}
+            Err(Some(refusal)) => return Err(CheckoutFailure::Promotion(refusal)),
+            Err(None) => {
+                return Err(CheckoutFailure::Unavailable(
+                    "the promotion code did not answer".into(),
+                ));
+            }
+        }
+        match self.charge(order).await {
+            ChargeOutcome::Captured(charge) => Ok(charge),
+            ChargeOutcome::Declined(reason) => Err(CheckoutFailure::Declined(reason)),
+            // The order records the failure's text (its outcome is replayed to every
+            // retry of the key).
+            ChargeOutcome::Failed(e) => Err(CheckoutFailure::Gateway(e.to_string())),
+        }
+    }
+
+    /// Records a captured charge and, when the order can be placed at once (the usual
+    /// case), its completion in the same write: one write and one journal entry where
+    /// there were two. Nothing of it needs the paid state stored first: a drive cut
+    /// short before this write finds the charge by lookup (see [`FreshOrders`]) and
+    /// places the order again, every step of which is idempotent. When placing fails or
+    /// must wait, the paid state is written as before (compensating, or to be driven
+    /// again).
+    async fn paid_and_placed(
+        &self,
+        state: &mut Option<Order>,
+        order: &Order,
+        charge: Charge,
+        now: i64,
+    ) -> Result<(), StorageError> {
+        let paid = order.paid(charge.id.clone(), now);
+        let payment = Payment {
+            id: charge.id.clone(),
+            order_id: order.id.clone(),
+            amount: charge.amount,
+            currency: charge.currency.clone(),
+            status: PaymentState::Captured,
+            refunds: Vec::new(),
+            created_at: now,
+        };
+        let paid_event = DomainEvent::OrderPaid {
+            order_id: order.id.clone(),
+            payment_id: charge.id,
+            amount: charge.amount,
+        };
+        let (next, events) = match self.place(&paid).await {
+            Placing::Placed => {
+                let placed = Self::placed_event(&paid);
+                (paid.completed(now), vec![paid_event, placed])
+            }
+            Placing::Failed(failure) => (paid.compensating(failure, now), vec![paid_event]),
+            Placing::Retry => (paid, vec![paid_event]),
+        };
+        let payments = &self.store.tables().payments;
+        self.save(
+            state,
+            next,
+            |b| b.put(payments, order.id.as_str(), &payment),
+            &events,
+        )
+    }
+
+    /// Sells a paid order's lines, uses its promotion and closes its cart.
+    async fn place(&self, order: &Order) -> Placing {
+        match self.commit_all(order).await {
+            Committed::All => {}
+            Committed::Retry => return Placing::Retry,
+            Committed::Short(short) => {
+                tracing::warn!(order = %order.id, skus = ?short,
+                    "reservations lapsed during the charge and the stock is gone: refunding");
+                return Placing::Failed(CheckoutFailure::OutOfStock(short));
+            }
+        }
+        match self.commit_promotion(order).await {
+            Ok(()) => {}
+            Err(None) => return Placing::Retry,
+            Err(Some(refusal)) => {
+                tracing::warn!(order = %order.id, ?refusal,
+                    "the promotion hold lapsed during the charge and no use is left: refunding");
+                return Placing::Failed(CheckoutFailure::Promotion(refusal));
+            }
+        }
+        match self.finish_cart(order, true, false).await {
+            Some(_) => Placing::Placed,
+            None => Placing::Retry,
+        }
+    }
+
+    /// The event of a placed order.
+    fn placed_event(order: &Order) -> DomainEvent {
+        DomainEvent::OrderPlaced {
+            order_id: order.id.clone(),
+            items: EventItem::of(&order.lines),
+            total: order.total,
+            currency: order.currency.clone(),
+            breakdown: order.pricing.breakdown.clone(),
+            promotion_code: order.pricing.promotion.as_ref().map(|p| p.code.clone()),
         }
     }
 

@@ -276,6 +276,7 @@ impl Engine {
         )
         .await
         .map_err(started)?;
+        let fresh_orders = Arc::new(crate::actors::order::FreshOrders::default());
         let orders = Directory::start(
             OrderEntity {
                 store: store.clone(),
@@ -285,6 +286,7 @@ impl Engine {
                 gateway,
                 policy: config.gateway_policy,
                 reservation_ttl_ms: millis(config.reservation_ttl),
+                fresh: fresh_orders.clone(),
             },
             barrier.clone(),
             dcfg.clone(),
@@ -337,7 +339,7 @@ impl Engine {
                 carts: CartHandle(carts),
                 skus: SkuHandle(skus),
                 catalog: CatalogHandle(catalog),
-                orders: OrderHandle(orders),
+                orders: OrderHandle(orders, fresh_orders),
                 customers: CustomerHandle(customers),
                 accounts: RegistryHandle(accounts),
                 promotions: PromotionHandle(promotions),

@@ -187,7 +187,10 @@ impl Engine {
             customer,
         };
         match self.inner.carts.begin_checkout(cart_id, ask).await?? {
-            CheckoutStart::Started(id) => Ok((false, id)),
+            CheckoutStart::Started(id) => {
+                self.inner.orders.created(&id);
+                Ok((false, id))
+            }
             CheckoutStart::Existing(id) => Ok((true, id)),
         }
     }

@@ -419,3 +419,98 @@ async fn a_charge_interrupted_by_kill_9_outliving_its_reservation_is_settled_exa
     assert_eq!((charges[0].amount, charges[0].refunded), (4200, 0));
     engine.shutdown().await.unwrap();
 }
+
+/// A drive cut short after the charge, with the lines already sold: the one write that
+/// records both the payment and the placed order (issue 21) never happened. The store is
+/// put in exactly that state — the order record back to the one the cart created (step
+/// `Reserve`, with its index entries), the stock sold, the gateway holding the charge —
+/// and on restart recovery must find the charge by lookup and place the order once: not
+/// reserve the sold lines again (which would sell them twice, or fail the order and
+/// refund a shopper whose goods are gone), not charge again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkout_cut_short_after_its_charge_and_sale_is_placed_once_on_recovery() {
+    use emporium::storage::{Store, StoreOptions, WriteBatch};
+    let dir = tempfile::tempdir().unwrap();
+    let slow = |c: &mut emporium::Config| c.simulated_gateway_delay = Duration::from_millis(500);
+    let engine = open_engine(dir.path(), slow).await;
+    engine
+        .create_product("CUT-1", crate::helpers::draft("Cut short", 700))
+        .await
+        .unwrap();
+    engine.set_on_hand("CUT-1", 5).await.unwrap();
+    let cart = engine.create_cart().await.unwrap().cart.id;
+    engine.cart_add_item(&cart, "CUT-1", 2).await.unwrap();
+    let checkout = {
+        let engine = engine.clone();
+        let cart = cart.clone();
+        tokio::spawn(async move {
+            engine
+                .checkout(&cart, "cut", &crate::helpers::checkout_request("tok_slow"))
+                .await
+        })
+    };
+    // The order as the cart created it, read while its charge is under way.
+    let mut pending = None;
+    for _ in 0..200 {
+        if let Some(o) = engine.all_orders().unwrap().pop() {
+            pending = Some(o);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let pending = pending.expect("the checkout created its order");
+    assert_eq!(pending.status, OrderStatus::Pending);
+    let placed = checkout.await.unwrap().expect("the checkout is placed");
+    let sold = engine.inventory("CUT-1").await.unwrap();
+    assert_eq!((sold.on_hand, sold.reserved), (3, 0));
+    let events_before = engine.events(0, 1000).await.unwrap().0.len();
+    engine.shutdown().await.unwrap();
+    drop(engine);
+
+    // Undo only the order's last write: what a crash just before it leaves.
+    {
+        let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+        let tables = store.tables();
+        let stored = tables.orders.get(&placed.id).unwrap().unwrap();
+        let mut batch = WriteBatch::default();
+        tables
+            .stage_order(&mut batch, Some(&stored), &pending)
+            .unwrap();
+        batch.remove(&tables.payments, placed.id.as_str());
+        store.write(batch).unwrap();
+        store.close().unwrap();
+    }
+
+    let engine = open_engine(dir.path(), slow).await;
+    let recovered = crate::helpers::eventually(Duration::from_secs(10), || async {
+        engine
+            .all_orders()
+            .unwrap()
+            .first()
+            .is_some_and(|o| !o.is_active())
+    })
+    .await;
+    assert!(recovered, "recovery drove the order to its end");
+    let order = engine.all_orders().unwrap().pop().unwrap();
+    assert_eq!(order.status, OrderStatus::Paid, "{:?}", order.step);
+    assert_eq!(order.outcome, Some(Outcome::Placed));
+    assert_eq!(
+        order.payment.as_ref().map(|p| p.id.clone()),
+        placed.payment.as_ref().map(|p| p.id.clone())
+    );
+    let inv = engine.inventory("CUT-1").await.unwrap();
+    assert_eq!((inv.on_hand, inv.reserved), (3, 0), "sold exactly once");
+    let charges = engine.gateway_charges().unwrap();
+    assert_eq!(charges.len(), 1, "charged once");
+    assert_eq!((charges[0].amount, charges[0].refunded), (placed.total, 0));
+    // The payment record is back, and the placing write logged the order's paid and placed
+    // events (once more here, since this test's crash is staged after they were logged).
+    let logged = engine.events(0, 1000).await.unwrap().0;
+    let kinds: Vec<&str> = logged[events_before..]
+        .iter()
+        .map(|e| e.event.kind())
+        .filter(|k| k.starts_with("Order"))
+        .collect();
+    assert_eq!(kinds, ["OrderPaid", "OrderPlaced"]);
+    engine.shutdown().await.unwrap();
+}
