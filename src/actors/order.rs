@@ -972,3 +972,25 @@ impl Entity for OrderEntity {
         state.is_none()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fresh_order_is_fresh_once_and_the_set_stays_bounded() {
+        let fresh = FreshOrders::default();
+        fresh.created("a");
+        assert!(fresh.take("a"), "the first drive of a created order");
+        assert!(!fresh.take("a"), "any later drive looks the charge up");
+        assert!(!fresh.take("never-created"));
+        for i in 0..MAX_FRESH {
+            fresh.created(&i.to_string());
+        }
+        // Full: the next one clears the rest (forgetting costs a lookup, never safety).
+        fresh.created("b");
+        assert!(fresh.take("b"));
+        assert!(!fresh.take("0"));
+        assert!(fresh.0.lock().unwrap().is_empty());
+    }
+}
