@@ -493,24 +493,14 @@ impl OrderEntity {
             let now = self.store.clock().now();
             match order.step.clone() {
                 Step::Reserve => {
-                    // A drive of this order may have been cut short after its charge
-                    // (see `FreshOrders`): then go on from that charge, never reserving
-                    // lines that may be sold already.
-                    let earlier = if self.fresh.take(&order.id) {
-                        None
-                    } else {
-                        match self.policy.lookup(&*self.gateway, &order.id).await {
-                            Ok(found) => found,
-                            Err(e) => {
-                                tracing::warn!(order = %order.id, error = %e,
-                                    "looking up an earlier charge failed; will retry");
-                                return Ok(wrote);
-                            }
+                    let charged = match self.charge_made_before(&order).await {
+                        Err(e) => {
+                            tracing::warn!(order = %order.id, error = %e,
+                                "looking up an earlier charge failed; will retry");
+                            return Ok(wrote);
                         }
-                    };
-                    let charged = match earlier {
-                        Some(charge) => Ok(charge),
-                        None => self.reserve_and_charge(&order).await,
+                        Ok(Some(charge)) => Ok(charge),
+                        Ok(None) => self.reserve_and_charge(&order).await,
                     };
                     match charged {
                         Ok(charge) => self.paid_and_placed(state, &order, charge, now).await?,
@@ -519,16 +509,11 @@ impl OrderEntity {
                     wrote = true;
                 }
                 Step::Complete => {
-                    let placed = match self.place(&order).await {
-                        Placing::Retry => return Ok(wrote),
-                        Placing::Failed(failure) => {
-                            self.save(state, order.compensating(failure, now), |_| Ok(()), &[])?;
-                            wrote = true;
-                            continue;
-                        }
-                        Placing::Placed => Self::placed_event(&order),
+                    let placing = self.place(&order).await;
+                    let Some((next, events)) = Self::after_placing(&order, placing, now) else {
+                        return Ok(wrote);
                     };
-                    self.save(state, order.completed(now), |_| Ok(()), &[placed])?;
+                    self.save(state, next, |_| Ok(()), &events)?;
                     wrote = true;
                 }
                 Step::Compensate(failure) => {
@@ -615,6 +600,19 @@ impl OrderEntity {
         }
     }
 
+    /// The charge an earlier drive of this order made, if any. A drive may have been cut
+    /// short after its charge (see [`FreshOrders`]); it then goes on from that charge and
+    /// never reserves lines that may be sold already. A fresh order made none: no lookup.
+    async fn charge_made_before(
+        &self,
+        order: &Order,
+    ) -> Result<Option<Charge>, crate::payments::GatewayError> {
+        if self.fresh.take(&order.id) {
+            return Ok(None);
+        }
+        self.policy.lookup(&*self.gateway, &order.id).await
+    }
+
     /// Reserves every line and the promotion, then charges: the charge, or why the
     /// checkout cannot go through.
     async fn reserve_and_charge(&self, order: &Order) -> Result<Charge, CheckoutFailure> {
@@ -666,14 +664,10 @@ impl OrderEntity {
             payment_id: charge.id,
             amount: charge.amount,
         };
-        let (next, events) = match self.place(&paid).await {
-            Placing::Placed => {
-                let placed = Self::placed_event(&paid);
-                (paid.completed(now), vec![paid_event, placed])
-            }
-            Placing::Failed(failure) => (paid.compensating(failure, now), vec![paid_event]),
-            Placing::Retry => (paid, vec![paid_event]),
-        };
+        let placing = self.place(&paid).await;
+        let (next, placed) =
+            Self::after_placing(&paid, placing, now).unwrap_or_else(|| (paid, Vec::new()));
+        let events: Vec<DomainEvent> = std::iter::once(paid_event).chain(placed).collect();
         let payments = &self.store.tables().payments;
         self.save(
             state,
@@ -709,15 +703,27 @@ impl OrderEntity {
         }
     }
 
-    /// The event of a placed order.
-    fn placed_event(order: &Order) -> DomainEvent {
-        DomainEvent::OrderPlaced {
-            order_id: order.id.clone(),
-            items: EventItem::of(&order.lines),
-            total: order.total,
-            currency: order.currency.clone(),
-            breakdown: order.pricing.breakdown.clone(),
-            promotion_code: order.pricing.promotion.as_ref().map(|p| p.code.clone()),
+    /// What a paid order becomes after `placing`, with its events: completed (and
+    /// `OrderPlaced`), or compensating; `None` when placing must be tried again.
+    fn after_placing(
+        order: &Order,
+        placing: Placing,
+        now: i64,
+    ) -> Option<(Order, Vec<DomainEvent>)> {
+        match placing {
+            Placing::Retry => None,
+            Placing::Failed(failure) => Some((order.compensating(failure, now), Vec::new())),
+            Placing::Placed => Some((
+                order.completed(now),
+                vec![DomainEvent::OrderPlaced {
+                    order_id: order.id.clone(),
+                    items: EventItem::of(&order.lines),
+                    total: order.total,
+                    currency: order.currency.clone(),
+                    breakdown: order.pricing.breakdown.clone(),
+                    promotion_code: order.pricing.promotion.as_ref().map(|p| p.code.clone()),
+                }],
+            )),
         }
     }
 

@@ -275,8 +275,7 @@ impl Recommender {
 
     /// [`Recommender::related`] ranked with another scoring's ranking knobs (`beta`,
     /// `min_support`, `name_weight`, `name_shrink`; the learning knobs are the model's):
-    /// evaluations
-    /// compare rankings without learning the orders again.
+    /// evaluations compare rankings without learning the orders again.
     pub fn related_with(
         &self,
         sku: &str,

@@ -16,7 +16,9 @@ use emporium::domain::order::{CheckoutFailure, OrderStatus, Outcome};
 use serde_json::{Value, json};
 
 use crate::checkout::checkout_body;
-use crate::helpers::{BINARY_TOKEN, open_engine, start_binary};
+use crate::helpers::{
+    BINARY_TOKEN, checkout_request, draft, eventually, open_engine, start_binary,
+};
 
 const CLIENTS: usize = 10;
 const KILLS: usize = 6;
@@ -213,7 +215,7 @@ async fn checkouts_keep_the_books_balanced_across_kill_9() {
     }
     // Recovery, not client retries, finishes the abandoned checkouts: within 30 s of the
     // last restart nothing is pending and nothing is held.
-    let settled = crate::helpers::eventually(Duration::from_secs(30), || async {
+    let settled = eventually(Duration::from_secs(30), || async {
         let pending: Value = client
             .get(format!(
                 "{}/api/v1/admin/orders?status=pending&limit=1",
@@ -377,7 +379,7 @@ async fn a_charge_interrupted_by_kill_9_outliving_its_reservation_is_settled_exa
             .await
     });
     // Reserved, and the charge under way.
-    let held = crate::helpers::eventually(Duration::from_secs(5), || async {
+    let held = eventually(Duration::from_secs(5), || async {
         server.get_json("/api/v1/inventory/LAST-1").await["reserved"] == 1
     })
     .await;
@@ -388,7 +390,7 @@ async fn a_charge_interrupted_by_kill_9_outliving_its_reservation_is_settled_exa
     // Down for longer than the reservation's TTL.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let server = start_binary(&data, &flags).await;
-    let settled = crate::helpers::eventually(Duration::from_secs(20), || async {
+    let settled = eventually(Duration::from_secs(20), || async {
         let inv = server.get_json("/api/v1/inventory/LAST-1").await;
         inv["reserved"] == 0 && inv["on_hand"] == 0
     })
@@ -434,7 +436,7 @@ async fn a_checkout_cut_short_after_its_charge_and_sale_is_placed_once_on_recove
     let slow = |c: &mut emporium::Config| c.simulated_gateway_delay = Duration::from_millis(500);
     let engine = open_engine(dir.path(), slow).await;
     engine
-        .create_product("CUT-1", crate::helpers::draft("Cut short", 700))
+        .create_product("CUT-1", draft("Cut short", 700))
         .await
         .unwrap();
     engine.set_on_hand("CUT-1", 5).await.unwrap();
@@ -445,7 +447,7 @@ async fn a_checkout_cut_short_after_its_charge_and_sale_is_placed_once_on_recove
         let cart = cart.clone();
         tokio::spawn(async move {
             engine
-                .checkout(&cart, "cut", &crate::helpers::checkout_request("tok_slow"))
+                .checkout(&cart, "cut", &checkout_request("tok_slow"))
                 .await
         })
     };
@@ -482,7 +484,7 @@ async fn a_checkout_cut_short_after_its_charge_and_sale_is_placed_once_on_recove
     }
 
     let engine = open_engine(dir.path(), slow).await;
-    let recovered = crate::helpers::eventually(Duration::from_secs(10), || async {
+    let recovered = eventually(Duration::from_secs(10), || async {
         engine
             .all_orders()
             .unwrap()
