@@ -687,8 +687,7 @@ async fn a_gateway_that_does_not_answer_in_time_fails_the_checkout_without_a_cha
         .await
         .unwrap();
     engine.set_on_hand("TO-1", 5).await.unwrap();
-    let cart = engine.create_cart().await.unwrap().cart.id;
-    engine.cart_add_item(&cart, "TO-1", 2).await.unwrap();
+    let cart = cart_of(&engine, "TO-1", 2).await;
     let request = checkout_request("tok_slow");
     let err = engine.checkout(&cart, "k", &request).await.unwrap_err();
     assert!(
@@ -719,8 +718,7 @@ async fn idempotency_keys_are_kept_for_their_retention_and_then_forgotten() {
         .await
         .unwrap();
     engine.set_on_hand("KEEP-1", 5).await.unwrap();
-    let cart = engine.create_cart().await.unwrap().cart.id;
-    engine.cart_add_item(&cart, "KEEP-1", 1).await.unwrap();
+    let cart = cart_of(&engine, "KEEP-1", 1).await;
     let request = checkout_request("tok_visa");
     let first = engine.checkout(&cart, "k", &request).await.unwrap();
     // Within the retention: nothing is pruned, the replay is the first answer.

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::checkout::checkout_body;
 use crate::helpers::{
-    BINARY_TOKEN, checkout_request, draft, eventually, open_engine, start_binary,
+    BINARY_TOKEN, cart_of, checkout_request, draft, eventually, open_engine, start_binary,
 };
 
 const CLIENTS: usize = 10;
@@ -440,8 +440,7 @@ async fn a_checkout_cut_short_after_its_charge_and_sale_is_placed_once_on_recove
         .await
         .unwrap();
     engine.set_on_hand("CUT-1", 5).await.unwrap();
-    let cart = engine.create_cart().await.unwrap().cart.id;
-    engine.cart_add_item(&cart, "CUT-1", 2).await.unwrap();
+    let cart = cart_of(&engine, "CUT-1", 2).await;
     let checkout = {
         let engine = engine.clone();
         let cart = cart.clone();

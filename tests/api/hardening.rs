@@ -110,14 +110,12 @@ async fn failed_checkouts_that_charged_nothing_are_pruned_after_their_retention(
         .await
         .unwrap();
     engine.set_on_hand("PR-1", 5).await.unwrap();
-    let failed = engine.create_cart().await.unwrap().cart.id;
-    engine.cart_add_item(&failed, "PR-1", 1).await.unwrap();
+    let failed = cart_of(&engine, "PR-1", 1).await;
     let declined = engine
         .checkout(&failed, "d", &checkout_request("tok_decline"))
         .await;
     assert!(matches!(declined, Err(EngineError::PaymentDeclined(_))));
-    let paid = engine.create_cart().await.unwrap().cart.id;
-    engine.cart_add_item(&paid, "PR-1", 1).await.unwrap();
+    let paid = cart_of(&engine, "PR-1", 1).await;
     let order = engine
         .checkout(&paid, "p", &checkout_request("tok_visa"))
         .await
@@ -140,12 +138,6 @@ async fn failed_checkouts_that_charged_nothing_are_pruned_after_their_retention(
     );
     assert_eq!(engine.prune_failed_orders().await.unwrap(), 0);
     engine.shutdown().await.unwrap();
-}
-
-async fn cart_of(engine: &emporium::Engine, sku: &str, quantity: i64) -> String {
-    let id = engine.create_cart().await.unwrap().cart.id;
-    engine.cart_add_item(&id, sku, quantity).await.unwrap();
-    id
 }
 
 /// A `tok_slow` checkout of one unit of `sku` (with `on_hand` in stock) whose hold lapses

@@ -44,6 +44,13 @@ pub fn checkout_request(token: &str) -> emporium::domain::order::CheckoutRequest
     }
 }
 
+/// A new cart (through the engine) holding `quantity` of `sku`; its id.
+pub async fn cart_of(engine: &emporium::Engine, sku: &str, quantity: i64) -> String {
+    let id = engine.create_cart().await.unwrap().cart.id;
+    engine.cart_add_item(&id, sku, quantity).await.unwrap();
+    id
+}
+
 pub fn draft(name: &str, price: i64) -> ProductDraft {
     ProductDraft {
         name: name.into(),

@@ -65,8 +65,7 @@ async fn an_idle_actor_is_passivated_and_transparently_reactivated() {
     })
     .await;
     engine.create_product("P", draft("P", 10)).await.unwrap();
-    let id = engine.create_cart().await.unwrap().cart.id;
-    engine.cart_add_item(&id, "P", 2).await.unwrap();
+    let id = cart_of(&engine, "P", 2).await;
     assert!(engine.stats().carts.resident >= 1);
 
     assert!(
@@ -95,8 +94,7 @@ async fn over_the_resident_cap_idle_actors_go_early_and_busy_ones_stay() {
     engine.create_product("P", draft("P", 10)).await.unwrap();
     let mut ids = Vec::new();
     for _ in 0..300 {
-        let id = engine.create_cart().await.unwrap().cart.id;
-        engine.cart_add_item(&id, "P", 1).await.unwrap();
+        let id = cart_of(&engine, "P", 1).await;
         ids.push(id);
     }
     // A surge of new carts went over the cap; the idle ones are passivated long before
@@ -219,8 +217,7 @@ async fn a_cart_unchanged_past_its_ttl_is_gone() {
     let engine = open_engine(dir.path(), |c| c.clock = clock.clone()).await;
     engine.create_product("P", draft("P", 10)).await.unwrap();
     let kept = engine.create_cart().await.unwrap().cart.id;
-    let dropped = engine.create_cart().await.unwrap().cart.id;
-    engine.cart_add_item(&dropped, "P", 1).await.unwrap();
+    let dropped = cart_of(&engine, "P", 1).await;
     // Touch `kept` every two days so its expiry slides while `dropped` lapses.
     for _ in 0..4 {
         clock.advance(Duration::from_secs(2 * 24 * 3600));

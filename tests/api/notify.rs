@@ -194,8 +194,7 @@ async fn orders_send_receipts_and_lifecycle_mails_from_editable_templates() {
 }
 
 async fn place(engine: &Engine, sku: &str, key: &str) -> String {
-    let cart = engine.create_cart().await.unwrap().cart.id;
-    engine.cart_add_item(&cart, sku, 1).await.unwrap();
+    let cart = cart_of(engine, sku, 1).await;
     engine
         .checkout(&cart, key, &checkout_request("tok_visa"))
         .await
@@ -213,10 +212,9 @@ async fn an_idle_cart_with_an_email_gets_one_reminder_per_idle_period() {
         .create_product("AB-1", draft("Moon boots", 9900))
         .await
         .unwrap();
-    let cart = engine.create_cart().await.unwrap().cart.id;
-    engine.cart_add_item(&cart, "AB-1", 1).await.unwrap();
-    let anonymous = engine.create_cart().await.unwrap().cart.id;
-    engine.cart_add_item(&anonymous, "AB-1", 1).await.unwrap();
+    let cart = cart_of(&engine, "AB-1", 1).await;
+    // A second idle cart, with no email: never reminded.
+    let _anonymous = cart_of(&engine, "AB-1", 1).await;
     assert_eq!(
         engine.sweep_abandoned_carts().await.unwrap(),
         0,
