@@ -245,6 +245,17 @@ async fn a_new_cart_is_its_id_until_its_first_change_across_restarts_for_its_lif
     let (kept, idle, issued_at) = {
         let engine = open_engine(dir.path(), |c| c.clock = clock.clone()).await;
         engine.create_product("P", draft("P", 10)).await.unwrap();
+        // The product's event is delivered and each subscriber's offset stored first, so
+        // that nothing in the background writes while the carts are made.
+        let seq = engine.events(0, 1000).await.unwrap().0.last().unwrap().seq;
+        assert!(
+            eventually(Duration::from_secs(10), || async {
+                ["notifier", "recommender"]
+                    .iter()
+                    .all(|name| engine.subscriber_offset(name) >= seq)
+            })
+            .await
+        );
         engine.count_store_ops(true);
         let kept = engine.create_cart().await.unwrap().cart;
         let idle = engine.create_cart().await.unwrap().cart.id;
