@@ -14,9 +14,11 @@
 //! and *tuned out of sample*: for each month, the point of a grid (half-life, nearness,
 //! damping, minimum support, name shrinkage) that scored best on the months before it,
 //! scored on the month. The mean over May–September of the latter is the estimate for
-//! data we have not seen.
+//! data we have not seen. The rolling splits draw up to five (query, hidden) pairs from
+//! each test basket (`--cases-per-basket K`; the single split keeps one): the same
+//! estimate with less noise, so the grid's choices depend less on luck.
 //!
-//! Run: `cargo run --release --example reco_eval [-- --folds] [-- --grid] [-- --explore] [-- --split 2011-07-01]`
+//! Run: `cargo run --release --example reco_eval [-- --folds] [-- --grid] [-- --explore] [-- --split 2011-07-01] [-- --cases-per-basket 5]`
 //! (`--folds`: every grid point's score per month; `--explore`: names alone, nearness and
 //! name weight varied, where the hidden items rank; `--grid`: the co-occurrence weighting
 //! varied on the single split)
@@ -41,17 +43,27 @@ fn learn(train: &[&PastOrder], scoring: &Scoring) -> CoStats {
     s
 }
 
-/// (query, hidden) for each test basket, chosen deterministically.
-fn cases(test: &[&PastOrder]) -> Vec<(String, String)> {
-    test.iter()
-        .filter(|o| o.items.len() >= 2)
-        .map(|o| {
-            let mut items: Vec<&str> = o.items.iter().map(|i| i.sku.as_str()).collect();
-            items.sort_unstable();
+/// Up to `per_basket` distinct (query, hidden) pairs for each test basket, chosen
+/// deterministically; the first is the one a single case per basket has always used.
+/// More pairs per basket estimate the same thing (a random query and a random hidden
+/// item of a random basket) with less noise.
+fn cases(test: &[&PastOrder], per_basket: u64) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for o in test.iter().filter(|o| o.items.len() >= 2) {
+        let mut items: Vec<&str> = o.items.iter().map(|i| i.sku.as_str()).collect();
+        items.sort_unstable();
+        let n = items.len() as u64;
+        let first = out.len();
+        for j in 0..per_basket {
             let h =
                 o.id.bytes()
-                    .fold(0u64, |a, b| a.wrapping_mul(131).wrapping_add(u64::from(b)));
-            let n = items.len() as u64;
+                    .fold(j, |a, b| a.wrapping_mul(131).wrapping_add(u64::from(b)));
+            // Later pairs: the same hash salted by `j` and mixed, so they spread.
+            let h = if j == 0 {
+                h
+            } else {
+                h.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11
+            };
             let hidden = items[(h % n) as usize];
             let query = items[((h / n) % n) as usize];
             let query = if query == hidden {
@@ -59,9 +71,13 @@ fn cases(test: &[&PastOrder]) -> Vec<(String, String)> {
             } else {
                 query
             };
-            (query.to_owned(), hidden.to_owned())
-        })
-        .collect()
+            let pair = (query.to_owned(), hidden.to_owned());
+            if !out[first..].contains(&pair) {
+                out.push(pair);
+            }
+        }
+    }
+    out
 }
 
 fn hit_rate(cases: &[(String, String)], recs: impl Fn(&str) -> Vec<String>) -> f64 {
@@ -87,7 +103,7 @@ fn main() {
     let history = read_uci(std::fs::File::open(FILE).expect("UCI file")).expect("UCI csv");
     let (train, test): (Vec<&PastOrder>, Vec<&PastOrder>) =
         history.orders.iter().partition(|o| o.created_at < split_ms);
-    let cases = cases(&test);
+    let cases = cases(&test, 1);
     println!(
         "{} orders ({} dropped rows) read in {:.2} s; train {} before {split}, test {} baskets → {} cases",
         history.orders.len(),
@@ -148,7 +164,12 @@ fn main() {
         (related / co - 1.0) * 100.0
     );
 
-    rolling(&history, args.iter().any(|a| a == "--folds"));
+    let per_basket = args
+        .iter()
+        .position(|a| a == "--cases-per-basket")
+        .and_then(|i| args.get(i + 1))
+        .map_or(5, |k| k.parse().expect("--cases-per-basket: a count"));
+    rolling(&history, per_basket, args.iter().any(|a| a == "--folds"));
 
     if args.iter().any(|a| a == "--explore") {
         explore(&train, &cases, &history.names);
@@ -309,7 +330,7 @@ fn best_sellers(orders: &[&PastOrder], n: usize, units: bool) -> Vec<String> {
     v.into_iter().take(n).map(|(s, _)| s.to_owned()).collect()
 }
 
-fn folds(history: &emporium::domain::history::UciHistory) -> Vec<Fold<'_>> {
+fn folds(history: &emporium::domain::history::UciHistory, per_basket: u64) -> Vec<Fold<'_>> {
     // Test months April–September 2011 (the last month we have is the "new season"
     // test); each learns from everything before it.
     (4..=9)
@@ -327,7 +348,7 @@ fn folds(history: &emporium::domain::history::UciHistory) -> Vec<Fold<'_>> {
                 .collect();
             Fold {
                 label: format!("2011-{m:02}"),
-                cases: cases(&test),
+                cases: cases(&test, per_basket),
                 popular: best_sellers(&train, 60, false),
                 by_units: best_sellers(&train, 11, true),
                 train,
@@ -352,9 +373,9 @@ fn filled(mut v: Vec<String>, q: &str, best: &[String]) -> Vec<String> {
 /// Rolling time splits: every test month lies after its training. The defaults are
 /// scored on each; "tuned out of sample" picks, for each month, the grid point that
 /// scored best on the months before it and reports its score on the month.
-fn rolling(history: &emporium::domain::history::UciHistory, per_fold: bool) {
+fn rolling(history: &emporium::domain::history::UciHistory, per_basket: u64, per_fold: bool) {
     let started = std::time::Instant::now();
-    let folds = folds(history);
+    let folds = folds(history, per_basket);
     let plain = Scoring::plain();
     let d = Scoring::default();
     // Learning knobs (each needs its own model) × ranking knobs × fill.
@@ -428,7 +449,7 @@ fn rolling(history: &emporium::domain::history::UciHistory, per_fold: bool) {
         }
     }
     println!(
-        "\nrolling splits (learn before the month, test on it; {:.0} s):",
+        "\nrolling splits (learn before the month, test on it; up to {per_basket} cases per basket; {:.0} s):",
         started.elapsed().as_secs_f64()
     );
     println!(
