@@ -12,11 +12,15 @@
 //! September 2011 is a test period learned from everything before it (September, the last
 //! month we have, plays the "new season") — scored two ways: the defaults as they stand,
 //! and *tuned out of sample*: for each month, the point of a grid (half-life, nearness,
-//! damping, minimum support, name shrinkage) that scored best on the months before it,
-//! scored on the month. The mean over May–September of the latter is the estimate for
-//! data we have not seen. The rolling splits draw up to five (query, hidden) pairs from
-//! each test basket (`--cases-per-basket K`; the single split keeps one): the same
-//! estimate with less noise, so the grid's choices depend less on luck.
+//! the shopper's own-products weight, minimum support, name shrinkage) that scored best
+//! on the months before it, scored on the month. The mean over May–September of the
+//! latter is the estimate for data we have not seen. The rolling splits know each test
+//! basket's shopper (the UCI `CustomerID`) and what they bought before the month, as the
+//! engine knows a signed-in customer's orders; the same procedure restricted to grid
+//! points that ignore the shopper gives the figure for a guest. They draw up to five
+//! (query, hidden) pairs from each test basket (`--cases-per-basket K`; the single split
+//! keeps one): the same estimate with less noise, so the grid's choices depend less on
+//! luck.
 //!
 //! Run: `cargo run --release --example reco_eval [-- --folds] [-- --grid] [-- --explore] [-- --split 2011-07-01] [-- --cases-per-basket 5]`
 //! (`--folds`: every grid point's score per month; `--explore`: names alone, nearness and
@@ -48,7 +52,15 @@ fn learn(train: &[&PastOrder], scoring: &Scoring) -> CoStats {
 /// More pairs per basket estimate the same thing (a random query and a random hidden
 /// item of a random basket) with less noise.
 fn cases(test: &[&PastOrder], per_basket: u64) -> Vec<(String, String)> {
-    let mut out = Vec::new();
+    cases_of(test, per_basket)
+        .into_iter()
+        .map(|(q, h, _)| (q, h))
+        .collect()
+}
+
+/// [`cases`], each with the id of the order it came from.
+fn cases_of(test: &[&PastOrder], per_basket: u64) -> Vec<(String, String, String)> {
+    let mut out: Vec<(String, String, String)> = Vec::new();
     for o in test.iter().filter(|o| o.items.len() >= 2) {
         let mut items: Vec<&str> = o.items.iter().map(|i| i.sku.as_str()).collect();
         items.sort_unstable();
@@ -71,9 +83,9 @@ fn cases(test: &[&PastOrder], per_basket: u64) -> Vec<(String, String)> {
             } else {
                 query
             };
-            let pair = (query.to_owned(), hidden.to_owned());
-            if !out[first..].contains(&pair) {
-                out.push(pair);
+            let case = (query.to_owned(), hidden.to_owned(), o.id.clone());
+            if !out[first..].contains(&case) {
+                out.push(case);
             }
         }
     }
@@ -81,11 +93,35 @@ fn cases(test: &[&PastOrder], per_basket: u64) -> Vec<(String, String)> {
 }
 
 fn hit_rate(cases: &[(String, String)], recs: impl Fn(&str) -> Vec<String>) -> f64 {
+    hit_rate_of(cases, |_, q| recs(q))
+}
+
+/// [`hit_rate`] with the case's index passed too (to look up who the basket's shopper was).
+fn hit_rate_of(cases: &[(String, String)], recs: impl Fn(usize, &str) -> Vec<String>) -> f64 {
     let hits = cases
         .iter()
-        .filter(|(q, h)| recs(q).iter().take(10).any(|r| r == h))
+        .enumerate()
+        .filter(|(i, (q, h))| recs(*i, q).iter().take(10).any(|r| r == h))
         .count();
     hits as f64 / cases.len() as f64
+}
+
+/// The UCI customer of each order id (`uci-<invoice>`), for orders that name one.
+fn customers() -> std::collections::HashMap<String, String> {
+    let mut rdr = csv::Reader::from_reader(std::fs::File::open(FILE).expect("UCI file"));
+    let mut out = std::collections::HashMap::new();
+    for row in rdr.records() {
+        let row = row.expect("UCI csv");
+        if let (Some(invoice), Some(customer)) = (row.get(0), row.get(6))
+            && !customer.trim().is_empty()
+        {
+            out.insert(
+                format!("uci-{}", invoice.trim()),
+                customer.trim().to_owned(),
+            );
+        }
+    }
+    out
 }
 
 fn main() {
@@ -310,6 +346,9 @@ struct Fold<'a> {
     label: String,
     train: Vec<&'a PastOrder>,
     cases: Vec<(String, String)>,
+    /// For each case, the products its basket's shopper bought before the month and in
+    /// how many orders (`None`: no earlier order of theirs, or no customer named).
+    own: Vec<Option<std::rc::Rc<std::collections::HashMap<String, u32>>>>,
     /// Best sellers by orders over all of training (what the engine fills with).
     popular: Vec<String>,
     /// Best sellers by units sold.
@@ -331,6 +370,9 @@ fn best_sellers(orders: &[&PastOrder], n: usize, units: bool) -> Vec<String> {
 }
 
 fn folds(history: &emporium::domain::history::UciHistory, per_basket: u64) -> Vec<Fold<'_>> {
+    use std::collections::HashMap;
+    use std::rc::Rc;
+    let customer = customers();
     // Test months April–September 2011 (the last month we have is the "new season"
     // test); each learns from everything before it.
     (4..=9)
@@ -346,9 +388,31 @@ fn folds(history: &emporium::domain::history::UciHistory, per_basket: u64) -> Ve
                 .iter()
                 .filter(|o| o.created_at >= start && o.created_at < end)
                 .collect();
+            let mut bought: HashMap<&str, HashMap<String, u32>> = HashMap::new();
+            for o in &train {
+                if let Some(c) = customer.get(&o.id) {
+                    let mine = bought.entry(c.as_str()).or_default();
+                    for i in &o.items {
+                        *mine.entry(i.sku.as_str().to_owned()).or_default() += 1;
+                    }
+                }
+            }
+            let bought: HashMap<&str, Rc<HashMap<String, u32>>> =
+                bought.into_iter().map(|(c, m)| (c, Rc::new(m))).collect();
+            let all = cases_of(&test, per_basket);
+            let own = all
+                .iter()
+                .map(|(_, _, id)| {
+                    customer
+                        .get(id)
+                        .and_then(|c| bought.get(c.as_str()))
+                        .cloned()
+                })
+                .collect();
             Fold {
                 label: format!("2011-{m:02}"),
-                cases: cases(&test, per_basket),
+                cases: all.into_iter().map(|(q, h, _)| (q, h)).collect(),
+                own,
                 popular: best_sellers(&train, 60, false),
                 by_units: best_sellers(&train, 11, true),
                 train,
@@ -390,6 +454,8 @@ fn rolling(history: &emporium::domain::history::UciHistory, per_basket: u64, per
         }
     }
     let mut labels: Vec<String> = Vec::new();
+    // The own-products weight of each grid point.
+    let mut own_of: Vec<f64> = Vec::new();
     // scores[config][fold]
     let mut scores: Vec<Vec<f64>> = Vec::new();
     let mut baselines: Vec<[f64; 4]> = Vec::new(); // popularity, by units, co, co filled
@@ -414,18 +480,18 @@ fn rolling(history: &emporium::domain::history::UciHistory, per_basket: u64, per
         let mut c = 0;
         for learnt in &learn_grid {
             let (_dir, rec) = recommender(&fold.train, &history.names, *learnt);
-            for beta in [0.0, 0.15] {
+            for own_weight in [0.0, 4.0, 16.0, 64.0] {
                 for min_support in [1, 2] {
                     for name_shrink in [0.0, 10.0] {
                         let s = Scoring {
-                            beta,
+                            own_weight,
                             min_support,
                             name_shrink,
                             ..*learnt
                         };
-                        let h = hit_rate(&fold.cases, |q| {
+                        let h = hit_rate_of(&fold.cases, |i, q| {
                             let related = rec
-                                .related_with(q, 10, &s)
+                                .related_for(q, 10, &s, fold.own[i].as_deref())
                                 .into_iter()
                                 .map(|(s, _)| s)
                                 .collect();
@@ -433,10 +499,11 @@ fn rolling(history: &emporium::domain::history::UciHistory, per_basket: u64, per
                         });
                         if fi == 0 {
                             labels.push(format!(
-                                "half-life {} near boost {} β {beta} min support {min_support} name shrink {name_shrink}",
+                                "half-life {} near boost {} own {own_weight} min support {min_support} name shrink {name_shrink}",
                                 learnt.half_life_days, learnt.near_boost
                             ));
                             scores.push(Vec::new());
+                            own_of.push(own_weight);
                             if s == d {
                                 default_at = c;
                             }
@@ -456,20 +523,25 @@ fn rolling(history: &emporium::domain::history::UciHistory, per_basket: u64, per
         "| test month | cases | popularity (units) | co-occurrence (filled) | ours, defaults | ours, tuned on earlier months | chosen |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- |");
-    let mut sums = [0.0f64; 6];
+    let mut sums = [0.0f64; 7];
     let mut n = 0.0;
     for (fi, fold) in folds.iter().enumerate() {
         let [pop, units, co, cof] = baselines[fi];
         let def = scores[default_at][fi];
-        let chosen = (fi > 0).then(|| {
+        // The grid point best on the months before this one, among `allowed` points.
+        let best_before = |allowed: &dyn Fn(usize) -> bool| {
             (0..scores.len())
+                .filter(|&c| allowed(c))
                 .max_by(|&a, &b| {
                     let m = |c: usize| scores[c][..fi].iter().sum::<f64>();
                     m(a).total_cmp(&m(b)).then(b.cmp(&a))
                 })
                 .expect("a grid")
-        });
+        };
+        let chosen = (fi > 0).then(|| best_before(&|_| true));
         let tuned = chosen.map(|c| scores[c][fi]);
+        // As a guest would be served: no shopper known, so no own-products weight.
+        let guest = (fi > 0).then(|| scores[best_before(&|c| own_of[c] == 0.0)][fi]);
         println!(
             "| {} | {} | {pop:.4} ({units:.4}) | {co:.4} ({cof:.4}) | {def:.4} | {} | {} |",
             fold.label,
@@ -477,14 +549,14 @@ fn rolling(history: &emporium::domain::history::UciHistory, per_basket: u64, per
             tuned.map_or("—".into(), |t| format!("{t:.4}")),
             chosen.map_or("—".into(), |c| labels[c].clone()),
         );
-        if let Some(t) = tuned {
-            for (s, x) in sums.iter_mut().zip([pop, units, co, cof, def, t]) {
+        if let (Some(t), Some(g)) = (tuned, guest) {
+            for (s, x) in sums.iter_mut().zip([pop, units, co, cof, def, t, g]) {
                 *s += x;
             }
             n += 1.0;
         }
     }
-    let [pop, units, co, cof, def, tuned] = sums.map(|s| s / n);
+    let [pop, units, co, cof, def, tuned, guest] = sums.map(|s| s / n);
     println!(
         "mean over the {n} months tuned out of sample: popularity {pop:.4} (units {units:.4}), co-occurrence {co:.4} (filled {cof:.4}), defaults {def:.4}, tuned {tuned:.4}"
     );
@@ -495,6 +567,12 @@ fn rolling(history: &emporium::domain::history::UciHistory, per_basket: u64, per
         tuned / pop,
         tuned / units,
         (def / co - 1.0) * 100.0
+    );
+    println!(
+        "as a guest (no shopper known; the grid's own-products weight 0): tuned {guest:.4}, {:+.1} % vs co-occurrence, {:.2}× popularity ({:.2}× by units)",
+        (guest / co - 1.0) * 100.0,
+        guest / pop,
+        guest / units
     );
     if per_fold {
         let mut order: Vec<usize> = (0..scores.len()).collect();

@@ -282,8 +282,42 @@ impl Recommender {
         limit: usize,
         scoring: &Scoring,
     ) -> Vec<(String, &'static str)> {
+        self.related_for(sku, limit, scoring, None)
+    }
+
+    /// [`Recommender::related_with`] for a shopper who bought `own` before (product →
+    /// how many of their orders had it): of the products bought with `sku`, those they
+    /// bought themselves weigh more ([`Scoring::own_weight`]). A returning customer's
+    /// next basket repeats much of their earlier ones (BENCHMARKS.md).
+    pub fn related_for(
+        &self,
+        sku: &str,
+        limit: usize,
+        scoring: &Scoring,
+        own: Option<&HashMap<String, u32>>,
+    ) -> Vec<(String, &'static str)> {
         let m = self.model.read().expect("model lock");
-        let bought = m.bought.related(sku, scoring, limit.max(BLEND_CANDIDATES));
+        let mut bought = m.bought.related(sku, scoring, limit.max(BLEND_CANDIDATES));
+        if let (Some(own), true) = (own, scoring.own_weight > 0.0) {
+            let lift = |n: u32| 1.0 + scoring.own_weight * f64::from(n).ln_1p();
+            let taken: std::collections::HashSet<Arc<str>> =
+                bought.iter().map(|(s, _)| s.clone()).collect();
+            for (s, x) in bought.iter_mut() {
+                if let Some(&n) = own.get(&**s) {
+                    *x *= lift(n);
+                }
+            }
+            // Their own products bought with this one but past the candidates taken.
+            for (s, &n) in own {
+                if s != sku
+                    && !taken.contains(s.as_str())
+                    && let Some(x) = m.bought.score(sku, s, scoring)
+                {
+                    bought.push((Arc::from(s.as_str()), x * lift(n)));
+                }
+            }
+            bought.sort_by(|x, y| y.1.total_cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
+        }
         let seen = f64::from(m.bought.count(sku).max(1));
         let weight = scoring.name_weight * (1.0 + scoring.name_shrink / seen);
         let mut out = self.blend_names(sku, bought, limit, weight);
@@ -383,6 +417,11 @@ impl Recommender {
             }
         }
         Ok(loaded)
+    }
+
+    /// The scoring it ranks with.
+    pub fn scoring(&self) -> &Scoring {
+        &self.scoring
     }
 
     /// Learns one order placed at `at_ms` (tools and evaluations; the engine learns from
@@ -486,6 +525,50 @@ mod tests {
         assert_eq!(related[0], ("B".to_owned(), "bought_together"));
         assert!(related.contains(&("D".to_owned(), "viewed_together")));
         assert_eq!(again.bestsellers(1), ["A"]);
+    }
+
+    #[test]
+    fn a_shoppers_own_products_rise_among_those_bought_with_the_query() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Recommender::open(dir.path(), Scoring::default()).unwrap();
+        // B was bought with A three times, C once; D never with A.
+        for seq in 1..=3 {
+            r.learn(&placed(seq, &["A", "B"]));
+        }
+        r.learn(&placed(4, &["A", "C"]));
+        r.learn(&placed(5, &["D"]));
+        let skus = |own: Option<&HashMap<String, u32>>, s: &Scoring| -> Vec<String> {
+            r.related_for("A", 10, s, own)
+                .into_iter()
+                .map(|(s, _)| s)
+                .collect()
+        };
+        let d = Scoring::default();
+        assert_eq!(skus(None, &d), ["B", "C"]);
+        // A shopper who bought C (and D, and A itself) before: C first; D, never bought
+        // with A, and A itself stay out.
+        let own: HashMap<String, u32> = [("C", 1), ("D", 5), ("A", 2)]
+            .into_iter()
+            .map(|(s, n)| (s.to_owned(), n))
+            .collect();
+        assert_eq!(skus(Some(&own), &d), ["C", "B"]);
+        // Not weighed at all: the list everyone gets.
+        let off = Scoring {
+            own_weight: 0.0,
+            ..d
+        };
+        assert_eq!(skus(Some(&own), &off), ["B", "C"]);
+        // Past the candidates taken (250 partners bought with A twice): C is still found
+        // by its own pair score.
+        let mut seq = 10;
+        for i in 0..250 {
+            for _ in 0..2 {
+                seq += 1;
+                r.learn(&placed(seq, &["A", &format!("P{i}")]));
+            }
+        }
+        assert!(!skus(None, &d).contains(&"C".to_owned()));
+        assert_eq!(skus(Some(&own), &d)[0], "C");
     }
 
     #[test]

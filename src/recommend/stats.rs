@@ -52,6 +52,11 @@ pub struct Scoring {
     /// How much more names weigh for a product seen in few orders: the weight is
     /// `name_weight × (1 + name_shrink / orders)` (0: the same for every product).
     pub name_shrink: f64,
+    /// For a shopper whose earlier orders are known: a product they bought before and
+    /// that is bought with this one weighs `1 + own_weight × ln(1 + their orders of
+    /// it)` times its bought-together score (0: everyone sees the same list).
+    #[serde(default)]
+    pub own_weight: f64,
 }
 
 impl Scoring {
@@ -68,6 +73,7 @@ impl Scoring {
             near_boost: 0.0,
             name_weight: 0.0,
             name_shrink: 0.0,
+            own_weight: 0.0,
         }
     }
 }
@@ -89,9 +95,13 @@ impl Default for Scoring {
             near_boost: 4.0,
             name_weight: 0.15,
             name_shrink: 10.0,
+            own_weight: OWN_WEIGHT,
         }
     }
 }
+
+/// The default [`Scoring::own_weight`] (see BENCHMARKS.md, "The shopper's own orders").
+pub const OWN_WEIGHT: f64 = 16.0;
 
 /// Counts for one item.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
@@ -275,6 +285,17 @@ impl CoStats {
         .into_iter()
         .map(|(b, s)| (self.names.name(b).clone(), s))
         .collect()
+    }
+
+    /// How `b` scores as a partner of `a`, as [`CoStats::related`] scores it (`None`: not
+    /// a partner under `scoring`'s minimum support).
+    pub fn score(&self, a: &str, b: &str, scoring: &Scoring) -> Option<f64> {
+        let (a, b) = (self.names.id(a)?, self.names.id(b)?);
+        let p = self.pairs[a as usize].get(&b)?;
+        (p.count >= scoring.min_support).then(|| {
+            let wb = self.items[b as usize].weight.max(f64::MIN_POSITIVE);
+            p.weight / wb.powf(scoring.beta)
+        })
     }
 
     /// Items by how often they were bought (raw counts), best first.
