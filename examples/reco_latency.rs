@@ -3,8 +3,8 @@
 //! Starts the application (as `emporium serve` does) on a temporary directory, creates a product for every UCI stock code
 //! (name and price from the file, stock 1,000), imports the cleaned orders (they teach the
 //! recommender through the event log) and then measures `recommendations` for the 1,000
-//! best-selling products: in-process, and over HTTP from 1 and 16 clients against a server
-//! on loopback.
+//! best-selling products: in-process (as a guest, and as a signed-in shopper with 100 orders),
+//! and over HTTP from 1 and 16 clients against a server on loopback.
 //!
 //! Run: `cargo run --release --example reco_latency`
 
@@ -111,6 +111,55 @@ async fn main() {
         }
     }
     report("in-process, 1 caller", &h, started.elapsed().as_secs_f64());
+
+    // In-process for a signed-in shopper with a full page of history (100 orders of ten
+    // best sellers each), which each request reads back.
+    engine
+        .register("bench@example.com", "correct horse battery", None)
+        .await
+        .unwrap();
+    let token = engine
+        .sign_in("bench@example.com", "correct horse battery", None, None)
+        .await
+        .unwrap()
+        .token;
+    let me = engine.authenticate(&token).await.unwrap();
+    let checkout = emporium::domain::order::CheckoutRequest {
+        email: "bench@example.com".into(),
+        payment_token: "tok_visa".into(),
+        shipping_address: emporium::domain::order::Address {
+            name: "Bench".into(),
+            line1: "1 Loop Road".into(),
+            line2: None,
+            city: "Localhost".into(),
+            postal_code: "1".into(),
+            country: "US".into(),
+            region: None,
+        },
+        shipping_method: None,
+    };
+    for i in 0..100 {
+        let cart = engine.create_cart().await.unwrap().cart.id;
+        for s in skus.iter().skip(i * 7 % 900).take(10) {
+            engine.cart_add_item(&cart, s, 1).await.unwrap();
+        }
+        engine
+            .checkout_as(&cart, &format!("bench-{i}"), &checkout, Some(&me))
+            .await
+            .unwrap();
+    }
+    let mut h = Histogram::<u64>::new(3).unwrap();
+    let started = Instant::now();
+    for s in &skus {
+        let t = Instant::now();
+        engine.recommendations_for(s, 10, Some(&me)).await.unwrap();
+        h.record(t.elapsed().as_micros().max(1) as u64).unwrap();
+    }
+    report(
+        "in-process, signed in with 100 orders",
+        &h,
+        started.elapsed().as_secs_f64(),
+    );
 
     // Over HTTP.
     let client = reqwest::Client::new();

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::customers::{Authenticated, MAX_HISTORY_PAGE};
 use super::{Engine, EngineError, ImportReport, ProductView};
 use crate::domain::event::{DomainEvent, EventItem};
 use crate::domain::history::PastOrder;
@@ -21,6 +22,26 @@ const MAX_SESSION: usize = 128;
 const LEARN_WAIT: Duration = Duration::from_secs(60);
 /// Best sellers looked at when filling free slots of a recommendation list.
 const BESTSELLERS_SCANNED: usize = 500;
+
+impl Engine {
+    /// The products in a customer's latest orders, each with how many of those orders
+    /// had it.
+    async fn products_bought_by(
+        &self,
+        customer_id: &str,
+    ) -> Result<std::collections::HashMap<String, u32>, EngineError> {
+        let page = self
+            .customer_orders(customer_id, None, MAX_HISTORY_PAGE)
+            .await?;
+        let mut own = std::collections::HashMap::new();
+        for order in &page.items {
+            for line in &order.lines {
+                *own.entry(line.sku.as_str().to_owned()).or_default() += 1;
+            }
+        }
+        Ok(own)
+    }
+}
 
 /// Recommendations for a product.
 #[derive(Debug, Clone)]
@@ -147,12 +168,30 @@ impl Engine {
         sku: &str,
         limit: usize,
     ) -> Result<Recommendations, EngineError> {
+        self.recommendations_for(sku, limit, None).await
+    }
+
+    /// [`Engine::recommendations`] for a shopper: a signed-in customer's own earlier
+    /// orders (their latest [`MAX_HISTORY_PAGE`], as their order history shows them) lift
+    /// the products they bought before among those bought with `sku`
+    /// ([`crate::recommend::stats::Scoring::own_weight`]). A guest (`None`) gets the list
+    /// everyone gets.
+    pub async fn recommendations_for(
+        &self,
+        sku: &str,
+        limit: usize,
+        shopper: Option<&Authenticated>,
+    ) -> Result<Recommendations, EngineError> {
         if !(1..=50).contains(&limit) {
             return Err(EngineError::BadQuery(
                 "limit: must be between 1 and 50".into(),
             ));
         }
         let me = self.product(sku).await?.product;
+        let own = match shopper {
+            Some(auth) => Some(self.products_bought_by(&auth.customer_id).await?),
+            None => None,
+        };
         let mut items = Vec::new();
         let mut strategy = None;
         let take = |items: &mut Vec<ProductView>, s: &str| -> Result<bool, StorageError> {
@@ -171,7 +210,13 @@ impl Engine {
                 None => false,
             })
         };
-        for (s, why) in self.inner.recommender.related(me.sku.as_str(), limit * 4) {
+        let related = self.inner.recommender.related_for(
+            me.sku.as_str(),
+            limit * 4,
+            self.inner.recommender.scoring(),
+            own.as_ref(),
+        );
+        for (s, why) in related {
             if items.len() >= limit {
                 break;
             }

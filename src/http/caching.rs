@@ -3,6 +3,8 @@
 //! client's `If-None-Match` has it, and `Cache-Control: public` with a short lifetime.
 //! These responses are the same for everyone (nothing personal — no cart, no session —
 //! is in them), so a shared cache may keep them; personal routes never pass through here.
+//! The one exception, recommendations asked for by a signed-in shopper, sets its own
+//! `Cache-Control: private` (and `Vary`), which this layer leaves as it is.
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -50,10 +52,14 @@ pub async fn public_json(request: Request, next: Next) -> Response {
     let etag = format!("\"{etag}\"");
     let value = HeaderValue::from_str(&etag).expect("hex");
     parts.headers.insert(header::ETAG, value.clone());
-    parts.headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_str(&format!("public, max-age={CATALOG_MAX_AGE_SECS}")).expect("ascii"),
-    );
+    // A handler that said otherwise (a personal answer: `private`) is not overruled.
+    if !parts.headers.contains_key(header::CACHE_CONTROL) {
+        parts.headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_str(&format!("public, max-age={CATALOG_MAX_AGE_SECS}"))
+                .expect("ascii"),
+        );
+    }
     if if_none_match.is_some_and(|inm| etag_matches(&inm, &etag)) {
         let mut not_modified = StatusCode::NOT_MODIFIED.into_response();
         let h = not_modified.headers_mut();

@@ -123,8 +123,9 @@ impl Modify for CommonResponses {
             // resource may belong to an account (a session that is sent must be valid).
             let signed_in =
                 path.starts_with("/api/v1/customers/me") || path == "/api/v1/sessions/current";
-            let shopper_session =
-                path.starts_with("/api/v1/carts/") || path.starts_with("/api/v1/orders/");
+            let shopper_session = path.starts_with("/api/v1/carts/")
+                || path.starts_with("/api/v1/orders/")
+                || path.ends_with("/recommendations");
             let has_params = path.contains('{');
             for (op, writes) in [
                 (&mut item.get, false),

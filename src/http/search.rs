@@ -8,6 +8,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
+use super::auth::Shopper;
 use super::error::ApiError;
 use super::openapi::{PROBLEM_JSON, Problem};
 use super::wire::{ProductOut, SkuPath};
@@ -161,7 +162,9 @@ pub struct RecommendParams {
     limit: Option<usize>,
 }
 
-/// Products related to this one: bought together, viewed together, then fallbacks.
+/// Products related to this one: bought together, viewed together, then fallbacks. For a
+/// signed-in shopper (a session token or cookie), the products they bought before rank
+/// higher among those bought with this one; that answer is `Cache-Control: private`.
 #[utoipa::path(
     get,
     path = "/api/v1/products/{sku}/recommendations",
@@ -176,15 +179,33 @@ async fn recommendations(
     State(s): State<AppState>,
     Path(sku): Path<String>,
     Query(p): Query<RecommendParams>,
-) -> Result<axum::Json<RecommendationsOut>, ApiError> {
+    Shopper(shopper): Shopper,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::http::{HeaderValue, header};
+    use axum::response::IntoResponse;
     let r = s
         .engine
-        .recommendations(&sku, p.limit.unwrap_or(10))
+        .recommendations_for(&sku, p.limit.unwrap_or(10), shopper.as_ref())
         .await?;
-    Ok(axum::Json(RecommendationsOut {
+    let mut response = axum::Json(RecommendationsOut {
         items: r.items.into_iter().map(ProductOut::from).collect(),
         strategy: r.strategy.to_owned(),
-    }))
+    })
+    .into_response();
+    // The answer depends on who asks: a shared cache keys it on the credentials, and a
+    // personal one is never shared (the caching layer keeps a `Cache-Control` set here).
+    let headers = response.headers_mut();
+    headers.insert(
+        header::VARY,
+        HeaderValue::from_static("Authorization, Cookie"),
+    );
+    if shopper.is_some() {
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, no-store"),
+        );
+    }
+    Ok(response)
 }
 
 /// One value of a facet with how many results have it.

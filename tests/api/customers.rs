@@ -1159,3 +1159,87 @@ async fn failed_sign_ins_from_one_client_are_throttled_across_emails() {
     assert_eq!((r.status, r.code()), (429, "too_many_login_attempts"));
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returning_shoppers_own_products_rank_first_among_those_bought_with_one() {
+    let app = spawn_app().await;
+    let partners: Vec<String> = (1..=12).map(|i| format!("PART-{i}")).collect();
+    for sku in partners.iter().map(String::as_str).chain(["QUERY", "MINE"]) {
+        app.create_product(sku, 500, 10).await;
+    }
+    // Every partner was bought with QUERY in three orders, MINE in one.
+    let mut lines = Vec::new();
+    for (i, p) in partners.iter().enumerate() {
+        for k in 0..3 {
+            lines.push(format!(
+                r#"{{"id": "h{i}-{k}", "created_at": "2011-05-01T10:00:00Z", "items": [{{"sku": "QUERY", "quantity": 1}}, {{"sku": "{p}", "quantity": 1}}]}}"#
+            ));
+        }
+    }
+    lines.push(r#"{"id": "m", "created_at": "2011-05-01T10:00:00Z", "items": [{"sku": "QUERY", "quantity": 1}, {"sku": "MINE", "quantity": 1}]}"#.into());
+    let r = app
+        .send(
+            app.admin(app.client.post(app.url("/api/v1/admin/orders/import")))
+                .header("content-type", "application/x-ndjson")
+                .body(lines.join("\n")),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Ada bought MINE before (on its own); Bob has bought nothing.
+    let ada = app.customer("ada@example.com").await;
+    let cart = app.cart_with("MINE", 1).await;
+    assert_eq!(app.checkout_as(Some(&ada), &cart, "k").await.status, 201);
+    let bob = app.customer("bob@example.com").await;
+
+    let path = "/api/v1/products/QUERY/recommendations?limit=10";
+    let skus = |body: &Value| -> Vec<String> {
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["sku"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // A guest: the ten partners bought with it most; MINE is not among them.
+    let guest = recommendations_as(&app, None, path).await;
+    assert_eq!(guest.0, 200, "{}", guest.3);
+    assert_eq!(skus(&guest.3).len(), 10);
+    assert!(!skus(&guest.3).contains(&"MINE".to_owned()), "{}", guest.3);
+    assert!(guest.1.starts_with("public"), "{}", guest.1);
+    assert!(guest.2.contains("Authorization"), "{}", guest.2);
+    // Ada: what she bought before comes first; the answer is hers alone.
+    let hers = recommendations_as(&app, Some(&ada), path).await;
+    assert_eq!(hers.0, 200, "{}", hers.3);
+    assert_eq!(skus(&hers.3)[0], "MINE", "{}", hers.3);
+    assert_eq!(hers.3["strategy"], "bought_together");
+    assert_eq!(hers.1, "private, no-store");
+    // Bob, with no orders, sees what a guest sees.
+    let his = recommendations_as(&app, Some(&bob), path).await;
+    assert_eq!(skus(&his.3), skus(&guest.3));
+    // A session that is sent must be live.
+    let stale = recommendations_as(&app, Some("not-a-session"), path).await;
+    assert_eq!(stale.0, 401, "{}", stale.3);
+    app.stop().await;
+}
+
+/// `GET path` as `token`'s customer (or a guest): status, `Cache-Control`, `Vary`, body.
+async fn recommendations_as(
+    app: &TestApp,
+    token: Option<&str>,
+    path: &str,
+) -> (u16, String, String, Value) {
+    let mut req = app.client.get(app.url(path));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().await.unwrap();
+    let header = |name: &str| {
+        r.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    let (cache, vary) = (header("cache-control"), header("vary"));
+    let status = r.status().as_u16();
+    (status, cache, vary, r.json().await.unwrap())
+}

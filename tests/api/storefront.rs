@@ -552,6 +552,51 @@ async fn a_signed_up_shopper_keeps_the_cart_and_finds_the_order_in_the_account()
     // The order is the account's: a guest with its link gets a 404 page.
     let stranger = client.get(app.url(&location)).send().await.unwrap();
     assert_eq!(stranger.status(), 404);
+    // A product's page lifts what this shopper bought before: HELM-1 was bought with
+    // LAMP-1 once, five other products three times each.
+    app.create_product("LAMP-1", 900, 5).await;
+    let mut history = Vec::new();
+    for i in 1..=5 {
+        app.create_product(&format!("PART-{i}"), 300, 5).await;
+        for k in 0..3 {
+            history.push(format!(
+                r#"{{"id": "h{i}-{k}", "created_at": "2011-05-01T10:00:00Z", "items": [{{"sku": "LAMP-1", "quantity": 1}}, {{"sku": "PART-{i}", "quantity": 1}}]}}"#
+            ));
+        }
+    }
+    history.push(r#"{"id": "h-helm", "created_at": "2011-05-01T10:00:00Z", "items": [{"sku": "LAMP-1", "quantity": 1}, {"sku": "HELM-1", "quantity": 1}]}"#.into());
+    let r = app
+        .send(
+            app.admin(app.client.post(app.url("/api/v1/admin/orders/import")))
+                .header("content-type", "application/x-ndjson")
+                .body(history.join("\n")),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let also = |html: String| -> Vec<String> {
+        let section = html.split("id=\"also\"").nth(1).unwrap_or_default();
+        section
+            .split("href=\"/p/")
+            .skip(1)
+            .map(|rest| rest.split('"').next().unwrap().to_owned())
+            .collect()
+    };
+    let page = |cookie: Option<String>| {
+        let mut req = client.get(app.url("/p/LAMP-1"));
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        async move { req.send().await.unwrap().text().await.unwrap() }
+    };
+    let as_guest = also(page(None).await);
+    assert_eq!(as_guest.len(), 4, "{as_guest:?}");
+    assert!(!as_guest.contains(&"HELM-1".to_owned()), "{as_guest:?}");
+    let as_ada = also(page(Some(jar.join("; "))).await);
+    assert_eq!(
+        as_ada.first().map(String::as_str),
+        Some("HELM-1"),
+        "{as_ada:?}"
+    );
     // A wrong password says so on the page, without saying which part is wrong.
     let r = post(
         "/account/sign-in",

@@ -527,7 +527,12 @@ async fn product(
     };
     let (browser, new) = csrf_token(&headers);
     s.engine.record_view(&browser, view.product.sku.as_str());
-    let recs = s.engine.recommendations(&sku, 4).await.ok();
+    let me = viewer(&s, &headers).await;
+    let recs = s
+        .engine
+        .recommendations_for(&sku, 4, me.as_ref())
+        .await
+        .ok();
     let p = &view.product;
     let images: Vec<Value> = p
         .images
