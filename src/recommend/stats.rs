@@ -20,7 +20,9 @@
 //! how common `b` is. `β = 0` ranks by co-occurrence (what "bought together" counts
 //! give), `β = 1` by lift (which over-rewards rare items); in between keeps what is
 //! bought with `a` but stops best-sellers from topping every list. Pairs seen fewer than
-//! `min_support` times are ignored as noise.
+//! `min_support` times are ignored as noise. For a shopper whose earlier orders are known,
+//! the recommender multiplies the score of a product they bought before by
+//! `1 + own_weight × ln(1 + their orders of it)` ([`Scoring::own_weight`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -100,7 +102,8 @@ impl Default for Scoring {
     }
 }
 
-/// The default [`Scoring::own_weight`] (see BENCHMARKS.md, "The shopper's own orders").
+/// The default [`Scoring::own_weight`], chosen out of sample in every month (BENCHMARKS.md,
+/// "Built: the shopper's own products").
 pub const OWN_WEIGHT: f64 = 16.0;
 
 /// Counts for one item.

@@ -1177,13 +1177,7 @@ async fn a_returning_shoppers_own_products_rank_first_among_those_bought_with_on
         }
     }
     lines.push(r#"{"id": "m", "created_at": "2011-05-01T10:00:00Z", "items": [{"sku": "QUERY", "quantity": 1}, {"sku": "MINE", "quantity": 1}]}"#.into());
-    let r = app
-        .send(
-            app.admin(app.client.post(app.url("/api/v1/admin/orders/import")))
-                .header("content-type", "application/x-ndjson")
-                .body(lines.join("\n")),
-        )
-        .await;
+    let r = app.import_orders(&lines.join("\n")).await;
     assert_eq!(r.status, 200, "{}", r.body);
     // Ada bought MINE before (on its own); Bob has bought nothing.
     let ada = app.customer("ada@example.com").await;

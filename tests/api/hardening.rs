@@ -489,13 +489,7 @@ async fn the_admin_order_list_pages_through_imported_history() {
             )
         })
         .collect();
-    let r = app
-        .send(
-            app.admin(app.client.post(app.url("/api/v1/admin/orders/import")))
-                .header("content-type", "application/x-ndjson")
-                .body(body.join("\n")),
-        )
-        .await;
+    let r = app.import_orders(&body.join("\n")).await;
     assert_eq!(
         (r.status, r.body["imported"].as_u64()),
         (200, Some(5)),

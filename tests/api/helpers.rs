@@ -196,6 +196,16 @@ impl TestApp {
         self.send(self.admin(self.client.get(self.url(path)))).await
     }
 
+    /// Imports past orders (NDJSON, one order a line) as the admin.
+    pub async fn import_orders(&self, ndjson: &str) -> Resp {
+        self.send(
+            self.admin(self.client.post(self.url("/api/v1/admin/orders/import")))
+                .header("content-type", "application/x-ndjson")
+                .body(ndjson.to_owned()),
+        )
+        .await
+    }
+
     pub async fn create_product(&self, sku: &str, price: i64, stock: i64) {
         self.create_product_in(sku, "", price, stock).await
     }

@@ -147,19 +147,12 @@ async fn imported_history_teaches_recommendations_without_stock_changes_or_mail(
         r#"{"id": "p4", "created_at": 1304244000000, "items": [{"sku": "GONE", "quantity": 1}, {"sku": "HZ", "quantity": 1}]}"#,
     ]
     .join("\n");
-    let import = |body: String| {
-        app.send(
-            app.admin(app.client.post(app.url("/api/v1/admin/orders/import")))
-                .header("content-type", "application/x-ndjson")
-                .body(body),
-        )
-    };
-    let r = import(body.clone()).await;
+    let r = app.import_orders(&body).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["imported"], 3);
     assert_eq!(r.body["failed"][0]["line"], 3);
     // Importing again changes nothing.
-    let again = import(body).await;
+    let again = app.import_orders(&body).await;
     assert_eq!(again.body["imported"], 0);
     // Stock is untouched and nothing is mailed.
     let inv = app.get("/api/v1/inventory/HX").await;

@@ -565,13 +565,7 @@ async fn a_signed_up_shopper_keeps_the_cart_and_finds_the_order_in_the_account()
         }
     }
     history.push(r#"{"id": "h-helm", "created_at": "2011-05-01T10:00:00Z", "items": [{"sku": "LAMP-1", "quantity": 1}, {"sku": "HELM-1", "quantity": 1}]}"#.into());
-    let r = app
-        .send(
-            app.admin(app.client.post(app.url("/api/v1/admin/orders/import")))
-                .header("content-type", "application/x-ndjson")
-                .body(history.join("\n")),
-        )
-        .await;
+    let r = app.import_orders(&history.join("\n")).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let also = |html: String| -> Vec<String> {
         let section = html.split("id=\"also\"").nth(1).unwrap_or_default();
