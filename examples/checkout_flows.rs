@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use emporium::domain::order::{Address, CheckoutRequest};
 use emporium::domain::product::ProductDraft;
 use emporium::{Config, Durability, Engine};
 
@@ -57,20 +56,7 @@ async fn main() {
         engine.create_product(sku, draft).await.unwrap();
         engine.set_on_hand(sku, 1_000_000_000).await.unwrap();
     }
-    let request = CheckoutRequest {
-        email: "load@example.com".into(),
-        payment_token: "tok_visa".into(),
-        shipping_address: Address {
-            name: "Load".into(),
-            line1: "1 Orbit Way".into(),
-            line2: None,
-            city: "Base".into(),
-            postal_code: "1".into(),
-            country: "US".into(),
-            region: None,
-        },
-        shipping_method: None,
-    };
+    let request = common::checkout_request("load@example.com");
     // `COUNT_OPS=1`: count the store's operations by table (costs a lock per operation).
     let count_ops = std::env::var("COUNT_OPS").is_ok_and(|v| v == "1");
     engine.count_store_ops(count_ops);

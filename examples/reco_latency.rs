@@ -8,6 +8,8 @@
 //!
 //! Run: `cargo run --release --example reco_latency`
 
+mod common;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -124,20 +126,7 @@ async fn main() {
         .unwrap()
         .token;
     let me = engine.authenticate(&token).await.unwrap();
-    let checkout = emporium::domain::order::CheckoutRequest {
-        email: "bench@example.com".into(),
-        payment_token: "tok_visa".into(),
-        shipping_address: emporium::domain::order::Address {
-            name: "Bench".into(),
-            line1: "1 Loop Road".into(),
-            line2: None,
-            city: "Localhost".into(),
-            postal_code: "1".into(),
-            country: "US".into(),
-            region: None,
-        },
-        shipping_method: None,
-    };
+    let checkout = common::checkout_request("bench@example.com");
     for i in 0..100 {
         let cart = engine.create_cart().await.unwrap().cart.id;
         for s in skus.iter().skip(i * 7 % 900).take(10) {

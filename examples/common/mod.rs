@@ -167,3 +167,21 @@ pub async fn subscribe_endpoints(
     }
     ids
 }
+
+/// A checkout request from `email`, paying with the test gateway's accepting token.
+pub fn checkout_request(email: &str) -> emporium::domain::order::CheckoutRequest {
+    emporium::domain::order::CheckoutRequest {
+        email: email.into(),
+        payment_token: "tok_visa".into(),
+        shipping_address: emporium::domain::order::Address {
+            name: "Load".into(),
+            line1: "1 Orbit Way".into(),
+            line2: None,
+            city: "Base".into(),
+            postal_code: "1".into(),
+            country: "US".into(),
+            region: None,
+        },
+        shipping_method: None,
+    }
+}

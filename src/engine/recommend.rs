@@ -23,26 +23,6 @@ const LEARN_WAIT: Duration = Duration::from_secs(60);
 /// Best sellers looked at when filling free slots of a recommendation list.
 const BESTSELLERS_SCANNED: usize = 500;
 
-impl Engine {
-    /// The products in a customer's latest orders, each with how many of those orders
-    /// had it.
-    async fn products_bought_by(
-        &self,
-        customer_id: &str,
-    ) -> Result<std::collections::HashMap<String, u32>, EngineError> {
-        let page = self
-            .customer_orders(customer_id, None, MAX_HISTORY_PAGE)
-            .await?;
-        let mut own = std::collections::HashMap::new();
-        for order in &page.items {
-            for line in &order.lines {
-                *own.entry(line.sku.as_str().to_owned()).or_default() += 1;
-            }
-        }
-        Ok(own)
-    }
-}
-
 /// Recommendations for a product.
 #[derive(Debug, Clone)]
 pub struct Recommendations {
@@ -169,6 +149,24 @@ impl Engine {
         limit: usize,
     ) -> Result<Recommendations, EngineError> {
         self.recommendations_for(sku, limit, None).await
+    }
+
+    /// The products in a customer's latest orders, each with how many of those orders
+    /// had it.
+    async fn products_bought_by(
+        &self,
+        customer_id: &str,
+    ) -> Result<std::collections::HashMap<String, u32>, EngineError> {
+        let page = self
+            .customer_orders(customer_id, None, MAX_HISTORY_PAGE)
+            .await?;
+        let mut own = std::collections::HashMap::new();
+        for order in &page.items {
+            for line in &order.lines {
+                *own.entry(line.sku.as_str().to_owned()).or_default() += 1;
+            }
+        }
+        Ok(own)
     }
 
     /// [`Engine::recommendations`] for a shopper: a signed-in customer's own earlier

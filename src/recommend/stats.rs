@@ -276,11 +276,7 @@ impl CoStats {
         };
         let scored: Vec<(u32, f64)> = self.pairs[a as usize]
             .iter()
-            .filter(|(_, p)| p.count >= scoring.min_support)
-            .map(|(&b, p)| {
-                let wb = self.items[b as usize].weight.max(f64::MIN_POSITIVE);
-                (b, p.weight / wb.powf(scoring.beta))
-            })
+            .filter_map(|(&b, p)| Some((b, self.pair_score(b, p, scoring)?)))
             .collect();
         top_k(scored, limit, |x, y| {
             y.1.total_cmp(&x.1).then(x.0.cmp(&y.0))
@@ -294,7 +290,12 @@ impl CoStats {
     /// a partner under `scoring`'s minimum support).
     pub fn score(&self, a: &str, b: &str, scoring: &Scoring) -> Option<f64> {
         let (a, b) = (self.names.id(a)?, self.names.id(b)?);
-        let p = self.pairs[a as usize].get(&b)?;
+        self.pair_score(b, self.pairs[a as usize].get(&b)?, scoring)
+    }
+
+    /// The score of partner `b` with pair counts `p`: `w(a, b) / W(b)^β`, or `None` below
+    /// the minimum support.
+    fn pair_score(&self, b: u32, p: &PairStat, scoring: &Scoring) -> Option<f64> {
         (p.count >= scoring.min_support).then(|| {
             let wb = self.items[b as usize].weight.max(f64::MIN_POSITIVE);
             p.weight / wb.powf(scoring.beta)

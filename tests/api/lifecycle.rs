@@ -250,9 +250,12 @@ async fn a_new_cart_is_its_id_until_its_first_change_across_restarts_for_its_lif
         let seq = engine.events(0, 1000).await.unwrap().0.last().unwrap().seq;
         assert!(
             eventually(Duration::from_secs(10), || async {
-                ["notifier", "recommender"]
-                    .iter()
-                    .all(|name| engine.subscriber_offset(name) >= seq)
+                [
+                    emporium::notify::SUBSCRIBER,
+                    emporium::recommend::SUBSCRIBER,
+                ]
+                .iter()
+                .all(|name| engine.subscriber_offset(name) >= seq)
             })
             .await
         );
