@@ -12,6 +12,7 @@
 //!   whether or not the account exists.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -73,6 +74,8 @@ pub(super) struct Credentials {
     decoy: String,
     limits: LoginLimits,
     failures: quick_cache::sync::Cache<String, Arc<Mutex<Vec<Millis>>>>,
+    /// Argon2 verifications run, against real hashes and the decoy alike.
+    verifications: AtomicU64,
 }
 
 /// `n` random bytes from the operating system.
@@ -139,6 +142,7 @@ impl Credentials {
             decoy: String::new(),
             limits,
             failures: quick_cache::sync::Cache::new(100_000),
+            verifications: AtomicU64::new(0),
         };
         c.decoy = c.hash(&hex(&random_bytes::<16>()?))?;
         Ok(c)
@@ -159,8 +163,10 @@ impl Credentials {
     /// done against the decoy and the answer is no. CPU-heavy: call on the blocking pool.
     pub(super) fn verify(&self, password: &str, hash: Option<&str>) -> bool {
         let matches = |h: &str| {
-            PasswordHash::new(h)
-                .is_ok_and(|h| self.argon.verify_password(password.as_bytes(), &h).is_ok())
+            PasswordHash::new(h).is_ok_and(|h| {
+                self.verifications.fetch_add(1, Ordering::Relaxed);
+                self.argon.verify_password(password.as_bytes(), &h).is_ok()
+            })
         };
         match hash {
             Some(h) => matches(h),
@@ -261,6 +267,37 @@ mod tests {
         assert!(!c.verify("wrong horse", Some(&h)));
         assert!(!c.verify("correct horse", None));
         assert!(!c.verify("correct horse", Some("not a hash")));
+    }
+
+    /// What keeps an unknown email from answering faster than a wrong password, checked
+    /// by the work done rather than by a stopwatch: one Argon2id verification either way,
+    /// against hashes of the same algorithm, version, cost and output length.
+    #[test]
+    fn an_unknown_email_costs_the_same_verification_as_a_wrong_password() {
+        let c = cheap();
+        let real = c.hash("correct horse").unwrap();
+        let (real, decoy) = (
+            PasswordHash::new(&real).unwrap(),
+            PasswordHash::new(&c.decoy).unwrap(),
+        );
+        assert_eq!(real.algorithm, decoy.algorithm);
+        assert_eq!(real.version, decoy.version);
+        assert_eq!(real.params, decoy.params);
+        assert_eq!(
+            real.hash.map(|h| h.len()),
+            decoy.hash.map(|h| h.len()),
+            "the same output length"
+        );
+        let verified = || c.verifications.load(Ordering::Relaxed);
+        let before = verified();
+        assert!(!c.verify("wrong horse", Some(&real.to_string())));
+        assert_eq!(
+            verified(),
+            before + 1,
+            "a wrong password runs one verification"
+        );
+        assert!(!c.verify("wrong horse", None));
+        assert_eq!(verified(), before + 2, "an unknown email runs one too");
     }
 
     #[test]

@@ -180,17 +180,16 @@ async fn a_wrong_password_and_an_unknown_email_are_indistinguishable() {
     let attempt = |email: &'static str| {
         let app = &app;
         async move {
-            let started = std::time::Instant::now();
             let r = app
                 .post_json(
                     "/api/v1/sessions",
                     json!({"email": email, "password": "wrong password"}),
                 )
                 .await;
-            (r.status, r.body, started.elapsed())
+            (r.status, r.body)
         }
     };
-    // Alternate, so that both see the same machine; stay under the throttle (5 each).
+    // Four of each: under the throttle (5 per account email).
     let (mut known, mut unknown) = (Vec::new(), Vec::new());
     for _ in 0..4 {
         known.push(attempt("ada@example.com").await);
@@ -202,21 +201,14 @@ async fn a_wrong_password_and_an_unknown_email_are_indistinguishable() {
         b.as_object_mut().unwrap().remove("instance");
         b
     };
-    for ((s1, b1, _), (s2, b2, _)) in known.iter().zip(&unknown) {
+    for ((s1, b1), (s2, b2)) in known.iter().zip(&unknown) {
         assert_eq!((*s1, *s2), (401, 401));
         assert_eq!(strip(b1), strip(b2), "the same body");
         assert_eq!(b1["code"], "invalid_credentials");
     }
-    // The same work either way (a hash is verified for an unknown email too): the medians
-    // are within a factor of two of each other, where skipping the hash would make the
-    // unknown email's answer many times faster.
-    let median = |v: &mut Vec<(u16, Value, Duration)>| {
-        v.sort_by_key(|(_, _, d)| *d);
-        v[v.len() / 2].2
-    };
-    let (k, u) = (median(&mut known), median(&mut unknown));
-    let ratio = k.as_secs_f64() / u.as_secs_f64();
-    assert!((0.5..2.0).contains(&ratio), "known {k:?}, unknown {u:?}");
+    // The same work either way, which a stopwatch on a shared machine cannot show reliably:
+    // `credentials::tests::an_unknown_email_costs_the_same_verification_as_a_wrong_password`
+    // checks it by the Argon2 verifications run and the cost they run at.
     app.stop().await;
 }
 

@@ -2,6 +2,8 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use emporium::app::{Application, Settings};
@@ -9,11 +11,71 @@ use emporium::domain::product::ProductDraft;
 use emporium::http::{HttpOptions, ServeOptions};
 use emporium::{Config, Durability, Engine};
 use serde_json::{Value, json};
+use tracing::span::{Attributes, Id};
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::{EnvFilter, Registry, filter};
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
+/// Span chains recorded while [`record_spans`] is on: each new span's name followed by its
+/// ancestors' names.
+pub type Chains = Arc<Mutex<Vec<Vec<String>>>>;
+
+static RECORDING: AtomicBool = AtomicBool::new(false);
+static CHAINS: OnceLock<Chains> = OnceLock::new();
+
+struct Recorder;
+
+impl<S> Layer<S> for Recorder
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, _: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        if let Some(span) = ctx.span(id) {
+            let chain = span.scope().map(|s| s.name().to_owned()).collect();
+            CHAINS
+                .get_or_init(Chains::default)
+                .lock()
+                .unwrap()
+                .push(chain);
+        }
+    }
+}
+
+/// The test binary's one tracing subscriber, installed by the first engine a test opens.
+/// The engine's warnings and errors (`RUST_LOG` to change) go to the running test's
+/// captured output, so a failing test shows what the engine said (a failed durability
+/// barrier, say), and [`record_spans`] can turn on recording the engine's spans.
+fn install_tracing() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let log = tracing_subscriber::fmt::layer()
+            .with_test_writer()
+            .with_ansi(false)
+            .with_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()));
+        // Dynamic: asked at each span, since recording starts mid-run.
+        let spans = Recorder.with_filter(filter::dynamic_filter_fn(|meta, _| {
+            RECORDING.load(Ordering::Relaxed)
+                && meta.target().starts_with("emporium")
+                && *meta.level() <= tracing::Level::DEBUG
+        }));
+        let subscriber = Registry::default().with(log).with(spans);
+        tracing::subscriber::set_global_default(subscriber).expect("no other subscriber");
+    });
+}
+
+/// Starts recording the engine's spans (for the rest of the run, across every test) and
+/// returns the record.
+pub fn record_spans() -> Chains {
+    install_tracing();
+    RECORDING.store(true, Ordering::Relaxed);
+    CHAINS.get_or_init(Chains::default).clone()
+}
+
 /// A config for tests: strict durability, short timeouts.
 pub fn test_config(dir: &std::path::Path) -> Config {
+    install_tracing();
     let mut c = Config::new(dir);
     c.durability = Durability::Strict;
     c.cache_capacity_bytes = 16 * 1024 * 1024;

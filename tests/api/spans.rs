@@ -2,51 +2,12 @@
 //! caused them (the caller's span travels with the actor message), so one request id
 //! finds everything a checkout did.
 
-use std::sync::{Arc, Mutex, OnceLock};
-
-use tracing::span::{Attributes, Id};
-use tracing_subscriber::layer::{Context, SubscriberExt};
-use tracing_subscriber::registry::LookupSpan;
-use tracing_subscriber::{EnvFilter, Layer, Registry};
-
 use crate::checkout::{cart_with, checkout, checkout_body};
 use crate::helpers::*;
 
-/// Each new span as its name followed by its ancestors' names.
-type Chains = Arc<Mutex<Vec<Vec<String>>>>;
-
-struct Recorder(Chains);
-
-impl<S> Layer<S> for Recorder
-where
-    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
-{
-    fn on_new_span(&self, _: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        if let Some(span) = ctx.span(id) {
-            let chain = span.scope().map(|s| s.name().to_owned()).collect();
-            self.0.lock().unwrap().push(chain);
-        }
-    }
-}
-
-/// The process-wide recorder (installed once for this test binary).
-fn recorder() -> Chains {
-    static CHAINS: OnceLock<Chains> = OnceLock::new();
-    CHAINS
-        .get_or_init(|| {
-            let chains: Chains = Arc::default();
-            let subscriber = Registry::default()
-                .with(EnvFilter::new("emporium=debug"))
-                .with(Recorder(chains.clone()));
-            tracing::subscriber::set_global_default(subscriber).expect("no other subscriber");
-            chains
-        })
-        .clone()
-}
-
 #[tokio::test]
 async fn a_checkouts_actor_calls_and_saga_steps_are_traced_under_its_request() {
-    let chains = recorder();
+    let chains = record_spans();
     let app = spawn_app().await;
     app.create_product("SPAN-1", 1200, 10).await;
     let cart = cart_with(&app, &[("SPAN-1", 2)]).await;
