@@ -137,6 +137,10 @@ fn main() {
         parse_time(&serde_json::Value::String(format!("{split} 00:00:00"))).expect("split date");
     let started = std::time::Instant::now();
     let history = read_uci(std::fs::File::open(FILE).expect("UCI file")).expect("UCI csv");
+    if args.iter().any(|a| a == "--cart") {
+        baskets(&history);
+        return;
+    }
     let (train, test): (Vec<&PastOrder>, Vec<&PastOrder>) =
         history.orders.iter().partition(|o| o.created_at < split_ms);
     let cases = cases(&test, 1);
@@ -585,4 +589,187 @@ fn rolling(history: &emporium::domain::history::UciHistory, per_basket: u64, per
             println!("{}  {}", row.join(" "), labels[c]);
         }
     }
+}
+
+/// Up to five (cart, hidden) cases for each test basket: its lines in the order they were
+/// added, a line `k ≥ 1` chosen by hash as the one added next, and the lines before it as
+/// the cart it was added to.
+fn cart_cases(test: &[&PastOrder]) -> Vec<(Vec<String>, String)> {
+    let mut out: Vec<(Vec<String>, String)> = Vec::new();
+    for o in test {
+        let mut lines: Vec<&str> = Vec::new();
+        for i in &o.items {
+            if !lines.contains(&i.sku.as_str()) {
+                lines.push(i.sku.as_str());
+            }
+        }
+        let n = lines.len() as u64;
+        if n < 2 {
+            continue;
+        }
+        let mut taken: Vec<u64> = Vec::new();
+        for j in 0..5u64 {
+            let h =
+                o.id.bytes()
+                    .fold(j, |a, b| a.wrapping_mul(131).wrapping_add(u64::from(b)))
+                    .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                    >> 11;
+            let k = 1 + h % (n - 1);
+            if !taken.contains(&k) {
+                taken.push(k);
+                let cart = lines[..k as usize]
+                    .iter()
+                    .map(|s| (*s).to_owned())
+                    .collect();
+                out.push((cart, lines[k as usize].to_owned()));
+            }
+        }
+    }
+    out
+}
+
+/// Recommendations for a cart (`--cart`): rolling months as for one product, each case a
+/// test basket's first lines as the cart and the line added next as the one to find.
+/// Compared: best sellers, plain co-occurrence counts summed over the cart's latest items
+/// (the same items ours looks at), ours for the cart's latest item alone, and ours for the
+/// cart ([`Recommender::related_to_basket`]), its fusion tuned on the months before.
+fn baskets(history: &emporium::domain::history::UciHistory) {
+    use std::collections::HashMap;
+    let started = std::time::Instant::now();
+    let plain = Scoring::plain();
+    let d = Scoring::default();
+    let grid: Vec<Scoring> = [1.0, 10.0, 60.0]
+        .into_iter()
+        .flat_map(|basket_fusion| {
+            [0.1, 0.25, 0.5, 1.0].map(|basket_decay| Scoring {
+                basket_fusion,
+                basket_decay,
+                ..d
+            })
+        })
+        .collect();
+    let not_in = |v: Vec<String>, cart: &[String], best: &[String]| -> Vec<String> {
+        let mut out: Vec<String> = v.into_iter().filter(|s| !cart.contains(s)).collect();
+        for p in best {
+            if out.len() >= 10 {
+                break;
+            }
+            if !cart.contains(p) && !out.contains(p) {
+                out.push(p.clone());
+            }
+        }
+        out.truncate(10);
+        out
+    };
+    let rate = |cases: &[(Vec<String>, String)], recs: &dyn Fn(&[String]) -> Vec<String>| {
+        let hits = cases.iter().filter(|(c, h)| recs(c).contains(h)).count();
+        hits as f64 / cases.len() as f64
+    };
+    println!(
+        "| test month | cases | mean cart | popularity | co-occurrence: latest item (summed) | ours, latest item | ours, cart (defaults) | ours, cart (tuned on earlier months) | chosen |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    let mut scores: Vec<Vec<f64>> = vec![Vec::new(); grid.len()];
+    let mut sums = [0.0f64; 6];
+    let mut months = 0.0;
+    for m in 4..=9 {
+        let (start, end) = (month_start(2011, m), month_start(2011, m + 1));
+        let train: Vec<&PastOrder> = history
+            .orders
+            .iter()
+            .filter(|o| o.created_at < start)
+            .collect();
+        let test: Vec<&PastOrder> = history
+            .orders
+            .iter()
+            .filter(|o| o.created_at >= start && o.created_at < end)
+            .collect();
+        let cases = cart_cases(&test);
+        let popular = best_sellers(&train, 60, false);
+        let counts = learn(&train, &plain);
+        let pop = rate(&cases, &|c| not_in(Vec::new(), c, &popular));
+        let co = rate(&cases, &|c| {
+            let mut sum: HashMap<String, f64> = HashMap::new();
+            for q in c.iter().rev().take(emporium::recommend::BASKET_CONTEXT) {
+                for (s, x) in counts.related(q, &plain, usize::MAX) {
+                    *sum.entry(s.to_string()).or_default() += x;
+                }
+            }
+            let mut v: Vec<(String, f64)> = sum.into_iter().collect();
+            v.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            let v = v.into_iter().map(|(s, _)| s).filter(|s| !c.contains(s));
+            v.take(10).collect()
+        });
+        let co_latest = rate(&cases, &|c| {
+            let q = c.last().expect("a cart");
+            let v = counts
+                .related(q, &plain, 20)
+                .into_iter()
+                .map(|(s, _)| s.to_string());
+            v.filter(|s| !c.contains(s)).take(10).collect()
+        });
+        let (_dir, rec) = recommender(&train, &history.names, d);
+        let latest = rate(&cases, &|c| {
+            let q = c.last().expect("a cart");
+            let v = rec.related(q, 20).into_iter().map(|(s, _)| s).collect();
+            not_in(v, c, &popular)
+        });
+        let mut default_at = 0;
+        for (g, s) in grid.iter().enumerate() {
+            let h = rate(&cases, &|c| {
+                let cart: Vec<&str> = c.iter().map(String::as_str).collect();
+                let v = rec
+                    .related_to_basket(&cart, 10, s, None)
+                    .into_iter()
+                    .map(|(s, _)| s)
+                    .collect();
+                not_in(v, c, &popular)
+            });
+            scores[g].push(h);
+            if *s == d {
+                default_at = g;
+            }
+        }
+        let fi = scores[0].len() - 1;
+        let chosen = (fi > 0).then(|| {
+            (0..grid.len())
+                .max_by(|&a, &b| {
+                    let before = |g: usize| scores[g][..fi].iter().sum::<f64>();
+                    before(a).total_cmp(&before(b)).then(b.cmp(&a))
+                })
+                .expect("a grid")
+        });
+        let def = scores[default_at][fi];
+        let tuned = chosen.map(|g| scores[g][fi]);
+        let mean_cart =
+            cases.iter().map(|(c, _)| c.len()).sum::<usize>() as f64 / cases.len() as f64;
+        println!(
+            "| 2011-{m:02} | {} | {mean_cart:.1} | {pop:.4} | {co_latest:.4} ({co:.4}) | {latest:.4} | {def:.4} | {} | {} |",
+            cases.len(),
+            tuned.map_or("—".into(), |t| format!("{t:.4}")),
+            chosen.map_or("—".into(), |g| format!(
+                "fusion {} decay {}",
+                grid[g].basket_fusion, grid[g].basket_decay
+            )),
+        );
+        if let Some(t) = tuned {
+            for (s, x) in sums.iter_mut().zip([pop, co, co_latest, latest, def, t]) {
+                *s += x;
+            }
+            months += 1.0;
+        }
+    }
+    let [pop, co, co_latest, latest, def, tuned] = sums.map(|s| s / months);
+    println!(
+        "mean over the {months} months tuned out of sample: popularity {pop:.4}, co-occurrence of the latest item {co_latest:.4} (summed over the cart {co:.4}), ours for the latest item {latest:.4}, ours for the cart: defaults {def:.4}, tuned {tuned:.4} ({:.0} s)",
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "out of sample, a cart: tuned {:+.1} % vs co-occurrence of its latest item ({:+.1} % vs summed over the cart), {:.2}× popularity, {:+.1} % vs ours for its latest item alone; defaults {:+.1} % vs co-occurrence of the latest item",
+        (tuned / co_latest - 1.0) * 100.0,
+        (tuned / co - 1.0) * 100.0,
+        tuned / pop,
+        (tuned / latest - 1.0) * 100.0,
+        (def / co_latest - 1.0) * 100.0
+    );
 }

@@ -4,7 +4,7 @@
 //! (name and price from the file, stock 1,000), imports the cleaned orders (they teach the
 //! recommender through the event log) and then measures `recommendations` for the 1,000
 //! best-selling products: in-process (as a guest, and as a signed-in shopper with 100 orders),
-//! and over HTTP from 1 and 16 clients against a server on loopback.
+//! for guests' carts of 1, 5 and 20 products, and over HTTP from 1 and 16 clients against a server on loopback.
 //!
 //! Run: `cargo run --release --example reco_latency`
 
@@ -113,6 +113,33 @@ async fn main() {
         }
     }
     report("in-process, 1 caller", &h, started.elapsed().as_secs_f64());
+
+    // In-process for a guest's cart of 1, 5 and 20 best sellers (the latest
+    // `BASKET_CONTEXT` of them are looked at).
+    for size in [1usize, 5, 20] {
+        let mut carts = Vec::new();
+        for i in 0..100 {
+            let cart = engine.create_cart().await.unwrap().cart.id;
+            for s in skus.iter().skip(i * 9 % 900).take(size) {
+                engine.cart_add_item(&cart, s, 1).await.unwrap();
+            }
+            carts.push(cart);
+        }
+        let mut h = Histogram::<u64>::new(3).unwrap();
+        let started = Instant::now();
+        for _ in 0..5 {
+            for cart in &carts {
+                let t = Instant::now();
+                engine.cart_recommendations(cart, 10, None).await.unwrap();
+                h.record(t.elapsed().as_micros().max(1) as u64).unwrap();
+            }
+        }
+        report(
+            &format!("in-process, a cart of {size}"),
+            &h,
+            started.elapsed().as_secs_f64(),
+        );
+    }
 
     // In-process for a signed-in shopper with a full page of history (100 orders of ten
     // best sellers each), which each request reads back.

@@ -23,7 +23,21 @@ const LEARN_WAIT: Duration = Duration::from_secs(60);
 /// Best sellers looked at when filling free slots of a recommendation list.
 const BESTSELLERS_SCANNED: usize = 500;
 
-/// Recommendations for a product.
+/// The longest recommendation list asked for.
+const MAX_RECOMMENDATIONS: usize = 50;
+
+/// A recommendation list's length must be 1 to [`MAX_RECOMMENDATIONS`].
+fn check_limit(limit: usize) -> Result<(), EngineError> {
+    if (1..=MAX_RECOMMENDATIONS).contains(&limit) {
+        Ok(())
+    } else {
+        Err(EngineError::BadQuery(format!(
+            "limit: must be between 1 and {MAX_RECOMMENDATIONS}"
+        )))
+    }
+}
+
+/// Recommendations for a product or a cart.
 #[derive(Debug, Clone)]
 pub struct Recommendations {
     /// Products, best first.
@@ -180,20 +194,74 @@ impl Engine {
         limit: usize,
         shopper: Option<&Authenticated>,
     ) -> Result<Recommendations, EngineError> {
-        if !(1..=50).contains(&limit) {
-            return Err(EngineError::BadQuery(
-                "limit: must be between 1 and 50".into(),
-            ));
-        }
+        check_limit(limit)?;
         let me = self.product(sku).await?.product;
         let own = match shopper {
             Some(auth) => Some(self.products_bought_by(&auth.customer_id).await?),
             None => None,
         };
+        let related = self.inner.recommender.related_for(
+            me.sku.as_str(),
+            limit * 4,
+            self.inner.recommender.scoring(),
+            own.as_ref(),
+        );
+        self.served(related, &[me.sku.as_str()], &me.category, limit)
+            .await
+    }
+
+    /// Recommendations for a cart: what goes with the products in it, the latest added
+    /// counting most ([`Recommender::related_to_basket`]), never one already in it; free
+    /// slots filled as for a product ([`Engine::recommendations`]), from the category of
+    /// the product added last. An empty cart gets best sellers. `shopper` as in
+    /// [`Engine::recommendations_for`]; the caller checks that the cart is theirs to see.
+    pub async fn cart_recommendations(
+        &self,
+        id: &str,
+        limit: usize,
+        shopper: Option<&Authenticated>,
+    ) -> Result<Recommendations, EngineError> {
+        check_limit(limit)?;
+        super::check_id(id, "cart")?;
+        let cart = self.inner.carts.get(id).await??;
+        let skus: Vec<&str> = cart.lines.iter().map(|l| l.sku.as_str()).collect();
+        let own = match shopper {
+            Some(auth) => Some(self.products_bought_by(&auth.customer_id).await?),
+            None => None,
+        };
+        let related = self.inner.recommender.related_to_basket(
+            &skus,
+            limit * 4,
+            self.inner.recommender.scoring(),
+            own.as_ref(),
+        );
+        let category = match skus.last() {
+            Some(last) => self
+                .inner
+                .store
+                .tables()
+                .product(last)?
+                .map(|p| p.category.clone())
+                .unwrap_or_default(),
+            None => String::new(),
+        };
+        self.served(related, &skus, &category, limit).await
+    }
+
+    /// The list served from `related` (best first, each with where it came from): in
+    /// stock, never one of `exclude`, free slots filled with best sellers of `category`,
+    /// then overall, then (no history at all) other products of `category`.
+    async fn served(
+        &self,
+        related: Vec<(String, &'static str)>,
+        exclude: &[&str],
+        category: &str,
+        limit: usize,
+    ) -> Result<Recommendations, EngineError> {
         let mut items = Vec::new();
         let mut strategy = None;
         let take = |items: &mut Vec<ProductView>, s: &str| -> Result<bool, StorageError> {
-            if s == me.sku.as_str()
+            if exclude.contains(&s)
                 || items
                     .iter()
                     .any(|p: &ProductView| p.product.sku.as_str() == s)
@@ -208,12 +276,6 @@ impl Engine {
                 None => false,
             })
         };
-        let related = self.inner.recommender.related_for(
-            me.sku.as_str(),
-            limit * 4,
-            self.inner.recommender.scoring(),
-            own.as_ref(),
-        );
         for (s, why) in related {
             if items.len() >= limit {
                 break;
@@ -226,15 +288,13 @@ impl Engine {
         // category, then overall, then (no history at all) other products of the category.
         if items.len() < limit {
             let best = self.inner.recommender.bestsellers(BESTSELLERS_SCANNED);
-            if !me.category.is_empty() {
+            if !category.is_empty() {
                 let tables = self.inner.store.tables();
                 for s in &best {
                     if items.len() >= limit {
                         break;
                     }
-                    let same = tables
-                        .product(s)?
-                        .is_some_and(|p| p.category == me.category);
+                    let same = tables.product(s)?.is_some_and(|p| p.category == category);
                     if same && take(&mut items, s)? && strategy.is_none() {
                         strategy = Some("category_bestsellers");
                     }
@@ -249,14 +309,14 @@ impl Engine {
                 }
             }
         }
-        if items.len() < limit && !me.category.is_empty() {
+        if items.len() < limit && !category.is_empty() {
             let page = self
                 .search(super::SearchRequest {
-                    category: Some(me.category.clone()),
+                    category: Some(category.to_owned()),
                     in_stock: Some(true),
-                    // Enough to fill the list past this product, within the search's
-                    // own page bound.
-                    limit: Some((2 * limit + 1).min(100) as i64),
+                    // Enough to fill the list past the excluded products, within the
+                    // search's own page bound.
+                    limit: Some((limit + exclude.len() + limit).min(100) as i64),
                     ..Default::default()
                 })
                 .await?;

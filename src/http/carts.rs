@@ -1,7 +1,7 @@
 //! Carts: create, read, add/set/remove lines, record the email, address and shipping
 //! method, enter a promotion code, list the shipping methods.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use utoipa_axum::router::OpenApiRouter;
@@ -30,6 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(apply_promotion))
         .routes(routes!(remove_promotion))
         .routes(routes!(shipping_methods))
+        .routes(routes!(cart_recommendations))
 }
 
 type CartResult = Result<axum::Json<CartOut>, ApiError>;
@@ -70,6 +71,35 @@ async fn get_cart(
 ) -> CartResult {
     s.engine.check_cart_access(&id, viewer.as_ref()).await?;
     Ok(axum::Json(s.engine.cart(&id).await?.into()))
+}
+
+/// What goes with the products in the cart: bought with them, the latest added counting
+/// most, never one already in it; free slots filled as for a product's recommendations
+/// (best sellers of the category of the product added last, then overall). An empty cart
+/// gets best sellers. For a signed-in shopper, the products they bought before rank
+/// higher, as on a product's recommendations.
+#[utoipa::path(
+    get,
+    path = "/api/v1/carts/{id}/recommendations",
+    tag = "carts",
+    params(CartPath, super::search::RecommendParams),
+    responses(
+        (status = 200, description = "Products to offer with the cart and how the first was found", body = super::search::RecommendationsOut),
+        (status = 404, description = "Unknown or expired cart (`not_found`)", body = Problem, content_type = PROBLEM_JSON),
+    ),
+)]
+async fn cart_recommendations(
+    State(s): State<AppState>,
+    Shopper(viewer): Shopper,
+    Path(id): Path<String>,
+    Query(p): Query<super::search::RecommendParams>,
+) -> Result<axum::Json<super::search::RecommendationsOut>, ApiError> {
+    s.engine.check_cart_access(&id, viewer.as_ref()).await?;
+    let r = s
+        .engine
+        .cart_recommendations(&id, p.limit.unwrap_or(10), viewer.as_ref())
+        .await?;
+    Ok(axum::Json(r.into()))
 }
 
 /// Adds to a line's quantity (creating the line).

@@ -523,13 +523,12 @@ fn declare_limits(doc: &mut Value, currency: &str) {
         "q",
         json!({"maxLength": crate::engine::MAX_QUERY_CHARS}),
     );
-    constrain_param(
-        doc,
+    for path in [
         "/api/v1/products/{sku}/recommendations",
-        "get",
-        "limit",
-        page(50),
-    );
+        "/api/v1/carts/{id}/recommendations",
+    ] {
+        constrain_param(doc, path, "get", "limit", page(50));
+    }
     constrain_param(doc, "/api/v1/admin/orders", "get", "limit", page(100));
     constrain_param(
         doc,

@@ -159,7 +159,7 @@ async fn suggest(
 #[into_params(parameter_in = Query)]
 pub struct RecommendParams {
     /// How many, 1–50 (default 10).
-    limit: Option<usize>,
+    pub limit: Option<usize>,
 }
 
 /// Products related to this one: bought together, viewed together, then fallbacks. For a
@@ -187,11 +187,7 @@ async fn recommendations(
         .engine
         .recommendations_for(&sku, p.limit.unwrap_or(10), shopper.as_ref())
         .await?;
-    let mut response = axum::Json(RecommendationsOut {
-        items: r.items.into_iter().map(ProductOut::from).collect(),
-        strategy: r.strategy.to_owned(),
-    })
-    .into_response();
+    let mut response = axum::Json(RecommendationsOut::from(r)).into_response();
     // The answer depends on who asks: a shared cache keys it on the credentials, and a
     // personal one is never shared (the caching layer keeps a `Cache-Control` set here).
     let headers = response.headers_mut();
@@ -301,13 +297,23 @@ pub struct SuggestionsOut {
     pub suggestions: Vec<SuggestionOut>,
 }
 
-/// `GET /products/{sku}/recommendations`.
+/// `GET /products/{sku}/recommendations` and `GET /carts/{id}/recommendations`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RecommendationsOut {
-    /// Related products, best first (in stock, never the product itself).
+    /// Related products, best first (in stock, never the product itself, never one
+    /// already in the cart).
     pub items: Vec<ProductOut>,
     /// Where the first came from: `bought_together`, `similar` (a product named like
     /// this one), `viewed_together`, `category_bestsellers`, `bestsellers` or `category`;
     /// the rest of the list may be filled from the later ones.
     pub strategy: String,
+}
+
+impl From<crate::engine::Recommendations> for RecommendationsOut {
+    fn from(r: crate::engine::Recommendations) -> Self {
+        RecommendationsOut {
+            items: r.items.into_iter().map(ProductOut::from).collect(),
+            strategy: r.strategy.to_owned(),
+        }
+    }
 }

@@ -33,6 +33,11 @@ const SESSION_VIEWS: usize = 20;
 const MAX_SESSIONS: usize = 20_000;
 /// Candidates taken from each of bought-together and name similarity before blending.
 const BLEND_CANDIDATES: usize = 200;
+/// Products taken from each item's list when a basket's lists are fused.
+const BASKET_CANDIDATES: usize = 50;
+/// Most items of a basket whose lists are fused: its latest ones (bounds the cost of
+/// a large cart; older items weigh little by then).
+pub const BASKET_CONTEXT: usize = 3;
 
 /// What the recommender knows.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -345,6 +350,58 @@ impl Recommender {
         out
     }
 
+    /// Recommendations for a whole basket (a cart; its items in the order they were
+    /// added): the lists of its latest [`BASKET_CONTEXT`] items
+    /// ([`Recommender::related_for`], so names, views and the shopper's own products count
+    /// as they do for one product) fused by reciprocal rank ([`Scoring::basket_fusion`]),
+    /// each weighing [`Scoring::basket_decay`] times the one added after it: what was
+    /// added last says most about what comes next. Nothing already in the basket is
+    /// offered.
+    pub fn related_to_basket(
+        &self,
+        basket: &[&str],
+        limit: usize,
+        scoring: &Scoring,
+        own: Option<&HashMap<String, u32>>,
+    ) -> Vec<(String, &'static str)> {
+        let mut context: Vec<&str> = Vec::new();
+        for &sku in basket.iter().rev() {
+            if context.len() >= BASKET_CONTEXT {
+                break;
+            }
+            if !context.contains(&sku) {
+                context.push(sku);
+            }
+        }
+        let depth = limit.max(BASKET_CANDIDATES);
+        let mut fused: HashMap<String, (f64, f64, &'static str)> = HashMap::new();
+        for (age, sku) in context.iter().enumerate() {
+            let weight = scoring.basket_decay.powi(age as i32);
+            for (rank, (s, why)) in self
+                .related_for(sku, depth, scoring, own)
+                .into_iter()
+                .enumerate()
+            {
+                if basket.contains(&s.as_str()) {
+                    continue;
+                }
+                let add = weight / (scoring.basket_fusion + rank as f64);
+                let e = fused.entry(s).or_insert((0.0, 0.0, why));
+                e.0 += add;
+                // Where it came from: the list that put it highest.
+                if add > e.1 {
+                    (e.1, e.2) = (add, why);
+                }
+            }
+        }
+        let mut all: Vec<(String, (f64, f64, &'static str))> = fused.into_iter().collect();
+        all.sort_by(|x, y| y.1.0.total_cmp(&x.1.0).then_with(|| x.0.cmp(&y.0)));
+        all.into_iter()
+            .take(limit)
+            .map(|(s, (_, _, why))| (s, why))
+            .collect()
+    }
+
     /// Blends name similarity into bought-together scores (each normalised by its best
     /// so the weight means the same for every product). A product never bought with
     /// anything gets nothing here (see `related`).
@@ -504,6 +561,32 @@ mod tests {
                 promotion_code: None,
             },
         }
+    }
+
+    #[test]
+    fn a_basket_gets_what_goes_with_its_latest_items_and_nothing_in_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = Recommender::open(dir.path(), Scoring::default()).unwrap();
+        for k in 0..3 {
+            rec.learn_order(&["TENT", "PEGS"], k);
+            rec.learn_order(&["LAMP", "BULB"], k);
+            rec.learn_order(&["TENT", "LAMP", "ROPE"], k);
+        }
+        let scoring = rec.scoring();
+        let skus = |basket: &[&str]| -> Vec<String> {
+            rec.related_to_basket(basket, 3, scoring, None)
+                .into_iter()
+                .map(|(s, _)| s)
+                .collect()
+        };
+        // What goes with both leads, then the latest item's partner before the older
+        // one's; nothing already in the basket comes back.
+        assert_eq!(skus(&["TENT", "LAMP"]), ["ROPE", "BULB", "PEGS"]);
+        assert_eq!(skus(&["LAMP", "TENT"]), ["ROPE", "PEGS", "BULB"]);
+        // One item: its own list.
+        let one: Vec<String> = rec.related("LAMP", 3).into_iter().map(|(s, _)| s).collect();
+        assert_eq!(skus(&["LAMP"]), one);
+        assert!(skus(&[]).is_empty());
     }
 
     #[test]

@@ -59,6 +59,23 @@ pub struct Scoring {
     /// it)` times its bought-together score (0: everyone sees the same list).
     #[serde(default)]
     pub own_weight: f64,
+    /// Recommendations for a basket (a cart): each item's list weighs this much less than
+    /// the one added after it (`basket_decay^age`, the latest item's age 0).
+    #[serde(default = "default_basket_decay")]
+    pub basket_decay: f64,
+    /// How a basket's items' lists are fused (reciprocal rank): an item's `r`-th product
+    /// (from 0) adds `1 / (basket_fusion + r)`, so a small value lets each item's first
+    /// few count most and a large one rewards products on many lists.
+    #[serde(default = "default_basket_fusion")]
+    pub basket_fusion: f64,
+}
+
+fn default_basket_decay() -> f64 {
+    Scoring::default().basket_decay
+}
+
+fn default_basket_fusion() -> f64 {
+    Scoring::default().basket_fusion
 }
 
 impl Scoring {
@@ -76,6 +93,8 @@ impl Scoring {
             name_weight: 0.0,
             name_shrink: 0.0,
             own_weight: 0.0,
+            basket_decay: BASKET_DECAY,
+            basket_fusion: BASKET_FUSION,
         }
     }
 }
@@ -98,9 +117,17 @@ impl Default for Scoring {
             name_weight: 0.15,
             name_shrink: 10.0,
             own_weight: OWN_WEIGHT,
+            basket_decay: BASKET_DECAY,
+            basket_fusion: BASKET_FUSION,
         }
     }
 }
+
+/// The default [`Scoring::basket_decay`].
+pub const BASKET_DECAY: f64 = 0.25;
+
+/// The default [`Scoring::basket_fusion`].
+pub const BASKET_FUSION: f64 = 10.0;
 
 /// The default [`Scoring::own_weight`], chosen out of sample in every month (BENCHMARKS.md,
 /// "Built: the shopper's own products").

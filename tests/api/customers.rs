@@ -484,6 +484,11 @@ async fn no_customer_reaches_another_customers_data_by_any_route() {
         ),
         (M::GET, format!("/api/v1/carts/{b_cart}"), None),
         (
+            M::GET,
+            format!("/api/v1/carts/{b_cart}/recommendations"),
+            None,
+        ),
+        (
             M::PATCH,
             format!("/api/v1/carts/{b_cart}"),
             Some(json!({"email": "x@example.com"})),

@@ -97,6 +97,8 @@ const ISSUE_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/admin/webhooks/{id}/deliveries"),
     ("POST", "/api/v1/admin/webhooks/{id}/replay"),
     ("POST", "/api/v1/admin/webhooks/{id}/resume"),
+    // Issue 22: basket-level recommendations.
+    ("GET", "/api/v1/carts/{id}/recommendations"),
 ];
 
 fn document_routes(doc: &Value) -> BTreeSet<(String, String)> {

@@ -106,6 +106,80 @@ async fn what_was_bought_together_comes_first_and_fallbacks_fill_in() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cart_gets_what_goes_with_its_latest_products_and_nothing_already_in_it() {
+    let app = spawn_app().await;
+    for sku in ["TENT", "PEGS", "LAMP", "BULB", "MUG", "SOAP"] {
+        app.create_product_in(sku, "Outdoor/Camping", 500, 10).await;
+    }
+    // TENT goes with PEGS, LAMP with BULB, three times each; MUG sells most, on its own.
+    let mut lines = Vec::new();
+    for k in 0..3 {
+        for (id, a, b) in [("t", "TENT", "PEGS"), ("l", "LAMP", "BULB")] {
+            lines.push(format!(
+                r#"{{"id": "{id}{k}", "created_at": "2011-05-01T10:00:00Z", "items": [{{"sku": "{a}", "quantity": 1}}, {{"sku": "{b}", "quantity": 1}}]}}"#
+            ));
+        }
+    }
+    for k in 0..8 {
+        lines.push(format!(
+            r#"{{"id": "m{k}", "created_at": "2011-05-01T10:00:00Z", "items": [{{"sku": "MUG", "quantity": 1}}]}}"#
+        ));
+    }
+    let r = app.import_orders(&lines.join("\n")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let cart = app.cart_with("TENT", 1).await;
+    let path = format!("/api/v1/carts/{cart}/recommendations?limit=4");
+    let r = app.get(&path).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(skus(&r)[0], "PEGS", "{}", r.body);
+    assert_eq!(r.body["strategy"], "bought_together");
+    // LAMP added last: what goes with it comes first, then what goes with the tent;
+    // nothing in the cart; a free slot goes to the best seller.
+    let added = app
+        .post_json(
+            &format!("/api/v1/carts/{cart}/items"),
+            json!({"sku": "LAMP", "quantity": 1}),
+        )
+        .await;
+    assert_eq!(added.status, 200, "{}", added.body);
+    let r = app.get(&path).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let got = skus(&r);
+    assert_eq!(&got[..3], ["BULB", "PEGS", "MUG"], "{}", r.body);
+    assert!(!got.contains(&"TENT".into()) && !got.contains(&"LAMP".into()));
+    // Out of stock is never offered.
+    let r = app
+        .send(
+            app.admin(app.client.put(app.url("/api/v1/admin/inventory/BULB")))
+                .json(&json!({"on_hand": 0})),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(skus(&app.get(&path).await)[0], "PEGS");
+
+    // An empty cart: best sellers.
+    let empty = app.create_cart().await;
+    let r = app
+        .get(&format!("/api/v1/carts/{empty}/recommendations"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["strategy"], "bestsellers");
+    assert_eq!(skus(&r)[0], "MUG");
+    // Bad input: a list too long, a cart that does not exist.
+    let bad = app
+        .get(&format!("/api/v1/carts/{cart}/recommendations?limit=51"))
+        .await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert_eq!(bad.content_type, "application/problem+json");
+    let missing = app
+        .get(&format!("/api/v1/carts/{}/recommendations", "c".repeat(32)))
+        .await;
+    assert_eq!(missing.status, 404, "{}", missing.body);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn products_viewed_in_one_session_recommend_each_other() {
     let app = spawn_app().await;
     for sku in ["VA", "VB", "VC"] {
