@@ -357,6 +357,16 @@ async fn a_shopper_buys_in_a_real_browser_with_and_without_javascript() {
             .unwrap();
         assert_eq!(r.status(), 201);
     }
+    // The helmet was bought with the suit before: the cart page suggests the suit.
+    let r = client
+        .post(format!("{}/api/v1/admin/orders/import", server.base))
+        .bearer_auth(BINARY_TOKEN)
+        .header("content-type", "application/x-ndjson")
+        .body(r#"{"id": "past-1", "created_at": "2026-11-01T10:00:00Z", "items": [{"sku": "HELM-1", "quantity": 1}, {"sku": "SUIT-1", "quantity": 1}]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     // Searchable within a second of the write.
     let searchable = eventually(Duration::from_secs(10), || {
         let (client, base) = (client.clone(), server.base.clone());
@@ -433,6 +443,11 @@ async fn a_shopper_buys_in_a_real_browser_with_and_without_javascript() {
             "{report}"
         );
         assert_eq!(report["not_found_heading"], "Not found");
+        assert_eq!(
+            report["cart_suggestions"],
+            json!({"heading": "Goes well with your cart", "names": ["Kepler Pressure Suit"]}),
+            "{report}"
+        );
         assert_eq!(report["account_heading"], "Hello, Ada");
         if mode == "js" {
             for (page, violations) in report["violations"].as_object().unwrap() {

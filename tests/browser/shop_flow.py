@@ -1,7 +1,7 @@
 """A shopper in a real browser: headless Chromium (Debian's package) driven by Selenium.
 
-Finds a product by searching with a typo, opens it, adds it to the cart, applies nothing
-fancy, checks out on the one-page form and reaches the confirmation. Every page is saved
+Finds a product by searching with a typo, opens it, adds it to the cart (noting what the
+cart page suggests with it), applies nothing fancy, checks out on the one-page form and reaches the confirmation. Every page is saved
 as a screenshot and checked with axe-core (run in the page); the run fails on any
 serious or critical violation.
 
@@ -61,6 +61,10 @@ try:
     driver.find_element(By.CSS_SELECTOR, "form.add button").click()
     wait.until(lambda d: d.current_url.endswith("/cart"))
     check("cart")
+    report["cart_suggestions"] = {
+        "heading": driver.find_element(By.ID, "with-cart").text,
+        "names": [e.text for e in driver.find_elements(By.CSS_SELECTOR, "section[aria-labelledby=with-cart] .card .name")],
+    }
     driver.find_element(By.CSS_SELECTOR, "a.button[href='/checkout']").click()
     wait.until(lambda d: d.current_url.endswith("/checkout"))
     check("checkout")

@@ -592,10 +592,23 @@ fn cart_context(view: Option<&CartView>) -> Value {
     }
 }
 
-/// `GET /cart`.
+/// `GET /cart`, with what goes with the cart below it.
 async fn cart(State(s): State<AppState>, headers: HeaderMap) -> Response {
     let view = current_cart(&s, &headers).await;
-    private_page(&s, &headers, "cart.html", cart_context(view.as_ref()))
+    let mut ctx = cart_context(view.as_ref());
+    if let Some(v) = view.filter(|v| !v.cart.lines.is_empty()) {
+        let me = viewer(&s, &headers).await;
+        // A page can always be shown: without recommendations if they fail.
+        if let Ok(r) = s
+            .engine
+            .cart_recommendations(&v.cart.id, 4, me.as_ref())
+            .await
+        {
+            ctx["recommendations"] = json!(r.items.iter().map(card).collect::<Vec<_>>());
+            ctx["strategy"] = json!(r.strategy);
+        }
+    }
+    private_page(&s, &headers, "cart.html", ctx)
 }
 
 /// The cart page again with a message (a refused change), status 422.
