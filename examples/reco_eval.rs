@@ -345,6 +345,20 @@ fn month_start(year: i32, month: u32) -> i64 {
     .expect("month")
 }
 
+/// A rolling split of 2011: the orders before month `m` (to learn from) and those in it
+/// (to test on).
+type Split<'a> = (Vec<&'a PastOrder>, Vec<&'a PastOrder>);
+
+fn month_split(history: &emporium::domain::history::UciHistory, m: u32) -> Split<'_> {
+    let (start, end) = (month_start(2011, m), month_start(2011, m + 1));
+    let before = |o: &&PastOrder| o.created_at < start;
+    let during = |o: &&PastOrder| o.created_at >= start && o.created_at < end;
+    (
+        history.orders.iter().filter(before).collect(),
+        history.orders.iter().filter(during).collect(),
+    )
+}
+
 /// One rolling fold: learn from everything before a month, test on that month.
 struct Fold<'a> {
     label: String,
@@ -381,17 +395,7 @@ fn folds(history: &emporium::domain::history::UciHistory, per_basket: u64) -> Ve
     // test); each learns from everything before it.
     (4..=9)
         .map(|m| {
-            let (start, end) = (month_start(2011, m), month_start(2011, m + 1));
-            let train: Vec<&PastOrder> = history
-                .orders
-                .iter()
-                .filter(|o| o.created_at < start)
-                .collect();
-            let test: Vec<&PastOrder> = history
-                .orders
-                .iter()
-                .filter(|o| o.created_at >= start && o.created_at < end)
-                .collect();
+            let (train, test) = month_split(history, m);
             let mut bought: HashMap<&str, HashMap<String, u32>> = HashMap::new();
             for o in &train {
                 if let Some(c) = customer.get(&o.id) {
@@ -673,17 +677,7 @@ fn baskets(history: &emporium::domain::history::UciHistory) {
     let mut sums = [0.0f64; 6];
     let mut months = 0.0;
     for m in 4..=9 {
-        let (start, end) = (month_start(2011, m), month_start(2011, m + 1));
-        let train: Vec<&PastOrder> = history
-            .orders
-            .iter()
-            .filter(|o| o.created_at < start)
-            .collect();
-        let test: Vec<&PastOrder> = history
-            .orders
-            .iter()
-            .filter(|o| o.created_at >= start && o.created_at < end)
-            .collect();
+        let (train, test) = month_split(history, m);
         let cases = cart_cases(&test);
         let popular = best_sellers(&train, 60, false);
         let counts = learn(&train, &plain);

@@ -165,14 +165,17 @@ impl Engine {
         self.recommendations_for(sku, limit, None).await
     }
 
-    /// The products in a customer's latest orders, each with how many of those orders
-    /// had it.
+    /// The products in a signed-in shopper's latest orders, each with how many of those
+    /// orders had it (`None` for a guest).
     async fn products_bought_by(
         &self,
-        customer_id: &str,
-    ) -> Result<std::collections::HashMap<String, u32>, EngineError> {
+        shopper: Option<&Authenticated>,
+    ) -> Result<Option<std::collections::HashMap<String, u32>>, EngineError> {
+        let Some(shopper) = shopper else {
+            return Ok(None);
+        };
         let page = self
-            .customer_orders(customer_id, None, MAX_HISTORY_PAGE)
+            .customer_orders(&shopper.customer_id, None, MAX_HISTORY_PAGE)
             .await?;
         let mut own = std::collections::HashMap::new();
         for order in &page.items {
@@ -180,7 +183,7 @@ impl Engine {
                 *own.entry(line.sku.as_str().to_owned()).or_default() += 1;
             }
         }
-        Ok(own)
+        Ok(Some(own))
     }
 
     /// [`Engine::recommendations`] for a shopper: a signed-in customer's own earlier
@@ -196,10 +199,7 @@ impl Engine {
     ) -> Result<Recommendations, EngineError> {
         check_limit(limit)?;
         let me = self.product(sku).await?.product;
-        let own = match shopper {
-            Some(auth) => Some(self.products_bought_by(&auth.customer_id).await?),
-            None => None,
-        };
+        let own = self.products_bought_by(shopper).await?;
         let related = self.inner.recommender.related_for(
             me.sku.as_str(),
             limit * 4,
@@ -225,10 +225,7 @@ impl Engine {
         super::check_id(id, "cart")?;
         let cart = self.inner.carts.get(id).await??;
         let skus: Vec<&str> = cart.lines.iter().map(|l| l.sku.as_str()).collect();
-        let own = match shopper {
-            Some(auth) => Some(self.products_bought_by(&auth.customer_id).await?),
-            None => None,
-        };
+        let own = self.products_bought_by(shopper).await?;
         let related = self.inner.recommender.related_to_basket(
             &skus,
             limit * 4,
