@@ -313,7 +313,7 @@ impl Engine {
                     in_stock: Some(true),
                     // Enough to fill the list past the excluded products, within the
                     // search's own page bound.
-                    limit: Some((limit + exclude.len() + limit).min(100) as i64),
+                    limit: Some((2 * limit + exclude.len()).min(100) as i64),
                     ..Default::default()
                 })
                 .await?;

@@ -570,9 +570,19 @@ async fn viewer(s: &AppState, headers: &HeaderMap) -> Option<crate::engine::Auth
 /// The shopper's cart: the one in the cookie if it is still there and theirs (a cart an
 /// account holds is shown only to that account).
 async fn current_cart(s: &AppState, headers: &HeaderMap) -> Option<CartView> {
-    let id = cookie(headers, CART_COOKIE)?;
     let who = viewer(s, headers).await;
-    s.engine.check_cart_access(&id, who.as_ref()).await.ok()?;
+    cart_of(s, headers, who.as_ref()).await
+}
+
+/// [`current_cart`] for a shopper already authenticated (`None`: a guest), so that a
+/// handler that needs both reads the session once.
+async fn cart_of(
+    s: &AppState,
+    headers: &HeaderMap,
+    who: Option<&crate::engine::Authenticated>,
+) -> Option<CartView> {
+    let id = cookie(headers, CART_COOKIE)?;
+    s.engine.check_cart_access(&id, who).await.ok()?;
     let view = s.engine.cart(&id).await.ok()?;
     // A checked-out cart is done with: the next item starts a new one.
     (view.cart.status == crate::domain::cart::CartStatus::Open).then_some(view)
@@ -594,10 +604,10 @@ fn cart_context(view: Option<&CartView>) -> Value {
 
 /// `GET /cart`, with what goes with the cart below it.
 async fn cart(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    let view = current_cart(&s, &headers).await;
+    let me = viewer(&s, &headers).await;
+    let view = cart_of(&s, &headers, me.as_ref()).await;
     let mut ctx = cart_context(view.as_ref());
     if let Some(v) = view.filter(|v| !v.cart.lines.is_empty()) {
-        let me = viewer(&s, &headers).await;
         // A page can always be shown: without recommendations if they fail.
         if let Ok(r) = s
             .engine
@@ -782,7 +792,7 @@ async fn checkout(
         Ok(order) => see_other(&format!("/orders/{}?placed=1", order.id)),
         Err(e) => {
             let message = super::error::ApiError::from(e).detail;
-            let Some(view) = current_cart(&s, &headers).await else {
+            let Some(view) = cart_of(&s, &headers, who.as_ref()).await else {
                 return error_page(&s, StatusCode::UNPROCESSABLE_ENTITY, &message);
             };
             let keep: Value = form
