@@ -590,6 +590,25 @@ mod tests {
     }
 
     #[test]
+    fn a_shoppers_own_products_rise_in_a_baskets_list_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = Recommender::open(dir.path(), Scoring::default()).unwrap();
+        for k in 0..3 {
+            rec.learn_order(&["TENT", "PEGS"], k);
+        }
+        rec.learn_order(&["TENT", "MINE"], 3);
+        let skus = |own: Option<&HashMap<String, u32>>| -> Vec<String> {
+            rec.related_to_basket(&["TENT"], 2, rec.scoring(), own)
+                .into_iter()
+                .map(|(s, _)| s)
+                .collect()
+        };
+        assert_eq!(skus(None), ["PEGS", "MINE"]);
+        let own: HashMap<String, u32> = [("MINE".to_owned(), 2)].into_iter().collect();
+        assert_eq!(skus(Some(&own)), ["MINE", "PEGS"]);
+    }
+
+    #[test]
     fn learning_is_idempotent_by_sequence_and_survives_a_snapshot() {
         let dir = tempfile::tempdir().unwrap();
         let r = Recommender::open(dir.path(), Scoring::default()).unwrap();
