@@ -8,6 +8,7 @@
 //! does not exist.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use super::credentials::{self, is_token};
 use super::{Engine, EngineError, check_id, millis};
@@ -434,14 +435,27 @@ impl Engine {
                 Some(suffix)
             }
         };
+        let (orders, next_cursor) = self.history(customer_id, after.as_deref(), limit).await?;
+        let items = orders.iter().map(|o| Order::clone(o)).collect();
+        Ok(CustomerOrderPage { items, next_cursor })
+    }
+
+    /// A page of a customer's history after `after` (newest first, at most `limit`),
+    /// decoded once per stored version, and the cursor of the next page.
+    pub(crate) async fn history(
+        &self,
+        customer_id: &str,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<(Vec<Arc<Order>>, Option<String>), EngineError> {
         let tables = self.inner.store.tables();
-        let keys = self.history_keys(customer_id, after.as_deref(), limit + 1)?;
+        let keys = self.history_keys(customer_id, after, limit + 1)?;
         let more = keys.len() > limit;
         let page: Vec<(Vec<u8>, String)> = keys.into_iter().take(limit).collect();
         let mut items = Vec::with_capacity(limit);
         for (_, order_id) in &page {
             // A failed checkout never became an order (as in the admin's listing).
-            if let Some(o) = tables.orders.get(order_id.as_str())?
+            if let Some(o) = tables.order(order_id)?
                 && o.status != crate::domain::order::OrderStatus::Failed
             {
                 items.push(o);
@@ -455,7 +469,7 @@ impl Engine {
                     .map(|(suffix, id)| format!("{}{id}", hex(&suffix[..8])))
             })
             .flatten();
-        Ok(CustomerOrderPage { items, next_cursor })
+        Ok((items, next_cursor))
     }
 
     /// The keys (time-and-id suffixes, newest first) of a customer's history after

@@ -174,11 +174,11 @@ impl Engine {
         let Some(shopper) = shopper else {
             return Ok(None);
         };
-        let page = self
-            .customer_orders(&shopper.customer_id, None, MAX_HISTORY_PAGE)
+        let (orders, _) = self
+            .history(&shopper.customer_id, None, MAX_HISTORY_PAGE)
             .await?;
         let mut own = std::collections::HashMap::new();
-        for order in &page.items {
+        for order in &orders {
             for line in &order.lines {
                 *own.entry(line.sku.as_str().to_owned()).or_default() += 1;
             }

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::dispatcher::{Delivery, Subscriber};
 use crate::domain::event::{DomainEvent, LoggedEvent};
 use crate::storage::{Record, StorageError, Store, codec};
+use intern::top_k;
 use names::NameIndex;
 use stats::{CoStats, Scoring};
 
@@ -313,15 +314,20 @@ impl Recommender {
                 }
             }
             // Their own products bought with this one but past the candidates taken.
-            for (s, &n) in own {
-                if s != sku
-                    && !taken.contains(s.as_str())
-                    && let Some(x) = m.bought.score(sku, s, scoring)
-                {
-                    bought.push((Arc::from(s.as_str()), x * lift(n)));
+            if let Some(score) = m.bought.scorer(sku, scoring) {
+                for (s, &n) in own {
+                    if s != sku
+                        && !taken.contains(s.as_str())
+                        && let Some(x) = score(s)
+                    {
+                        bought.push((Arc::from(s.as_str()), x * lift(n)));
+                    }
                 }
             }
-            bought.sort_by(|x, y| y.1.total_cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
+            // Blended as a guest's list is: the best `BLEND_CANDIDATES` (or `limit`).
+            bought = top_k(bought, limit.max(BLEND_CANDIDATES), |x, y| {
+                y.1.total_cmp(&x.1).then_with(|| x.0.cmp(&y.0))
+            });
         }
         let seen = f64::from(m.bought.count(sku).max(1));
         let weight = scoring.name_weight * (1.0 + scoring.name_shrink / seen);

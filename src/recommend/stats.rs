@@ -316,8 +316,21 @@ impl CoStats {
     /// How `b` scores as a partner of `a`, as [`CoStats::related`] scores it (`None`: not
     /// a partner under `scoring`'s minimum support).
     pub fn score(&self, a: &str, b: &str, scoring: &Scoring) -> Option<f64> {
-        let (a, b) = (self.names.id(a)?, self.names.id(b)?);
-        self.pair_score(b, self.pairs[a as usize].get(&b)?, scoring)
+        self.scorer(a, scoring)?(b)
+    }
+
+    /// [`CoStats::score`] of any item as a partner of `a`, with `a` looked up once
+    /// (`None`: `a` was never learned): for scoring many items against one.
+    pub fn scorer<'s>(
+        &'s self,
+        a: &str,
+        scoring: &'s Scoring,
+    ) -> Option<impl Fn(&str) -> Option<f64> + 's> {
+        let partners = &self.pairs[self.names.id(a)? as usize];
+        Some(move |b: &str| {
+            let b = self.names.id(b)?;
+            self.pair_score(b, partners.get(&b)?, scoring)
+        })
     }
 
     /// The score of partner `b` with pair counts `p`: `w(a, b) / W(b)^β`, or `None` below

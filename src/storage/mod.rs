@@ -632,6 +632,8 @@ impl<V: Record> DecodedCache<V> {
 pub struct Tables {
     /// Decoded products (see [`DecodedCache`]); read them with [`Tables::product`].
     product_cache: Arc<DecodedCache<crate::domain::product::Product>>,
+    /// Decoded orders (see [`DecodedCache`]); read them with [`Tables::order`].
+    order_cache: Arc<DecodedCache<crate::domain::order::Order>>,
     /// Products by SKU.
     pub products: Table<str, crate::domain::product::Product>,
     /// Carts by id.
@@ -710,6 +712,9 @@ pub struct Tables {
 
 /// Decoded products kept by [`Tables::product`].
 const PRODUCT_CACHE_ITEMS: usize = 8_192;
+/// Decoded orders kept by [`Tables::order`]: a page of history for each of 160 shoppers
+/// (an order of ten lines decodes to about 2 KB, so at most about 32 MB).
+const ORDER_CACHE_ITEMS: usize = 16_384;
 
 impl Tables {
     /// One product, decoded once per stored version (see [`DecodedCache`]).
@@ -718,6 +723,15 @@ impl Tables {
         sku: &str,
     ) -> Result<Option<Arc<crate::domain::product::Product>>, StorageError> {
         self.product_cache.get(&self.products, sku)
+    }
+
+    /// One order, decoded once per stored version (see [`DecodedCache`]): a shopper's
+    /// history is read on every recommendation made for them.
+    pub fn order(
+        &self,
+        id: &str,
+    ) -> Result<Option<Arc<crate::domain::order::Order>>, StorageError> {
+        self.order_cache.get(&self.orders, id)
     }
 }
 
@@ -965,6 +979,7 @@ impl Store {
         let opened = (|| {
             let tables = Tables {
                 product_cache: Arc::new(DecodedCache::new(PRODUCT_CACHE_ITEMS)),
+                order_cache: Arc::new(DecodedCache::new(ORDER_CACHE_ITEMS)),
                 products: Table::open(&db, (&barrier, &ops), "products")?,
                 carts: Table::open(&db, (&barrier, &ops), "carts")?,
                 stock: Table::open(&db, (&barrier, &ops), "stock")?,
