@@ -435,14 +435,18 @@ impl Engine {
                 Some(suffix)
             }
         };
-        let (orders, next_cursor) = self.history(customer_id, after.as_deref(), limit).await?;
+        let (orders, next_cursor) = self.history(customer_id, after.as_deref(), limit)?;
+        // Show only what is durable.
+        let barrier = self.inner.store.barrier();
+        barrier.wait(barrier.current()).await?;
         let items = orders.iter().map(|o| Order::clone(o)).collect();
         Ok(CustomerOrderPage { items, next_cursor })
     }
 
     /// A page of a customer's history after `after` (newest first, at most `limit`),
-    /// decoded once per stored version, and the cursor of the next page.
-    pub(crate) async fn history(
+    /// decoded once per stored version, and the cursor of the next page. It may hold an
+    /// order not yet durable: a caller that shows it waits for the barrier first.
+    pub(crate) fn history(
         &self,
         customer_id: &str,
         after: Option<&[u8]>,
@@ -461,8 +465,6 @@ impl Engine {
                 items.push(o);
             }
         }
-        let barrier = self.inner.store.barrier();
-        barrier.wait(barrier.current()).await?;
         let next_cursor = more
             .then(|| {
                 page.last()
