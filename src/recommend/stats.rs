@@ -402,6 +402,30 @@ mod tests {
     }
 
     #[test]
+    fn one_query_scores_many_partners_as_related_ranks_them() {
+        let mut s = CoStats::default();
+        let plain = Scoring::plain();
+        s.learn(&["a", "b", "c"], 1.0, &plain);
+        s.learn(&["a", "b"], 1.0, &plain);
+        s.learn(&["d", "e"], 1.0, &plain);
+        let score = s.scorer("a", &plain).expect("a was learned");
+        for (b, x) in s.related("a", &plain, 10) {
+            assert_eq!(score(&b), Some(x));
+            assert_eq!(s.score("a", &b, &plain), Some(x));
+        }
+        assert_eq!((score("b"), score("c")), (Some(2.0), Some(1.0)));
+        // Learned but never with "a"; never learned; and no scorer for an unknown query.
+        assert_eq!((score("d"), score("zzz"), score("a")), (None, None, None));
+        assert!(s.scorer("zzz", &plain).is_none());
+        let strict = Scoring {
+            min_support: 2,
+            ..plain
+        };
+        let score = s.scorer("a", &strict).unwrap();
+        assert_eq!((score("b"), score("c")), (Some(2.0), None));
+    }
+
+    #[test]
     fn damping_stops_best_sellers_topping_every_list() {
         let mut s = CoStats::default();
         // "milk" is in every basket; "bun" goes with "sausage" specifically.
