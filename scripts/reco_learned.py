@@ -173,6 +173,13 @@ def train(built, mask, l2=1.0):
     res = minimize(loss, w0, args=(data, l2), jac=True, method="L-BFGS-B")
     return res.x
 
+def fill(top, q, D):
+    """Best sellers fill the free slots of a list of ten for query `q`."""
+    for j in D["best"]:
+        if len(top) >= 10: break
+        if j != q and j not in top: top.append(j)
+
+
 def hit(D, built, scorer):
     h10 = 0
     for q, h, f in built:
@@ -183,9 +190,7 @@ def hit(D, built, scorer):
             sc = scorer(F, ours)
             order = np.lexsort((cand, -sc))
             top = [int(cand[j]) for j in order[:10]]
-            for j in D["best"]:
-                if len(top) >= 10: break
-                if j != q and j not in top: top.append(j)
+            fill(top, q, D)
         h10 += h in top
     return h10 / len(built)
 
@@ -196,9 +201,7 @@ def plain_hit(D, cs):
         else:
             p = D["P"][q].toarray().ravel(); p[q] = 0
             top = [int(j) for j in topk(p, 10)]
-            for j in D["best"]:
-                if len(top) >= 10: break
-                if j != q and j not in top: top.append(j)
+            fill(top, q, D)
         h10 += h in top
     return h10 / len(cs)
 
@@ -256,9 +259,7 @@ def run_embeddings():
                     s_ = ours + mu * (Em[cand] @ Em[q])
                     order = np.lexsort((cand, -s_))
                     top = [int(cand[j]) for j in order[:10]]
-                    for j in Dt["best"]:
-                        if len(top) >= 10: break
-                        if j != q and j not in top: top.append(j)
+                    fill(top, q, Dt)
                 h10 += h in top
             v = h10 / len(test); res.setdefault(mu, []).append(v); line.append(f"{mu}:{v:.4f}")
         print(" ".join(line), flush=True)

@@ -712,8 +712,9 @@ pub struct Tables {
 
 /// Decoded products kept by [`Tables::product`].
 const PRODUCT_CACHE_ITEMS: usize = 8_192;
-/// Decoded orders kept by [`Tables::order`]: a page of history for each of 160 shoppers
-/// (an order of ten lines decodes to about 2 KB, so at most about 32 MB).
+/// Decoded orders kept by [`Tables::order`] (each entry holds the order's stored bytes
+/// and its decoded value): a full page of history (100 orders) for 163 shoppers, or the
+/// whole history of thousands of shoppers with a few orders each.
 const ORDER_CACHE_ITEMS: usize = 16_384;
 
 impl Tables {
