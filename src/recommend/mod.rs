@@ -400,12 +400,12 @@ impl Recommender {
                 }
             }
         }
-        let mut all: Vec<(String, (f64, f64, &'static str))> = fused.into_iter().collect();
-        all.sort_by(|x, y| y.1.0.total_cmp(&x.1.0).then_with(|| x.0.cmp(&y.0)));
-        all.into_iter()
-            .take(limit)
-            .map(|(s, (_, _, why))| (s, why))
-            .collect()
+        top_k(fused.into_iter().collect(), limit, |x, y| {
+            y.1.0.total_cmp(&x.1.0).then_with(|| x.0.cmp(&y.0))
+        })
+        .into_iter()
+        .map(|(s, (_, _, why))| (s, why))
+        .collect()
     }
 
     /// Blends name similarity into bought-together scores (each normalised by its best
@@ -435,12 +435,12 @@ impl Recommender {
                 scored.entry(s).or_insert((0.0, "similar")).0 += weight * sim;
             }
         }
-        let mut all: Vec<(Arc<str>, (f64, &'static str))> = scored.into_iter().collect();
-        all.sort_by(|x, y| y.1.0.total_cmp(&x.1.0).then_with(|| x.0.cmp(&y.0)));
-        all.into_iter()
-            .take(limit)
-            .map(|(s, (_, why))| (s.to_string(), why))
-            .collect()
+        top_k(scored.into_iter().collect(), limit, |x, y| {
+            y.1.0.total_cmp(&x.1.0).then_with(|| x.0.cmp(&y.0))
+        })
+        .into_iter()
+        .map(|(s, (_, why))| (s.to_string(), why))
+        .collect()
     }
 
     /// Sets the name of a product (`None`: it was deleted), for name similarity.
@@ -569,6 +569,19 @@ mod tests {
         }
     }
 
+    /// The SKUs of `related_to_basket` with the default scoring.
+    fn basket_list(
+        rec: &Recommender,
+        basket: &[&str],
+        limit: usize,
+        own: Option<&HashMap<String, u32>>,
+    ) -> Vec<String> {
+        rec.related_to_basket(basket, limit, rec.scoring(), own)
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect()
+    }
+
     #[test]
     fn a_basket_gets_what_goes_with_its_latest_items_and_nothing_in_it() {
         let dir = tempfile::tempdir().unwrap();
@@ -578,13 +591,7 @@ mod tests {
             rec.learn_order(&["LAMP", "BULB"], k);
             rec.learn_order(&["TENT", "LAMP", "ROPE"], k);
         }
-        let scoring = rec.scoring();
-        let skus = |basket: &[&str]| -> Vec<String> {
-            rec.related_to_basket(basket, 3, scoring, None)
-                .into_iter()
-                .map(|(s, _)| s)
-                .collect()
-        };
+        let skus = |basket: &[&str]| basket_list(&rec, basket, 3, None);
         // What goes with both leads, then the latest item's partner before the older
         // one's; nothing already in the basket comes back.
         assert_eq!(skus(&["TENT", "LAMP"]), ["ROPE", "BULB", "PEGS"]);
@@ -603,12 +610,7 @@ mod tests {
             rec.learn_order(&["TENT", "PEGS"], k);
         }
         rec.learn_order(&["TENT", "MINE"], 3);
-        let skus = |own: Option<&HashMap<String, u32>>| -> Vec<String> {
-            rec.related_to_basket(&["TENT"], 2, rec.scoring(), own)
-                .into_iter()
-                .map(|(s, _)| s)
-                .collect()
-        };
+        let skus = |own: Option<&HashMap<String, u32>>| basket_list(&rec, &["TENT"], 2, own);
         assert_eq!(skus(None), ["PEGS", "MINE"]);
         let own: HashMap<String, u32> = [("MINE".to_owned(), 2)].into_iter().collect();
         assert_eq!(skus(Some(&own)), ["MINE", "PEGS"]);

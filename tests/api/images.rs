@@ -205,13 +205,7 @@ async fn catalog_reads_carry_an_etag_and_answer_304_until_they_change() {
         .to_str()
         .unwrap()
         .to_owned();
-    let r = app
-        .send(
-            app.admin(app.client.put(app.url("/api/v1/admin/inventory/HELM-1")))
-                .json(&json!({"on_hand": 9})),
-        )
-        .await;
-    assert_eq!(r.status, 200);
+    app.set_on_hand("HELM-1", 9).await;
     let after = raw_get(&app, "/api/v1/products/HELM-1", Some(&tag)).await;
     assert_eq!(
         after.status(),

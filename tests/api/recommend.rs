@@ -90,13 +90,7 @@ async fn what_was_bought_together_comes_first_and_fallbacks_fill_in() {
     assert_eq!(skus(&r), ["RB", "RC", "RD", "RE"]);
 
     // Out of stock products are never recommended.
-    let r = app
-        .send(
-            app.admin(app.client.put(app.url("/api/v1/admin/inventory/RB")))
-                .json(&json!({"on_hand": 0})),
-        )
-        .await;
-    assert_eq!(r.status, 200);
+    app.set_on_hand("RB", 0).await;
     assert!(!skus(&recs(&app, "RA").await).contains(&"RB".to_owned()));
 
     // A product never bought with anything: best sellers of its category.
@@ -149,13 +143,7 @@ async fn a_cart_gets_what_goes_with_its_latest_products_and_nothing_already_in_i
     assert_eq!(&got[..3], ["BULB", "PEGS", "MUG"], "{}", r.body);
     assert!(!got.contains(&"TENT".into()) && !got.contains(&"LAMP".into()));
     // Out of stock is never offered.
-    let r = app
-        .send(
-            app.admin(app.client.put(app.url("/api/v1/admin/inventory/BULB")))
-                .json(&json!({"on_hand": 0})),
-        )
-        .await;
-    assert_eq!(r.status, 200);
+    app.set_on_hand("BULB", 0).await;
     assert_eq!(skus(&app.get(&path).await)[0], "PEGS");
 
     // An empty cart: best sellers.
